@@ -1,0 +1,41 @@
+# Two commands set up a fresh machine: `make demo` and `make test` (each bootstraps .venv).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-test
+DEMO_STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit emulator clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/python -m airflow_provider_edgeinfer.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_provider_edgeinfer dags_examples tests benchmarks
+	$(BIN)/ruff format --check airflow_provider_edgeinfer dags_examples tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+emulator: $(DEMO_STAMP)
+	$(BIN)/python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8080
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Vendor API clients: pydantic models and httpx, with no Airflow import anywhere below here."""

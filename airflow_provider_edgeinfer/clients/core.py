@@ -1,0 +1,306 @@
+"""The pure core every vendor client is written against (DESIGN principle 1).
+
+A vendor API class (:class:`VendorAPI` subclass) turns each endpoint into a :class:`Call`: a plain
+description of the HTTP request plus a pure ``parse`` function for the answer. It never does I/O.
+Two thin shells carry calls: :class:`~airflow_provider_edgeinfer.clients.transport.SyncClient` on
+workers and :class:`~airflow_provider_edgeinfer.clients.transport.AsyncClient` in triggers. So each
+vendor call is written exactly once, and error mapping and retry rules are shared and pure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from airflow_provider_edgeinfer.clients.jobs import Job
+from airflow_provider_edgeinfer.clients.redact import redact_text
+from airflow_provider_edgeinfer.clients.retry import Safety
+from airflow_provider_edgeinfer.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    EdgeInferError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+    VendorAPIError,
+    VendorValidationError,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+#: How much of an error body may be quoted in a message.
+MAX_QUOTED_BODY = 300
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    """What a sender hands to ``parse``: the answer, fully read, without the request's secrets."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    url: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One HTTP exchange with a vendor, described as data; ``parse`` turns the answer into ``T``."""
+
+    operation: str
+    method: str
+    url: str
+    parse: Callable[[HttpResult], T]
+    safety: Safety = Safety.IDEMPOTENT
+    json: Any = None
+    params: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] | None = None
+    content: bytes | None = None
+    #: Multipart form parts (httpx ``files=``); file objects are streamed, never read whole.
+    files: Mapping[str, Any] | None = None
+    data: Mapping[str, Any] | None = None
+    #: Read timeout override (Theta ``wait``, OmniTensor's synchronous inference).
+    read_timeout: float | None = None
+    #: Identity quoted in errors (a request, batch or model id).
+    request_id: str | None = None
+    #: False for presigned URLs: the bearer credential is never attached.
+    authenticated: bool = True
+    #: Per-call error mapping that wins over the vendor's (e.g. OctoAI 404 on a result = expired).
+    on_error: Callable[[HttpResult], EdgeInferError | None] | None = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing and the call that fetches the next one (None on the last page)."""
+
+    items: list[T]
+    next_call: Call[Page[T]] | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    """An API key and, for OmniTensor, a secret. ``repr`` shows neither."""
+
+    api_key: SecretStr
+    secret: SecretStr | None = None
+
+    @classmethod
+    def of(cls, api_key: str, secret: str | None = None) -> Credentials:
+        return cls(SecretStr(api_key), SecretStr(secret) if secret else None)
+
+    def __repr__(self) -> str:
+        return "Credentials(api_key='**********')"
+
+    def values(self) -> tuple[str, ...]:
+        """The raw secrets, for scrubbing text that must never carry them."""
+        out = [self.api_key.get_secret_value()]
+        if self.secret is not None:
+            out.append(self.secret.get_secret_value())
+        return tuple(v for v in out if v)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, *, vendor: str, field_name: str = "host") -> str:
+    """A usable base URL: https, or plain http only on a loopback host (the emulator)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{field_name} {url!r} is not an http(s) URL", vendor=vendor, hint="Use e.g. https://api.example.com."
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"{field_name} {parts.scheme}://{parts.hostname} must use https (plain http is allowed only on loopback)",
+            vendor=vendor,
+        )
+    return url.rstrip("/")
+
+
+def host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+class VendorAPI:
+    """Base of the pure vendor API classes: error mapping and helpers shared by all four."""
+
+    vendor: ClassVar[str] = "vendor"
+    #: Response headers that carry the vendor's own request id, appended to error messages.
+    request_id_headers: ClassVar[tuple[str, ...]] = ()
+
+    def base_urls(self) -> tuple[str, ...]:
+        """Every base URL of this connection: the only hosts that may receive the credential."""
+        raise NotImplementedError
+
+    def allowed_hosts(self) -> frozenset[str]:
+        return frozenset(host_of(u) for u in self.base_urls())
+
+    def build_auth(self, credentials: Credentials) -> httpx.Auth:
+        """How the credential travels; the default is a bearer header to this connection's hosts."""
+        from airflow_provider_edgeinfer.clients.auth import BearerAuth
+
+        return BearerAuth(credentials.api_key.get_secret_value(), self.allowed_hosts(), self.vendor)
+
+    # -- the vendor-neutral surface used by operators, triggers and sensors ---------------------
+    #
+    # ``service`` is the Theta alias, OctoAI endpoint, infrai route or OmniTensor model id. A vendor
+    # whose inference is synchronous returns an already terminal Job from ``submit`` and None from
+    # ``status``. Operators never ask which vendor they talk to: only these five methods.
+
+    def submit(
+        self,
+        service: str,
+        input: dict[str, Any],
+        *,
+        prediction: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call[Job]:
+        raise NotImplementedError(f"{self.vendor} does not support single inference requests")
+
+    def status(self, request_id: str) -> Call[Job] | None:
+        """The call that reads a request's current state, or None if the vendor is synchronous."""
+        return None
+
+    def cancel(self, request_id: str) -> Call[Any] | None:
+        """The call that cancels a request, or None if the vendor cannot cancel."""
+        return None
+
+    def fetch_output(self, job: Job) -> Call[Any] | None:
+        """The call that downloads a finished job's output, or None when ``job.output`` holds it."""
+        return None
+
+    def console_url(self, request_id: str) -> str | None:
+        """A page for humans about this request (operator extra link), if the vendor has one."""
+        return None
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def json_body(self, result: HttpResult, call_request_id: str | None = None) -> Any:
+        """The decoded JSON body; malformed JSON is an :class:`UnexpectedResponseError`."""
+        try:
+            return json.loads(result.content)
+        except (ValueError, UnicodeDecodeError):
+            raise UnexpectedResponseError(
+                f"malformed JSON in the answer from {result.url} (HTTP {result.status}, "
+                f"{len(result.content)} bytes)",
+                vendor=self.vendor,
+                http_status=result.status,
+                request_id=call_request_id,
+            ) from None
+
+    def model(self, model: type[M], data: Any, result: HttpResult, request_id: str | None = None) -> M:
+        """Validate ``data`` as ``model``; a shape mismatch is an :class:`UnexpectedResponseError`."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise UnexpectedResponseError(
+                f"answer does not match {model.__name__}: {problems}",
+                vendor=self.vendor,
+                http_status=result.status,
+                request_id=request_id,
+            ) from None
+
+    def parser(self, model: type[M], *, unwrap: Callable[[Any], Any] | None = None) -> Callable[[HttpResult], M]:
+        """A ``parse`` function: JSON body (optionally unwrapped from an envelope) validated as ``model``."""
+
+        def parse(result: HttpResult) -> M:
+            body = self.json_body(result)
+            return self.model(model, unwrap(body) if unwrap else body, result)
+
+        return parse
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def error_details(self, body: Any) -> tuple[str | None, str | None]:
+        """(message, code) from a vendor error body; vendors override for their shape."""
+        if isinstance(body, dict):
+            for key in ("message", "error", "detail"):
+                value = body.get(key)
+                if isinstance(value, str):
+                    return value, None
+        return None, None
+
+    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
+        if status in (401, 403):
+            return AuthenticationError
+        if status == 402:
+            return QuotaExceededError
+        if status == 404:
+            return NotFoundError
+        if status == 409:
+            return ConflictError
+        if status == 429:
+            return RateLimitError
+        if status in (400, 413, 422):
+            return VendorValidationError
+        if status >= 500:
+            return ServerError
+        return VendorAPIError
+
+    def map_error(self, call: Call[Any], result: HttpResult, secrets: tuple[str, ...] = ()) -> EdgeInferError:
+        """The exception for a non-2xx answer: class by status/code, message quoted and scrubbed."""
+        from airflow_provider_edgeinfer.clients.retry import parse_retry_after
+
+        if call.on_error is not None:
+            special = call.on_error(result)
+            if special is not None:
+                return special
+        try:
+            body: Any = json.loads(result.content) if result.content else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        message, code = self.error_details(body)
+        if message is None:
+            text = result.content[:MAX_QUOTED_BODY].decode("utf-8", "replace").strip()
+            message = text or "no error message in the answer"
+        message = redact_text(message, secrets)[:MAX_QUOTED_BODY]
+        vendor_ids = [result.headers[h] for h in self.request_id_headers if h in result.headers]
+        if vendor_ids:
+            message = f"{message} (vendor request id {vendor_ids[0]})"
+        cls = self.error_class(result.status, code, message)
+        return cls(
+            message,
+            vendor=self.vendor,
+            http_status=result.status,
+            request_id=call.request_id,
+            operation=call.operation,
+            retry_after=parse_retry_after(result.headers.get("retry-after")),
+            code=code,
+        )
+
+
+__all__ = [
+    "Call",
+    "Credentials",
+    "HttpResult",
+    "Page",
+    "VendorAPI",
+    "check_base_url",
+    "host_of",
+    "is_loopback",
+]

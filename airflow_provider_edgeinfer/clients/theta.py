@@ -1,0 +1,382 @@
+"""Theta EdgeCloud on-demand inference (contract: shared/vendors/theta.md).
+
+Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
+``SyncClient`` or ``AsyncClient``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Page, VendorAPI, check_base_url
+from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.retry import Safety
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    InputValidationError,
+    ServerError,
+    UnexpectedResponseError,
+    VendorAPIError,
+)
+
+BASE_URL = "https://ondemand.thetaedgecloud.com"
+#: Assumed path (theta.md, "Cancel"): the official client's types show a cancel answer, not its path.
+CANCEL_PATH = "/infer_request/{request_id}/cancel"
+#: Theta holds a create call open at most this long (``wait``).
+MAX_WAIT_SECONDS = 60
+DEFAULT_PAGE_SIZE = 50
+#: Human page for one request (assumed; the dashboard's path is not in the documents).
+CONSOLE_URL = "https://www.thetaedgecloud.com/dashboard/ai/inference/request"
+
+STATES: dict[str, JobState] = {
+    "pending": JobState.QUEUED,
+    "processing": JobState.RUNNING,
+    "success": JobState.SUCCEEDED,
+    "error": JobState.FAILED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+
+class _Lenient(BaseModel):
+    """Vendor objects grow fields; keep unknown ones rather than fail."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class InputVar(_Lenient):
+    name: str
+    type: str | None = None
+    description: str | None = None
+    required: bool = False
+    default: Any = None
+
+
+class Prediction(_Lenient):
+    input_vars: list[InputVar] = Field(default_factory=list)
+    output_vars: list[Any] = Field(default_factory=list)
+    cost: Any = None
+
+
+class Service(_Lenient):
+    id: str
+    name: str | None = None
+    alias: str
+    state: str | None = None
+    default_prediction: str | None = None
+    predictions: dict[str, Prediction] = Field(default_factory=dict)
+
+    def prediction(self, name: str | None) -> tuple[str, Prediction]:
+        chosen = name or self.default_prediction or next(iter(self.predictions), None)
+        if chosen is None or chosen not in self.predictions:
+            known = ", ".join(sorted(self.predictions)) or "none"
+            raise InputValidationError(
+                f"service {self.alias!r} has no prediction {chosen!r} (known: {known})", vendor="theta"
+            )
+        return chosen, self.predictions[chosen]
+
+
+class InferRequest(_Lenient):
+    id: str
+    project_id: str | None = None
+    service_id: str | None = None
+    prediction: str | None = None
+    variant: str | None = None
+    state: str
+    input: dict[str, Any] | None = None
+    output: Any = None
+    error_message: str | None = None
+    usage: dict[str, Any] | None = None
+    cost_usd: dict[str, float] | None = None
+    create_time: str | None = None
+    update_time: str | None = None
+    process_time: str | None = None
+    success_time: str | None = None
+    error_time: str | None = None
+    webhook: str | None = None
+
+    @property
+    def total_cost_usd(self) -> float | None:
+        if not self.cost_usd:
+            return None
+        return float(sum(v for v in self.cost_usd.values() if isinstance(v, int | float)))
+
+
+class CreateResult(_Lenient):
+    infer_requests: list[InferRequest]
+    model_quotas: list[Any] = Field(default_factory=list)
+
+    @property
+    def request(self) -> InferRequest:
+        return self.infer_requests[0]
+
+
+class PresignedUpload(BaseModel):
+    """Where to PUT one input file and the filename the inference input then names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    url: str = Field(repr=False)  # a bearer credential: never in a repr
+    filename: str
+
+
+class StateChange(_Lenient):
+    previous: str | None = None
+    current: str
+
+
+class CancelResult(_Lenient):
+    changes: dict[str, StateChange] = Field(default_factory=dict)
+
+
+class ThetaAPI(VendorAPI):
+    vendor: ClassVar[str] = "theta"
+
+    def __init__(self, base_url: str = BASE_URL, project_id: str | None = None) -> None:
+        self.base_url = check_base_url(base_url, vendor=self.vendor)
+        self.project_id = project_id
+
+    def base_urls(self) -> tuple[str, ...]:
+        return (self.base_url,)
+
+    # -- envelope and errors -----------------------------------------------------------------
+
+    def unwrap(self, result: HttpResult, request_id: str | None = None) -> Any:
+        """``{"status": "success", "body": ...}`` -> body; any other status on a 2xx is an error."""
+        data = self.json_body(result, request_id)
+        if not isinstance(data, dict) or "body" not in data:
+            raise UnexpectedResponseError(
+                "answer lacks the {status, body} envelope", vendor=self.vendor, http_status=result.status,
+                request_id=request_id,
+            )
+        if data.get("status") != "success":
+            message = data.get("message") or data.get("error") or f"status {data.get('status')!r}"
+            raise UnexpectedResponseError(
+                f"HTTP {result.status} carried an error body: {str(message)[:200]}",
+                vendor=self.vendor,
+                http_status=result.status,
+                request_id=request_id,
+            )
+        return data["body"]
+
+    def _parser(self, model: type[Any], request_id: str | None = None) -> Any:
+        def parse(result: HttpResult) -> Any:
+            return self.model(model, self.unwrap(result, request_id), result, request_id)
+
+        return parse
+
+    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
+        if status == 409:
+            return ServerError  # "No instances available": capacity, transient
+        return super().error_class(status, code, message)
+
+    def _url(self, *parts: str) -> str:
+        return self.base_url + "/" + "/".join(quote(p, safe="") for p in parts)
+
+    # -- services ----------------------------------------------------------------------------
+
+    def list_services(
+        self, *, page: int | None = None, number: int | None = None, expand: str | None = None
+    ) -> Call[Page[Service]]:
+        def parse(result: HttpResult) -> Page[Service]:
+            body = self.unwrap(result)
+            services = [self.model(Service, s, result) for s in (body or {}).get("services", [])]
+            next_call = None
+            pagination = (body or {}).get("pagination") or {}
+            if page is not None and number and len(services) == number:
+                total = pagination.get("total")
+                if total is None or (page + 1) * number < int(total):
+                    next_call = self.list_services(page=page + 1, number=number, expand=expand)
+            return Page(services, next_call, pagination.get("total"))
+
+        return Call(
+            "list_services", "GET", self._url("service", "list"), parse,
+            params={"expand": expand, "page": page, "number": number}, authenticated=False,
+        )
+
+    # -- inference ---------------------------------------------------------------------------
+
+    def create_request(
+        self,
+        alias: str,
+        input: dict[str, Any],
+        *,
+        prediction: str | None = None,
+        wait: int = 0,
+        variant: str | None = None,
+        webhook: str | None = None,
+    ) -> Call[CreateResult]:
+        if not 0 <= wait <= MAX_WAIT_SECONDS:
+            raise InputValidationError(f"wait must be 0..{MAX_WAIT_SECONDS} seconds, got {wait}", vendor=self.vendor)
+        parts = ("infer_request", alias) + ((prediction,) if prediction else ())
+        body = {"input": input, "wait": wait, "variant": variant, "webhook": webhook}
+        return Call(
+            "create_request", "POST", self._url(*parts), self._parser(CreateResult),
+            safety=Safety.CREATES_WORK, json=body,
+            # The call is held open up to ``wait`` seconds: the read timeout must outlast it.
+            read_timeout=(wait + 30.0) if wait else None,
+        )
+
+    def get_request(self, request_id: str) -> Call[InferRequest]:
+        return Call(
+            "get_request", "GET", self._url("infer_request", request_id),
+            self._parser(InferRequest, request_id), request_id=request_id,
+        )
+
+    def list_requests(
+        self,
+        project_id: str | None = None,
+        *,
+        page: int = 0,
+        number: int = DEFAULT_PAGE_SIZE,
+        state: str | None = None,
+    ) -> Call[Page[InferRequest]]:
+        project = project_id or self.project_id
+        if not project:
+            raise ConfigurationError(
+                "listing requests needs a project id", vendor=self.vendor,
+                hint="Set extra 'project_id' (prj_...) on the Theta connection.",
+            )
+
+        def parse(result: HttpResult) -> Page[InferRequest]:
+            body = self.unwrap(result) or {}
+            items = [self.model(InferRequest, r, result) for r in body.get("infer_requests", [])]
+            total = (body.get("pagination") or {}).get("total")
+            more = len(items) == number and (total is None or (page + 1) * number < int(total))
+            next_call = self.list_requests(project, page=page + 1, number=number, state=state) if more else None
+            return Page(items, next_call, total)
+
+        return Call(
+            "list_requests", "GET", self._url("infer_request", project, "list"), parse,
+            params={"page": page, "number": number, "state": state},
+        )
+
+    def cancel_request(self, request_id: str) -> Call[CancelResult]:
+        url = self.base_url + CANCEL_PATH.format(request_id=quote(request_id, safe=""))
+        # Cancelling twice is harmless, so it is retried like a read.
+        return Call("cancel_request", "POST", url, self._parser(CancelResult, request_id), request_id=request_id)
+
+    # -- uploads -----------------------------------------------------------------------------
+
+    def presigned_urls(
+        self, alias: str, *, prediction: str | None = None, input_fields: list[str] | None = None
+    ) -> Call[dict[str, PresignedUpload]]:
+        parts = ("infer_request", alias) + ((prediction,) if prediction else ()) + ("input_presigned_urls",)
+
+        def parse(result: HttpResult) -> dict[str, PresignedUpload]:
+            body = self.unwrap(result) or {}
+            # Two shapes exist (theta.md): {field: {presigned_url, filename}} and {urls: {field: {upload_url, ...}}}.
+            entries = body.get("urls", body) if isinstance(body.get("urls"), dict) else body
+            out: dict[str, PresignedUpload] = {}
+            for name, entry in entries.items():
+                if not isinstance(entry, dict):
+                    continue
+                url = entry.get("presigned_url") or entry.get("upload_url")
+                if not url or not entry.get("filename"):
+                    raise UnexpectedResponseError(
+                        f"presigned entry for {name!r} lacks a URL or filename", vendor=self.vendor
+                    )
+                out[name] = PresignedUpload(field=name, url=url, filename=entry["filename"])
+            return out
+
+        body = {"input_fields": input_fields} if input_fields else None
+        # Asking for URLs creates no billable work and can be repeated.
+        return Call("presigned_urls", "POST", self._url(*parts), parse, json=body)
+
+    # -- vendor-neutral surface ---------------------------------------------------------------
+
+    def submit(
+        self,
+        service: str,
+        input: dict[str, Any],
+        *,
+        prediction: str | None = None,
+        idempotency_key: str | None = None,  # Theta honours none: reattach relies on the task state store
+        wait: int = 0,
+    ) -> Call[Job]:
+        create = self.create_request(service, input, prediction=prediction, wait=wait)
+
+        def parse(result: HttpResult) -> Job:
+            return self.to_job(create.parse(result).request, service)
+
+        return Call(create.operation, create.method, create.url, parse, safety=create.safety, json=create.json,
+                    read_timeout=create.read_timeout)
+
+    def status(self, request_id: str) -> Call[Job]:
+        get = self.get_request(request_id)
+        return Call(get.operation, get.method, get.url, lambda r: self.to_job(get.parse(r)), request_id=request_id)
+
+    def cancel(self, request_id: str) -> Call[CancelResult]:
+        return self.cancel_request(request_id)
+
+    def console_url(self, request_id: str) -> str | None:
+        return f"{CONSOLE_URL}/{quote(request_id, safe='')}"
+
+    # -- normalized view ---------------------------------------------------------------------
+
+    def to_job(self, request: InferRequest, service: str | None = None) -> Job:
+        state = map_state(self.vendor, request.state, STATES, request.id)
+        return Job(
+            vendor=self.vendor,
+            request_id=request.id,
+            state=state,
+            vendor_state=request.state,
+            service=service or request.service_id,
+            output=request.output if state is JobState.SUCCEEDED else None,
+            error=request.error_message,
+            cost_usd=request.total_cost_usd,
+        )
+
+
+def validate_input(service: Service, prediction: str | None, input: dict[str, Any]) -> str:
+    """Check ``input`` against the prediction's ``input_vars`` before anything is sent.
+
+    Returns the prediction name used. Unknown fields and missing required ones are errors that
+    name the field.
+    """
+    name, spec = service.prediction(prediction)
+    if not spec.input_vars:
+        return name
+    known = {v.name: v for v in spec.input_vars}
+    missing = [v.name for v in spec.input_vars if v.required and v.default is None and v.name not in input]
+    if missing:
+        raise InputValidationError(
+            f"service {service.alias!r} prediction {name!r}: missing required input field(s) {', '.join(missing)}",
+            vendor="theta",
+        )
+    unknown = sorted(set(input) - set(known))
+    if unknown:
+        raise InputValidationError(
+            f"service {service.alias!r} prediction {name!r}: unknown input field(s) {', '.join(unknown)} "
+            f"(accepted: {', '.join(sorted(known))})",
+            vendor="theta",
+        )
+    for key, value in input.items():
+        expected = (known[key].type or "").lower()
+        if not _type_matches(expected, value):
+            raise InputValidationError(
+                f"service {service.alias!r} prediction {name!r}: field {key!r} must be {expected}, "
+                f"got {type(value).__name__}",
+                vendor="theta",
+            )
+    return name
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "string": (str,), "text": (str,), "file": (str,), "filename": (str,),
+    "int": (int,), "integer": (int,), "float": (int, float), "number": (int, float),
+    "bool": (bool,), "boolean": (bool,), "list": (list,), "array": (list,), "dict": (dict,), "object": (dict,),
+}
+
+
+def _type_matches(expected: str, value: Any) -> bool:
+    types = _TYPES.get(expected)
+    if types is None or value is None:
+        return True  # unknown type names are the vendor's to judge
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)

@@ -1,0 +1,180 @@
+"""The emulator's ASGI app: the four vendors under path prefixes, uploads, media and control.
+
+Layout (``BASE`` is e.g. ``http://127.0.0.1:8080``):
+
+- ``BASE/theta``, ``BASE/octoai``, ``BASE/infrai``, ``BASE/omnitensor``: the vendor APIs, each the
+  "host" of its Airflow connection;
+- ``BASE/_uploads/{id}``: presigned PUT targets; ``BASE/_media/{id}``: generated images and audio;
+- ``BASE/_emulator/...``: control (faults, clock, timing, counters, reset, connections).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+
+from airflow_provider_edgeinfer.emulator.state import VENDORS, EmulatorState, Timing
+
+CONNECTION_EXTRAS: dict[str, dict[str, Any]] = {
+    "theta": {"project_id": "prj_emulator"},
+    "octoai": {},
+    "infrai": {},
+    "omnitensor": {},
+}
+
+
+def connections(base: str, state: EmulatorState) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` values that point the four default connections at this emulator."""
+    out = {}
+    for vendor in VENDORS:
+        extra = dict(CONNECTION_EXTRAS[vendor])
+        if vendor == "omnitensor":
+            extra["secret"] = state.omnitensor_secret
+        conn = {
+            "conn_type": f"edgeinfer_{vendor}",
+            "host": f"{base}/{vendor}",
+            "password": state.keys[vendor],
+            "extra": extra,
+        }
+        out[f"AIRFLOW_CONN_EDGEINFER_{vendor.upper()}_DEFAULT"] = json.dumps(conn)
+    return out
+
+
+def _vendors(body: dict[str, Any]) -> list[str]:
+    vendor = body.get("vendor", "*")
+    if vendor == "*":
+        return list(VENDORS)
+    if vendor not in VENDORS:
+        raise ValueError(f"unknown vendor {vendor!r}")
+    return [vendor]
+
+
+def control_routes(state: EmulatorState) -> list[Route]:
+    async def counters(request: Request) -> Response:
+        return JSONResponse(state.snapshot())
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    async def faults(request: Request) -> Response:
+        if request.method == "POST":
+            body = await request.json()
+            try:
+                targets = _vendors(body)
+                rates = {k: v for k, v in body.items() if k not in ("vendor", "script")}
+                for vendor in targets:
+                    state.faults[vendor].update(rates)
+                    if "script" in body:
+                        with state.lock:
+                            state.scripted[vendor].extend(dict(f) for f in body["script"])
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(state.settings()["faults"])
+
+    async def clock(request: Request) -> Response:
+        body = await request.json()
+        state.clock.advance(float(body.get("advance", 0)))
+        return JSONResponse({"clock": state.clock.now()})
+
+    async def timing(request: Request) -> Response:
+        body = await request.json()
+        try:
+            for vendor in _vendors(body):
+                current = state.timing[vendor]
+                state.timing[vendor] = Timing(
+                    queued=float(body.get("queued", current.queued)),
+                    running=float(body.get("running", current.running)),
+                    running_max=body.get("running_max", current.running_max),
+                )
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(state.settings()["timing"])
+
+    async def settings(request: Request) -> Response:
+        if request.method == "POST":
+            body = await request.json()
+            for key in ("octoai_retention_seconds", "omnitensor_token_ttl", "presign_ttl"):
+                if key in body:
+                    setattr(state, key, float(body[key]))
+        return JSONResponse(state.settings())
+
+    async def conns(request: Request) -> Response:
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        lines = [f"export {k}='{v}'" for k, v in connections(base, state).items()]
+        return PlainTextResponse("\n".join(lines) + "\n")
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "vendors": list(VENDORS)})
+
+    return [
+        Route("/_emulator/health", health),
+        Route("/_emulator/counters", counters),
+        Route("/_emulator/reset", reset, methods=["POST"]),
+        Route("/_emulator/faults", faults, methods=["GET", "POST"]),
+        Route("/_emulator/clock", clock, methods=["POST"]),
+        Route("/_emulator/timing", timing, methods=["POST"]),
+        Route("/_emulator/settings", settings, methods=["GET", "POST"]),
+        Route("/_emulator/connections", conns),
+    ]
+
+
+def storage_routes(state: EmulatorState) -> list[Route]:
+    async def upload(request: Request) -> Response:
+        blob_id = request.path_params["blob_id"]
+        problem = state.check_signature(blob_id, request.query_params.get("expires"),
+                                        request.query_params.get("signature"))
+        if problem:
+            return PlainTextResponse(f"AccessDenied: {problem}", status_code=403)
+        expected = request.headers.get("content-length")
+        digest = hashlib.sha256()
+        size = 0
+        path = state.blob_path(blob_id)
+        with open(path, "wb") as out:  # streamed to disk: uploads may be gigabytes
+            async for chunk in request.stream():
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        if expected is not None and int(expected) != size:
+            return PlainTextResponse(f"IncompleteBody: got {size} of {expected} bytes", status_code=400)
+        state.store_blob(blob_id, size, digest.hexdigest())
+        state.count("storage", "put")
+        return Response(status_code=200, headers={"ETag": f'"{digest.hexdigest()[:32]}"'})
+
+    async def media(request: Request) -> Response:
+        blob = state.blobs.get(request.path_params["blob_id"])
+        if blob is None:
+            return PlainTextResponse("NoSuchKey", status_code=404)
+        state.count("storage", "get")
+        return FileResponse(blob.path)
+
+    return [
+        Route("/_uploads/{blob_id}", upload, methods=["PUT"]),
+        Route("/_media/{blob_id}", media, methods=["GET"]),
+    ]
+
+
+def create_app(state: EmulatorState | None = None) -> Starlette:
+    """The whole emulator as one ASGI app; ``app.state.emulator`` is its :class:`EmulatorState`."""
+    from airflow_provider_edgeinfer.emulator import infrai, octoai, omnitensor, theta
+
+    state = state or EmulatorState()
+    routes: list[Any] = [*control_routes(state), *storage_routes(state)]
+    for name, module in (("theta", theta), ("octoai", octoai), ("infrai", infrai), ("omnitensor", omnitensor)):
+        routes.append(Mount(f"/{name}", app=module.create_app(state)))
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.emulator = state
+    return app

@@ -1,0 +1,289 @@
+"""Theta EdgeCloud, as shared/vendors/theta.md describes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from airflow_provider_edgeinfer.emulator import media
+from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, read_json, vendor_app
+from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
+
+VENDOR = "theta"
+PROJECT_ID = "prj_emulator"
+MAX_INPUT_BYTES = 10 * 1024 * 1024
+
+
+def _var(name: str, type_: str, required: bool = False, default: Any = None) -> dict[str, Any]:
+    return {"name": name, "type": type_, "description": name.replace("_", " "), "required": required,
+            "default": default}
+
+
+def _prediction(*input_vars: dict[str, Any], cost: float = 0.0001) -> dict[str, Any]:
+    return {"input_vars": list(input_vars), "output_vars": [], "cost": {"per_request_usd": cost}}
+
+
+SERVICES: list[dict[str, Any]] = [
+    {"id": "srvc_whisper", "name": "Whisper", "alias": "whisper", "state": "running",
+     "default_prediction": "predict",
+     "predictions": {"predict": _prediction(_var("audio_filename", "file", True), _var("language", "str"))}},
+    {"id": "srvc_flux", "name": "FLUX.1 schnell", "alias": "flux", "state": "running",
+     "default_prediction": "predict",
+     "predictions": {"predict": _prediction(_var("prompt", "str", True), _var("width", "int", default=1024),
+                                            _var("height", "int", default=1024),
+                                            _var("num_inference_steps", "int", default=4))}},
+    {"id": "srvc_sdxl_turbo", "name": "SDXL Turbo", "alias": "stable_diffusion_xl_turbo", "state": "running",
+     "default_prediction": "predict",
+     "predictions": {"predict": _prediction(_var("prompt", "str", True), _var("steps", "int", default=1),
+                                            _var("guidance", "float", default=0.0))}},
+    {"id": "srvc_kokoro", "name": "Kokoro 82M", "alias": "kokoro_82m", "state": "running",
+     "default_prediction": "predict",
+     "predictions": {"predict": _prediction(_var("text", "str", True), _var("voice", "str", True),
+                                            _var("speed", "float", default=1.0))}},
+    {"id": "srvc_image_to_image", "name": "Image to image", "alias": "image_to_image", "state": "running",
+     "default_prediction": "background_removal",
+     "predictions": {"background_removal": _prediction(_var("image_filename", "file", True))}},
+    {"id": "srvc_llama", "name": "Llama 3.1 70B", "alias": "llama_3_1_70b", "state": "running",
+     "default_prediction": "completions",
+     "predictions": {"completions": _prediction(_var("messages", "list", True), _var("max_tokens", "int"),
+                                                _var("temperature", "float"), _var("stream", "bool"))}},
+]
+BY_ALIAS = {s["alias"]: s for s in SERVICES}
+
+
+def _iso(monotonic_at: float, state: EmulatorState) -> str:
+    wall = time.time() - (state.clock.now() - monotonic_at)
+    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def error(status: int, message: str, code: str = "") -> Response:
+    return JSONResponse({"status": "error", "message": message}, status_code=status)
+
+
+def ok(body: Any, status: int = 200) -> Response:
+    return JSONResponse({"status": "success", "body": body}, status_code=status)
+
+
+def _authorize(request: Request, state: EmulatorState) -> None:
+    key = bearer(request) or request.headers.get("x-theta-api-key")
+    if key != state.keys[VENDOR]:
+        raise HTTPError(401, "invalid or missing API key")
+
+
+def _jobs(state: EmulatorState) -> dict[str, dict[str, Any]]:
+    return state.tables["theta.jobs"]
+
+
+class ThetaJobs:
+    """Job bookkeeping: state is derived from the clock on every read."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    def create(self, alias: str, prediction: str, input: dict[str, Any], base: str) -> dict[str, Any]:
+        created, starts, ends, fails = self.state.schedule(VENDOR)
+        job = {
+            "id": new_id("infr_rqst_"), "project_id": PROJECT_ID, "service_id": BY_ALIAS[alias]["id"],
+            "alias": alias, "prediction": prediction, "variant": None, "input": input,
+            "created": created, "starts": starts, "ends": ends, "fails": fails,
+            "cancelled_at": None, "output": None, "base": base, "webhook": None,
+        }
+        _jobs(self.state)[job["id"]] = job
+        return job
+
+    def status(self, job: dict[str, Any]) -> str:
+        if job["cancelled_at"] is not None:
+            return "cancelled"
+        phase = self.state.phase(job["starts"], job["ends"])
+        if phase == "queued":
+            return "pending"
+        if phase == "running":
+            return "processing"
+        return "error" if job["fails"] else "success"
+
+    def render(self, job: dict[str, Any]) -> dict[str, Any]:
+        status = self.status(job)
+        if status == "success" and job["output"] is None:
+            job["output"] = _output(self.state, job)
+        done = status in ("success", "error")
+        usage = {"input": len(json.dumps(job["input"])), "output": 1} if done else {"input": 0, "output": 0}
+        return {
+            "id": job["id"], "project_id": job["project_id"], "service_id": job["service_id"],
+            "prediction": job["prediction"], "variant": job["variant"], "state": status,
+            "input": job["input"], "output": job["output"] if status == "success" else None,
+            "error_message": "injected failure: the model crashed" if status == "error" else None,
+            "usage": usage,
+            "cost_usd": {"input": 0.0001 if done else 0.0, "output": 0.0002 if done else 0.0},
+            "create_time": _iso(job["created"], self.state), "update_time": _iso(self.state.clock.now(), self.state),
+            "process_time": _iso(job["starts"], self.state) if status != "pending" else None,
+            "success_time": _iso(job["ends"], self.state) if status == "success" else None,
+            "error_time": _iso(job["ends"], self.state) if status == "error" else None,
+            "webhook": job["webhook"],
+        }
+
+
+def _output(state: EmulatorState, job: dict[str, Any]) -> dict[str, Any]:
+    alias, data, base = job["alias"], job["input"], job["base"]
+    if alias == "whisper":
+        name = str(data.get("audio_filename", ""))
+        audio = state.read_blob(name)
+        return {"text": media.transcript(audio if audio is not None else name.encode(), data.get("language", ""))}
+    if alias in ("flux", "stable_diffusion_xl_turbo", "image_to_image"):
+        width = int(data.get("width", 64)) if alias == "flux" else 64
+        height = int(data.get("height", 64)) if alias == "flux" else 64
+        blob = state.save_media(media.png(min(width, 256), min(height, 256), json.dumps(data, sort_keys=True)),
+                                ".png")
+        out: dict[str, Any] = {"image_url": f"{base}/_media/{blob}"}
+        if alias == "flux":
+            out["used_seed"] = str(abs(hash(blob)) % 10**9)
+        return out
+    if alias == "kokoro_82m":
+        blob = state.save_media(media.wav(1.0 + len(str(data.get("text", ""))) / 40), ".wav")
+        return {"audio_url": f"{base}/_media/{blob}"}
+    # LLM completions: OpenAI chat-completion JSON.
+    reply = media.chat_reply(list(data.get("messages", [])))
+    return {
+        "id": "chatcmpl-" + job["id"][-12:], "object": "chat.completion", "model": alias,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": len(reply.split()), "total_tokens": 12 + len(reply.split())},
+    }
+
+
+def create_app(state: EmulatorState) -> ASGIApp:
+    jobs = ThetaJobs(state)
+
+    async def list_services(request: Request) -> Response:
+        state.count(VENDOR, "list_services")
+        page = request.query_params.get("page")
+        number = request.query_params.get("number")
+        items = SERVICES
+        if page is not None and number is not None:
+            p, n = int(page), max(1, int(number))
+            items = SERVICES[p * n:(p + 1) * n]
+        return ok({"services": items, "pagination": {"page": int(page or 0), "number": int(number or len(SERVICES)),
+                                                     "total": len(SERVICES)}})
+
+    def _service(alias: str, prediction: str | None) -> tuple[dict[str, Any], str]:
+        service = BY_ALIAS.get(alias)
+        if service is None:
+            raise HTTPError(404, f"service {alias} not found")
+        name = prediction or service["default_prediction"]
+        if name not in service["predictions"]:
+            raise HTTPError(404, f"prediction {name} not found for service {alias}")
+        return service, name
+
+    async def create(request: Request, alias: str, prediction: str | None) -> Response:
+        _authorize(request, state)
+        raw = await request.body()
+        if len(raw) > MAX_INPUT_BYTES:
+            raise HTTPError(413, "input too large")
+        body = await read_json(request)
+        prediction = prediction or request.query_params.get("prediction")
+        service, name = _service(alias, prediction)
+        input_ = body.get("input")
+        if not isinstance(input_, dict):
+            raise HTTPError(400, "input must be an object")
+        for var in service["predictions"][name]["input_vars"]:
+            if var["required"] and var["name"] not in input_:
+                raise HTTPError(400, f"missing required input {var['name']}")
+        wait = int(body.get("wait") or request.query_params.get("wait") or 0)
+        state.record_submission(VENDOR, state.identity(alias, name, input_))
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        job = jobs.create(alias, name, input_, base)
+        job["webhook"] = body.get("webhook")
+        deadline = time.monotonic() + min(max(wait, 0), 60)
+        while wait and time.monotonic() < deadline and jobs.status(job) in ("pending", "processing"):
+            await asyncio.sleep(0.02)
+        return ok({"infer_requests": [jobs.render(job)], "model_quotas": []})
+
+    async def create_default(request: Request) -> Response:
+        state.count(VENDOR, "create_request")
+        return await create(request, request.path_params["alias"], None)
+
+    async def create_named_or_cancel(request: Request) -> Response:
+        first, second = request.path_params["alias"], request.path_params["prediction"]
+        if first.startswith("infr_rqst_") and second == "cancel":
+            return await cancel(request, first)
+        state.count(VENDOR, "create_request")
+        return await create(request, first, second)
+
+    async def cancel(request: Request, request_id: str) -> Response:
+        state.count(VENDOR, "cancel_request")
+        _authorize(request, state)
+        job = _jobs(state).get(request_id)
+        if job is None:
+            raise HTTPError(404, f"inference request {request_id} not found")
+        previous = jobs.status(job)
+        if previous in ("pending", "processing"):
+            job["cancelled_at"] = state.clock.now()
+            with state.lock:
+                state.cancellations[VENDOR] += 1
+        return ok({"changes": {"state": {"previous": previous, "current": jobs.status(job)}}})
+
+    async def get_request(request: Request) -> Response:
+        state.count(VENDOR, "get_request")
+        _authorize(request, state)
+        request_id = request.path_params["request_id"]
+        job = _jobs(state).get(request_id)
+        if job is None:
+            raise HTTPError(404, f"inference request {request_id} not found")
+        return ok(jobs.render(job))
+
+    async def list_requests(request: Request) -> Response:
+        state.count(VENDOR, "list_requests")
+        _authorize(request, state)
+        project = request.path_params["project_id"]
+        if project != PROJECT_ID:
+            raise HTTPError(404, f"project {project} not found")
+        page = int(request.query_params.get("page", 0))
+        number = max(1, min(int(request.query_params.get("number", 50)), 1000))
+        wanted = request.query_params.get("state")
+        all_jobs = sorted(_jobs(state).values(), key=lambda j: j["created"], reverse=True)
+        if wanted:
+            all_jobs = [j for j in all_jobs if jobs.status(j) == wanted]
+        chunk = all_jobs[page * number:(page + 1) * number]
+        return ok({"infer_requests": [jobs.render(j) for j in chunk],
+                   "pagination": {"page": page, "number": number, "total": len(all_jobs)}})
+
+    async def presign(request: Request, alias: str, prediction: str | None) -> Response:
+        state.count(VENDOR, "presigned_urls")
+        _authorize(request, state)
+        service, name = _service(alias, prediction)
+        file_vars = [v["name"] for v in service["predictions"][name]["input_vars"] if v["type"] == "file"]
+        body = await read_json(request)
+        fields_ = body.get("input_fields") or file_vars
+        unknown = [f for f in fields_ if f not in file_vars]
+        if unknown:
+            raise HTTPError(400, f"not a file input of {alias}/{name}: {', '.join(unknown)}")
+        base = f"{request.url.scheme}://{request.url.netloc}"
+        out = {}
+        for field_name in fields_:
+            blob_id = new_id("upl_", 20)
+            out[field_name] = {"presigned_url": f"{base}/_uploads/{blob_id}?{state.presign_query(blob_id)}",
+                               "filename": blob_id}
+        return ok(out)
+
+    async def presign_default(request: Request) -> Response:
+        return await presign(request, request.path_params["alias"], None)
+
+    async def presign_named(request: Request) -> Response:
+        return await presign(request, request.path_params["alias"], request.path_params["prediction"])
+
+    routes = [
+        Route("/service/list", list_services, methods=["GET"]),
+        Route("/infer_request/{project_id}/list", list_requests, methods=["GET"]),
+        Route("/infer_request/{alias}/input_presigned_urls", presign_default, methods=["POST"]),
+        Route("/infer_request/{alias}/{prediction}/input_presigned_urls", presign_named, methods=["POST"]),
+        Route("/infer_request/{request_id}", get_request, methods=["GET"]),
+        Route("/infer_request/{alias}/{prediction}", create_named_or_cancel, methods=["POST"]),
+        Route("/infer_request/{alias}", create_default, methods=["POST"]),
+    ]
+    return vendor_app(state, VENDOR, error, routes)

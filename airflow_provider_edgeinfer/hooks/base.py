@@ -1,0 +1,270 @@
+"""What the four vendor hooks share: connection -> API + credentials + HTTP settings -> clients.
+
+Workers use :meth:`EdgeInferHook.run` (blocking). Triggers use :meth:`EdgeInferHook.arun`, whose
+client comes from one registry per event loop and connection, so a thousand triggers of one
+connection share one connection pool (and OmniTensor one token) instead of one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_edgeinfer.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_edgeinfer.clients.core import Call, Credentials, VendorAPI
+    from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
+
+T = TypeVar("T")
+
+#: Connection extras every vendor accepts (all optional), with what they mean.
+COMMON_EXTRAS: dict[str, str] = {
+    "timeout": "read timeout in seconds (default 60)",
+    "connect_timeout": "connect timeout in seconds (default 10)",
+    "max_retries": "attempts per call, first included (default 5)",
+    "retry_initial_delay": "first backoff delay in seconds (default 0.5)",
+    "retry_max_delay": "longest single backoff delay in seconds (default 30)",
+    "retry_max_total_delay": "longest whole retry sequence in seconds (default 120)",
+    "max_connections": "connection pool size (default 100)",
+}
+
+
+def common_conn_fields() -> dict[str, Any]:
+    """Airflow 3 ``conn-fields`` for the common extras, shared by every connection type."""
+    number = {"type": ["number", "null"]}
+    return {
+        "timeout": {"label": "Read timeout (s)", "schema": number},
+        "max_retries": {"label": "Max attempts per call", "schema": {"type": ["integer", "null"]}},
+        "retry_max_total_delay": {"label": "Max total retry delay (s)", "schema": number},
+    }
+
+
+def base_url_from(conn: Connection, default: str, vendor: str) -> str:
+    """The API base URL: the connection's host (with or without scheme, port and path) or the default.
+
+    ``http`` is assumed only for loopback hosts (the emulator); anything else defaults to https.
+    """
+    from airflow_provider_edgeinfer.clients.core import check_base_url, is_loopback
+
+    host = (conn.host or "").strip()
+    if not host:
+        return default
+    if "://" in host:
+        url = host
+    else:
+        hostname = urlsplit(f"//{host}").hostname or host
+        scheme = (conn.extra_dejson.get("scheme") or ("http" if is_loopback(hostname) else "https")).lower()
+        url = f"{scheme}://{host}"
+    parts = urlsplit(url)
+    if conn.port and not parts.port:
+        url = f"{parts.scheme}://{parts.hostname}:{conn.port}{parts.path}"
+    if conn.schema and not urlsplit(url).path.strip("/"):
+        url = f"{url.rstrip('/')}/{conn.schema.strip('/')}"
+    return check_base_url(url, vendor=vendor)
+
+
+class _SharedClients:
+    """One AsyncClient per (event loop, connection), counted so the last user closes it."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _table(self) -> dict[str, list[Any]]:
+        loop = asyncio.get_running_loop()
+        return self._by_loop.setdefault(loop, {})
+
+    def acquire(self, key: str, factory: Any) -> AsyncClient[Any]:
+        table = self._table()
+        entry = table.get(key)
+        if entry is None or entry[0].closed:
+            entry = table[key] = [factory(), 0]
+        entry[1] += 1
+        return entry[0]  # type: ignore[no-any-return]
+
+    def peek(self, key: str) -> AsyncClient[Any] | None:
+        entry = self._table().get(key)
+        return entry[0] if entry else None
+
+    async def release(self, key: str) -> None:
+        table = self._table()
+        entry = table.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del table[key]
+            await entry[0].aclose()
+
+    def active(self) -> int:
+        """Open shared clients on the running loop (tests assert none leak)."""
+        return len(self._table())
+
+    async def close_all(self) -> None:
+        table = self._table()
+        while table:
+            _, (client, _) = table.popitem()
+            await client.aclose()
+
+
+shared_clients = _SharedClients()
+
+
+class EdgeInferHook(BaseHook):
+    """Base of the vendor hooks: an Airflow connection turned into a vendor API client."""
+
+    conn_name_attr = "conn_id"
+    default_conn_name: ClassVar[str] = ""
+    conn_type: ClassVar[str] = ""
+    hook_name: ClassVar[str] = ""
+    vendor: ClassVar[str] = ""
+
+    def __init__(self, conn_id: str | None = None, *, http_settings: HttpSettings | None = None) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self._http_settings = http_settings
+        self._conn: Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self.conn_id!r})"
+
+    # -- what each vendor defines --------------------------------------------------------------
+
+    def build_api(self, conn: Connection) -> VendorAPI:
+        raise NotImplementedError
+
+    def credentials(self, conn: Connection) -> Credentials:
+        from airflow_provider_edgeinfer.clients.core import Credentials
+
+        key = conn.password or conn.extra_dejson.get("api_key")
+        if not key:
+            raise ConfigurationError(
+                f"connection {self.conn_id!r} has no API key", vendor=self.vendor,
+                hint="Put the key in the connection's password field.",
+            )
+        return Credentials.of(key)
+
+    def test_call(self, api: Any) -> Call[Any]:
+        """A cheap authenticated call used by :meth:`test_connection`."""
+        raise NotImplementedError
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _check_type(self, conn: Connection) -> Connection:
+        if conn.conn_type and conn.conn_type.replace("-", "_") != self.conn_type:
+            raise ConfigurationError(
+                f"connection {self.conn_id!r} is of type {conn.conn_type!r}, not {self.conn_type!r}",
+                vendor=self.vendor, hint=f"Use a connection of type {self.conn_type}.",
+            )
+        return conn
+
+    @property
+    def connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._check_type(self.get_connection(self.conn_id))
+        return self._conn
+
+    async def aconnection(self) -> Connection:
+        """The connection, looked up without blocking the event loop."""
+        if self._conn is None:
+            self._conn = self._check_type(await self.aget_connection(self.conn_id))
+        return self._conn
+
+    def http_settings(self, conn: Connection) -> HttpSettings:
+        from airflow_provider_edgeinfer.clients.retry import RetrySettings
+        from airflow_provider_edgeinfer.clients.transport import HttpSettings
+
+        if self._http_settings is not None:
+            return self._http_settings
+        extra = conn.extra_dejson
+        try:
+            retry = RetrySettings(
+                max_attempts=int(extra.get("max_retries", 5)),
+                initial_delay=float(extra.get("retry_initial_delay", 0.5)),
+                max_delay=float(extra.get("retry_max_delay", 30.0)),
+                max_total_delay=float(extra.get("retry_max_total_delay", 120.0)),
+            )
+            return HttpSettings(
+                connect_timeout=float(extra.get("connect_timeout", 10.0)),
+                read_timeout=float(extra.get("timeout", 60.0)),
+                max_connections=int(extra.get("max_connections", 100)),
+                retry=retry,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(
+                f"connection {self.conn_id!r} has an invalid timeout or retry extra: {exc}", vendor=self.vendor
+            ) from None
+
+    # -- clients -------------------------------------------------------------------------------
+
+    @cached_property
+    def api(self) -> VendorAPI:
+        return self.build_api(self.connection)
+
+    def get_conn(self) -> SyncClient[Any]:
+        """The blocking client (cached on the hook)."""
+        return self._sync_client
+
+    @cached_property
+    def _sync_client(self) -> SyncClient[Any]:
+        from airflow_provider_edgeinfer.clients.transport import SyncClient
+
+        conn = self.connection
+        return SyncClient(self.api, self.credentials(conn), self.http_settings(conn))
+
+    def run(self, call: Call[T]) -> T:
+        """Send one call from a worker."""
+        return self.get_conn().send(call)
+
+    def _shared_key(self) -> str:
+        return f"{self.conn_type}:{self.conn_id}"
+
+    async def aget_client(self) -> AsyncClient[Any]:
+        """The async client shared by every user of this connection on the running loop.
+
+        Callers that hold it across awaits pair this with :meth:`arelease`.
+        """
+        from airflow_provider_edgeinfer.clients.transport import AsyncClient
+
+        conn = await self.aconnection()
+        api = self.api if "api" in self.__dict__ else self.__dict__.setdefault("api", self.build_api(conn))
+
+        def factory() -> AsyncClient[Any]:
+            return AsyncClient(api, self.credentials(conn), self.http_settings(conn))
+
+        return shared_clients.acquire(self._shared_key(), factory)
+
+    async def arelease(self) -> None:
+        await shared_clients.release(self._shared_key())
+
+    async def arun(self, call: Call[T]) -> T:
+        """Send one call from an event loop, on the shared client."""
+        client = await self.aget_client()
+        try:
+            return await client.send(call)
+        finally:
+            await self.arelease()
+
+    def close(self) -> None:
+        if "_sync_client" in self.__dict__:
+            self._sync_client.close()
+
+    # -- Airflow UI ----------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.run(self.test_call(self.api))
+        except Exception as exc:  # the UI shows the message; our errors carry no secrets
+            return False, str(exc)
+        finally:
+            self.close()
+        return True, f"Connected to {self.vendor} at {self.api.base_urls()[0]}"
