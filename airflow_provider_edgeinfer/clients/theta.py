@@ -6,6 +6,7 @@ Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Ca
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -303,12 +304,11 @@ class ThetaAPI(VendorAPI):
         def parse(result: HttpResult) -> Job:
             return self.to_job(create.parse(result).request, service)
 
-        return Call(create.operation, create.method, create.url, parse, safety=create.safety, json=create.json,
-                    read_timeout=create.read_timeout)
+        return replace(create, parse=parse)
 
     def status(self, request_id: str) -> Call[Job]:
         get = self.get_request(request_id)
-        return Call(get.operation, get.method, get.url, lambda r: self.to_job(get.parse(r)), request_id=request_id)
+        return replace(get, parse=lambda result: self.to_job(get.parse(result)))
 
     def cancel(self, request_id: str) -> Call[CancelResult]:
         return self.cancel_request(request_id)
