@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_edgeinfer.clients.core import Call, Credentials, VendorAPI
+    from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
 
 T = TypeVar("T")
@@ -156,6 +157,22 @@ class EdgeInferHook(BaseHook):
     def test_call(self, api: Any) -> Call[Any]:
         """A cheap authenticated call used by :meth:`test_connection`."""
         raise NotImplementedError
+
+    def validate_submission(self, service: str, prediction: str | None, input: dict[str, Any]) -> None:
+        """Reject an input the vendor would refuse, before anything is sent. Vendors refine this."""
+        from airflow_provider_edgeinfer.exceptions import InputValidationError
+
+        if not isinstance(input, dict):
+            raise InputValidationError("input must be a JSON object", vendor=self.vendor)
+
+    def find_submission(
+        self, service: str, prediction: str | None, input: dict[str, Any], since: float
+    ) -> Job | None:
+        """A request matching this submission made at or after ``since``, if the vendor can list them.
+
+        Used when a previous try died between sending a request and learning its id.
+        """
+        return None
 
     # -- connection ----------------------------------------------------------------------------
 

@@ -10,7 +10,13 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_edgeinfer.clients.core import Call
-    from airflow_provider_edgeinfer.clients.theta import ThetaAPI
+    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.theta import Service, ThetaAPI
+
+#: Tolerated difference between this machine's clock and Theta's when matching a lost submission.
+SUBMISSION_CLOCK_SKEW = 300.0
+#: How many pages of 100 requests are searched for a lost submission.
+FIND_SUBMISSION_MAX_PAGES = 5
 
 
 class ThetaHook(EdgeInferHook):
@@ -32,11 +38,52 @@ class ThetaHook(EdgeInferHook):
     vendor: ClassVar[str] = "theta"
 
     api: ThetaAPI  # type: ignore[assignment]
+    _services: dict[str, Service] | None = None
 
     def build_api(self, conn: Connection) -> ThetaAPI:
         from airflow_provider_edgeinfer.clients.theta import BASE_URL, ThetaAPI
 
         return ThetaAPI(base_url_from(conn, BASE_URL, self.vendor), project_id=conn.extra_dejson.get("project_id"))
+
+    def services(self) -> dict[str, Service]:
+        """The service catalogue by alias (one unauthenticated call, cached on the hook)."""
+        if self._services is None:
+            self._services = {s.alias: s for s in self.get_conn().iterate(self.api.list_services())}
+        return self._services
+
+    def validate_submission(self, service: str, prediction: str | None, input: dict[str, Any]) -> None:
+        from airflow_provider_edgeinfer.clients.theta import validate_input
+        from airflow_provider_edgeinfer.exceptions import InputValidationError
+
+        catalogue = self.services()
+        if service not in catalogue:
+            raise InputValidationError(
+                f"unknown service {service!r} (available: {', '.join(sorted(catalogue))})", vendor=self.vendor
+            )
+        validate_input(catalogue[service], prediction, input)
+
+    def find_submission(
+        self, service: str, prediction: str | None, input: dict[str, Any], since: float
+    ) -> Job | None:
+        """Search the project's newest requests for one with this service and input made since ``since``."""
+        from datetime import datetime
+
+        if not self.api.project_id:
+            return None
+        wanted = self.services().get(service)
+        pages = 0
+        for page in self.get_conn().pages(self.api.list_requests(number=100)):
+            for request in page.items:
+                created = datetime.fromisoformat((request.create_time or "").replace("Z", "+00:00")).timestamp()
+                if created < since - SUBMISSION_CLOCK_SKEW:
+                    return None  # newest first: everything further is older
+                same_service = wanted is None or request.service_id == wanted.id
+                if same_service and request.input == input and (not prediction or request.prediction == prediction):
+                    return self.api.to_job(request, service)
+            pages += 1
+            if pages >= FIND_SUBMISSION_MAX_PAGES:
+                return None
+        return None
 
     def test_call(self, api: Any) -> Call[Any]:
         # /service/list needs no key, so list one page of the project's requests when we can.

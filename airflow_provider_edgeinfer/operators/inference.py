@@ -1,0 +1,366 @@
+"""InferenceOperator: one inference on any vendor, submitted on the worker, awaited in the triggerer.
+
+This module is imported when DAG files are parsed, so it imports no vendor client and no pydantic
+model at module level; they load when the task runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
+
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    InputValidationError,
+    JobCancelledError,
+    JobFailedError,
+    JobTimeoutError,
+    NotFoundError,
+    OutcomeUnknownError,
+)
+from airflow_provider_edgeinfer.operators.links import VendorRequestLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
+    from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
+
+#: Task state store key of this operator's submission record (renaming it breaks in-flight retries).
+STATE_KEY = "edgeinfer_inference_request"
+#: Largest input a synchronous vendor's deferred call may carry in trigger kwargs.
+MAX_TRIGGER_INPUT_BYTES = 256 * 1024
+#: Extra time Airflow waits past our own deadline before it kills the deferral itself.
+DEFERRAL_GRACE_SECONDS = 120
+
+
+def fingerprint(vendor: str, service: str, prediction: str | None, input: Any) -> str:
+    """Identity of *what* is asked: a retry with the same fingerprint may reattach."""
+    raw = json.dumps([vendor, service, prediction, input], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def idempotency_key(context: Context, content: str) -> str:
+    """Same task instance (any try) and same content -> same key, so the vendor dedupes a retry."""
+    ti = context["ti"]
+    parts = [ti.dag_id, ti.task_id, ti.run_id, str(getattr(ti, "map_index", -1)), content]
+    return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class InferenceOperator(BaseOperator):
+    """Run one inference on the vendor behind ``conn_id``, without holding a worker slot while it runs.
+
+    :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor.
+    :param service: Theta alias, OctoAI endpoint (``generate/sdxl`` or a deployment name), infrai route
+        (``chat.completions``...) or OmniTensor model id. Templated.
+    :param input: the inference input (dict, or a ``.json`` template file). Templated.
+    :param prediction: Theta prediction name (default: the service's default). Templated.
+    :param output_path: a directory (local path, URI or ``ObjectStoragePath``) receiving the result
+        JSON and decoded/downloaded media. Templated.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poll_interval: seconds between status checks.
+    :param timeout: seconds (or timedelta) from submission before the request is cancelled and the
+        task fails.
+    :param cancel_on_kill: cancel the remote request when the task is killed or times out.
+    :param resubmit_on_unknown_outcome: when a previous try's submission has an unknown outcome and
+        the vendor offers no way to find it, resubmit (may pay twice) instead of failing.
+    :param vendor_options: extra keyword arguments for the vendor's submit (e.g. Theta ``wait``).
+    :param xcom_output_max_bytes: largest output returned inline through XCom.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "service", "prediction", "input", "output_path")
+    template_ext: Sequence[str] = (".json",)
+    template_fields_renderers = {"input": "json"}
+    operator_extra_links = (VendorRequestLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        input: dict[str, Any] | str | None = None,
+        conn_id: str,
+        prediction: str | None = None,
+        output_path: Any = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10.0,
+        timeout: float | timedelta = 3600.0,
+        cancel_on_kill: bool = True,
+        max_transient_failures: int = 5,
+        resubmit_on_unknown_outcome: bool = False,
+        vendor_options: dict[str, Any] | None = None,
+        xcom_output_max_bytes: int = 48 * 1024,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.service = service
+        self.input = input if input is not None else {}
+        self.prediction = prediction
+        self.output_path = output_path
+        self.deferrable = deferrable
+        self.poll_interval = float(poll_interval)
+        self.timeout = _seconds(timeout)
+        self.cancel_on_kill = cancel_on_kill
+        self.max_transient_failures = max_transient_failures
+        self.resubmit_on_unknown_outcome = resubmit_on_unknown_outcome
+        self.vendor_options = vendor_options or {}
+        self.xcom_output_max_bytes = xcom_output_max_bytes
+        if self.poll_interval < 0 or self.timeout <= 0:
+            raise ValueError("poll_interval must be >= 0 and timeout > 0")
+        self._live_request: tuple[EdgeInferHook, str] | None = None
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _input_dict(self, vendor: str) -> dict[str, Any]:
+        value = self.input
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise InputValidationError(f"input is not valid JSON: {exc}", vendor=vendor) from None
+        if not isinstance(value, dict):
+            raise InputValidationError(f"input must be a JSON object, got {type(value).__name__}", vendor=vendor)
+        return value
+
+    # -- main path ---------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        from airflow_provider_edgeinfer.hooks import hook_for_connection
+
+        hook = hook_for_connection(self.conn_id)
+        vendor = hook.vendor
+        input_ = self._input_dict(vendor)
+        if not self.service:
+            raise InputValidationError("service is empty", vendor=vendor)
+        hook.validate_submission(self.service, self.prediction, input_)
+        if self.output_path is not None:
+            from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
+
+            prepare_output_dir(self.output_path, vendor)
+
+        api = hook.api
+        fp = fingerprint(vendor, self.service, self.prediction, input_)
+        key = idempotency_key(context, fp)
+        store = context.get("task_state_store")
+        job, submitted_at = self._reattach(hook, store, fp)
+
+        if job is None and api.synchronous and self.deferrable:
+            # No status endpoint: the one (long) call itself runs in the triggerer.
+            self._record(store, fp, None, time.time())
+            self._defer(hook, None, time.time(), submit={
+                "service": self.service, "prediction": self.prediction, "input": input_, "idempotency_key": key,
+            })
+        if job is None:
+            job, submitted_at = self._submit(hook, store, fp, key, input_)
+        self._announce(context, hook, job)
+
+        if job.terminal:
+            return self._complete(context, hook, job, output_known=True, submitted_at=submitted_at)
+        if self.deferrable:
+            self._defer(hook, job.request_id, submitted_at)
+        self._live_request = (hook, job.request_id)
+        event = asyncio.run(self._wait_on_worker(self._trigger(hook, job.request_id, submitted_at)))
+        return self.execute_complete(context, event)
+
+    def _trigger(
+        self, hook: EdgeInferHook, request_id: str | None, submitted_at: float, submit: dict[str, Any] | None = None
+    ) -> InferenceTrigger:
+        from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
+
+        return InferenceTrigger(
+            vendor=hook.vendor, conn_id=self.conn_id, request_id=request_id, deadline=submitted_at + self.timeout,
+            poll_interval=self.poll_interval, cancel_on_kill=self.cancel_on_kill,
+            max_transient_failures=self.max_transient_failures, submit=submit,
+        )
+
+    def _defer(
+        self, hook: EdgeInferHook, request_id: str | None, submitted_at: float, submit: dict[str, Any] | None = None
+    ) -> None:
+        if submit is not None and len(json.dumps(submit, default=str)) > MAX_TRIGGER_INPUT_BYTES:
+            raise InputValidationError(
+                f"input is larger than {MAX_TRIGGER_INPUT_BYTES} bytes, too large to hand to the triggerer",
+                vendor=hook.vendor, hint="Run this task with deferrable=False.",
+            )
+        remaining = max(1.0, submitted_at + self.timeout - time.time())
+        self.defer(
+            trigger=self._trigger(hook, request_id, submitted_at, submit),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=remaining + DEFERRAL_GRACE_SECONDS),
+        )
+
+    @staticmethod
+    async def _wait_on_worker(trigger: InferenceTrigger) -> dict[str, Any]:
+        """Non-deferrable mode: the very same polling logic, run on the worker."""
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise RuntimeError("the trigger ended without an event")
+
+    # -- never pay twice ---------------------------------------------------------------------
+
+    def _record(self, store: Any, fp: str, request_id: str | None, submitted_at: float) -> None:
+        if store is None:
+            return
+        store.set(STATE_KEY, {"fingerprint": fp, "request_id": request_id, "submitted_at": submitted_at})
+
+    def _reattach(self, hook: EdgeInferHook, store: Any, fp: str) -> tuple[Job | None, float]:
+        from airflow_provider_edgeinfer.clients.jobs import JobState
+
+        now = time.time()
+        record = store.get(STATE_KEY) if store is not None else None
+        if not isinstance(record, dict) or record.get("fingerprint") != fp:
+            return None, now
+        request_id = record.get("request_id")
+        submitted_at = float(record.get("submitted_at") or now)
+        api = hook.api
+        if not request_id:
+            found = hook.find_submission(self.service, self.prediction, self._input_dict(hook.vendor), submitted_at)
+            if found is not None:
+                self.log.info("found the request %s that a previous try submitted; reattaching", found.request_id)
+                return found, submitted_at
+            if api.honours_idempotency:
+                self.log.info("a previous try's submission has an unknown outcome; resubmitting with the same "
+                              "idempotency key, which %s deduplicates", hook.vendor)
+                return None, now
+            if self.resubmit_on_unknown_outcome:
+                self.log.warning("a previous try's submission has an unknown outcome; resubmitting as "
+                                 "resubmit_on_unknown_outcome=True asks (this may bill twice)")
+                return None, now
+            raise OutcomeUnknownError(
+                "a previous try sent this request but never learned its id, so it may be running (and billed)",
+                vendor=hook.vendor,
+                hint="Check the vendor's console; to resubmit anyway set resubmit_on_unknown_outcome=True.",
+            )
+        status = api.status(request_id)
+        if status is None:
+            return None, now
+        try:
+            job = hook.run(status)
+        except NotFoundError:
+            self.log.info("request %s of a previous try no longer exists; submitting again", request_id)
+            return None, now
+        if job.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+            self.log.info("reattaching to %s request %s (%s) from a previous try", hook.vendor, request_id,
+                          job.state.value)
+            return job, submitted_at
+        self.log.info("request %s of a previous try ended %s; submitting again", request_id, job.state.value)
+        return None, now
+
+    def _submit(
+        self, hook: EdgeInferHook, store: Any, fp: str, key: str, input_: dict[str, Any]
+    ) -> tuple[Job, float]:
+        submitted_at = time.time()
+        # Intent first: if this process dies mid-call, the next try knows a submission may exist.
+        self._record(store, fp, None, submitted_at)
+        call = hook.api.submit(self.service, input_, prediction=self.prediction, idempotency_key=key,
+                               **self.vendor_options)
+        job = hook.run(call)
+        self._record(store, fp, job.request_id, submitted_at)
+        self.log.info("submitted %s request %s to %s", self.service, job.request_id, hook.vendor)
+        return job, submitted_at
+
+    def _announce(self, context: Context, hook: EdgeInferHook, job: Job) -> None:
+        ti = context["ti"]
+        ti.xcom_push(key="request_id", value=job.request_id)
+        url = hook.api.console_url(job.request_id)
+        if url:
+            ti.xcom_push(key=VendorRequestLink().xcom_key, value=url)
+
+    # -- completion --------------------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
+
+        hook = hook_for_connection(self.conn_id)
+        payload = parse_event(event, hook.vendor)
+        request_id = payload.request_id
+        if payload.status == "error" and payload.error is not None:
+            raise rebuild_error(payload.error)
+        if payload.status == "timeout":
+            self._cancel(hook, request_id, reason="timeout")
+            raise JobTimeoutError(f"the request did not finish within {self.timeout:.0f} s",
+                                  vendor=hook.vendor, request_id=request_id)
+        job = Job.model_validate(payload.job) if payload.job else None
+        if payload.status == "cancelled":
+            raise JobCancelledError("the vendor reports the request cancelled", vendor=hook.vendor,
+                                    request_id=request_id)
+        if payload.status == "failed" or job is None:
+            message = (job.error if job else None) or "the vendor reports the request failed"
+            raise JobFailedError(message, vendor=hook.vendor, request_id=request_id)
+        store = context.get("task_state_store")
+        record = store.get(STATE_KEY) if store is not None else None
+        submitted_at = float(record["submitted_at"]) if isinstance(record, dict) else None
+        if hook.api.synchronous and not payload.output_included:
+            raise ConfigurationError(
+                "the output is too large to travel back from the triggerer", vendor=hook.vendor,
+                request_id=request_id, hint="Run this task with deferrable=False.",
+            )
+        if hook.api.synchronous and request_id:
+            self._announce(context, hook, job)
+        return self._complete(context, hook, job, output_known=payload.output_included, submitted_at=submitted_at)
+
+    def _complete(
+        self, context: Context, hook: EdgeInferHook, job: Job, *, output_known: bool, submitted_at: float | None
+    ) -> dict[str, Any]:
+        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.operators.outputs import build_result
+
+        self._live_request = None
+        if job.state is JobState.FAILED or job.state is JobState.EXPIRED:
+            raise JobFailedError(job.error or f"the request ended {job.state.value}", vendor=hook.vendor,
+                                 request_id=job.request_id)
+        if job.state is JobState.CANCELLED:
+            raise JobCancelledError("the vendor reports the request cancelled", vendor=hook.vendor,
+                                    request_id=job.request_id)
+        if not output_known:
+            status = hook.api.status(job.request_id)
+            if status is not None:
+                job = hook.run(status)
+        output = job.output
+        fetch = hook.api.fetch_output(job)
+        if fetch is not None:
+            output = hook.run(fetch)
+        result = build_result(job, output, output_path=self.output_path, submitted_at=submitted_at,
+                              xcom_max_bytes=self.xcom_output_max_bytes)
+        store = context.get("task_state_store")
+        if store is not None:
+            # Done and written: a later, deliberate re-run of this task asks for a new inference.
+            store.delete(STATE_KEY)
+        self.log.info("%s request %s succeeded (cost %s USD)", hook.vendor, job.request_id, job.cost_usd)
+        return result
+
+    # -- cancellation ------------------------------------------------------------------------
+
+    def _cancel(self, hook: EdgeInferHook, request_id: str | None, reason: str) -> None:
+        if not self.cancel_on_kill or not request_id:
+            return
+        call = hook.api.cancel(request_id)
+        if call is None:
+            self.log.warning("%s cannot cancel requests; %s may keep running", hook.vendor, request_id)
+            return
+        try:
+            hook.run(call)
+            self.log.info("cancelled %s request %s (%s)", hook.vendor, request_id, reason)
+        except Exception as exc:
+            self.log.warning("could not cancel %s request %s: %s", hook.vendor, request_id, exc)
+
+    def on_kill(self) -> None:
+        """Worker-side kill (non-deferrable mode): cancel the request this process is watching."""
+        if self._live_request is not None:
+            hook, request_id = self._live_request
+            self._cancel(hook, request_id, reason="task killed")

@@ -1,0 +1,110 @@
+"""InferenceRequestSensor: wait for a request created elsewhere (by id) to finish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.configuration import conf
+
+from airflow_provider_edgeinfer.exceptions import ConfigurationError, JobCancelledError, JobFailedError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class InferenceRequestSensor(BaseSensorOperator):
+    """Succeeds when the request ``request_id`` on ``conn_id`` succeeds; fails if it fails or is cancelled.
+
+    Deferrable by default (``[operators] default_deferrable``), through the same trigger the
+    InferenceOperator uses. It did not create the request, so by default it does not cancel it when
+    killed (``cancel_on_kill=False``). Returns a small summary: vendor, request id, state, cost.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "request_id")
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        request_id: str,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.request_id = request_id
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+
+    def _summary(self, job: Any) -> dict[str, Any]:
+        return {"vendor": job.vendor, "request_id": job.request_id, "state": job.state.value,
+                "cost_usd": job.cost_usd}
+
+    def _status_call(self, hook: Any) -> Any:
+        call = hook.api.status(self.request_id)
+        if call is None:
+            raise ConfigurationError(
+                f"{hook.vendor} inference is synchronous: there is no request to wait for", vendor=hook.vendor
+            )
+        return call
+
+    def poke(self, context: Context) -> bool | Any:
+        from airflow.sdk.bases.sensor import PokeReturnValue
+
+        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.hooks import hook_for_connection
+
+        hook = hook_for_connection(self.conn_id)
+        job = hook.run(self._status_call(hook))
+        if job.state is JobState.SUCCEEDED:
+            return PokeReturnValue(is_done=True, xcom_value=self._summary(job))
+        if job.state is JobState.CANCELLED:
+            raise JobCancelledError("the request was cancelled", vendor=hook.vendor, request_id=job.request_id)
+        if job.terminal:
+            raise JobFailedError(job.error or f"the request ended {job.state.value}", vendor=hook.vendor,
+                                 request_id=job.request_id)
+        self.log.info("%s request %s is %s", hook.vendor, job.request_id, job.vendor_state)
+        return False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
+
+        hook = hook_for_connection(self.conn_id)
+        self._status_call(hook)
+        self.defer(
+            trigger=InferenceTrigger(
+                vendor=hook.vendor, conn_id=self.conn_id, request_id=self.request_id,
+                deadline=time.time() + float(self.timeout), poll_interval=float(self.poke_interval),
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout) + 120),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.exceptions import JobTimeoutError
+        from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
+
+        payload = parse_event(event, "edgeinfer")
+        if payload.status == "error" and payload.error is not None:
+            raise rebuild_error(payload.error)
+        if payload.status == "timeout":
+            raise JobTimeoutError(f"the request did not finish within {float(self.timeout):.0f} s",
+                                  vendor=payload.vendor, request_id=payload.request_id)
+        job = Job.model_validate(payload.job) if payload.job else None
+        if payload.status == "cancelled":
+            raise JobCancelledError("the request was cancelled", vendor=payload.vendor,
+                                    request_id=payload.request_id)
+        if payload.status != "success" or job is None:
+            raise JobFailedError((job.error if job else None) or "the request failed", vendor=payload.vendor,
+                                 request_id=payload.request_id)
+        return self._summary(job)
