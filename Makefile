@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/python -m airflow_provider_edgeinfer.demo
+	$(BIN)/python -m airflow_provider_edgeinfer.emulator.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_edgeinfer dags_examples tests benchmarks

@@ -47,8 +47,9 @@ with DAG(
             wav.setsampwidth(2)
             wav.setframerate(16000)
             wav.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i / 8))) for i in range(16000)))
-        hook = ThetaHook()
-        upload = hook.run(hook.api.presigned_urls("whisper", input_fields=["audio_filename"]))["audio_filename"]
+        with ThetaHook() as hook:
+            urls = hook.run(hook.api.presigned_urls("whisper", input_fields=["audio_filename"]))
+        upload = urls["audio_filename"]
         httpx.put(upload.url, content=buffer.getvalue(), headers={"Content-Type": "application/octet-stream"},
                   timeout=60).raise_for_status()
         return upload.filename

@@ -103,11 +103,11 @@ class InferRequest(_Lenient):
     def total_cost_usd(self) -> float | None:
         if not self.cost_usd:
             return None
-        return float(sum(v for v in self.cost_usd.values() if isinstance(v, int | float)))
+        return round(float(sum(v for v in self.cost_usd.values() if isinstance(v, int | float))), 10)
 
 
 class CreateResult(_Lenient):
-    infer_requests: list[InferRequest]
+    infer_requests: list[InferRequest] = Field(min_length=1)
     model_quotas: list[Any] = Field(default_factory=list)
 
     @property
@@ -271,7 +271,11 @@ class ThetaAPI(VendorAPI):
         def parse(result: HttpResult) -> dict[str, PresignedUpload]:
             body = self.unwrap(result) or {}
             # Two shapes exist (theta.md): {field: {presigned_url, filename}} and {urls: {field: {upload_url, ...}}}.
-            entries = body.get("urls", body) if isinstance(body.get("urls"), dict) else body
+            entries = body.get("urls", body) if isinstance(body, dict) else body
+            if not isinstance(entries, dict):
+                raise UnexpectedResponseError(
+                    f"presigned URLs answer is a {type(entries).__name__}, not an object", vendor=self.vendor
+                )
             out: dict[str, PresignedUpload] = {}
             for name, entry in entries.items():
                 if not isinstance(entry, dict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
@@ -66,7 +66,8 @@ def base_url_from(conn: Connection, default: str, vendor: str) -> str:
         url = f"{scheme}://{host}"
     parts = urlsplit(url)
     if conn.port and not parts.port:
-        url = f"{parts.scheme}://{parts.hostname}:{conn.port}{parts.path}"
+        name = parts.hostname or ""
+        url = f"{parts.scheme}://{f'[{name}]' if ':' in name else name}:{conn.port}{parts.path}"  # [IPv6]
     if conn.schema and not urlsplit(url).path.strip("/"):
         url = f"{url.rstrip('/')}/{conn.schema.strip('/')}"
     return check_base_url(url, vendor=vendor)
@@ -202,7 +203,8 @@ class EdgeInferHook(BaseHook):
 
         if self._http_settings is not None:
             return self._http_settings
-        extra = conn.extra_dejson
+        # The connection form stores an untouched optional field as null or "": that means the default.
+        extra = {k: v for k, v in conn.extra_dejson.items() if v is not None and v != ""}
         try:
             retry = RetrySettings(
                 max_attempts=int(extra.get("max_retries", 5)),
@@ -210,12 +212,15 @@ class EdgeInferHook(BaseHook):
                 max_delay=float(extra.get("retry_max_delay", 30.0)),
                 max_total_delay=float(extra.get("retry_max_total_delay", 120.0)),
             )
-            return HttpSettings(
+            settings = HttpSettings(
                 connect_timeout=float(extra.get("connect_timeout", 10.0)),
                 read_timeout=float(extra.get("timeout", 60.0)),
                 max_connections=int(extra.get("max_connections", 100)),
                 retry=retry,
             )
+            if min(settings.connect_timeout, settings.read_timeout, settings.max_connections) <= 0:
+                raise ValueError("timeouts and max_connections must be positive")
+            return settings
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(
                 f"connection {self.conn_id!r} has an invalid timeout or retry extra: {exc}", vendor=self.vendor
@@ -272,8 +277,16 @@ class EdgeInferHook(BaseHook):
             await self.arelease()
 
     def close(self) -> None:
+        """Close the blocking client's connections; the hook can be used again afterwards."""
         if "_sync_client" in self.__dict__:
             self._sync_client.close()
+            del self.__dict__["_sync_client"]
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- Airflow UI ----------------------------------------------------------------------------
 

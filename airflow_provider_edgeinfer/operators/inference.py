@@ -142,6 +142,12 @@ class InferenceOperator(BaseOperator):
         from airflow_provider_edgeinfer.hooks import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
+        try:
+            return self._execute(context, hook)
+        finally:
+            hook.close()
+
+    def _execute(self, context: Context, hook: EdgeInferHook) -> Any:
         vendor = hook.vendor
         input_ = self._input_dict(vendor)
         if not self.service:
@@ -174,7 +180,7 @@ class InferenceOperator(BaseOperator):
             self._defer(hook, job.request_id, submitted_at)
         self._live_request = (hook, job.request_id)
         event = asyncio.run(self._wait_on_worker(self._trigger(hook, job.request_id, submitted_at)))
-        return self.execute_complete(context, event)
+        return self._execute_complete(context, hook, event)
 
     def _trigger(
         self, hook: EdgeInferHook, request_id: str | None, submitted_at: float, submit: dict[str, Any] | None = None
@@ -282,11 +288,18 @@ class InferenceOperator(BaseOperator):
     # -- completion --------------------------------------------------------------------------
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.clients.jobs import Job
         from airflow_provider_edgeinfer.hooks import hook_for_connection
-        from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
 
         hook = hook_for_connection(self.conn_id)
+        try:
+            return self._execute_complete(context, hook, event)
+        finally:
+            hook.close()
+
+    def _execute_complete(self, context: Context, hook: EdgeInferHook, event: dict[str, Any] | None) -> Any:
+        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
+
         payload = parse_event(event, hook.vendor)
         request_id = payload.request_id
         if payload.status == "error" and payload.error is not None:
@@ -331,6 +344,8 @@ class InferenceOperator(BaseOperator):
             status = hook.api.status(job.request_id)
             if status is not None:
                 job = hook.run(status)
+        # Vendors report their internal service id; the result names what the DAG asked for.
+        job = job.model_copy(update={"service": self.service})
         output = job.output
         fetch = hook.api.fetch_output(job)
         if fetch is not None:

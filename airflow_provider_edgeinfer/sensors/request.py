@@ -60,7 +60,10 @@ class InferenceRequestSensor(BaseSensorOperator):
         from airflow_provider_edgeinfer.hooks import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
-        job = hook.run(self._status_call(hook))
+        try:
+            job = hook.run(self._status_call(hook))
+        finally:
+            hook.close()
         if job.state is JobState.SUCCEEDED:
             return PokeReturnValue(is_done=True, xcom_value=self._summary(job))
         if job.state is JobState.CANCELLED:
@@ -78,7 +81,8 @@ class InferenceRequestSensor(BaseSensorOperator):
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         hook = hook_for_connection(self.conn_id)
-        self._status_call(hook)
+        self._status_call(hook)  # a synchronous vendor has nothing to wait for: fail now
+        hook.close()
         self.defer(
             trigger=InferenceTrigger(
                 vendor=hook.vendor, conn_id=self.conn_id, request_id=self.request_id,

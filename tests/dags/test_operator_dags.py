@@ -1,0 +1,90 @@
+"""InferenceOperator and InferenceRequestSensor under real Airflow (dag.test, SQLite), against the emulator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_edgeinfer.emulator.state import Timing
+from tests.dags.conftest import task_states
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _dag(dag_id: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("edgeinfer_test_dags", FIXTURES / "edgeinfer_test_dags.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return next(d for d in vars(module).values() if getattr(d, "dag_id", None) == dag_id)
+
+
+def _creates(emulator: Any) -> int:
+    return int(emulator.state.snapshot()["requests"].get("theta.create_request", 0))
+
+
+def test_deferred_inference_succeeds_and_submits_once(airflow_db: None, emulated: Any) -> None:
+    emulated.state.timing["theta"] = Timing(0.2, 0.6)
+    run = _dag("edgeinfer_test_basic").test()
+    assert task_states(run) == {"infer": "success"}
+    assert _creates(emulated) == 1
+    assert not emulated.state.snapshot()["duplicates"]["theta"]
+
+
+def test_retry_reattaches_instead_of_resubmitting(airflow_db: None, emulated: Any) -> None:
+    emulated.state.timing["theta"] = Timing(0.2, 1.0)
+    # The trigger's first poll gets a 503; with no tolerance the first try fails after submitting.
+    emulated.state.scripted["theta"].append({"kind": "5xx", "status": 500, "path": "/infer_request/infr_rqst_",
+                                             "method": "GET"})
+    run = _dag("edgeinfer_test_reattach").test()
+    assert task_states(run) == {"infer": "success"}
+    assert emulated.state.snapshot()["faults_injected"] == {"theta.5xx": 1}
+    assert _creates(emulated) == 1, "the retry must reattach, not submit again"
+
+
+def test_failed_vendor_job_fails_the_task(airflow_db: None, emulated: Any) -> None:
+    emulated.state.faults["theta"].job_failure_rate = 1.0
+    run = _dag("edgeinfer_test_basic").test()
+    assert task_states(run) == {"infer": "failed"}
+    assert _creates(emulated) == 1
+
+
+def test_timeout_cancels_the_remote_request(airflow_db: None, emulated: Any) -> None:
+    emulated.state.timing["theta"] = Timing(0.0, 600.0)
+    run = _dag("edgeinfer_test_timeout").test()
+    assert task_states(run) == {"infer": "failed"}
+    assert emulated.state.snapshot()["cancellations"] == {"theta": 1}
+
+
+def test_blocking_mode_polls_on_the_worker(airflow_db: None, emulated: Any) -> None:
+    emulated.state.timing["theta"] = Timing(0.1, 0.4)
+    run = _dag("edgeinfer_test_blocking").test()
+    assert task_states(run) == {"infer": "success"}
+    assert _creates(emulated) == 1
+
+
+def test_mapped_inference(airflow_db: None, emulated: Any) -> None:
+    run = _dag("edgeinfer_test_mapped").test()
+    assert task_states(run) == {f"infer[{i}]": "success" for i in range(3)}
+    assert _creates(emulated) == 3
+
+
+def test_sensor_waits_for_a_request_made_elsewhere(airflow_db: None, emulated: Any) -> None:
+    emulated.state.timing["theta"] = Timing(0.2, 0.5)
+    run = _dag("edgeinfer_test_sensor").test()
+    assert task_states(run) == {"start_elsewhere": "success", "wait": "success"}
+
+
+def test_theta_transcription_example(airflow_db: None, emulated: Any, tmp_path: Path) -> None:
+    from tests.dags.conftest import load_dag
+
+    run = load_dag("edgeinfer_theta_transcription").test(run_conf={"output_path": str(tmp_path)})
+    assert task_states(run) == {"audio_input": "success", "transcribe": "success"}
+    written = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert len(written) == 1
+    result = json.loads(written[0].read_text())
+    assert result["result"]["service"] == "whisper"
+    assert "bytes of audio" in result["output"]["text"]
