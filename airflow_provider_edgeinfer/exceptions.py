@@ -80,7 +80,11 @@ class EdgeInferError(Exception):
             facts.append(f"request {self.request_id}")
         tail = f" ({', '.join(facts)})" if facts else ""
         hint = f" {self.hint}" if self.hint else ""
-        return f"{head}{self.message}{tail}.{hint}".replace("..", ".")
+        text = f"{head}{self.message}{tail}"
+        # End with one full stop, without touching the quoted text itself ("...", "../x").
+        if not text.endswith((".", "!", "?")):
+            text += "."
+        return f"{text}{hint}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructor: make pickling (task runner, triggerer) round-trip.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from airflow_provider_edgeinfer.clients.jobs import Job
-from airflow_provider_edgeinfer.clients.redact import redact_text
+from airflow_provider_edgeinfer.clients.redact import redact_text, redact_url
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,
@@ -73,6 +73,9 @@ class Call(Generic[T]):
     #: Multipart form parts (httpx ``files=``); file objects are streamed, never read whole.
     files: Mapping[str, Any] | None = None
     data: Mapping[str, Any] | None = None
+    #: A body too big for memory, as a factory of byte chunks: each attempt (a retry, a renewal
+    #: after 401) starts it afresh. Give its Content-Length in ``headers``.
+    stream: Callable[[], Iterator[bytes]] | None = None
     #: Read timeout override (Theta ``wait``, OmniTensor's synchronous inference).
     read_timeout: float | None = None
     #: Identity quoted in errors (a request, batch or model id).
@@ -140,13 +143,19 @@ def check_base_url(url: str, *, vendor: str, field_name: str = "host") -> str:
 
 def host_of(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)  # httpx drops it from request URLs
+    port = parts.port if parts.port != default_port else None
+    return f"{parts.hostname}:{port}" if port else str(parts.hostname)
 
 
 class VendorAPI:
     """Base of the pure vendor API classes: error mapping and helpers shared by all four."""
 
     vendor: ClassVar[str] = "vendor"
+    #: Inference answers in the submitting call itself (no status endpoint): infrai core, OmniTensor.
+    synchronous: ClassVar[bool] = False
+    #: The vendor honours idempotency keys, so a submission can be repeated safely with the same key.
+    honours_idempotency: ClassVar[bool] = False
     #: Response headers that carry the vendor's own request id, appended to error messages.
     request_id_headers: ClassVar[tuple[str, ...]] = ()
 
@@ -203,7 +212,7 @@ class VendorAPI:
             return json.loads(result.content)
         except (ValueError, UnicodeDecodeError):
             raise UnexpectedResponseError(
-                f"malformed JSON in the answer from {result.url} (HTTP {result.status}, "
+                f"malformed JSON in the answer from {redact_url(result.url)} (HTTP {result.status}, "
                 f"{len(result.content)} bytes)",
                 vendor=self.vendor,
                 http_status=result.status,

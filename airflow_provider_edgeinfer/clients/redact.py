@@ -13,7 +13,7 @@ REDACTED = "***"
 
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _SECRET_KEYS = re.compile(
-    r'(?i)("?(?:api_key|apikey|secret|token|password|authorization|signature|sig|x-amz-signature)"?\s*[:=]\s*"?)'
+    r'(?i)("?(?:api[_-]?key|secret|token|password|authorization|signature|sig|x-amz-signature)"?\s*[:=]\s*"?)'
     r'[^"&\s,}]+'
 )
 
@@ -25,6 +25,8 @@ def redact_url(url: str) -> str:
     except ValueError:
         return REDACTED
     host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
     query = REDACTED if parts.query else ""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
@@ -20,6 +22,7 @@ from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, sto
 from airflow_provider_edgeinfer.exceptions import (
     RateLimitError,
     ServerError,
+    VendorAPIError,
     VendorConnectionError,
     VendorTimeoutError,
 )
@@ -65,22 +68,26 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # "-0000": HTTP dates are always UTC
+        when = when.replace(tzinfo=UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
 
 
 def backoff_delay(attempt: int, settings: RetrySettings, rng: Callable[[], float] = random.random) -> float:
     """Exponential backoff with full jitter for the wait after ``attempt`` (1-based) failed."""
-    ceiling = min(settings.max_delay, settings.initial_delay * (2 ** max(0, attempt - 1)))
+    ceiling = min(settings.max_delay, settings.initial_delay * 2.0 ** min(max(0, attempt - 1), 62))
     return ceiling * rng()
 
 
@@ -101,6 +108,8 @@ def is_retryable(error: BaseException, safety: Safety) -> bool:
         if isinstance(error, VendorTimeoutError):
             return True
         status = getattr(error, "http_status", None)
+        if isinstance(error, VendorAPIError) and status == 408:
+            return True  # request timeout: the vendor gave up reading the request
         return isinstance(error, ServerError) and status in RETRYABLE_STATUSES
     # CREATES_WORK: a 503 that says when to come back was refused before any work started.
     return isinstance(error, ServerError) and error.http_status == 503 and error.retry_after is not None

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -48,6 +49,28 @@ class HttpSettings:
     def timeout(self, read: float | None = None) -> httpx.Timeout:
         value = self.read_timeout if read is None else read
         return httpx.Timeout(connect=self.connect_timeout, read=value, write=value, pool=self.connect_timeout)
+
+
+class _SyncBody:
+    """A streamed body httpx may iterate again (it is not a generator, so httpx allows a replay)."""
+
+    def __init__(self, factory: Callable[[], Iterator[bytes]]) -> None:
+        self._factory = factory
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._factory()
+
+
+class _AsyncBody:
+    """The same for AsyncClient; each chunk is produced off the event loop (it may read a file)."""
+
+    def __init__(self, factory: Callable[[], Iterator[bytes]]) -> None:
+        self._factory = factory
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunks = self._factory()
+        while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+            yield chunk
 
 
 class _Shell(Generic[A]):
@@ -99,6 +122,9 @@ class _Shell(Generic[A]):
             kwargs["files"] = call.files
         if call.data is not None:
             kwargs["data"] = call.data
+        if call.stream is not None:
+            body = _AsyncBody if isinstance(self, AsyncClient) else _SyncBody
+            kwargs["content"] = body(call.stream)
         if call.read_timeout is not None:
             kwargs["timeout"] = self.settings.timeout(call.read_timeout)
         kwargs["auth"] = self._auth if call.authenticated else None

@@ -147,7 +147,9 @@ def vendor_app(
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPError):
-            return errors(exc.status, exc.message, exc.code)
+            response = errors(exc.status, exc.message, exc.code)
+            response.headers.update(exc.headers)  # e.g. Retry-After
+            return response
         return errors(500, "emulator error", "INTERNAL")
 
     app = Starlette(routes=routes, exception_handlers={HTTPError: on_error})

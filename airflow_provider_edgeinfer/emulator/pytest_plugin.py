@@ -7,7 +7,8 @@ Installed with the package (entry point ``pytest11``). In a DAG test::
             monkeypatch.setenv(name, value)
         ...
 
-Counters, faults and timing are reset before each test that uses the fixture.
+Counters, faults, keys and settings are reset before each test that uses the fixture, and
+jobs run instantly (zero timing).
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ def _edgeinfer_emulator_session() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def edgeinfer_emulator(_edgeinfer_emulator_session: EmulatorServer) -> EmulatorServer:
-    from airflow_provider_edgeinfer.emulator.state import VENDORS, Timing
+    from dataclasses import MISSING, fields
+
+    from airflow_provider_edgeinfer.emulator.state import VENDORS, EmulatorState, Timing
 
     state = _edgeinfer_emulator_session.state
     state.reset()
+    # Settings a test may have changed (keys, TTLs) go back to their defaults too.
+    for f in fields(EmulatorState):
+        if f.name not in ("timing", "faults", "scripted", "seed"):
+            setattr(state, f.name, f.default_factory() if f.default_factory is not MISSING else f.default)
     for vendor in VENDORS:
         state.timing[vendor] = Timing(queued=0.0, running=0.0)
     return _edgeinfer_emulator_session

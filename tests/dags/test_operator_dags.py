@@ -88,3 +88,33 @@ def test_theta_transcription_example(airflow_db: None, emulated: Any, tmp_path: 
     result = json.loads(written[0].read_text())
     assert result["result"]["service"] == "whisper"
     assert "bytes of audio" in result["output"]["text"]
+
+
+def test_infrai_chat_example(airflow_db: None, emulated: Any) -> None:
+    from tests.dags.conftest import load_dag
+
+    run = load_dag("edgeinfer_infrai_chat").test()
+    assert task_states(run) == {"summarize": "success"}
+    submissions = emulated.state.snapshot()["submissions"]["infrai"]
+    assert sum(submissions.values()) == 1
+
+
+def test_omnitensor_inference_example(airflow_db: None, emulated: Any) -> None:
+    from tests.dags.conftest import load_dag
+
+    run = load_dag("edgeinfer_omnitensor_inference").test()
+    assert task_states(run) == {"classify": "success"}
+    assert sum(emulated.state.snapshot()["submissions"]["omnitensor"].values()) == 1
+
+
+def test_octoai_sdxl_example_writes_a_decodable_image(airflow_db: None, emulated: Any, tmp_path: Path) -> None:
+    from tests.dags.conftest import load_dag
+
+    run = load_dag("edgeinfer_octoai_sdxl").test(run_conf={"output_path": str(tmp_path)})
+    assert task_states(run) == {"generate": "success"}
+    images = sorted(tmp_path.glob("*.png"))
+    assert len(images) == 1
+    assert images[0].read_bytes().startswith(b"\x89PNG")
+    result = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert result["output"]["images"][0]["image_path"] == f"file://{images[0]}"
+    assert "image_b64" not in result["output"]["images"][0]

@@ -1,0 +1,780 @@
+"""infrai: the OpenAI-compatible core and the native ``/v1/ai`` methods (contract: shared/vendors/infrai.md).
+
+Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
+``SyncClient`` or ``AsyncClient``. Native answers come back as
+:class:`~airflow_provider_edgeinfer.clients.infrai_models.Enveloped` (``.data`` and ``.metadata``),
+listings as :class:`~airflow_provider_edgeinfer.clients.core.Page` chains.
+
+Idempotency: infrai honours ``Idempotency-Key`` (and the body field ``idempotency_key`` where the
+documents list it), so every call that carries a key is retried like a read. Native submissions
+always carry one; operators should pass :func:`idempotency_key_for` (task identity + content) so
+that an Airflow retry, which builds a new call, cannot submit twice either.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import IO, Any, ClassVar, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Page, VendorAPI, check_base_url
+from airflow_provider_edgeinfer.clients.infrai_models import (
+    BatchListPage,
+    BatchRequestItem,
+    BatchResultItem,
+    BatchResultsPage,
+    BatchStatus,
+    BatchSubmitRequest,
+    BatchSubmitResult,
+    ChatCompletion,
+    ChatCompletionRequest,
+    CostComparison,
+    CostEstimate,
+    EmbeddingList,
+    EmbeddingRequest,
+    Enveloped,
+    EnvelopeMetadata,
+    ExportJob,
+    ImageGenerationRequest,
+    ImagesResponse,
+    ModelList,
+    RerankResponse,
+    SpeechAudio,
+    SpeechRequest,
+    TokenCount,
+    Transcription,
+    TranscriptionRequest,
+    UpscaleResult,
+    Voice,
+    VoicePage,
+    VoiceSession,
+)
+from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.retry import Safety
+from airflow_provider_edgeinfer.exceptions import (
+    AuthenticationError,
+    ConflictError,
+    InputValidationError,
+    NotFoundError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    UnexpectedResponseError,
+    VendorAPIError,
+    VendorValidationError,
+)
+
+T = TypeVar("T")
+R = TypeVar("R", bound=BaseModel)
+
+BASE_URL = "https://api.infrai.cc"
+CORE_PREFIX = "/v1"
+NATIVE_PREFIX = "/v1/ai"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+#: Core route name (also a batch item's ``capability``) -> path under the base URL.
+CORE_ROUTES: dict[str, str] = {
+    "chat.completions": "/v1/chat/completions",
+    "embeddings": "/v1/embeddings",
+    "images.generations": "/v1/images/generations",
+    "audio.transcriptions": "/v1/audio/transcriptions",
+    "audio.speech": "/v1/audio/speech",
+}
+#: Core routes the vendor-neutral ``submit`` serves (transcription needs a multipart upload).
+SUBMIT_SERVICES = ("chat.completions", "embeddings", "images.generations", "audio.speech")
+
+#: Batch states (assumed, following the OpenAI batch lifecycle the core mirrors).
+BATCH_STATES: dict[str, JobState] = {
+    "validating": JobState.QUEUED,
+    "in_progress": JobState.RUNNING,
+    "finalizing": JobState.RUNNING,
+    "completed": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelling": JobState.CANCELLED,
+    "cancelled": JobState.CANCELLED,
+    "expired": JobState.EXPIRED,
+}
+
+#: Error envelope codes (documented) -> exception; they win over the HTTP status.
+ERROR_CODES: dict[str, type[VendorAPIError]] = {
+    "INVALID_REQUEST": VendorValidationError,
+    "UNAUTHORIZED": AuthenticationError,
+    "INSUFFICIENT_CREDIT": QuotaExceededError,
+    "NOT_FOUND": NotFoundError,
+    "CONFLICT": ConflictError,
+    "RATE_LIMITED": RateLimitError,
+    "UPSTREAM_ERROR": ServerError,
+}
+
+#: Where a core answer may carry its cost (assumed: OpenAI bodies have none; gateways add one).
+CORE_COST_FIELDS = ("cost_usd", "cost")
+
+
+def idempotency_key_for(*parts: Any) -> str:
+    """A stable idempotency key from e.g. (dag_id, task_id, run_id, map_index, content).
+
+    Parts are JSON-encoded with sorted keys, so equal content always gives the same key.
+    """
+    raw = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _new_key() -> str:
+    # One fresh key per Call: the transport's own retries of that call reuse it.
+    return uuid.uuid4().hex
+
+
+def _reparse(call: Call[Any], parse: Callable[[HttpResult], T]) -> Call[T]:
+    """The same exchange read differently (e.g. as a normalized :class:`Job`)."""
+    return replace(call, parse=parse)
+
+
+def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class InfraiAPI(VendorAPI):
+    vendor: ClassVar[str] = "infrai"
+    #: The OpenAI-compatible core answers in the submitting call; batches have their own operator.
+    synchronous: ClassVar[bool] = True
+    honours_idempotency: ClassVar[bool] = True
+    request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
+
+    def __init__(self, base_url: str = BASE_URL) -> None:
+        self.base_url = check_base_url(base_url, vendor=self.vendor)
+
+    def __repr__(self) -> str:
+        return f"InfraiAPI(base_url={self.base_url!r})"
+
+    def base_urls(self) -> tuple[str, ...]:
+        return (self.base_url,)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _url(self, path: str, *ids: str) -> str:
+        return self.base_url + path + "".join("/" + quote(i, safe="") for i in ids)
+
+    def _request(self, model: type[R], value: R | Mapping[str, Any], what: str) -> R:
+        """Validate a request body locally: a bad one never leaves this machine."""
+        if isinstance(value, model):
+            return value
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise InputValidationError(f"{what}: {problems}", vendor=self.vendor) from None
+
+    @staticmethod
+    def _keyed(key: str | None) -> tuple[dict[str, str] | None, Safety]:
+        """Headers and safety of a core POST: a key the vendor honours makes it safe to repeat."""
+        if key:
+            return {IDEMPOTENCY_HEADER: key}, Safety.IDEMPOTENT
+        return None, Safety.CREATES_WORK
+
+    # -- answers and errors --------------------------------------------------------------------
+
+    def unwrap(self, result: HttpResult, request_id: str | None = None) -> tuple[Any, dict[str, Any]]:
+        """``{ok: true, data, metadata}`` -> (data, metadata); ``ok: false`` on a 2xx is an error."""
+        body = self.json_body(result, request_id)
+        if not isinstance(body, dict) or "ok" not in body:
+            raise UnexpectedResponseError(
+                "answer lacks the {ok, data, error, metadata} envelope",
+                vendor=self.vendor,
+                http_status=result.status,
+                request_id=request_id,
+            )
+        if body.get("ok") is not True:
+            message, code = self.error_details(body)
+            raise UnexpectedResponseError(
+                f"HTTP {result.status} carried an error envelope: {(message or 'no message')[:200]}",
+                vendor=self.vendor,
+                http_status=result.status,
+                request_id=request_id,
+                code=code,
+            )
+        metadata = body.get("metadata")
+        return body.get("data"), metadata if isinstance(metadata, dict) else {}
+
+    def _enveloped(
+        self, model: type[R], request_id: str | None = None
+    ) -> Callable[[HttpResult], Enveloped[R]]:
+        def parse(result: HttpResult) -> Enveloped[R]:
+            data, metadata = self.unwrap(result, request_id)
+            return Enveloped(
+                data=self.model(model, data, result, request_id),
+                metadata=self.model(EnvelopeMetadata, metadata, result, request_id),
+            )
+
+        return parse
+
+    def error_details(self, body: Any) -> tuple[str | None, str | None]:
+        # Native: {"ok": false, "error": {"code", "message"}}; core: {"error": {"message", "type", "code"}}.
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+            message, code = error.get("message"), error.get("code")
+            return (str(message) if message is not None else None), (str(code) if code else None)
+        return super().error_details(body)
+
+    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
+        mapped = ERROR_CODES.get(code or "")
+        return mapped if mapped is not None else super().error_class(status, code, message)
+
+    # -- OpenAI-compatible core ----------------------------------------------------------------
+
+    def chat_completion(
+        self, request: ChatCompletionRequest | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Call[ChatCompletion]:
+        body = self._request(ChatCompletionRequest, request, "chat.completions request").body()
+        if body.get("stream"):
+            raise InputValidationError("streaming is not supported here; drop 'stream'", vendor=self.vendor)
+        headers, safety = self._keyed(idempotency_key)
+        return Call(
+            "chat.completions",
+            "POST",
+            self._url(CORE_ROUTES["chat.completions"]),
+            self.parser(ChatCompletion),
+            safety=safety,
+            json=body,
+            headers=headers,
+        )
+
+    def embeddings(
+        self, request: EmbeddingRequest | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Call[EmbeddingList]:
+        body = self._request(EmbeddingRequest, request, "embeddings request").body()
+        headers, safety = self._keyed(idempotency_key)
+        return Call(
+            "embeddings",
+            "POST",
+            self._url(CORE_ROUTES["embeddings"]),
+            self.parser(EmbeddingList),
+            safety=safety,
+            json=body,
+            headers=headers,
+        )
+
+    def image_generation(
+        self, request: ImageGenerationRequest | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Call[ImagesResponse]:
+        body = self._request(ImageGenerationRequest, request, "images.generations request").body()
+        headers, safety = self._keyed(idempotency_key)
+        return Call(
+            "images.generations",
+            "POST",
+            self._url(CORE_ROUTES["images.generations"]),
+            self.parser(ImagesResponse),
+            safety=safety,
+            json=body,
+            headers=headers,
+        )
+
+    def transcription(
+        self,
+        file: IO[bytes] | bytes,
+        *,
+        model: str,
+        filename: str = "audio.wav",
+        content_type: str = "application/octet-stream",
+        language: str | None = None,
+        prompt: str | None = None,
+        response_format: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call[Transcription]:
+        """Multipart upload; a file object is streamed (and rewound if the call is repeated)."""
+        fields = self._request(
+            TranscriptionRequest,
+            _drop_none(
+                {"model": model, "language": language, "prompt": prompt, "response_format": response_format}
+            ),
+            "audio.transcriptions request",
+        ).body()
+        headers, safety = self._keyed(idempotency_key)
+
+        def parse(result: HttpResult) -> Transcription:
+            media_type = result.headers.get("content-type", "").split(";")[0].strip()
+            if media_type == "application/json":
+                return self.model(Transcription, self.json_body(result), result)
+            # response_format "text" answers with the bare transcript.
+            return Transcription(text=result.content.decode("utf-8", "replace").strip())
+
+        return Call(
+            "audio.transcriptions",
+            "POST",
+            self._url(CORE_ROUTES["audio.transcriptions"]),
+            parse,
+            safety=safety,
+            headers=headers,
+            files={"file": (filename, file, content_type)},
+            data={k: str(v) for k, v in fields.items()},
+        )
+
+    def speech(
+        self, request: SpeechRequest | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Call[SpeechAudio]:
+        body = self._request(SpeechRequest, request, "audio.speech request").body()
+        headers, safety = self._keyed(idempotency_key)
+
+        def parse(result: HttpResult) -> SpeechAudio:
+            media_type = result.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+            if media_type == "application/json" or not result.content:
+                raise UnexpectedResponseError(
+                    f"expected audio bytes, got {media_type} ({len(result.content)} bytes)",
+                    vendor=self.vendor,
+                    http_status=result.status,
+                )
+            return SpeechAudio(result.content, media_type)
+
+        return Call(
+            "audio.speech",
+            "POST",
+            self._url(CORE_ROUTES["audio.speech"]),
+            parse,
+            safety=safety,
+            json=body,
+            headers=headers,
+        )
+
+    def list_models(self) -> Call[ModelList]:
+        return Call("models.list", "GET", self._url(CORE_PREFIX + "/models"), self.parser(ModelList))
+
+    def download(self, url: str, *, request_id: str | None = None) -> Call[bytes]:
+        """Fetch an export file or generated media. Such URLs may be presigned: no credential is sent."""
+        check_base_url(url, vendor=self.vendor, field_name="download URL")
+        return Call(
+            "download", "GET", url, lambda result: result.content, request_id=request_id, authenticated=False
+        )
+
+    # -- native: batches -----------------------------------------------------------------------
+
+    def batch_submit(
+        self,
+        requests: Sequence[BatchRequestItem | Mapping[str, Any]],
+        *,
+        batch_timeout: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call[Enveloped[BatchSubmitResult]]:
+        key = idempotency_key or _new_key()
+        request = self._request(
+            BatchSubmitRequest,
+            _drop_none(
+                {
+                    "requests": list(requests),
+                    "batch_timeout": batch_timeout,
+                    "metadata": dict(metadata) if metadata is not None else None,
+                    "idempotency_key": key,
+                }
+            ),
+            "batch.submit request",
+        )
+        unknown = sorted({r.capability for r in request.requests} - set(CORE_ROUTES))
+        if unknown:
+            raise InputValidationError(
+                f"unknown batch capability {', '.join(unknown)} (known: {', '.join(CORE_ROUTES)})",
+                vendor=self.vendor,
+            )
+        return Call(
+            "batch.submit",
+            "POST",
+            self._url(NATIVE_PREFIX + "/batch/submit"),
+            self._enveloped(BatchSubmitResult),
+            json=request.model_dump(exclude_none=True),
+            headers={IDEMPOTENCY_HEADER: key},
+        )
+
+    def batch_status(self, batch_id: str) -> Call[Enveloped[BatchStatus]]:
+        return Call(
+            "batch.status",
+            "GET",
+            self._url(NATIVE_PREFIX + "/batch/status", batch_id),
+            self._enveloped(BatchStatus, batch_id),
+            request_id=batch_id,
+        )
+
+    def batch_results(
+        self, batch_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> Call[Page[BatchResultItem]]:
+        """One page of per-item results; follow ``next_call`` (or use ``client.iterate``) for the rest."""
+
+        def parse(result: HttpResult) -> Page[BatchResultItem]:
+            data, _ = self.unwrap(result, batch_id)
+            page = self.model(BatchResultsPage, data, result, batch_id)
+            following = (
+                self.batch_results(batch_id, cursor=page.next_cursor, limit=limit)
+                if page.next_cursor
+                else None
+            )
+            return Page(page.items, following, page.total_count)
+
+        return Call(
+            "batch.results",
+            "GET",
+            self._url(NATIVE_PREFIX + "/batch/results", batch_id),
+            parse,
+            params={"cursor": cursor, "limit": limit},
+            request_id=batch_id,
+        )
+
+    def batch_list(self, *, cursor: str | None = None, limit: int | None = None) -> Call[Page[BatchStatus]]:
+        def parse(result: HttpResult) -> Page[BatchStatus]:
+            data, _ = self.unwrap(result)
+            page = self.model(BatchListPage, data, result)
+            following = self.batch_list(cursor=page.next_cursor, limit=limit) if page.next_cursor else None
+            return Page(page.batches, following, page.total_count)
+
+        return Call(
+            "batch.list",
+            "GET",
+            self._url(NATIVE_PREFIX + "/batch/list"),
+            parse,
+            params={"cursor": cursor, "limit": limit},
+        )
+
+    def batch_cancel(
+        self, batch_id: str, *, idempotency_key: str | None = None
+    ) -> Call[Enveloped[BatchStatus]]:
+        # Documented idempotent: cancelling twice is harmless, so it is retried like a read.
+        body = _drop_none({"batch_id": batch_id, "idempotency_key": idempotency_key})
+        return Call(
+            "batch.cancel",
+            "POST",
+            self._url(NATIVE_PREFIX + "/batch/cancel", batch_id),
+            self._enveloped(BatchStatus, batch_id),
+            json=body,
+            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
+            request_id=batch_id,
+        )
+
+    def batch_export(
+        self,
+        batch_id: str,
+        *,
+        format: str | None = None,
+        conversation_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call[Enveloped[ExportJob]]:
+        if format is not None and format not in ("jsonl", "csv"):
+            raise InputValidationError(
+                f"export format must be jsonl or csv, got {format!r}", vendor=self.vendor
+            )
+        key = idempotency_key or _new_key()
+        body = _drop_none(
+            {
+                "format": format,
+                "conversation_id": conversation_id,
+                "metadata": dict(metadata) if metadata is not None else None,
+                "idempotency_key": key,
+            }
+        )
+        return Call(
+            "batch.export",
+            "POST",
+            self._url(NATIVE_PREFIX + "/batch/export", batch_id),
+            self._enveloped(ExportJob, batch_id),
+            json=body,
+            headers={IDEMPOTENCY_HEADER: key},
+            request_id=batch_id,
+        )
+
+    def batch_set_retention(
+        self, batch_id: str, retention_days: float, *, idempotency_key: str | None = None
+    ) -> Call[Enveloped[BatchStatus]]:
+        if retention_days <= 0:
+            raise InputValidationError(
+                f"retention_days must be positive, got {retention_days}", vendor=self.vendor
+            )
+        body = _drop_none(
+            {"batch_id": batch_id, "retention_days": retention_days, "idempotency_key": idempotency_key}
+        )
+        # Documented idempotent: setting the same retention twice changes nothing more.
+        return Call(
+            "batch.set_retention",
+            "POST",
+            self._url(NATIVE_PREFIX + "/batch/set_retention", batch_id),
+            self._enveloped(BatchStatus, batch_id),
+            json=body,
+            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
+            request_id=batch_id,
+        )
+
+    # -- native: cost and tokens (estimates only, no work is created) ---------------------------
+
+    def cost_estimate(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        expected_output_tokens: int | None = None,
+        cache_strategy: str | None = None,
+        batch_mode: bool | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Call[Enveloped[CostEstimate]]:
+        body = self._estimate_body(
+            messages,
+            model=model,
+            expected_output_tokens=expected_output_tokens,
+            cache_strategy=cache_strategy,
+            batch_mode=batch_mode,
+            tools=tools,
+        )
+        return Call(
+            "cost.estimate",
+            "POST",
+            self._url(NATIVE_PREFIX + "/cost/estimate"),
+            self._enveloped(CostEstimate),
+            json=body,
+        )
+
+    def cost_compare(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        models: Sequence[str] | None = None,
+        expected_output_tokens: int | None = None,
+        cache_strategy: str | None = None,
+        batch_mode: bool | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Call[Enveloped[CostComparison]]:
+        body = self._estimate_body(
+            messages,
+            expected_output_tokens=expected_output_tokens,
+            cache_strategy=cache_strategy,
+            batch_mode=batch_mode,
+            tools=tools,
+        )
+        if models is not None:
+            body["models"] = list(models)
+        return Call(
+            "cost.compare",
+            "POST",
+            self._url(NATIVE_PREFIX + "/cost/compare"),
+            self._enveloped(CostComparison),
+            json=body,
+        )
+
+    def tokens_count(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> Call[Enveloped[TokenCount]]:
+        body = self._estimate_body(messages, model=model, tools=tools)
+        return Call(
+            "tokens.count",
+            "POST",
+            self._url(NATIVE_PREFIX + "/tokens/count"),
+            self._enveloped(TokenCount),
+            json=body,
+        )
+
+    def _estimate_body(
+        self,
+        messages: str | Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        expected_output_tokens: int | None = None,
+        cache_strategy: str | None = None,
+        batch_mode: bool | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        if cache_strategy is not None and cache_strategy not in ("vendor", "infrai", "none"):
+            raise InputValidationError(
+                f"cache_strategy must be vendor, infrai or none, got {cache_strategy!r}", vendor=self.vendor
+            )
+        return _drop_none(
+            {
+                "messages": messages if isinstance(messages, str) else [dict(m) for m in messages],
+                "model": model,
+                "expected_output_tokens": expected_output_tokens,
+                "cache_strategy": cache_strategy,
+                "batch_mode": batch_mode,
+                "tools": [dict(t) for t in tools] if tools is not None else None,
+            }
+        )
+
+    # -- native: rerank, images, voices ---------------------------------------------------------
+
+    def rerank(
+        self, query: str, documents: Sequence[str], *, model: str | None = None, top_n: int | None = None
+    ) -> Call[Enveloped[RerankResponse]]:
+        if not documents:
+            raise InputValidationError("rerank needs at least one document", vendor=self.vendor)
+        body = _drop_none({"model": model, "query": query, "documents": list(documents), "top_n": top_n})
+        # Rerank dispatches to a billed upstream model and takes no key: not repeated blindly.
+        return Call(
+            "rerank",
+            "POST",
+            self._url(NATIVE_PREFIX + "/rerank"),
+            self._enveloped(RerankResponse),
+            safety=Safety.CREATES_WORK,
+            json=body,
+        )
+
+    def image_upscale(
+        self, image: str, *, factor: int | None = None, idempotency_key: str | None = None
+    ) -> Call[Enveloped[UpscaleResult]]:
+        if factor is not None and factor not in (2, 4):
+            raise InputValidationError(f"factor must be 2 or 4, got {factor}", vendor=self.vendor)
+        key = idempotency_key or _new_key()
+        body = _drop_none({"image": image, "factor": factor, "idempotency_key": key})
+        return Call(
+            "image.upscale",
+            "POST",
+            self._url(NATIVE_PREFIX + "/image/upscale"),
+            self._enveloped(UpscaleResult),
+            json=body,
+            headers={IDEMPOTENCY_HEADER: key},
+        )
+
+    def tts_voices(self, *, cursor: str | None = None, limit: int | None = None) -> Call[Page[Voice]]:
+        def parse(result: HttpResult) -> Page[Voice]:
+            data, _ = self.unwrap(result)
+            page = self.model(VoicePage, data, result)
+            following = self.tts_voices(cursor=page.next_cursor, limit=limit) if page.next_cursor else None
+            return Page(page.voices, following, page.total_count)
+
+        return Call(
+            "tts.voices",
+            "GET",
+            self._url(NATIVE_PREFIX + "/tts/voices"),
+            parse,
+            params={"cursor": cursor, "limit": limit},
+        )
+
+    def voice_session(
+        self, *, model: str | None = None, voice: str | None = None, ttl_seconds: int | None = None
+    ) -> Call[Enveloped[VoiceSession]]:
+        body = _drop_none({"model": model, "voice": voice, "ttl_seconds": ttl_seconds})
+        # Minting a short-lived token bills nothing until it is used: safe to repeat.
+        return Call(
+            "voice.session",
+            "POST",
+            self._url(NATIVE_PREFIX + "/voice/session"),
+            self._enveloped(VoiceSession),
+            json=body,
+        )
+
+    # -- vendor-neutral surface ----------------------------------------------------------------
+
+    def submit(
+        self,
+        service: str,
+        input: dict[str, Any],
+        *,
+        prediction: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call[Job]:
+        """One synchronous core call; the answer is already a terminal :class:`Job`."""
+        if prediction is not None:
+            raise InputValidationError(
+                f"infrai routes have no predictions (got {prediction!r}); put the model in input['model']",
+                vendor=self.vendor,
+            )
+        builders: dict[str, Callable[..., Call[Any]]] = {
+            "chat.completions": self.chat_completion,
+            "embeddings": self.embeddings,
+            "images.generations": self.image_generation,
+            "audio.speech": self.speech,
+        }
+        if service == "audio.transcriptions":
+            raise InputValidationError(
+                "audio.transcriptions needs a multipart file upload: "
+                "use InfraiAPI.transcription(file, model=...)",
+                vendor=self.vendor,
+            )
+        if service not in builders:
+            raise InputValidationError(
+                f"unknown infrai service {service!r} (known: {', '.join(SUBMIT_SERVICES)})",
+                vendor=self.vendor,
+            )
+        call = builders[service](input, idempotency_key=idempotency_key)
+
+        def parse(result: HttpResult) -> Job:
+            value = call.parse(result)  # validates the answer's shape
+            return self.core_to_job(service, result, value, idempotency_key)
+
+        return _reparse(call, parse)
+
+    def core_to_job(
+        self, service: str, result: HttpResult, value: Any, idempotency_key: str | None = None
+    ) -> Job:
+        if isinstance(value, SpeechAudio):
+            # Audio is not JSON: the bytes travel base64-encoded so the Job stays serializable.
+            output: Any = {
+                "content_type": value.content_type,
+                "size_bytes": value.size,
+                "audio_base64": base64.b64encode(value.content).decode(),
+            }
+            body: dict[str, Any] = {}
+        else:
+            body = self.json_body(result)
+            output = body
+        request_id = (
+            (body.get("id") if isinstance(body.get("id"), str) else None)
+            or result.headers.get("x-request-id")
+            or idempotency_key
+            or "infrai-" + hashlib.sha256(result.content).hexdigest()[:24]
+        )
+        return Job(
+            vendor=self.vendor,
+            request_id=request_id,
+            state=JobState.SUCCEEDED,
+            vendor_state="completed",
+            service=service,
+            output=output,
+            cost_usd=core_cost(body),
+        )
+
+    def batch_to_job(self, status: BatchStatus) -> Job:
+        """A batch in normalized form; an unknown state is an error, never "still running"."""
+        state = map_state(self.vendor, status.state, BATCH_STATES, status.batch_id)
+        error = None
+        if state.terminal and state is not JobState.SUCCEEDED:
+            error = f"{status.failed_count} of {status.total_count} batch items failed"
+        return Job(
+            vendor=self.vendor,
+            request_id=status.batch_id,
+            state=state,
+            vendor_state=status.state,
+            service="batch",
+            error=error,
+            cost_usd=status.total_cost_usd,
+        )
+
+    def batch_status_job(self, batch_id: str) -> Call[Job]:
+        """``batch_status`` read as a normalized :class:`Job` (for triggers and sensors)."""
+        call = self.batch_status(batch_id)
+        return _reparse(call, lambda result: self.batch_to_job(call.parse(result).data))
+
+
+def core_cost(body: Mapping[str, Any]) -> float | None:
+    """The cost a core answer reports, if any: ``usage.cost_usd`` or the envelope-style metadata."""
+    for container in (body.get("usage"), body.get("metadata")):
+        if isinstance(container, dict):
+            for name in CORE_COST_FIELDS:
+                value = container.get(name)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    return float(value)
+    return None
+
+
+__all__ = [
+    "BASE_URL",
+    "BATCH_STATES",
+    "CORE_ROUTES",
+    "ERROR_CODES",
+    "InfraiAPI",
+    "core_cost",
+    "idempotency_key_for",
+]

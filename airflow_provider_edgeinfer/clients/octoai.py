@@ -1,0 +1,901 @@
+"""OctoAI image generation, deployed endpoints and text (contract: shared/vendors/octoai.md).
+
+Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
+``SyncClient`` or ``AsyncClient``.
+
+A *service* is either an image engine path (``"generate/sdxl"``, on the generation host) or the
+name of a deployed endpoint (``"whisper"``, served at the deployment URL template). Image-engine
+bodies are validated locally against OctoAI's published OpenAPI description, which ships with this
+package, so a bad field is reported before anything is sent or billed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from airflow_provider_edgeinfer.clients.core import (
+    Call,
+    HttpResult,
+    VendorAPI,
+    check_base_url,
+    host_of,
+    is_loopback,
+)
+from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.retry import Safety
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    EdgeInferError,
+    InputValidationError,
+    JobFailedError,
+    ResultExpiredError,
+    UnexpectedResponseError,
+)
+
+VENDOR = "octoai"
+T = TypeVar("T")
+
+IMAGE_BASE_URL = "https://image.octoai.run"
+ASYNC_BASE_URL = "https://async.octoai.run"
+TEXT_BASE_URL = "https://text.octoai.run"
+#: Deployed endpoints live on their own sub-domain (documented: ``https://<name>.octoai.run``).
+DEPLOYMENT_URL_TEMPLATE = "https://{name}.octoai.run"
+
+#: Header that turns any inference into an asynchronous one (documented).
+ASYNC_HEADER = "X-OctoAI-Async"
+#: Documented as "10mb"; read as decimal megabytes, the stricter of the two readings, so the client
+#: never sends a body the vendor might refuse.
+MAX_ASYNC_BODY_BYTES = 10_000_000
+POLL_PATH = "/v1/requests/{response_id}"
+RESPONSE_PATH = "/v1/responses/{response_id}"
+#: Path of a deployed endpoint's inference route (observed for Whisper deployments).
+PREDICT_PATH = "/predict"
+CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
+#: Assumed: an OpenAI-compatible text API lists its models here; the hook's connection test uses it.
+MODELS_PATH = "/v1/models"
+#: Assumed (octoai.md, "A failed inference"): a 4xx on poll fails the request, except these, which
+#: speak about our credential, a timeout or the rate limit rather than about the inference.
+POLL_STATUSES_NOT_FAILURE = frozenset({401, 403, 408, 429})
+#: OctoAI's OpenAPI description of the image engines (a copy of shared/vendors/octoai-image-gen.openapi.json).
+SCHEMA_RESOURCE = "schemas/octoai_image_gen.openapi.json"
+#: Engines octoai.md lists that the OpenAPI file has no path for (``sd``: SD 1.5, which the file's
+#: size notes mention); they take the image request and answer the image response.
+EXTRA_IMAGE_ENGINES = ("sd",)
+_SCHEMA_URI = "urn:edgeinfer:octoai-image-gen"
+#: OctoAI exposes no per-request page for humans.
+CONSOLE_URL: str | None = None
+
+STATES: dict[str, JobState] = {
+    "pending": JobState.QUEUED,
+    "running": JobState.RUNNING,
+    "completed": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+# A deployment name becomes a DNS label of the deployment host.
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+class _Lenient(BaseModel):
+    """Vendor objects grow fields; keep unknown ones rather than fail."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ImageGenerationRequest(BaseModel):
+    """Typed builder for an image-engine body; unset fields take the vendor's defaults.
+
+    Limits (``num_images`` 1..16, ``steps`` 1..200 ...) are checked against the OpenAPI file when
+    the request is built into a call, not here, so the schema stays the one authority.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    negative_prompt: str | None = None
+    prompt_2: str | None = None
+    negative_prompt_2: str | None = None
+    width: int | None = None
+    height: int | None = None
+    num_images: int | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    sampler: str | None = None
+    seed: int | list[int | None] | None = None
+    image_encoding: str | None = None
+    style_preset: str | None = None
+    checkpoint: str | None = None
+    vae: str | None = None
+    loras: dict[str, float] | None = None
+    textual_inversions: dict[str, str] | None = None
+    transfer_images: dict[str, list[str]] | None = None
+    clip_skip: int | None = None
+    use_refiner: bool | None = None
+    high_noise_frac: float | None = None
+    init_image: str | None = Field(default=None, repr=False)
+    mask_image: str | None = Field(default=None, repr=False)
+    strength: float | None = None
+    outpainting: bool | None = None
+    inpaint_full_res: bool | None = None
+    inpaint_full_res_padding: int | None = None
+    controlnet: str | None = None
+    controlnet_image: str | None = Field(default=None, repr=False)
+    controlnet_conditioning_scale: float | None = None
+    controlnet_early_stop: float | None = None
+    controlnet_preprocess: bool | None = None
+    log_prompt: bool | None = None
+
+
+class VideoGenerationRequest(BaseModel):
+    """Body of ``generate/svd``: a starting image (base64) and motion settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(repr=False)
+    width: int | None = None
+    height: int | None = None
+    num_videos: int | None = None
+    steps: int | None = None
+    cfg_scale: float | None = None
+    fps: int | None = None
+    motion_scale: float | None = None
+    noise_aug_strength: float | None = None
+    constant_rate_factor: int | None = None
+    seed: int | list[int | None] | None = None
+
+
+class ImageGeneration(_Lenient):
+    #: None when the safety filter removed the image (documented: a result, not an error).
+    image_b64: str | None = Field(repr=False)
+    removed_for_safety: bool = False
+    seed: int | None = None
+    safety_score: float | None = None
+
+
+class ImageGenerationResponse(_Lenient):
+    images: list[ImageGeneration]
+    prediction_time_ms: float | None = None
+
+
+class VideoGeneration(_Lenient):
+    video: str | None = Field(repr=False)
+    removed_for_safety: bool = False
+    seed: int | None = None
+    safety_score: float | None = None
+
+
+class VideoGenerationResponse(_Lenient):
+    videos: list[VideoGeneration]
+    prediction_time_ms: float | None = None
+
+
+class WhisperSegment(_Lenient):
+    text: str
+    start: float | None = None
+    end: float | None = None
+
+
+class WhisperResult(_Lenient):
+    segments: list[WhisperSegment]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+class WhisperResponse(_Lenient):
+    response: WhisperResult
+
+
+class AsyncAccepted(_Lenient):
+    """The answer to an asynchronous inference (documented)."""
+
+    response_id: str
+    poll_url: str | None = None
+
+
+class PollStatus(_Lenient):
+    status: str
+    response_url: str | None = None
+    #: Why a failed inference failed (assumed shape: ``{"status": "failed", "message": ...}``).
+    message: str | None = None
+
+
+class ChatMessage(_Lenient):
+    role: str
+    content: str | None = None
+
+
+class ChatChoice(_Lenient):
+    index: int = 0
+    message: ChatMessage
+    finish_reason: str | None = None
+
+
+class ChatUsage(_Lenient):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatCompletion(_Lenient):
+    id: str
+    object: str | None = None
+    created: int | None = None
+    model: str | None = None
+    choices: list[ChatChoice]
+    usage: ChatUsage | None = None
+
+    @property
+    def text(self) -> str:
+        if not self.choices:
+            return ""
+        return self.choices[0].message.content or ""
+
+
+class TextModel(_Lenient):
+    id: str
+    object: str | None = None
+
+
+class ModelList(_Lenient):
+    data: list[TextModel] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DecodedMedia:
+    """One generated image or video, decoded: ``data`` is None when it was removed for safety."""
+
+    index: int
+    data: bytes | None
+    removed_for_safety: bool
+    seed: int | None
+
+    def __repr__(self) -> str:
+        size = "removed" if self.data is None else f"{len(self.data)} bytes"
+        return f"DecodedMedia(index={self.index}, {size}, seed={self.seed})"
+
+
+# -- the OpenAPI schema -----------------------------------------------------------------------
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """OctoAI's OpenAPI description of the image engines, as shipped with this package."""
+    text = resources.files("airflow_provider_edgeinfer.clients").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def _component(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+@cache
+def image_engines() -> dict[str, tuple[str, str]]:
+    """engine -> (request schema, response schema), from the OpenAPI file's ``/generate/*`` paths."""
+    out: dict[str, tuple[str, str]] = {}
+    for path, item in openapi_document()["paths"].items():
+        if not path.startswith("/generate/"):
+            continue
+        post = item["post"]
+        request = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        response = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        out[path.removeprefix("/generate/")] = (_component(request), _component(response))
+    for engine in EXTRA_IMAGE_ENGINES:
+        out.setdefault(engine, ("ImageGenerationRequest", "ImageGenerationResponse"))
+    return out
+
+
+@cache
+def _validator(schema_name: str) -> Any:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    resource = Resource.from_contents(openapi_document(), default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource(_SCHEMA_URI, resource)
+    return Draft202012Validator(
+        {"$ref": f"{_SCHEMA_URI}#/components/schemas/{schema_name}"}, registry=registry
+    )
+
+
+_ERROR_TYPES = {
+    "type": "type_error",
+    "maximum": "less_than_equal",
+    "exclusiveMaximum": "less_than",
+    "minimum": "greater_than_equal",
+    "exclusiveMinimum": "greater_than",
+    "maxLength": "string_too_long",
+    "minLength": "string_too_short",
+    "enum": "enum",
+    "anyOf": "value_error",
+}
+
+
+def _shown(value: Any) -> str:
+    # Numbers and short words are quoted to help; long strings may be prompts or base64 images.
+    if (
+        value is None
+        or isinstance(value, bool | int | float)
+        or (isinstance(value, str) and len(value) <= 40)
+    ):
+        return f" (got {value!r})"
+    return f" (got {type(value).__name__})"
+
+
+def _schema_message(validator: str, expected: Any, value: Any) -> str:
+    if validator == "type":
+        return f"must be of type {expected}{_shown(value)}"
+    if validator in ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum"):
+        sign = {"maximum": "<=", "minimum": ">=", "exclusiveMaximum": "<", "exclusiveMinimum": ">"}[validator]
+        return f"must be {sign} {expected:g}{_shown(value)}"
+    if validator == "maxLength":
+        return f"must be at most {expected} characters"
+    if validator == "enum":
+        choices = ", ".join(str(c) for c in expected)
+        return f"must be one of {choices[:300]}{_shown(value)}"
+    if validator == "anyOf":
+        kinds = sorted({str(s.get("type", "value")) for s in expected if isinstance(s, dict)})
+        return f"must be {' or '.join(kinds)}{_shown(value)}"
+    return f"is invalid ({validator})"
+
+
+def schema_errors(engine: str, body: Any) -> list[dict[str, Any]]:
+    """FastAPI-style ``detail`` entries (``loc``, ``msg``, ``type``) for ``body`` sent to ``engine``.
+
+    Empty for a valid body or an engine the OpenAPI file does not describe (the vendor judges it).
+    Shared with the emulator, which answers 422 with exactly these entries.
+    """
+    schemas = image_engines().get(engine)
+    if schemas is None:
+        return []
+    if not isinstance(body, dict):
+        return [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]
+    out: list[dict[str, Any]] = []
+    errors = sorted(_validator(schemas[0]).iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
+    for error in errors:
+        loc: list[Any] = ["body", *error.absolute_path]
+        if error.validator == "required":
+            missing = [name for name in error.validator_value if name not in error.instance]
+            out += [{"loc": [*loc, name], "msg": "Field required", "type": "missing"} for name in missing]
+        elif error.validator == "additionalProperties":
+            known = error.schema.get("properties", {})
+            extra = sorted(name for name in error.instance if name not in known)
+            out += [
+                {"loc": [*loc, name], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+                for name in extra
+            ]
+        else:
+            msg = _schema_message(str(error.validator), error.validator_value, error.instance)
+            out.append(
+                {"loc": loc, "msg": msg, "type": _ERROR_TYPES.get(str(error.validator), "value_error")}
+            )
+    return out
+
+
+def describe_detail(detail: Sequence[Any]) -> str:
+    """``"steps: must be <= 200 (got 500); prompt: Field required"`` from FastAPI ``detail`` entries."""
+    parts = []
+    for entry in detail[:5]:
+        if not isinstance(entry, dict):
+            parts.append(str(entry))
+            continue
+        loc = [str(p) for p in entry.get("loc", []) if p != "body"]
+        where = ".".join(loc) or "body"
+        parts.append(f"{where}: {entry.get('msg', 'invalid')}")
+    more = f" (and {len(detail) - 5} more)" if len(detail) > 5 else ""
+    return "; ".join(parts) + more
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+def decode_media(
+    result: ImageGenerationResponse | VideoGenerationResponse | Mapping[str, Any],
+) -> list[DecodedMedia]:
+    """Every image (or svd video) of a result as bytes; removed ones are reported, not dropped.
+
+    Accepts the parsed model or the raw JSON (what ``fetch_output`` returns).
+    """
+    if isinstance(result, Mapping):
+        model = VideoGenerationResponse if "videos" in result else ImageGenerationResponse
+        try:
+            result = model.model_validate(result)
+        except ValidationError as exc:
+            raise UnexpectedResponseError(
+                f"not an image or video result: {exc.error_count()} problem(s) with {model.__name__}",
+                vendor=VENDOR,
+            ) from None
+    items: list[tuple[str | None, bool, int | None]]
+    if isinstance(result, VideoGenerationResponse):
+        items = [(v.video, v.removed_for_safety, v.seed) for v in result.videos]
+    else:
+        items = [(i.image_b64, i.removed_for_safety, i.seed) for i in result.images]
+    out = []
+    for index, (encoded, removed, seed) in enumerate(items):
+        data = None
+        if encoded is not None and not removed:
+            try:
+                data = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
+                raise UnexpectedResponseError(
+                    f"output {index} is not valid base64 ({len(encoded)} characters)", vendor=VENDOR
+                ) from None
+        out.append(DecodedMedia(index, data, removed or encoded is None, seed))
+    return out
+
+
+def _reparse(call: Call[Any], operation: str, parse: Callable[[HttpResult], T]) -> Call[T]:
+    """The same exchange under another name, answered through ``parse``."""
+    return replace(call, operation=operation, parse=parse)
+
+
+# -- the API ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a service is served and, for image engines, which engine of the OpenAPI file it is."""
+
+    service: str
+    url: str
+    engine: str | None = None
+
+
+def deployment_host_pattern(template: str) -> str:
+    """The host (or ``*.domain`` pattern) every deployment URL of ``template`` lands on."""
+    netloc = urlsplit(template).netloc
+    if "{name}" not in netloc:
+        return host_of(template.replace("{name}", "deployment-name"))
+    first, _, domain = netloc.partition(".")
+    # "*.run" would hand the token to any .run host: demand a real domain under the name's label.
+    if "{name}" not in first or "{name}" in domain or "." not in domain.split(":")[0]:
+        raise ConfigurationError(
+            f"deployment_url_template {template!r} must put {{name}} in the first label of a host under a "
+            "domain such as octoai.run, or in the path",
+            vendor=VENDOR,
+        )
+    return f"*.{domain}"
+
+
+def check_deployment_template(template: str) -> str:
+    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    if fields != {"name"}:
+        raise ConfigurationError(
+            f"deployment_url_template {template!r} must contain {{name}} and no other placeholder",
+            vendor=VENDOR,
+            hint="Use e.g. https://{name}.octoai.run.",
+        )
+    check_base_url(
+        template.replace("{name}", "deployment-name"), vendor=VENDOR, field_name="deployment_url_template"
+    )
+    deployment_host_pattern(template)
+    return template.rstrip("/")
+
+
+class OctoAIAPI(VendorAPI):
+    vendor: ClassVar[str] = VENDOR
+    request_id_headers: ClassVar[tuple[str, ...]] = ("X-User-Request-ID",)
+
+    def __init__(
+        self,
+        image_base_url: str = IMAGE_BASE_URL,
+        async_base_url: str = ASYNC_BASE_URL,
+        text_base_url: str = TEXT_BASE_URL,
+        deployment_url_template: str = DEPLOYMENT_URL_TEMPLATE,
+    ) -> None:
+        self.image_base_url = check_base_url(image_base_url, vendor=self.vendor, field_name="host")
+        self.async_base_url = check_base_url(async_base_url, vendor=self.vendor, field_name="async_host")
+        self.text_base_url = check_base_url(text_base_url, vendor=self.vendor, field_name="text_host")
+        self.deployment_url_template = check_deployment_template(deployment_url_template)
+
+    def __repr__(self) -> str:
+        return f"OctoAIAPI(image={self.image_base_url!r}, async={self.async_base_url!r})"
+
+    def base_urls(self) -> tuple[str, ...]:
+        return (self.image_base_url, self.async_base_url, self.text_base_url)
+
+    def allowed_hosts(self) -> frozenset[str]:
+        return super().allowed_hosts() | {deployment_host_pattern(self.deployment_url_template)}
+
+    # -- addressing ----------------------------------------------------------------------------
+
+    def endpoint(self, service: str) -> Endpoint:
+        """``"generate/sdxl"`` (or ``"sdxl"``) -> an image engine; ``"whisper"`` -> a deployment."""
+        name = service.strip().strip("/")
+        if name in image_engines():
+            name = f"generate/{name}"
+        if "/" in name:
+            path = "/".join(quote(p, safe="") for p in name.split("/"))
+            engine = name.removeprefix("generate/") if name.startswith("generate/") else None
+            return Endpoint(
+                service, f"{self.image_base_url}/{path}", engine if engine in image_engines() else None
+            )
+        if not _DEPLOYMENT_NAME.match(name):
+            raise InputValidationError(
+                f"service {service!r} is neither an engine path such as 'generate/sdxl' nor a deployment "
+                "name (letters, digits and inner hyphens)",
+                vendor=self.vendor,
+            )
+        return Endpoint(service, self.deployment_url_template.format(name=name) + PREDICT_PATH)
+
+    def _follow(self, url: str, what: str, request_id: str | None) -> str:
+        """A vendor-given URL, if it points at the async or generation host; never anywhere else."""
+        parts = urlsplit(url)
+        host = host_of(url) if parts.hostname else ""
+        trusted = {host_of(self.async_base_url), host_of(self.image_base_url)}
+        secure = parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname or ""))
+        if host not in trusted or not secure:
+            raise UnexpectedResponseError(
+                f"{what} points to {parts.scheme}://{host}, which is not this connection's async or "
+                "generation host; refusing to send the token there",
+                vendor=self.vendor,
+                request_id=request_id,
+            )
+        return url
+
+    def _poll_url(self, request_id: str) -> str:
+        return self.async_base_url + POLL_PATH.format(response_id=quote(request_id, safe=""))
+
+    def _response_url(self, request_id: str) -> str:
+        return self.async_base_url + RESPONSE_PATH.format(response_id=quote(request_id, safe=""))
+
+    @staticmethod
+    def _id_and_url(id_or_url: str) -> tuple[str, str | None]:
+        if "://" in id_or_url:
+            return urlsplit(id_or_url).path.rstrip("/").rsplit("/", 1)[-1], id_or_url
+        return id_or_url, None
+
+    # -- bodies --------------------------------------------------------------------------------
+
+    def _body(self, endpoint: Endpoint, input: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+        body = input.model_dump(exclude_none=True) if isinstance(input, BaseModel) else dict(input)
+        if endpoint.engine is not None:
+            detail = schema_errors(endpoint.engine, body)
+            if detail:
+                raise InputValidationError(
+                    f"invalid request for {endpoint.engine}: {describe_detail(detail)}", vendor=self.vendor
+                )
+        return body
+
+    def _encode(self, body: dict[str, Any], *, asynchronous: bool) -> bytes:
+        # Serialized here rather than by httpx so the size checked is the size sent.
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if asynchronous and len(content) > MAX_ASYNC_BODY_BYTES:
+            raise InputValidationError(
+                f"the request body is {len(content):,} bytes; OctoAI accepts asynchronous request bodies "
+                f"of at most 10 MB ({MAX_ASYNC_BODY_BYTES:,} bytes). Send large media by URL or shrink it",
+                vendor=self.vendor,
+            )
+        return content
+
+    def _headers(self, asynchronous: bool) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if asynchronous:
+            headers[ASYNC_HEADER] = "1"
+        return headers
+
+    # -- answers and errors ---------------------------------------------------------------------
+
+    def error_details(self, body: Any) -> tuple[str | None, str | None]:
+        if isinstance(body, dict):
+            detail = body.get("detail")
+            if isinstance(detail, list) and detail:
+                first = detail[0]
+                code = first.get("type") if isinstance(first, dict) else None
+                return f"invalid request: {describe_detail(detail)}", code if isinstance(code, str) else None
+        return super().error_details(body)
+
+    def _object(self, result: HttpResult, request_id: str | None = None) -> dict[str, Any]:
+        data = self.json_body(result, request_id)
+        if not isinstance(data, dict):
+            raise UnexpectedResponseError(
+                f"expected a JSON object, got {type(data).__name__}",
+                vendor=self.vendor,
+                http_status=result.status,
+                request_id=request_id,
+            )
+        return data
+
+    def _model_parser(self, model: type[Any], request_id: str | None = None) -> Callable[[HttpResult], Any]:
+        def parse(result: HttpResult) -> Any:
+            return self.model(model, self._object(result, request_id), result, request_id)
+
+        return parse
+
+    # -- synchronous inference -----------------------------------------------------------------
+
+    def infer(self, service: str, input: BaseModel | Mapping[str, Any]) -> Call[dict[str, Any]]:
+        """Synchronous inference on any endpoint; the answer is the result, as JSON."""
+        endpoint = self.endpoint(service)
+        body = self._body(endpoint, input)
+        return Call(
+            "infer",
+            "POST",
+            endpoint.url,
+            lambda result: self._object(result),
+            safety=Safety.CREATES_WORK,
+            content=self._encode(body, asynchronous=False),
+            headers=self._headers(False),
+        )
+
+    def generate_image(
+        self, engine: str, request: ImageGenerationRequest | Mapping[str, Any]
+    ) -> Call[ImageGenerationResponse]:
+        """``POST /generate/<engine>`` (sdxl, sd, ssd, sd3, controlnet-sdxl, flux-schnell, flux-dev)."""
+        name = engine.removeprefix("generate/")
+        if image_engines().get(name, ("", ""))[1] != "ImageGenerationResponse":
+            raise InputValidationError(
+                f"{engine!r} is not an image engine "
+                f"(known: {', '.join(self._engines('ImageGenerationResponse'))})",
+                vendor=self.vendor,
+            )
+        call = self.infer(f"generate/{name}", request)
+        return _reparse(call, "generate_image", self._model_parser(ImageGenerationResponse))
+
+    def generate_video(
+        self, request: VideoGenerationRequest | Mapping[str, Any]
+    ) -> Call[VideoGenerationResponse]:
+        """``POST /generate/svd``: a short video from a starting image."""
+        call = self.infer("generate/svd", request)
+        return _reparse(call, "generate_video", self._model_parser(VideoGenerationResponse))
+
+    @staticmethod
+    def _engines(response_schema: str) -> list[str]:
+        return sorted(e for e, (_, r) in image_engines().items() if r == response_schema)
+
+    @staticmethod
+    def whisper_input(
+        audio: bytes, *, task: str = "transcribe", language: str | None = "en"
+    ) -> dict[str, Any]:
+        """The body of a Whisper deployment (observed shape)."""
+        body: dict[str, Any] = {"audio": base64.b64encode(audio).decode("ascii"), "task": task}
+        if language:
+            body["language"] = language
+        return body
+
+    def transcribe(
+        self, deployment: str, audio: bytes, *, task: str = "transcribe", language: str | None = "en"
+    ) -> Call[WhisperResponse]:
+        """Synchronous transcription on a Whisper deployment."""
+        call = self.infer(deployment, self.whisper_input(audio, task=task, language=language))
+        return _reparse(call, "transcribe", self._model_parser(WhisperResponse))
+
+    # -- asynchronous inference ----------------------------------------------------------------
+
+    def infer_async(self, service: str, input: BaseModel | Mapping[str, Any]) -> Call[AsyncAccepted]:
+        """The same inference with ``X-OctoAI-Async: 1``: answered at once with an id to poll."""
+        endpoint = self.endpoint(service)
+        body = self._body(endpoint, input)
+
+        def parse(result: HttpResult) -> AsyncAccepted:
+            accepted: AsyncAccepted = self.model(AsyncAccepted, self._object(result), result)
+            if accepted.poll_url is not None:
+                self._follow(accepted.poll_url, "poll_url", accepted.response_id)
+            return accepted
+
+        return Call(
+            "infer_async",
+            "POST",
+            endpoint.url,
+            parse,
+            safety=Safety.CREATES_WORK,
+            content=self._encode(body, asynchronous=True),
+            headers=self._headers(True),
+        )
+
+    def poll(self, request_id_or_url: str) -> Call[PollStatus]:
+        """``GET /v1/requests/{id}`` on the async host, or a ``poll_url`` the vendor returned."""
+        request_id, url = self._id_and_url(request_id_or_url)
+        target = self._follow(url, "poll_url", request_id) if url else self._poll_url(request_id)
+
+        def parse(result: HttpResult) -> PollStatus:
+            status: PollStatus = self.model(PollStatus, self._object(result, request_id), result, request_id)
+            if status.response_url is not None:
+                self._follow(status.response_url, "response_url", request_id)
+            return status
+
+        return Call(
+            "poll", "GET", target, parse, request_id=request_id, on_error=self._poll_error(request_id)
+        )
+
+    def _poll_error(self, request_id: str) -> Callable[[HttpResult], EdgeInferError | None]:
+        def on_error(result: HttpResult) -> EdgeInferError | None:
+            if not 400 <= result.status < 500 or result.status in POLL_STATUSES_NOT_FAILURE:
+                return None  # the shared mapping: 5xx transient, 401/403 auth, 429 rate limit
+            try:
+                message, _ = self.error_details(json.loads(result.content))
+            except (ValueError, UnicodeDecodeError):
+                message = None
+            vendor_id = result.headers.get(self.request_id_headers[0])
+            suffix = f" (vendor request id {vendor_id})" if vendor_id else ""
+            # The shells can only raise on a non-2xx answer; this error is the failed job itself.
+            return JobFailedError(
+                f"polling answered HTTP {result.status}: {(message or 'no message')[:200]}{suffix}; OctoAI "
+                "reports a failed request this way",
+                vendor=self.vendor,
+                http_status=result.status,
+                request_id=request_id,
+                operation="poll",
+            )
+
+        return on_error
+
+    def get_response(self, response_id_or_url: str) -> Call[dict[str, Any]]:
+        """``GET /v1/responses/{id}``: the body the synchronous call would have returned.
+
+        A 404 here means the result is gone (kept 24 hours): :class:`ResultExpiredError`.
+        """
+        request_id, url = self._id_and_url(response_id_or_url)
+        target = self._follow(url, "response_url", request_id) if url else self._response_url(request_id)
+
+        def on_error(result: HttpResult) -> EdgeInferError | None:
+            if result.status != 404:
+                return None
+            return ResultExpiredError(
+                "the result no longer exists: OctoAI keeps asynchronous outputs for 24 hours",
+                vendor=self.vendor,
+                http_status=404,
+                request_id=request_id,
+                operation="get_response",
+            )
+
+        return Call(
+            "get_response",
+            "GET",
+            target,
+            lambda result: self._object(result, request_id),
+            request_id=request_id,
+            on_error=on_error,
+        )
+
+    # -- text ----------------------------------------------------------------------------------
+
+    def chat_completions(
+        self, model: str, messages: Sequence[Mapping[str, Any]], **params: Any
+    ) -> Call[ChatCompletion]:
+        """OpenAI-compatible ``POST /v1/chat/completions`` on the text host (no streaming)."""
+        if params.get("stream"):
+            raise InputValidationError(
+                "streaming chat completions are not supported here", vendor=self.vendor
+            )
+        if not messages:
+            raise InputValidationError("messages must not be empty", vendor=self.vendor)
+        body = {"model": model, "messages": [dict(m) for m in messages], **params}
+        return Call(
+            "chat_completions",
+            "POST",
+            self.text_base_url + CHAT_COMPLETIONS_PATH,
+            self._model_parser(ChatCompletion),
+            safety=Safety.CREATES_WORK,
+            content=self._encode(body, asynchronous=False),
+            headers=self._headers(False),
+        )
+
+    def list_text_models(self) -> Call[ModelList]:
+        return Call(
+            "list_text_models", "GET", self.text_base_url + MODELS_PATH, self._model_parser(ModelList)
+        )
+
+    # -- vendor-neutral surface ----------------------------------------------------------------
+
+    def submit(
+        self,
+        service: str,
+        input: dict[str, Any],
+        *,
+        prediction: str | None = None,
+        idempotency_key: str | None = None,  # OctoAI honours none: reattach relies on the task state store
+    ) -> Call[Job]:
+        """Asynchronous inference; the Job's ``request_id`` is OctoAI's ``response_id``."""
+        if prediction is not None:
+            raise InputValidationError(
+                f"OctoAI has no predictions (got {prediction!r}); name the engine or deployment as the "
+                "service",
+                vendor=self.vendor,
+            )
+        call = self.infer_async(service, input)
+
+        def parse(result: HttpResult) -> Job:
+            accepted = call.parse(result)
+            # The 201 answer carries no status; the first poll says "pending".
+            return Job(
+                vendor=self.vendor,
+                request_id=accepted.response_id,
+                state=JobState.QUEUED,
+                vendor_state="pending",
+                service=service,
+            )
+
+        return _reparse(call, "submit", parse)
+
+    def status(self, request_id: str) -> Call[Job]:
+        """The request's state. A 4xx poll answer (other than 401, 403, 408, 429) raises
+        :class:`JobFailedError`: the shells cannot turn an error status into a value.
+        """
+        call = self.poll(request_id)
+        return _reparse(call, "status", lambda result: self.to_job(call.parse(result), request_id))
+
+    def cancel(self, request_id: str) -> None:
+        """None: OctoAI's contract has no cancel endpoint, so a started inference runs to its end."""
+        return None
+
+    def fetch_output(self, job: Job) -> Call[Any]:
+        """The finished job's result: ``job.result_url`` (checked against this connection) or its id."""
+        call = self.get_response(job.result_url or job.request_id)
+        schemas = image_engines().get(self.endpoint(job.service).engine or "") if job.service else None
+        if schemas is None:
+            return call
+        model = (
+            ImageGenerationResponse if schemas[1] == "ImageGenerationResponse" else VideoGenerationResponse
+        )
+
+        def parse(result: HttpResult) -> Any:
+            body = call.parse(result)
+            self.model(model, body, result, job.request_id)  # shape check; the raw JSON is what travels
+            return body
+
+        return _reparse(call, "fetch_output", parse)
+
+    def console_url(self, request_id: str) -> str | None:
+        """None: OctoAI has no page for one request."""
+        return CONSOLE_URL
+
+    # -- normalized view -----------------------------------------------------------------------
+
+    def to_job(self, poll: PollStatus, request_id: str, service: str | None = None) -> Job:
+        state = map_state(self.vendor, poll.status, STATES, request_id)
+        error = None
+        if state is JobState.FAILED:
+            error = poll.message or "the inference failed without a message"
+        return Job(
+            vendor=self.vendor,
+            request_id=request_id,
+            state=state,
+            vendor_state=poll.status,
+            service=service,
+            error=error,
+            result_url=poll.response_url if state is JobState.SUCCEEDED else None,
+        )
+
+
+__all__ = [
+    "ASYNC_BASE_URL",
+    "DEPLOYMENT_URL_TEMPLATE",
+    "IMAGE_BASE_URL",
+    "MAX_ASYNC_BODY_BYTES",
+    "TEXT_BASE_URL",
+    "AsyncAccepted",
+    "ChatCompletion",
+    "DecodedMedia",
+    "ImageGenerationRequest",
+    "ImageGenerationResponse",
+    "ModelList",
+    "OctoAIAPI",
+    "PollStatus",
+    "VideoGenerationRequest",
+    "VideoGenerationResponse",
+    "WhisperResponse",
+    "decode_media",
+    "describe_detail",
+    "image_engines",
+    "openapi_document",
+    "schema_errors",
+]

@@ -1,0 +1,86 @@
+"""OctoAI hook: connection type ``edgeinfer_octoai``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
+
+from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_edgeinfer.clients.core import Call
+    from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
+
+#: Where the other OctoAI hosts live relative to a loopback host (the emulator's layout).
+LOOPBACK_TEXT_SUFFIX = "/text"
+LOOPBACK_DEPLOYMENT_SUFFIX = "/deployments/{name}"
+
+
+def _url_extra(value: str) -> str:
+    """An extra given as a URL, or as a bare host (https, or http on loopback)."""
+    from airflow_provider_edgeinfer.clients.core import is_loopback
+
+    value = value.strip()
+    if "://" not in value:
+        hostname = urlsplit(f"//{value}").hostname or value
+        value = f"{'http' if is_loopback(hostname) else 'https'}://{value}"
+    return value.rstrip("/")
+
+
+class OctoAIHook(EdgeInferHook):
+    """OctoAI image generation, deployed endpoints (Whisper) and text.
+
+    Connection: host = the generation host (default ``https://image.octoai.run``), password = API
+    token, plus the common timeout/retry extras and:
+
+    - ``async_host``: where requests are polled and results fetched (default ``https://async.octoai.run``);
+    - ``text_host``: the OpenAI-compatible text API (default ``https://text.octoai.run``);
+    - ``deployment_url_template``: a deployed endpoint's URL, with ``{name}`` (default
+      ``https://{name}.octoai.run``).
+
+    When the host is loopback (the emulator), the defaults follow the emulator's layout instead:
+    async host = host, text host = host + ``/text``, deployments = host + ``/deployments/{name}``.
+
+    Every endpoint is a method of :attr:`api` (:class:`~airflow_provider_edgeinfer.clients.octoai.OctoAIAPI`)
+    returning a call; send it with :meth:`run` (worker) or :meth:`arun` (trigger)::
+
+        hook = OctoAIHook()
+        result = hook.run(hook.api.generate_image("sdxl", {"prompt": "a lighthouse at dawn"}))
+    """
+
+    default_conn_name: ClassVar[str] = "edgeinfer_octoai_default"
+    conn_type: ClassVar[str] = "edgeinfer_octoai"
+    hook_name: ClassVar[str] = "OctoAI (edgeinfer)"
+    vendor: ClassVar[str] = "octoai"
+
+    api: OctoAIAPI  # type: ignore[assignment]
+
+    def build_api(self, conn: Connection) -> OctoAIAPI:
+        from airflow_provider_edgeinfer.clients.core import is_loopback
+        from airflow_provider_edgeinfer.clients.octoai import (
+            ASYNC_BASE_URL,
+            DEPLOYMENT_URL_TEMPLATE,
+            IMAGE_BASE_URL,
+            TEXT_BASE_URL,
+            OctoAIAPI,
+        )
+
+        image = base_url_from(conn, IMAGE_BASE_URL, self.vendor)
+        if is_loopback(urlsplit(image).hostname or ""):
+            defaults = (image, image + LOOPBACK_TEXT_SUFFIX, image + LOOPBACK_DEPLOYMENT_SUFFIX)
+        else:
+            defaults = (ASYNC_BASE_URL, TEXT_BASE_URL, DEPLOYMENT_URL_TEMPLATE)
+        extra = conn.extra_dejson
+        names = ("async_host", "text_host", "deployment_url_template")
+        async_url, text_url, template = (
+            _url_extra(str(extra[name])) if extra.get(name) else default
+            for name, default in zip(names, defaults, strict=True)
+        )
+        return OctoAIAPI(image, async_url, text_url, template)
+
+    def test_call(self, api: Any) -> Call[Any]:
+        # Listing text models is free and authenticated; it does not prove the image host, which
+        # shares the token. Polling an unknown id would be answered 404, proving nothing.
+        return api.list_text_models()  # type: ignore[no-any-return]

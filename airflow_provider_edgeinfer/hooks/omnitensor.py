@@ -1,0 +1,103 @@
+"""OmniTensor hook: connection type ``edgeinfer_omnitensor``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_edgeinfer.exceptions import ConfigurationError
+from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from, shared_clients
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+    from airflow_provider_edgeinfer.clients.auth import TokenExchangeAuth
+    from airflow_provider_edgeinfer.clients.core import Call, Credentials
+    from airflow_provider_edgeinfer.clients.omnitensor import OmniTensorAPI
+    from airflow_provider_edgeinfer.clients.transport import AsyncClient, SyncClient
+
+
+class OmniTensorHook(EdgeInferHook):
+    """OmniTensor: models, synchronous inference, compute, datasets and OMNIT payments.
+
+    Connection: host (default ``https://api.omnitensor.io``), password = API key, extra ``secret``
+    (required: key and secret are exchanged for a short-lived token), optional extra
+    ``max_model_bytes`` (largest model file uploaded, default 100 MB), plus the common timeout/retry
+    extras.
+
+    The token is cached per connection: the hook's blocking client and the async client it shares
+    on the triggerer's event loop use one token exchange, renewed a minute before expiry::
+
+        hook = OmniTensorHook()
+        result = hook.run(hook.api.inference("sentiment-v1", {"text": "great results"}))
+    """
+
+    default_conn_name: ClassVar[str] = "edgeinfer_omnitensor_default"
+    conn_type: ClassVar[str] = "edgeinfer_omnitensor"
+    hook_name: ClassVar[str] = "OmniTensor (edgeinfer)"
+    vendor: ClassVar[str] = "omnitensor"
+
+    api: OmniTensorAPI  # type: ignore[assignment]
+
+    def build_api(self, conn: Connection) -> OmniTensorAPI:
+        from airflow_provider_edgeinfer.clients.omnitensor import (
+            BASE_URL,
+            DEFAULT_MAX_MODEL_BYTES,
+            OmniTensorAPI,
+        )
+
+        raw_limit = conn.extra_dejson.get("max_model_bytes", DEFAULT_MAX_MODEL_BYTES)
+        try:
+            limit = int(raw_limit)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"connection {self.conn_id!r} has a non-integer max_model_bytes extra", vendor=self.vendor
+            ) from None
+        return OmniTensorAPI(base_url_from(conn, BASE_URL, self.vendor), max_model_bytes=limit)
+
+    def credentials(self, conn: Connection) -> Credentials:
+        from airflow_provider_edgeinfer.clients.core import Credentials
+
+        key = super().credentials(conn).api_key.get_secret_value()
+        secret = conn.extra_dejson.get("secret")
+        if not secret:
+            raise ConfigurationError(
+                f"connection {self.conn_id!r} has no API secret",
+                vendor=self.vendor,
+                hint="Put the OmniTensor secret in the connection's extra 'secret'.",
+            )
+        return Credentials.of(key, str(secret))
+
+    def test_call(self, api: Any) -> Call[Any]:
+        return api.balance()  # type: ignore[no-any-return]
+
+    # -- one token per connection -----------------------------------------------------------------
+
+    @cached_property
+    def token_auth(self) -> TokenExchangeAuth:
+        """The connection's token cache, shared by the blocking client and the async one."""
+        return self.api.build_auth(self.credentials(self.connection))
+
+    @cached_property
+    def _sync_client(self) -> SyncClient[Any]:
+        from airflow_provider_edgeinfer.clients.transport import SyncClient
+
+        conn = self.connection
+        return SyncClient(self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth)
+
+    async def aget_client(self) -> AsyncClient[Any]:
+        from airflow_provider_edgeinfer.clients.transport import AsyncClient
+
+        conn = await self.aconnection()
+        if "api" not in self.__dict__:
+            self.__dict__["api"] = self.build_api(conn)
+
+        def factory() -> AsyncClient[Any]:
+            # The connection is already loaded, so building the auth here never blocks the loop.
+            return AsyncClient(
+                self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth
+            )
+
+        # The first hook of this connection on the loop creates the shared client (and its token);
+        # later hooks reuse it, so a thousand triggers still make one exchange.
+        return shared_clients.acquire(self._shared_key(), factory)

@@ -1,0 +1,34 @@
+"""Run a model on OmniTensor.
+
+OmniTensor's inference is synchronous: deferred, the call runs in the triggerer, so no worker slot
+is held while the model runs. A triggerer restart during that call sends it again (OmniTensor
+offers no idempotency key for inference). Runs as it is against the emulator; ``model_id`` and
+``text`` are DAG params.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param
+
+from airflow_provider_edgeinfer.operators.inference import InferenceOperator
+
+with DAG(
+    dag_id="edgeinfer_omnitensor_inference",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["edgeinfer", "omnitensor", "example"],
+    params={
+        "model_id": Param("sentiment-v1", type="string"),
+        "text": Param("The new release fixed every bug we reported. Great work!", type="string"),
+    },
+) as dag:
+    InferenceOperator(
+        task_id="classify",
+        conn_id="edgeinfer_omnitensor_default",
+        service="{{ params.model_id }}",
+        input={"text": "{{ params.text }}"},
+        deferrable=True,
+    )
