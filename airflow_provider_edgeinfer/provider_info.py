@@ -51,26 +51,54 @@ def _connection_type(
 
 CONNECTION_TYPES = [
     _connection_type(
-        "theta", "ThetaHook", "Theta EdgeCloud (edgeinfer)", "https://ondemand.thetaedgecloud.com",
-        {"project_id": {"label": "Project id", "description": "prj_..., used to list requests.",
-                        "schema": _STRING}},
+        "theta",
+        "ThetaHook",
+        "Theta EdgeCloud (edgeinfer)",
+        "https://ondemand.thetaedgecloud.com",
+        {
+            "project_id": {
+                "label": "Project id",
+                "description": "prj_..., used to list requests.",
+                "schema": _STRING,
+            }
+        },
     ),
     _connection_type(
-        "octoai", "OctoAIHook", "OctoAI (edgeinfer)", "https://image.octoai.run",
+        "octoai",
+        "OctoAIHook",
+        "OctoAI (edgeinfer)",
+        "https://image.octoai.run",
         {
-            "async_host": {"label": "Async host", "description": "Default https://async.octoai.run.",
-                           "schema": _STRING},
-            "text_host": {"label": "Text host", "description": "Default https://text.octoai.run.",
-                          "schema": _STRING},
-            "deployment_url_template": {"label": "Deployment URL template",
-                                        "description": "Default https://{name}.octoai.run.", "schema": _STRING},
+            "async_host": {
+                "label": "Async host",
+                "description": "Default https://async.octoai.run.",
+                "schema": _STRING,
+            },
+            "text_host": {
+                "label": "Text host",
+                "description": "Default https://text.octoai.run.",
+                "schema": _STRING,
+            },
+            "deployment_url_template": {
+                "label": "Deployment URL template",
+                "description": "Default https://{name}.octoai.run.",
+                "schema": _STRING,
+            },
         },
     ),
     _connection_type("infrai", "InfraiHook", "infrai (edgeinfer)", "https://api.infrai.cc", {}),
     _connection_type(
-        "omnitensor", "OmniTensorHook", "OmniTensor (edgeinfer)", "https://api.omnitensor.io",
-        {"secret": {"label": "API secret", "description": "Exchanged with the key for a token.",
-                    "schema": _SECRET}},
+        "omnitensor",
+        "OmniTensorHook",
+        "OmniTensor (edgeinfer)",
+        "https://api.omnitensor.io",
+        {
+            "secret": {
+                "label": "API secret",
+                "description": "Exchanged with the key for a token.",
+                "schema": _SECRET,
+            }
+        },
     ),
 ]
 
@@ -87,5 +115,9 @@ PROVIDER_INFO: dict[str, Any] = {
     "versions": [__version__],
     "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
     "hooks": _modules("hooks", ["theta", "octoai", "infrai", "omnitensor"]),
+    "operators": _modules("operators", ["inference"]),
+    "sensors": _modules("sensors", ["request"]),
+    "triggers": _modules("triggers", ["inference"]),
+    "extra-links": [f"{PACKAGE}.operators.links.VendorRequestLink"],
     "connection-types": CONNECTION_TYPES,
 }

@@ -33,12 +33,14 @@ def _free_port() -> int:
 
 def _setup_airflow(port: int) -> None:
     home = tempfile.mkdtemp(prefix="edgeinfer-bench-")
-    os.environ.update({
-        "AIRFLOW_HOME": home,
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(HERE / "dags"),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
-    })
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(HERE / "dags"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+        }
+    )
     import httpx
 
     for line in httpx.get(f"http://127.0.0.1:{port}/_emulator/connections", timeout=5).text.splitlines():
@@ -72,8 +74,17 @@ def main() -> int:
 
     port = _free_port()
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_edgeinfer.emulator", "--port", str(port),
-         "--queued-seconds", "0", "--running-seconds", str(args.seconds)],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_edgeinfer.emulator",
+            "--port",
+            str(port),
+            "--queued-seconds",
+            "0",
+            "--running-seconds",
+            str(args.seconds),
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -90,7 +101,9 @@ def main() -> int:
 
         resetdb(skip_init=False)
         spent = _timed_operator()
-        spec = importlib.util.spec_from_file_location("worker_slot_dags", HERE / "dags" / "worker_slot_dags.py")
+        spec = importlib.util.spec_from_file_location(
+            "worker_slot_dags", HERE / "dags" / "worker_slot_dags.py"
+        )
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -114,8 +127,10 @@ def main() -> int:
         print(f"{mode:<12}{row['worker_s']:>10.3f}{row['wall_s']:>10.2f}")
     deferrable, blocking = results["deferrable"]["worker_s"], results["blocking"]["worker_s"]
     print(json.dumps({"inference_seconds": args.seconds}))
-    print(f"RESULT deferrable_worker_s={deferrable:.3f} blocking_worker_s={blocking:.3f} "
-          f"ratio={deferrable / blocking:.4f}")
+    print(
+        f"RESULT deferrable_worker_s={deferrable:.3f} blocking_worker_s={blocking:.3f} "
+        f"ratio={deferrable / blocking:.4f}"
+    )
     return 0
 
 

@@ -7,6 +7,8 @@ result and decodes the base64 image into a file. Runs as it is against the emula
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import datetime
 
 from airflow.sdk import DAG, Param
@@ -21,7 +23,9 @@ with DAG(
     tags=["edgeinfer", "octoai", "example"],
     params={
         "prompt": Param("A watercolor lighthouse at dawn, soft light", type="string"),
-        "output_path": Param("/tmp/edgeinfer-demo/octoai-sdxl", type="string"),
+        "output_path": Param(
+            os.path.join(tempfile.gettempdir(), "edgeinfer-demo", "octoai-sdxl"), type="string"
+        ),
     },
 ) as dag:
     InferenceOperator(

@@ -8,6 +8,8 @@ the vendor can fetch instead, and ``output_path`` to write elsewhere (e.g. ``s3:
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import datetime
 
 from airflow.sdk import DAG, Param, task
@@ -23,7 +25,9 @@ with DAG(
     params={
         "audio_url": Param("", type="string", description="Audio URL; empty uploads a generated sample"),
         "language": Param("en", type="string"),
-        "output_path": Param("/tmp/edgeinfer-demo/theta-transcription", type="string"),
+        "output_path": Param(
+            os.path.join(tempfile.gettempdir(), "edgeinfer-demo", "theta-transcription"), type="string"
+        ),
     },
 ) as dag:
 
@@ -50,15 +54,22 @@ with DAG(
         with ThetaHook() as hook:
             urls = hook.run(hook.api.presigned_urls("whisper", input_fields=["audio_filename"]))
         upload = urls["audio_filename"]
-        httpx.put(upload.url, content=buffer.getvalue(), headers={"Content-Type": "application/octet-stream"},
-                  timeout=60).raise_for_status()
+        httpx.put(
+            upload.url,
+            content=buffer.getvalue(),
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=60,
+        ).raise_for_status()
         return upload.filename
 
     transcribe = InferenceOperator(
         task_id="transcribe",
         conn_id="edgeinfer_theta_default",
         service="whisper",
-        input={"audio_filename": "{{ ti.xcom_pull(task_ids='audio_input') }}", "language": "{{ params.language }}"},
+        input={
+            "audio_filename": "{{ ti.xcom_pull(task_ids='audio_input') }}",
+            "language": "{{ params.language }}",
+        },
         output_path="{{ params.output_path }}",
         poll_interval=1,
         deferrable=True,

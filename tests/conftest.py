@@ -16,10 +16,18 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", os.path.join(_REPO, "dags_ex
 # Two bundles: the shipped examples, and DAGs that exist only to exercise the operators.
 os.environ.setdefault(
     "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
-    json.dumps([
-        {"name": "examples", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-         "kwargs": {"path": os.path.join(_REPO, "dags_examples")}},
-        {"name": "test_dags", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-         "kwargs": {"path": os.path.join(_REPO, "tests", "dags", "fixtures")}},
-    ]),
+    json.dumps(
+        [
+            {
+                "name": "examples",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": os.path.join(_REPO, "dags_examples")},
+            },
+            {
+                "name": "test_dags",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": os.path.join(_REPO, "tests", "dags", "fixtures")},
+            },
+        ]
+    ),
 )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -37,6 +37,7 @@ from airflow_provider_edgeinfer.exceptions import (
 )
 
 T = TypeVar("T")
+U = TypeVar("U")
 M = TypeVar("M", bound=BaseModel)
 
 #: How much of an error body may be quoted in a message.
@@ -85,6 +86,10 @@ class Call(Generic[T]):
     #: Per-call error mapping that wins over the vendor's (e.g. OctoAI 404 on a result = expired).
     on_error: Callable[[HttpResult], EdgeInferError | None] | None = None
 
+    def reparse(self, parse: Callable[[HttpResult], U]) -> Call[U]:
+        """The same request, answered through another parser (e.g. into the normalized Job)."""
+        return cast("Call[U]", replace(self, parse=parse))  # type: ignore[arg-type]
+
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
@@ -131,11 +136,14 @@ def check_base_url(url: str, *, vendor: str, field_name: str = "host") -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
-            f"{field_name} {url!r} is not an http(s) URL", vendor=vendor, hint="Use e.g. https://api.example.com."
+            f"{field_name} {url!r} is not an http(s) URL",
+            vendor=vendor,
+            hint="Use e.g. https://api.example.com.",
         )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(
-            f"{field_name} {parts.scheme}://{parts.hostname} must use https (plain http is allowed only on loopback)",
+            f"{field_name} {parts.scheme}://{parts.hostname} must use https "
+            "(plain http is allowed only on loopback)",
             vendor=vendor,
         )
     return url.rstrip("/")
@@ -234,7 +242,9 @@ class VendorAPI:
                 request_id=request_id,
             ) from None
 
-    def parser(self, model: type[M], *, unwrap: Callable[[Any], Any] | None = None) -> Callable[[HttpResult], M]:
+    def parser(
+        self, model: type[M], *, unwrap: Callable[[Any], Any] | None = None
+    ) -> Callable[[HttpResult], M]:
         """A ``parse`` function: JSON body (optionally unwrapped from an envelope) validated as ``model``."""
 
         def parse(result: HttpResult) -> M:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from airflow_provider_edgeinfer.exceptions import UnexpectedResponseError
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -45,7 +45,9 @@ class Job(BaseModel):
         return self.state.terminal
 
 
-def map_state(vendor: str, vendor_state: str, table: Mapping[str, JobState], request_id: str | None) -> JobState:
+def map_state(
+    vendor: str, vendor_state: str, table: Mapping[str, JobState], request_id: str | None
+) -> JobState:
     """Map a vendor's state string; an unknown one is an error, never "still running"."""
     try:
         return table[vendor_state]

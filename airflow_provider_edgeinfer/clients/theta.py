@@ -6,7 +6,6 @@ Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Ca
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -151,7 +150,9 @@ class ThetaAPI(VendorAPI):
         data = self.json_body(result, request_id)
         if not isinstance(data, dict) or "body" not in data:
             raise UnexpectedResponseError(
-                "answer lacks the {status, body} envelope", vendor=self.vendor, http_status=result.status,
+                "answer lacks the {status, body} envelope",
+                vendor=self.vendor,
+                http_status=result.status,
                 request_id=request_id,
             )
         if data.get("status") != "success":
@@ -195,8 +196,12 @@ class ThetaAPI(VendorAPI):
             return Page(services, next_call, pagination.get("total"))
 
         return Call(
-            "list_services", "GET", self._url("service", "list"), parse,
-            params={"expand": expand, "page": page, "number": number}, authenticated=False,
+            "list_services",
+            "GET",
+            self._url("service", "list"),
+            parse,
+            params={"expand": expand, "page": page, "number": number},
+            authenticated=False,
         )
 
     # -- inference ---------------------------------------------------------------------------
@@ -212,20 +217,29 @@ class ThetaAPI(VendorAPI):
         webhook: str | None = None,
     ) -> Call[CreateResult]:
         if not 0 <= wait <= MAX_WAIT_SECONDS:
-            raise InputValidationError(f"wait must be 0..{MAX_WAIT_SECONDS} seconds, got {wait}", vendor=self.vendor)
+            raise InputValidationError(
+                f"wait must be 0..{MAX_WAIT_SECONDS} seconds, got {wait}", vendor=self.vendor
+            )
         parts = ("infer_request", alias) + ((prediction,) if prediction else ())
         body = {"input": input, "wait": wait, "variant": variant, "webhook": webhook}
         return Call(
-            "create_request", "POST", self._url(*parts), self._parser(CreateResult),
-            safety=Safety.CREATES_WORK, json=body,
+            "create_request",
+            "POST",
+            self._url(*parts),
+            self._parser(CreateResult),
+            safety=Safety.CREATES_WORK,
+            json=body,
             # The call is held open up to ``wait`` seconds: the read timeout must outlast it.
             read_timeout=(wait + 30.0) if wait else None,
         )
 
     def get_request(self, request_id: str) -> Call[InferRequest]:
         return Call(
-            "get_request", "GET", self._url("infer_request", request_id),
-            self._parser(InferRequest, request_id), request_id=request_id,
+            "get_request",
+            "GET",
+            self._url("infer_request", request_id),
+            self._parser(InferRequest, request_id),
+            request_id=request_id,
         )
 
     def list_requests(
@@ -239,7 +253,8 @@ class ThetaAPI(VendorAPI):
         project = project_id or self.project_id
         if not project:
             raise ConfigurationError(
-                "listing requests needs a project id", vendor=self.vendor,
+                "listing requests needs a project id",
+                vendor=self.vendor,
                 hint="Set extra 'project_id' (prj_...) on the Theta connection.",
             )
 
@@ -248,18 +263,25 @@ class ThetaAPI(VendorAPI):
             items = [self.model(InferRequest, r, result) for r in body.get("infer_requests", [])]
             total = (body.get("pagination") or {}).get("total")
             more = len(items) == number and (total is None or (page + 1) * number < int(total))
-            next_call = self.list_requests(project, page=page + 1, number=number, state=state) if more else None
+            next_call = (
+                self.list_requests(project, page=page + 1, number=number, state=state) if more else None
+            )
             return Page(items, next_call, total)
 
         return Call(
-            "list_requests", "GET", self._url("infer_request", project, "list"), parse,
+            "list_requests",
+            "GET",
+            self._url("infer_request", project, "list"),
+            parse,
             params={"page": page, "number": number, "state": state},
         )
 
     def cancel_request(self, request_id: str) -> Call[CancelResult]:
         url = self.base_url + CANCEL_PATH.format(request_id=quote(request_id, safe=""))
         # Cancelling twice is harmless, so it is retried like a read.
-        return Call("cancel_request", "POST", url, self._parser(CancelResult, request_id), request_id=request_id)
+        return Call(
+            "cancel_request", "POST", url, self._parser(CancelResult, request_id), request_id=request_id
+        )
 
     # -- uploads -----------------------------------------------------------------------------
 
@@ -270,7 +292,8 @@ class ThetaAPI(VendorAPI):
 
         def parse(result: HttpResult) -> dict[str, PresignedUpload]:
             body = self.unwrap(result) or {}
-            # Two shapes exist (theta.md): {field: {presigned_url, filename}} and {urls: {field: {upload_url, ...}}}.
+            # Two shapes exist (theta.md): {field: {presigned_url, filename}}
+            # and {urls: {field: {upload_url, ...}}}.
             entries = body.get("urls", body) if isinstance(body, dict) else body
             if not isinstance(entries, dict):
                 raise UnexpectedResponseError(
@@ -308,11 +331,11 @@ class ThetaAPI(VendorAPI):
         def parse(result: HttpResult) -> Job:
             return self.to_job(create.parse(result).request, service)
 
-        return replace(create, parse=parse)
+        return create.reparse(parse)
 
     def status(self, request_id: str) -> Call[Job]:
         get = self.get_request(request_id)
-        return replace(get, parse=lambda result: self.to_job(get.parse(result)))
+        return get.reparse(lambda result: self.to_job(get.parse(result)))
 
     def cancel(self, request_id: str) -> Call[CancelResult]:
         return self.cancel_request(request_id)
@@ -349,7 +372,8 @@ def validate_input(service: Service, prediction: str | None, input: dict[str, An
     missing = [v.name for v in spec.input_vars if v.required and v.default is None and v.name not in input]
     if missing:
         raise InputValidationError(
-            f"service {service.alias!r} prediction {name!r}: missing required input field(s) {', '.join(missing)}",
+            f"service {service.alias!r} prediction {name!r}: "
+            f"missing required input field(s) {', '.join(missing)}",
             vendor="theta",
         )
     unknown = sorted(set(input) - set(known))
@@ -371,9 +395,21 @@ def validate_input(service: Service, prediction: str | None, input: dict[str, An
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "string": (str,), "text": (str,), "file": (str,), "filename": (str,),
-    "int": (int,), "integer": (int,), "float": (int, float), "number": (int, float),
-    "bool": (bool,), "boolean": (bool,), "list": (list,), "array": (list,), "dict": (dict,), "object": (dict,),
+    "str": (str,),
+    "string": (str,),
+    "text": (str,),
+    "file": (str,),
+    "filename": (str,),
+    "int": (int,),
+    "integer": (int,),
+    "float": (int, float),
+    "number": (int, float),
+    "bool": (bool,),
+    "boolean": (bool,),
+    "list": (list,),
+    "array": (list,),
+    "dict": (dict,),
+    "object": (dict,),
 }
 
 

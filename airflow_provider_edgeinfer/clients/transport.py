@@ -139,12 +139,17 @@ class _Shell(Generic[A]):
     def _transport_error(self, call: Call[Any], exc: httpx.TransportError) -> EdgeInferError:
         where = redact_url(call.url)
         what = redact_text(f"{type(exc).__name__}: {exc}", self._secrets)
-        common = {"vendor": self.api.vendor, "request_id": call.request_id, "operation": call.operation}
+        cls: type[EdgeInferError]
         if isinstance(exc, _NEVER_SENT):
-            return VendorConnectionError(f"could not reach {where} ({what})", **common)
-        if call.safety is Safety.IDEMPOTENT:
-            return VendorTimeoutError(f"no complete answer from {where} ({what})", **common)
-        return OutcomeUnknownError(f"{call.method} {where} was sent but no answer came back ({what})", **common)
+            cls, message = VendorConnectionError, f"could not reach {where} ({what})"
+        elif call.safety is Safety.IDEMPOTENT:
+            cls, message = VendorTimeoutError, f"no complete answer from {where} ({what})"
+        else:
+            cls, message = (
+                OutcomeUnknownError,
+                f"{call.method} {where} was sent but no answer came back ({what})",
+            )
+        return cls(message, vendor=self.api.vendor, request_id=call.request_id, operation=call.operation)
 
     def _retry_kwargs(self, call: Call[Any]) -> dict[str, Any]:
         settings = self.settings.retry

@@ -15,28 +15,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--print-connections", action="store_true",
-                        help="print the AIRFLOW_CONN_* lines for this emulator and exit")
+    parser.add_argument(
+        "--print-connections",
+        action="store_true",
+        help="print the AIRFLOW_CONN_* lines for this emulator and exit",
+    )
     parser.add_argument("--queued-seconds", type=float, default=0.2, help="time a job waits before running")
     parser.add_argument("--running-seconds", type=float, default=1.0, help="time a job runs")
-    parser.add_argument("--running-seconds-max", type=float, default=None,
-                        help="if set, each job runs a uniform random time between the two")
+    parser.add_argument(
+        "--running-seconds-max",
+        type=float,
+        default=None,
+        help="if set, each job runs a uniform random time between the two",
+    )
     parser.add_argument("--octoai-retention-seconds", type=float, default=24 * 3600.0)
     parser.add_argument("--omnitensor-token-ttl", type=float, default=3600.0)
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault and timing dice")
     for name in Faults.__dataclass_fields__:
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
-                            help=f"fault setting {name}, for every vendor")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=float,
+            default=None,
+            help=f"fault setting {name}, for every vendor",
+        )
     return parser.parse_args(argv)
 
 
 def build_state(args: argparse.Namespace) -> EmulatorState:
-    state = EmulatorState(seed=args.seed, octoai_retention_seconds=args.octoai_retention_seconds,
-                          omnitensor_token_ttl=args.omnitensor_token_ttl)
+    state = EmulatorState(
+        seed=args.seed,
+        octoai_retention_seconds=args.octoai_retention_seconds,
+        omnitensor_token_ttl=args.omnitensor_token_ttl,
+    )
     for vendor in VENDORS:
         state.timing[vendor] = Timing(args.queued_seconds, args.running_seconds, args.running_seconds_max)
         state.faults[vendor].update(
-            {name: getattr(args, name) for name in Faults.__dataclass_fields__ if getattr(args, name) is not None}
+            {
+                name: getattr(args, name)
+                for name in Faults.__dataclass_fields__
+                if getattr(args, name) is not None
+            }
         )
     return state
 
@@ -56,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
-    print(f"edgeinfer emulator on {base} (vendors: {', '.join(VENDORS)}); point Airflow at it with:", flush=True)
+    print(
+        f"edgeinfer emulator on {base} (vendors: {', '.join(VENDORS)}); point Airflow at it with:", flush=True
+    )
     print("\n".join(lines), flush=True)
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

@@ -20,7 +20,9 @@ ErrorFactory = Callable[[int, str, str], Response]
 class HTTPError(Exception):
     """Raised inside a handler; the vendor module's error factory turns it into its error shape."""
 
-    def __init__(self, status: int, message: str, code: str = "", headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str = "", headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -106,7 +108,9 @@ class FaultMiddleware:
         settings = self.state.faults[self.vendor]
         if kind in ("429", "5xx"):
             status = 429 if kind == "429" else int(fault.get("status", 503))
-            response = self.errors(status, "injected fault: try again later", "RATE_LIMITED" if status == 429 else "")
+            response = self.errors(
+                status, "injected fault: try again later", "RATE_LIMITED" if status == 429 else ""
+            )
             if status in (429, 503):
                 response.headers["Retry-After"] = str(fault.get("retry_after", settings.retry_after))
             await response(scope, receive, send)
@@ -140,9 +144,7 @@ class FaultMiddleware:
         raise ConnectionAbortedError("injected fault: connection dropped")
 
 
-def vendor_app(
-    state: EmulatorState, vendor: str, errors: ErrorFactory, routes: list[Any]
-) -> ASGIApp:
+def vendor_app(state: EmulatorState, vendor: str, errors: ErrorFactory, routes: list[Any]) -> ASGIApp:
     from starlette.applications import Starlette
 
     async def on_error(request: Request, exc: Exception) -> Response:

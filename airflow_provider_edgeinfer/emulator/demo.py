@@ -30,8 +30,19 @@ def _free_port() -> int:
 
 def _start_emulator(port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_edgeinfer.emulator", "--host", "127.0.0.1", "--port", str(port),
-         "--queued-seconds", "1", "--running-seconds", "3"],
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_edgeinfer.emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--queued-seconds",
+            "1",
+            "--running-seconds",
+            "3",
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
@@ -51,11 +62,19 @@ def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
 
     results: list[tuple[str, str, Any]] = []
     calls: dict[str, Any] = {
-        "theta": lambda api: api.submit("llama_3_1_70b", {"messages": [{"role": "user", "content": "Say hi"}],
-                                                           "max_tokens": 16, "stream": False}, wait=10),
+        "theta": lambda api: api.submit(
+            "llama_3_1_70b",
+            {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 16, "stream": False},
+            wait=10,
+        ),
         "octoai": lambda api: api.submit("generate/sdxl", {"prompt": "a lighthouse at dawn", "steps": 10}),
-        "infrai": lambda api: api.submit("chat.completions", {
-            "model": "deepseek-chat", "messages": [{"role": "user", "content": "Summarize: Airflow schedules work."}]}),
+        "infrai": lambda api: api.submit(
+            "chat.completions",
+            {
+                "model": "deepseek-chat",
+                "messages": [{"role": "user", "content": "Summarize: Airflow schedules work."}],
+            },
+        ),
         "omnitensor": lambda api: api.submit("sentiment-v1", {"text": "The demo works nicely."}),
     }
     for vendor, make in calls.items():
@@ -63,9 +82,10 @@ def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
         try:
             job = hook.run(make(hook.api))
             deadline = time.monotonic() + 60
-            while not job.terminal and time.monotonic() < deadline:
+            status = hook.api.status(job.request_id)
+            while status is not None and not job.terminal and time.monotonic() < deadline:
                 time.sleep(0.5)
-                job = hook.run(hook.api.status(job.request_id))
+                job = hook.run(status)
             fetch = hook.api.fetch_output(job)
             if fetch is not None:
                 job = job.model_copy(update={"output": hook.run(fetch)})
@@ -91,12 +111,14 @@ def main() -> int:
     for line in conns.splitlines():
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = value.strip("'")
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_examples"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_examples"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
     os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
     try:
         print(f"emulator: http://127.0.0.1:{port} (all four vendors)\n")
@@ -104,15 +126,21 @@ def main() -> int:
         for vendor, status, output in _one_request_per_vendor():
             print(f"  {vendor:<11} {status}\n              {_short(output)}")
         airflow = str(Path(sys.executable).with_name("airflow"))
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [airflow, "db", "migrate"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         failures = 0
         for dag_id in DEMO_DAGS:
             print(f"\nairflow dags test {dag_id} ...", flush=True)
             log = home / f"{dag_id}.log"
             with open(log, "wb") as out:
-                code = subprocess.run([airflow, "dags", "test", dag_id], env=env, stdout=out,
-                                      stderr=subprocess.STDOUT).returncode
+                code = subprocess.run(
+                    [airflow, "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT
+                ).returncode
             state = "success" if code == 0 and b"state=success" in log.read_bytes() else "FAILED"
             failures += state != "success"
             print(f"  {state}; log: {log}")

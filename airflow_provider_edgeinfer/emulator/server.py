@@ -43,8 +43,13 @@ class EmulatorServer:
         from airflow_provider_edgeinfer.emulator.app import create_app
 
         config = uvicorn.Config(
-            create_app(self.state), host=self.host, port=self.port, log_level="warning", lifespan="off",
-            access_log=False, timeout_keep_alive=30,
+            create_app(self.state),
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            timeout_keep_alive=30,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="edgeinfer-emulator", daemon=True)
@@ -67,8 +72,9 @@ class EmulatorServer:
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # -- control, for tests ----------------------------------------------------------------

@@ -6,6 +6,7 @@ read and change it, so a test can inject faults, move time and assert "submitted
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -30,7 +31,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "infrai": "ifr_pk_proj_emulator",
     "omnitensor": "emulator-omnitensor-key",
 }
-DEFAULT_OMNITENSOR_SECRET = "emulator-omnitensor-secret"
+DEFAULT_OMNITENSOR_SECRET = "emulator-omnitensor-secret"  # noqa: S105 - the emulator's public fake
 
 
 class Clock:
@@ -183,7 +184,7 @@ class EmulatorState:
         return now, now + queued, now + queued + running, fails
 
     def phase(self, starts: float, ends: float) -> str:
-        """"queued", "running" or "done" at the current clock."""
+        """ "queued", "running" or "done" at the current clock."""
         now = self.clock.now()
         if now < starts:
             return "queued"
@@ -239,11 +240,7 @@ class EmulatorState:
 
     def close(self) -> None:
         for blob in list(self.blobs.values()):
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(blob.path)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             self._blob_dir.rmdir()
-        except OSError:
-            pass

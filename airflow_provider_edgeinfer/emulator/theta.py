@@ -23,8 +23,13 @@ MAX_INPUT_BYTES = 10 * 1024 * 1024
 
 
 def _var(name: str, type_: str, required: bool = False, default: Any = None) -> dict[str, Any]:
-    return {"name": name, "type": type_, "description": name.replace("_", " "), "required": required,
-            "default": default}
+    return {
+        "name": name,
+        "type": type_,
+        "description": name.replace("_", " "),
+        "required": required,
+        "default": default,
+    }
 
 
 def _prediction(*input_vars: dict[str, Any], cost: float = 0.0001) -> dict[str, Any]:
@@ -32,29 +37,80 @@ def _prediction(*input_vars: dict[str, Any], cost: float = 0.0001) -> dict[str, 
 
 
 SERVICES: list[dict[str, Any]] = [
-    {"id": "srvc_whisper", "name": "Whisper", "alias": "whisper", "state": "running",
-     "default_prediction": "predict",
-     "predictions": {"predict": _prediction(_var("audio_filename", "file", True), _var("language", "str"))}},
-    {"id": "srvc_flux", "name": "FLUX.1 schnell", "alias": "flux", "state": "running",
-     "default_prediction": "predict",
-     "predictions": {"predict": _prediction(_var("prompt", "str", True), _var("width", "int", default=1024),
-                                            _var("height", "int", default=1024),
-                                            _var("num_inference_steps", "int", default=4))}},
-    {"id": "srvc_sdxl_turbo", "name": "SDXL Turbo", "alias": "stable_diffusion_xl_turbo", "state": "running",
-     "default_prediction": "predict",
-     "predictions": {"predict": _prediction(_var("prompt", "str", True), _var("steps", "int", default=1),
-                                            _var("guidance", "float", default=0.0))}},
-    {"id": "srvc_kokoro", "name": "Kokoro 82M", "alias": "kokoro_82m", "state": "running",
-     "default_prediction": "predict",
-     "predictions": {"predict": _prediction(_var("text", "str", True), _var("voice", "str", True),
-                                            _var("speed", "float", default=1.0))}},
-    {"id": "srvc_image_to_image", "name": "Image to image", "alias": "image_to_image", "state": "running",
-     "default_prediction": "background_removal",
-     "predictions": {"background_removal": _prediction(_var("image_filename", "file", True))}},
-    {"id": "srvc_llama", "name": "Llama 3.1 70B", "alias": "llama_3_1_70b", "state": "running",
-     "default_prediction": "completions",
-     "predictions": {"completions": _prediction(_var("messages", "list", True), _var("max_tokens", "int"),
-                                                _var("temperature", "float"), _var("stream", "bool"))}},
+    {
+        "id": "srvc_whisper",
+        "name": "Whisper",
+        "alias": "whisper",
+        "state": "running",
+        "default_prediction": "predict",
+        "predictions": {
+            "predict": _prediction(_var("audio_filename", "file", True), _var("language", "str"))
+        },
+    },
+    {
+        "id": "srvc_flux",
+        "name": "FLUX.1 schnell",
+        "alias": "flux",
+        "state": "running",
+        "default_prediction": "predict",
+        "predictions": {
+            "predict": _prediction(
+                _var("prompt", "str", True),
+                _var("width", "int", default=1024),
+                _var("height", "int", default=1024),
+                _var("num_inference_steps", "int", default=4),
+            )
+        },
+    },
+    {
+        "id": "srvc_sdxl_turbo",
+        "name": "SDXL Turbo",
+        "alias": "stable_diffusion_xl_turbo",
+        "state": "running",
+        "default_prediction": "predict",
+        "predictions": {
+            "predict": _prediction(
+                _var("prompt", "str", True),
+                _var("steps", "int", default=1),
+                _var("guidance", "float", default=0.0),
+            )
+        },
+    },
+    {
+        "id": "srvc_kokoro",
+        "name": "Kokoro 82M",
+        "alias": "kokoro_82m",
+        "state": "running",
+        "default_prediction": "predict",
+        "predictions": {
+            "predict": _prediction(
+                _var("text", "str", True), _var("voice", "str", True), _var("speed", "float", default=1.0)
+            )
+        },
+    },
+    {
+        "id": "srvc_image_to_image",
+        "name": "Image to image",
+        "alias": "image_to_image",
+        "state": "running",
+        "default_prediction": "background_removal",
+        "predictions": {"background_removal": _prediction(_var("image_filename", "file", True))},
+    },
+    {
+        "id": "srvc_llama",
+        "name": "Llama 3.1 70B",
+        "alias": "llama_3_1_70b",
+        "state": "running",
+        "default_prediction": "completions",
+        "predictions": {
+            "completions": _prediction(
+                _var("messages", "list", True),
+                _var("max_tokens", "int"),
+                _var("temperature", "float"),
+                _var("stream", "bool"),
+            )
+        },
+    },
 ]
 BY_ALIAS = {s["alias"]: s for s in SERVICES}
 
@@ -91,10 +147,21 @@ class ThetaJobs:
     def create(self, alias: str, prediction: str, input: dict[str, Any], base: str) -> dict[str, Any]:
         created, starts, ends, fails = self.state.schedule(VENDOR)
         job = {
-            "id": new_id("infr_rqst_"), "project_id": PROJECT_ID, "service_id": BY_ALIAS[alias]["id"],
-            "alias": alias, "prediction": prediction, "variant": None, "input": input,
-            "created": created, "starts": starts, "ends": ends, "fails": fails,
-            "cancelled_at": None, "output": None, "base": base, "webhook": None,
+            "id": new_id("infr_rqst_"),
+            "project_id": PROJECT_ID,
+            "service_id": BY_ALIAS[alias]["id"],
+            "alias": alias,
+            "prediction": prediction,
+            "variant": None,
+            "input": input,
+            "created": created,
+            "starts": starts,
+            "ends": ends,
+            "fails": fails,
+            "cancelled_at": None,
+            "output": None,
+            "base": base,
+            "webhook": None,
         }
         _jobs(self.state)[job["id"]] = job
         return job
@@ -116,13 +183,19 @@ class ThetaJobs:
         done = status in ("success", "error")
         usage = {"input": len(json.dumps(job["input"])), "output": 1} if done else {"input": 0, "output": 0}
         return {
-            "id": job["id"], "project_id": job["project_id"], "service_id": job["service_id"],
-            "prediction": job["prediction"], "variant": job["variant"], "state": status,
-            "input": job["input"], "output": job["output"] if status == "success" else None,
+            "id": job["id"],
+            "project_id": job["project_id"],
+            "service_id": job["service_id"],
+            "prediction": job["prediction"],
+            "variant": job["variant"],
+            "state": status,
+            "input": job["input"],
+            "output": job["output"] if status == "success" else None,
             "error_message": "injected failure: the model crashed" if status == "error" else None,
             "usage": usage,
             "cost_usd": {"input": 0.0001 if done else 0.0, "output": 0.0002 if done else 0.0},
-            "create_time": _iso(job["created"], self.state), "update_time": _iso(self.state.clock.now(), self.state),
+            "create_time": _iso(job["created"], self.state),
+            "update_time": _iso(self.state.clock.now(), self.state),
             "process_time": _iso(job["starts"], self.state) if status != "pending" else None,
             "success_time": _iso(job["ends"], self.state) if status == "success" else None,
             "error_time": _iso(job["ends"], self.state) if status == "error" else None,
@@ -135,12 +208,15 @@ def _output(state: EmulatorState, job: dict[str, Any]) -> dict[str, Any]:
     if alias == "whisper":
         name = str(data.get("audio_filename", ""))
         audio = state.read_blob(name)
-        return {"text": media.transcript(audio if audio is not None else name.encode(), data.get("language", ""))}
+        return {
+            "text": media.transcript(audio if audio is not None else name.encode(), data.get("language", ""))
+        }
     if alias in ("flux", "stable_diffusion_xl_turbo", "image_to_image"):
         width = int(data.get("width", 64)) if alias == "flux" else 64
         height = int(data.get("height", 64)) if alias == "flux" else 64
-        blob = state.save_media(media.png(min(width, 256), min(height, 256), json.dumps(data, sort_keys=True)),
-                                ".png")
+        blob = state.save_media(
+            media.png(min(width, 256), min(height, 256), json.dumps(data, sort_keys=True)), ".png"
+        )
         out: dict[str, Any] = {"image_url": f"{base}/_media/{blob}"}
         if alias == "flux":
             out["used_seed"] = str(abs(hash(blob)) % 10**9)
@@ -151,9 +227,17 @@ def _output(state: EmulatorState, job: dict[str, Any]) -> dict[str, Any]:
     # LLM completions: OpenAI chat-completion JSON.
     reply = media.chat_reply(list(data.get("messages", [])))
     return {
-        "id": "chatcmpl-" + job["id"][-12:], "object": "chat.completion", "model": alias,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": len(reply.split()), "total_tokens": 12 + len(reply.split())},
+        "id": "chatcmpl-" + job["id"][-12:],
+        "object": "chat.completion",
+        "model": alias,
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+        ],
+        "usage": {
+            "prompt_tokens": 12,
+            "completion_tokens": len(reply.split()),
+            "total_tokens": 12 + len(reply.split()),
+        },
     }
 
 
@@ -167,9 +251,17 @@ def create_app(state: EmulatorState) -> ASGIApp:
         items = SERVICES
         if page is not None and number is not None:
             p, n = int(page), max(1, int(number))
-            items = SERVICES[p * n:(p + 1) * n]
-        return ok({"services": items, "pagination": {"page": int(page or 0), "number": int(number or len(SERVICES)),
-                                                     "total": len(SERVICES)}})
+            items = SERVICES[p * n : (p + 1) * n]
+        return ok(
+            {
+                "services": items,
+                "pagination": {
+                    "page": int(page or 0),
+                    "number": int(number or len(SERVICES)),
+                    "total": len(SERVICES),
+                },
+            }
+        )
 
     def _service(alias: str, prediction: str | None) -> tuple[dict[str, Any], str]:
         service = BY_ALIAS.get(alias)
@@ -199,9 +291,9 @@ def create_app(state: EmulatorState) -> ASGIApp:
         base = f"{request.url.scheme}://{request.url.netloc}"
         job = jobs.create(alias, name, input_, base)
         job["webhook"] = body.get("webhook")
-        deadline = time.monotonic() + min(max(wait, 0), 60)
-        while wait and time.monotonic() < deadline and jobs.status(job) in ("pending", "processing"):
-            await asyncio.sleep(0.02)
+        if wait > 0 and jobs.status(job) in ("pending", "processing"):
+            # Hold the call until the job ends or ``wait`` runs out, as Theta does.
+            await asyncio.sleep(max(0.0, min(float(min(wait, 60)), job["ends"] - state.clock.now())))
         return ok({"infer_requests": [jobs.render(job)], "model_quotas": []})
 
     async def create_default(request: Request) -> Response:
@@ -249,9 +341,13 @@ def create_app(state: EmulatorState) -> ASGIApp:
         all_jobs = sorted(_jobs(state).values(), key=lambda j: j["created"], reverse=True)
         if wanted:
             all_jobs = [j for j in all_jobs if jobs.status(j) == wanted]
-        chunk = all_jobs[page * number:(page + 1) * number]
-        return ok({"infer_requests": [jobs.render(j) for j in chunk],
-                   "pagination": {"page": page, "number": number, "total": len(all_jobs)}})
+        chunk = all_jobs[page * number : (page + 1) * number]
+        return ok(
+            {
+                "infer_requests": [jobs.render(j) for j in chunk],
+                "pagination": {"page": page, "number": number, "total": len(all_jobs)},
+            }
+        )
 
     async def presign(request: Request, alias: str, prediction: str | None) -> Response:
         state.count(VENDOR, "presigned_urls")
@@ -267,8 +363,10 @@ def create_app(state: EmulatorState) -> ASGIApp:
         out = {}
         for field_name in fields_:
             blob_id = new_id("upl_", 20)
-            out[field_name] = {"presigned_url": f"{base}/_uploads/{blob_id}?{state.presign_query(blob_id)}",
-                               "filename": blob_id}
+            out[field_name] = {
+                "presigned_url": f"{base}/_uploads/{blob_id}?{state.presign_query(blob_id)}",
+                "filename": blob_id,
+            }
         return ok(out)
 
     async def presign_default(request: Request) -> Response:

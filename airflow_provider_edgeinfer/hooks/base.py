@@ -150,7 +150,8 @@ class EdgeInferHook(BaseHook):
         key = conn.password or conn.extra_dejson.get("api_key")
         if not key:
             raise ConfigurationError(
-                f"connection {self.conn_id!r} has no API key", vendor=self.vendor,
+                f"connection {self.conn_id!r} has no API key",
+                vendor=self.vendor,
                 hint="Put the key in the connection's password field.",
             )
         return Credentials.of(key)
@@ -181,7 +182,8 @@ class EdgeInferHook(BaseHook):
         if conn.conn_type and conn.conn_type.replace("-", "_") != self.conn_type:
             raise ConfigurationError(
                 f"connection {self.conn_id!r} is of type {conn.conn_type!r}, not {self.conn_type!r}",
-                vendor=self.vendor, hint=f"Use a connection of type {self.conn_type}.",
+                vendor=self.vendor,
+                hint=f"Use a connection of type {self.conn_type}.",
             )
         return conn
 
@@ -223,7 +225,8 @@ class EdgeInferHook(BaseHook):
             return settings
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(
-                f"connection {self.conn_id!r} has an invalid timeout or retry extra: {exc}", vendor=self.vendor
+                f"connection {self.conn_id!r} has an invalid timeout or retry extra: {exc}",
+                vendor=self.vendor,
             ) from None
 
     # -- clients -------------------------------------------------------------------------------

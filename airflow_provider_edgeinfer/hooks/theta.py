@@ -43,7 +43,9 @@ class ThetaHook(EdgeInferHook):
     def build_api(self, conn: Connection) -> ThetaAPI:
         from airflow_provider_edgeinfer.clients.theta import BASE_URL, ThetaAPI
 
-        return ThetaAPI(base_url_from(conn, BASE_URL, self.vendor), project_id=conn.extra_dejson.get("project_id"))
+        return ThetaAPI(
+            base_url_from(conn, BASE_URL, self.vendor), project_id=conn.extra_dejson.get("project_id")
+        )
 
     def services(self) -> dict[str, Service]:
         """The service catalogue by alias (one unauthenticated call, cached on the hook)."""
@@ -71,16 +73,20 @@ class ThetaHook(EdgeInferHook):
         if not self.api.project_id:
             return None
         wanted = self.services().get(service)
-        pages = 0
-        for page in self.get_conn().pages(self.api.list_requests(number=100)):
+        for pages, page in enumerate(self.get_conn().pages(self.api.list_requests(number=100)), start=1):
             for request in page.items:
-                created = datetime.fromisoformat((request.create_time or "").replace("Z", "+00:00")).timestamp()
+                created = datetime.fromisoformat(
+                    (request.create_time or "").replace("Z", "+00:00")
+                ).timestamp()
                 if created < since - SUBMISSION_CLOCK_SKEW:
                     return None  # newest first: everything further is older
                 same_service = wanted is None or request.service_id == wanted.id
-                if same_service and request.input == input and (not prediction or request.prediction == prediction):
+                if (
+                    same_service
+                    and request.input == input
+                    and (not prediction or request.prediction == prediction)
+                ):
                     return self.api.to_job(request, service)
-            pages += 1
             if pages >= FIND_SUBMISSION_MAX_PAGES:
                 return None
         return None

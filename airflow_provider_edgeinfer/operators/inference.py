@@ -133,7 +133,9 @@ class InferenceOperator(BaseOperator):
             except ValueError as exc:
                 raise InputValidationError(f"input is not valid JSON: {exc}", vendor=vendor) from None
         if not isinstance(value, dict):
-            raise InputValidationError(f"input must be a JSON object, got {type(value).__name__}", vendor=vendor)
+            raise InputValidationError(
+                f"input must be a JSON object, got {type(value).__name__}", vendor=vendor
+            )
         return value
 
     # -- main path ---------------------------------------------------------------------------
@@ -167,9 +169,17 @@ class InferenceOperator(BaseOperator):
         if job is None and api.synchronous and self.deferrable:
             # No status endpoint: the one (long) call itself runs in the triggerer.
             self._record(store, fp, None, time.time())
-            self._defer(hook, None, time.time(), submit={
-                "service": self.service, "prediction": self.prediction, "input": input_, "idempotency_key": key,
-            })
+            self._defer(
+                hook,
+                None,
+                time.time(),
+                submit={
+                    "service": self.service,
+                    "prediction": self.prediction,
+                    "input": input_,
+                    "idempotency_key": key,
+                },
+            )
         if job is None:
             job, submitted_at = self._submit(hook, store, fp, key, input_)
         self._announce(context, hook, job)
@@ -183,23 +193,37 @@ class InferenceOperator(BaseOperator):
         return self._execute_complete(context, hook, event)
 
     def _trigger(
-        self, hook: EdgeInferHook, request_id: str | None, submitted_at: float, submit: dict[str, Any] | None = None
+        self,
+        hook: EdgeInferHook,
+        request_id: str | None,
+        submitted_at: float,
+        submit: dict[str, Any] | None = None,
     ) -> InferenceTrigger:
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         return InferenceTrigger(
-            vendor=hook.vendor, conn_id=self.conn_id, request_id=request_id, deadline=submitted_at + self.timeout,
-            poll_interval=self.poll_interval, cancel_on_kill=self.cancel_on_kill,
-            max_transient_failures=self.max_transient_failures, submit=submit,
+            vendor=hook.vendor,
+            conn_id=self.conn_id,
+            request_id=request_id,
+            deadline=submitted_at + self.timeout,
+            poll_interval=self.poll_interval,
+            cancel_on_kill=self.cancel_on_kill,
+            max_transient_failures=self.max_transient_failures,
+            submit=submit,
         )
 
     def _defer(
-        self, hook: EdgeInferHook, request_id: str | None, submitted_at: float, submit: dict[str, Any] | None = None
+        self,
+        hook: EdgeInferHook,
+        request_id: str | None,
+        submitted_at: float,
+        submit: dict[str, Any] | None = None,
     ) -> None:
         if submit is not None and len(json.dumps(submit, default=str)) > MAX_TRIGGER_INPUT_BYTES:
             raise InputValidationError(
                 f"input is larger than {MAX_TRIGGER_INPUT_BYTES} bytes, too large to hand to the triggerer",
-                vendor=hook.vendor, hint="Run this task with deferrable=False.",
+                vendor=hook.vendor,
+                hint="Run this task with deferrable=False.",
             )
         remaining = max(1.0, submitted_at + self.timeout - time.time())
         self.defer(
@@ -233,20 +257,30 @@ class InferenceOperator(BaseOperator):
         submitted_at = float(record.get("submitted_at") or now)
         api = hook.api
         if not request_id:
-            found = hook.find_submission(self.service, self.prediction, self._input_dict(hook.vendor), submitted_at)
+            found = hook.find_submission(
+                self.service, self.prediction, self._input_dict(hook.vendor), submitted_at
+            )
             if found is not None:
-                self.log.info("found the request %s that a previous try submitted; reattaching", found.request_id)
+                self.log.info(
+                    "found the request %s that a previous try submitted; reattaching", found.request_id
+                )
                 return found, submitted_at
             if api.honours_idempotency:
-                self.log.info("a previous try's submission has an unknown outcome; resubmitting with the same "
-                              "idempotency key, which %s deduplicates", hook.vendor)
+                self.log.info(
+                    "a previous try's submission has an unknown outcome; resubmitting with the same "
+                    "idempotency key, which %s deduplicates",
+                    hook.vendor,
+                )
                 return None, now
             if self.resubmit_on_unknown_outcome:
-                self.log.warning("a previous try's submission has an unknown outcome; resubmitting as "
-                                 "resubmit_on_unknown_outcome=True asks (this may bill twice)")
+                self.log.warning(
+                    "a previous try's submission has an unknown outcome; resubmitting as "
+                    "resubmit_on_unknown_outcome=True asks (this may bill twice)"
+                )
                 return None, now
             raise OutcomeUnknownError(
-                "a previous try sent this request but never learned its id, so it may be running (and billed)",
+                "a previous try sent this request but never learned its id, "
+                "so it may be running (and billed)",
                 vendor=hook.vendor,
                 hint="Check the vendor's console; to resubmit anyway set resubmit_on_unknown_outcome=True.",
             )
@@ -259,8 +293,12 @@ class InferenceOperator(BaseOperator):
             self.log.info("request %s of a previous try no longer exists; submitting again", request_id)
             return None, now
         if job.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
-            self.log.info("reattaching to %s request %s (%s) from a previous try", hook.vendor, request_id,
-                          job.state.value)
+            self.log.info(
+                "reattaching to %s request %s (%s) from a previous try",
+                hook.vendor,
+                request_id,
+                job.state.value,
+            )
             return job, submitted_at
         self.log.info("request %s of a previous try ended %s; submitting again", request_id, job.state.value)
         return None, now
@@ -271,8 +309,9 @@ class InferenceOperator(BaseOperator):
         submitted_at = time.time()
         # Intent first: if this process dies mid-call, the next try knows a submission may exist.
         self._record(store, fp, None, submitted_at)
-        call = hook.api.submit(self.service, input_, prediction=self.prediction, idempotency_key=key,
-                               **self.vendor_options)
+        call = hook.api.submit(
+            self.service, input_, prediction=self.prediction, idempotency_key=key, **self.vendor_options
+        )
         job = hook.run(call)
         self._record(store, fp, job.request_id, submitted_at)
         self.log.info("submitted %s request %s to %s", self.service, job.request_id, hook.vendor)
@@ -306,40 +345,58 @@ class InferenceOperator(BaseOperator):
             raise rebuild_error(payload.error)
         if payload.status == "timeout":
             self._cancel(hook, request_id, reason="timeout")
-            raise JobTimeoutError(f"the request did not finish within {self.timeout:.0f} s",
-                                  vendor=hook.vendor, request_id=request_id)
+            raise JobTimeoutError(
+                f"the request did not finish within {self.timeout:.0f} s",
+                vendor=hook.vendor,
+                request_id=request_id,
+            )
         job = Job.model_validate(payload.job) if payload.job else None
         if payload.status == "cancelled":
-            raise JobCancelledError("the vendor reports the request cancelled", vendor=hook.vendor,
-                                    request_id=request_id)
+            raise JobCancelledError(
+                "the vendor reports the request cancelled", vendor=hook.vendor, request_id=request_id
+            )
         if payload.status == "failed" or job is None:
             message = (job.error if job else None) or "the vendor reports the request failed"
             raise JobFailedError(message, vendor=hook.vendor, request_id=request_id)
         store = context.get("task_state_store")
         record = store.get(STATE_KEY) if store is not None else None
-        submitted_at = float(record["submitted_at"]) if isinstance(record, dict) else None
+        submitted_at = float(str(record["submitted_at"])) if isinstance(record, dict) else None
         if hook.api.synchronous and not payload.output_included:
             raise ConfigurationError(
-                "the output is too large to travel back from the triggerer", vendor=hook.vendor,
-                request_id=request_id, hint="Run this task with deferrable=False.",
+                "the output is too large to travel back from the triggerer",
+                vendor=hook.vendor,
+                request_id=request_id,
+                hint="Run this task with deferrable=False.",
             )
         if hook.api.synchronous and request_id:
             self._announce(context, hook, job)
-        return self._complete(context, hook, job, output_known=payload.output_included, submitted_at=submitted_at)
+        return self._complete(
+            context, hook, job, output_known=payload.output_included, submitted_at=submitted_at
+        )
 
     def _complete(
-        self, context: Context, hook: EdgeInferHook, job: Job, *, output_known: bool, submitted_at: float | None
+        self,
+        context: Context,
+        hook: EdgeInferHook,
+        job: Job,
+        *,
+        output_known: bool,
+        submitted_at: float | None,
     ) -> dict[str, Any]:
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.operators.outputs import build_result
 
         self._live_request = None
         if job.state is JobState.FAILED or job.state is JobState.EXPIRED:
-            raise JobFailedError(job.error or f"the request ended {job.state.value}", vendor=hook.vendor,
-                                 request_id=job.request_id)
+            raise JobFailedError(
+                job.error or f"the request ended {job.state.value}",
+                vendor=hook.vendor,
+                request_id=job.request_id,
+            )
         if job.state is JobState.CANCELLED:
-            raise JobCancelledError("the vendor reports the request cancelled", vendor=hook.vendor,
-                                    request_id=job.request_id)
+            raise JobCancelledError(
+                "the vendor reports the request cancelled", vendor=hook.vendor, request_id=job.request_id
+            )
         if not output_known:
             status = hook.api.status(job.request_id)
             if status is not None:
@@ -350,8 +407,13 @@ class InferenceOperator(BaseOperator):
         fetch = hook.api.fetch_output(job)
         if fetch is not None:
             output = hook.run(fetch)
-        result = build_result(job, output, output_path=self.output_path, submitted_at=submitted_at,
-                              xcom_max_bytes=self.xcom_output_max_bytes)
+        result = build_result(
+            job,
+            output,
+            output_path=self.output_path,
+            submitted_at=submitted_at,
+            xcom_max_bytes=self.xcom_output_max_bytes,
+        )
         store = context.get("task_state_store")
         if store is not None:
             # Done and written: a later, deliberate re-run of this task asks for a new inference.

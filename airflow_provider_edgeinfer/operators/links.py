@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class VendorRequestLink(BaseOperatorLink):
-    """"Vendor request": the operator pushes the URL to XCom under :attr:`xcom_key` once it submits."""
+    """ "Vendor request": the operator pushes the URL to XCom under :attr:`xcom_key` once it submits."""
 
     name = "Vendor request"
 

@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 DEFAULT_XCOM_OUTPUT_MAX_BYTES = 48 * 1024
 _BASE64_KEYS = ("image_b64", "b64_json", "video_b64", "audio_b64")
 _URL_KEYS = ("image_url", "audio_url", "video_url")
-_MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"RIFF", ".wav"), (b"GIF8", ".gif"),
-          (b"\x1aE\xdf\xa3", ".webm"), (b"ID3", ".mp3"))
+_MAGIC = (
+    (b"\x89PNG", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"RIFF", ".wav"),
+    (b"GIF8", ".gif"),
+    (b"\x1aE\xdf\xa3", ".webm"),
+    (b"ID3", ".mp3"),
+)
 _CHUNK = 1024 * 1024
 
 
@@ -58,7 +64,8 @@ def prepare_output_dir(value: Any, vendor: str) -> ObjectStoragePath:
         probe.unlink()
     except Exception as exc:
         raise ConfigurationError(
-            f"output_path {value} is not writable: {type(exc).__name__}: {exc}", vendor=vendor,
+            f"output_path {value} is not writable: {type(exc).__name__}: {exc}",
+            vendor=vendor,
             hint="Fix the path or its permissions; nothing was submitted.",
         ) from None
     return path
@@ -119,13 +126,17 @@ class MediaWriter:
                 try:
                     data = base64.b64decode(item, validate=True)
                 except (binascii.Error, ValueError):
-                    raise UnexpectedResponseError(f"field {key!r} of the output is not valid base64") from None
+                    raise UnexpectedResponseError(
+                        f"field {key!r} of the output is not valid base64"
+                    ) from None
                 target = self._target(_suffix(data))
                 with target.open("wb") as handle:
                     handle.write(data)
                 out[key.replace("b64", "path").replace("_json", "_path")] = str(target)
             elif key in _URL_KEYS and isinstance(item, str) and item.startswith("http"):
-                suffix = "." + urlsplit(item).path.rsplit(".", 1)[-1] if "." in urlsplit(item).path else ".bin"
+                suffix = (
+                    "." + urlsplit(item).path.rsplit(".", 1)[-1] if "." in urlsplit(item).path else ".bin"
+                )
                 target = self._target(suffix[:6])
                 _download(item, target)
                 out[key] = item.split("?", 1)[0]  # a signed media URL is a credential: keep no query
@@ -164,8 +175,13 @@ def build_result(
         written = writer.walk(output)
         result_file = directory / f"{job.request_id}.json"
         with result_file.open("wb") as handle:
-            handle.write(json.dumps({"result": {k: v for k, v in result.items() if k != "timings"},
-                                     "output": written}, indent=2, default=str).encode())
+            handle.write(
+                json.dumps(
+                    {"result": {k: v for k, v in result.items() if k != "timings"}, "output": written},
+                    indent=2,
+                    default=str,
+                ).encode()
+            )
         result.update({"output_path": str(result_file), "files": writer.files})
         size = len(json.dumps(written, default=str))
         result["output"] = written if size <= xcom_max_bytes else None
@@ -175,7 +191,8 @@ def build_result(
         raise ConfigurationError(
             f"the output of request {job.request_id} is {size} bytes, above the XCom limit of "
             f"{xcom_max_bytes} bytes",
-            vendor=job.vendor, request_id=job.request_id,
+            vendor=job.vendor,
+            request_id=job.request_id,
             hint="Set output_path (a local path or an object-storage URI) to write it there; the request "
             "succeeded and the retry will reattach to it without paying again.",
         )

@@ -42,8 +42,12 @@ class InferenceRequestSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def _summary(self, job: Any) -> dict[str, Any]:
-        return {"vendor": job.vendor, "request_id": job.request_id, "state": job.state.value,
-                "cost_usd": job.cost_usd}
+        return {
+            "vendor": job.vendor,
+            "request_id": job.request_id,
+            "state": job.state.value,
+            "cost_usd": job.cost_usd,
+        }
 
     def _status_call(self, hook: Any) -> Any:
         call = hook.api.status(self.request_id)
@@ -67,10 +71,15 @@ class InferenceRequestSensor(BaseSensorOperator):
         if job.state is JobState.SUCCEEDED:
             return PokeReturnValue(is_done=True, xcom_value=self._summary(job))
         if job.state is JobState.CANCELLED:
-            raise JobCancelledError("the request was cancelled", vendor=hook.vendor, request_id=job.request_id)
+            raise JobCancelledError(
+                "the request was cancelled", vendor=hook.vendor, request_id=job.request_id
+            )
         if job.terminal:
-            raise JobFailedError(job.error or f"the request ended {job.state.value}", vendor=hook.vendor,
-                                 request_id=job.request_id)
+            raise JobFailedError(
+                job.error or f"the request ended {job.state.value}",
+                vendor=hook.vendor,
+                request_id=job.request_id,
+            )
         self.log.info("%s request %s is %s", hook.vendor, job.request_id, job.vendor_state)
         return False
 
@@ -85,8 +94,11 @@ class InferenceRequestSensor(BaseSensorOperator):
         hook.close()
         self.defer(
             trigger=InferenceTrigger(
-                vendor=hook.vendor, conn_id=self.conn_id, request_id=self.request_id,
-                deadline=time.time() + float(self.timeout), poll_interval=float(self.poke_interval),
+                vendor=hook.vendor,
+                conn_id=self.conn_id,
+                request_id=self.request_id,
+                deadline=time.time() + float(self.timeout),
+                poll_interval=float(self.poke_interval),
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
@@ -102,13 +114,20 @@ class InferenceRequestSensor(BaseSensorOperator):
         if payload.status == "error" and payload.error is not None:
             raise rebuild_error(payload.error)
         if payload.status == "timeout":
-            raise JobTimeoutError(f"the request did not finish within {float(self.timeout):.0f} s",
-                                  vendor=payload.vendor, request_id=payload.request_id)
+            raise JobTimeoutError(
+                f"the request did not finish within {float(self.timeout):.0f} s",
+                vendor=payload.vendor,
+                request_id=payload.request_id,
+            )
         job = Job.model_validate(payload.job) if payload.job else None
         if payload.status == "cancelled":
-            raise JobCancelledError("the request was cancelled", vendor=payload.vendor,
-                                    request_id=payload.request_id)
+            raise JobCancelledError(
+                "the request was cancelled", vendor=payload.vendor, request_id=payload.request_id
+            )
         if payload.status != "success" or job is None:
-            raise JobFailedError((job.error if job else None) or "the request failed", vendor=payload.vendor,
-                                 request_id=payload.request_id)
+            raise JobFailedError(
+                (job.error if job else None) or "the request failed",
+                vendor=payload.vendor,
+                request_id=payload.request_id,
+            )
         return self._summary(job)

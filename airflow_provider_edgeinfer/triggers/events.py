@@ -68,8 +68,14 @@ def rebuild_error(payload: ErrorPayload) -> exceptions.EdgeInferError:
     cls = getattr(exceptions, payload.type, None)
     if not (isinstance(cls, type) and issubclass(cls, exceptions.EdgeInferError)):
         cls = exceptions.EdgeInferError
-    return cls(payload.message, vendor=payload.vendor, http_status=payload.http_status,
-               request_id=payload.request_id, operation=payload.operation, code=payload.code)
+    return cls(
+        payload.message,
+        vendor=payload.vendor,
+        http_status=payload.http_status,
+        request_id=payload.request_id,
+        operation=payload.operation,
+        code=payload.code,
+    )
 
 
 def job_event(job: Job, *, include_output: bool = False) -> dict[str, Any]:

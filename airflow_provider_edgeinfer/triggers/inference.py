@@ -104,8 +104,14 @@ class InferenceTrigger(BaseTrigger):
         try:
             client = await hook.aget_client()
         except EdgeInferError as exc:
-            yield TriggerEvent({"status": "error", "vendor": self.vendor, "request_id": self.request_id,
-                                "error": error_payload(exc)})
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "vendor": self.vendor,
+                    "request_id": self.request_id,
+                    "error": error_payload(exc),
+                }
+            )
             return
         try:
             if self.submit is not None:
@@ -120,7 +126,9 @@ class InferenceTrigger(BaseTrigger):
     async def _call_synchronously(self, client: Any) -> TriggerEvent:
         spec = self.submit or {}
         call = client.api.submit(
-            spec["service"], spec["input"], prediction=spec.get("prediction"),
+            spec["service"],
+            spec["input"],
+            prediction=spec.get("prediction"),
             idempotency_key=spec.get("idempotency_key"),
         )
         try:
@@ -128,8 +136,9 @@ class InferenceTrigger(BaseTrigger):
         except TimeoutError:
             return TriggerEvent({"status": "timeout", "vendor": self.vendor, "request_id": None})
         except EdgeInferError as exc:
-            return TriggerEvent({"status": "error", "vendor": self.vendor, "request_id": None,
-                                 "error": error_payload(exc)})
+            return TriggerEvent(
+                {"status": "error", "vendor": self.vendor, "request_id": None, "error": error_payload(exc)}
+            )
         return TriggerEvent(job_event(job, include_output=True))
 
     async def _poll(self, client: Any) -> AsyncIterator[TriggerEvent]:
@@ -137,18 +146,32 @@ class InferenceTrigger(BaseTrigger):
         failures = 0
         while True:
             if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "vendor": self.vendor, "request_id": self.request_id})
+                yield TriggerEvent(
+                    {"status": "timeout", "vendor": self.vendor, "request_id": self.request_id}
+                )
                 return
             try:
                 job = await client.send(call)
             except EdgeInferError as exc:
                 failures += 1
                 if not is_transient(exc) or failures > self.max_transient_failures:
-                    yield TriggerEvent({"status": "error", "vendor": self.vendor, "request_id": self.request_id,
-                                        "error": error_payload(exc)})
+                    yield TriggerEvent(
+                        {
+                            "status": "error",
+                            "vendor": self.vendor,
+                            "request_id": self.request_id,
+                            "error": error_payload(exc),
+                        }
+                    )
                     return
-                self.log.warning("%s request %s: poll failed (%s of %s tolerated): %s", self.vendor,
-                                 self.request_id, failures, self.max_transient_failures, exc)
+                self.log.warning(
+                    "%s request %s: poll failed (%s of %s tolerated): %s",
+                    self.vendor,
+                    self.request_id,
+                    failures,
+                    self.max_transient_failures,
+                    exc,
+                )
             else:
                 failures = 0
                 if job.terminal:

@@ -1,4 +1,4 @@
-"""InferenceOperator and InferenceRequestSensor under real Airflow (dag.test, SQLite), against the emulator."""
+"""InferenceOperator and InferenceRequestSensor under real Airflow (dag.test, SQLite) against the emulator."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ def test_deferred_inference_succeeds_and_submits_once(airflow_db: None, emulated
 def test_retry_reattaches_instead_of_resubmitting(airflow_db: None, emulated: Any) -> None:
     emulated.state.timing["theta"] = Timing(0.2, 1.0)
     # The trigger's first poll gets a 503; with no tolerance the first try fails after submitting.
-    emulated.state.scripted["theta"].append({"kind": "5xx", "status": 500, "path": "/infer_request/infr_rqst_",
-                                             "method": "GET"})
+    emulated.state.scripted["theta"].append(
+        {"kind": "5xx", "status": 500, "path": "/infer_request/infr_rqst_", "method": "GET"}
+    )
     run = _dag("edgeinfer_test_reattach").test()
     assert task_states(run) == {"infer": "success"}
     assert emulated.state.snapshot()["faults_injected"] == {"theta.5xx": 1}
@@ -107,7 +108,9 @@ def test_omnitensor_inference_example(airflow_db: None, emulated: Any) -> None:
     assert sum(emulated.state.snapshot()["submissions"]["omnitensor"].values()) == 1
 
 
-def test_octoai_sdxl_example_writes_a_decodable_image(airflow_db: None, emulated: Any, tmp_path: Path) -> None:
+def test_octoai_sdxl_example_writes_a_decodable_image(
+    airflow_db: None, emulated: Any, tmp_path: Path
+) -> None:
     from tests.dags.conftest import load_dag
 
     run = load_dag("edgeinfer_octoai_sdxl").test(run_conf={"output_path": str(tmp_path)})
