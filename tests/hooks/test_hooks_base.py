@@ -343,3 +343,28 @@ async def test_close_all(emu_env: EmulatorServer) -> None:
     await shared_clients.close_all()
     assert client.closed
     assert shared_clients.active() == 0
+
+
+def test_theta_test_connection_without_project_checks_the_key(
+    emu_env: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_THETA_NOPROJECT",
+        json.dumps(
+            {"conn_type": "edgeinfer_theta", "host": emu_env.vendor_url("theta"), "password": "wrong-key"}
+        ),
+    )
+    ok, message = ThetaHook("theta_noproject").test_connection()
+    assert not ok
+    assert "wrong-key" not in message
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_THETA_NOPROJECT",
+        json.dumps(
+            {
+                "conn_type": "edgeinfer_theta",
+                "host": emu_env.vendor_url("theta"),
+                "password": emu_env.state.keys["theta"],
+            }
+        ),
+    )
+    assert ThetaHook("theta_noproject").test_connection()[0]
