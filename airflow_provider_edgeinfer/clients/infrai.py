@@ -18,7 +18,6 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import IO, Any, ClassVar, TypeVar
 from urllib.parse import quote
 
@@ -129,11 +128,6 @@ def idempotency_key_for(*parts: Any) -> str:
 def _new_key() -> str:
     # One fresh key per Call: the transport's own retries of that call reuse it.
     return uuid.uuid4().hex
-
-
-def _reparse(call: Call[Any], parse: Callable[[HttpResult], T]) -> Call[T]:
-    """The same exchange read differently (e.g. as a normalized :class:`Job`)."""
-    return replace(call, parse=parse)
 
 
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -704,7 +698,7 @@ class InfraiAPI(VendorAPI):
             value = call.parse(result)  # validates the answer's shape
             return self.core_to_job(service, result, value, idempotency_key)
 
-        return _reparse(call, parse)
+        return call.reparse(parse)
 
     def core_to_job(
         self, service: str, result: HttpResult, value: Any, idempotency_key: str | None = None
@@ -755,7 +749,7 @@ class InfraiAPI(VendorAPI):
     def batch_status_job(self, batch_id: str) -> Call[Job]:
         """``batch_status`` read as a normalized :class:`Job` (for triggers and sensors)."""
         call = self.batch_status(batch_id)
-        return _reparse(call, lambda result: self.batch_to_job(call.parse(result).data))
+        return call.reparse(lambda result: self.batch_to_job(call.parse(result).data))
 
 
 def core_cost(body: Mapping[str, Any]) -> float | None:

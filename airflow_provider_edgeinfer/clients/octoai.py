@@ -444,7 +444,7 @@ def decode_media(
 
 def _reparse(call: Call[Any], operation: str, parse: Callable[[HttpResult], T]) -> Call[T]:
     """The same exchange under another name, answered through ``parse``."""
-    return replace(call, operation=operation, parse=parse)
+    return replace(call.reparse(parse), operation=operation)
 
 
 # -- the API ----------------------------------------------------------------------------------

@@ -160,12 +160,24 @@ class EdgeInferHook(BaseHook):
         """A cheap authenticated call used by :meth:`test_connection`."""
         raise NotImplementedError
 
-    def validate_submission(self, service: str, prediction: str | None, input: dict[str, Any]) -> None:
-        """Reject an input the vendor would refuse, before anything is sent. Vendors refine this."""
+    def validate_submission(
+        self, service: str, prediction: str | None, input: dict[str, Any], **options: Any
+    ) -> None:
+        """Reject an input the vendor would refuse, before anything is sent.
+
+        Building the submit call is pure and runs each client's local checks (OctoAI's OpenAPI
+        schema and 10 MB limit, infrai's routes, prediction support); vendors add catalogue checks.
+        """
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
         if not isinstance(input, dict):
             raise InputValidationError("input must be a JSON object", vendor=self.vendor)
+        try:
+            self.api.submit(service, input, prediction=prediction, **options)
+        except TypeError as exc:
+            raise InputValidationError(
+                f"unsupported vendor option for {self.vendor}: {exc}", vendor=self.vendor
+            ) from None
 
     def find_submission(
         self, service: str, prediction: str | None, input: dict[str, Any], since: float

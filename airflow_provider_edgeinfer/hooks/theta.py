@@ -55,7 +55,9 @@ class ThetaHook(EdgeInferHook):
             self._services = {s.alias: s for s in self.get_conn().iterate(self.api.list_services())}
         return self._services
 
-    def validate_submission(self, service: str, prediction: str | None, input: dict[str, Any]) -> None:
+    def validate_submission(
+        self, service: str, prediction: str | None, input: dict[str, Any], **options: Any
+    ) -> None:
         from airflow_provider_edgeinfer.clients.theta import validate_input
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
@@ -65,6 +67,7 @@ class ThetaHook(EdgeInferHook):
                 f"unknown service {service!r} (available: {', '.join(sorted(catalogue))})", vendor=self.vendor
             )
         validate_input(catalogue[service], prediction, input)
+        super().validate_submission(service, prediction, input, **options)
 
     def find_submission(
         self, service: str, prediction: str | None, input: dict[str, Any], since: float

@@ -154,7 +154,7 @@ class InferenceOperator(BaseOperator):
         input_ = self._input_dict(vendor)
         if not self.service:
             raise InputValidationError("service is empty", vendor=vendor)
-        hook.validate_submission(self.service, self.prediction, input_)
+        hook.validate_submission(self.service, self.prediction, input_, **self.vendor_options)
         if self.output_path is not None:
             from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
 
