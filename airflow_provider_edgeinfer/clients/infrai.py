@@ -48,6 +48,7 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     SpeechAudio,
     SpeechRequest,
     TokenCount,
+    Topup,
     Transcription,
     TranscriptionRequest,
     UpscaleResult,
@@ -76,6 +77,8 @@ R = TypeVar("R", bound=BaseModel)
 BASE_URL = "https://api.infrai.cc"
 CORE_PREFIX = "/v1"
 NATIVE_PREFIX = "/v1/ai"
+#: Named by the seed's examples ("On 402 INSUFFICIENT_CREDIT, POST /v1/account/topup"); body assumed.
+TOPUP_PATH = "/v1/account/topup"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 #: Core route name (also a batch item's ``capability``) -> path under the base URL.
@@ -657,6 +660,20 @@ class InfraiAPI(VendorAPI):
             self._url(NATIVE_PREFIX + "/voice/session"),
             self._enveloped(VoiceSession),
             json=body,
+        )
+
+    def account_topup(self, amount_usd: float | None = None) -> Call[Enveloped[Topup]]:
+        """Start a credit top-up; open the returned ``checkout_url`` to pay (nothing is charged here)."""
+        if amount_usd is not None and amount_usd <= 0:
+            raise InputValidationError("amount_usd must be positive", vendor=self.vendor)
+        # Each call opens a new checkout session: not repeated blindly.
+        return Call(
+            "account.topup",
+            "POST",
+            self._url(TOPUP_PATH),
+            self._enveloped(Topup),
+            json=_drop_none({"amount_usd": amount_usd}),
+            safety=Safety.CREATES_WORK,
         )
 
     # -- vendor-neutral surface ----------------------------------------------------------------

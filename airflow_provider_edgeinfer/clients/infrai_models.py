@@ -389,6 +389,14 @@ class VoiceSession(_Lenient):
     url: str
 
 
+class Topup(_Lenient):
+    """Assumed shape: ``{checkout_url, amount_usd?, expires_at?}`` (the seed only names the call)."""
+
+    checkout_url: str = Field(repr=False)  # a payment session: not for logs
+    amount_usd: float | None = None
+    expires_at: str | float | None = None
+
+
 __all__ = [
     "ITEM_SUCCESS_STATES",
     "BatchListPage",
@@ -423,6 +431,7 @@ __all__ = [
     "SpeechAudio",
     "SpeechRequest",
     "TokenCount",
+    "Topup",
     "Transcription",
     "TranscriptionRequest",
     "Usage",

@@ -1179,6 +1179,22 @@ def create_app(state: EmulatorState) -> ASGIApp:
             }
         )
 
+    async def account_topup(request: Request) -> Response:
+        state.count(VENDOR, "account.topup")
+        authorize(request)
+        body = await json_object(request)
+        amount = body.get("amount_usd", 10)
+        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+            raise _invalid("amount_usd must be a positive number")
+        session = new_id("cs_", 24)
+        return _ok(
+            {
+                "checkout_url": f"{request.url.scheme}://{request.url.netloc}/_media/checkout?session={session}",
+                "amount_usd": float(amount),
+                "expires_at": _iso(time.time() + 1800),
+            }
+        )
+
     async def native_not_found(request: Request) -> Response:
         raise _not_found(f"no native method at {request.url.path}")
 
@@ -1215,6 +1231,12 @@ def create_app(state: EmulatorState) -> ASGIApp:
     return Starlette(
         routes=[
             Mount("/v1/ai", app=vendor_app(state, VENDOR, native_error, native_routes)),
+            Mount(
+                "/v1/account",
+                app=vendor_app(
+                    state, VENDOR, native_error, [Route("/topup", account_topup, methods=["POST"])]
+                ),
+            ),
             Mount("/v1", app=vendor_app(state, VENDOR, core_error, core_routes)),
         ]
     )

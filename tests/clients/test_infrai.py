@@ -858,3 +858,19 @@ def test_hook_connects_to_the_emulator(emu: EmulatorServer, monkeypatch: pytest.
     ok, message = hook.test_connection()
     assert ok, message
     assert requests(emu, "models.list") == 1
+
+
+def test_account_topup_returns_a_checkout_url(edgeinfer_emulator: Any) -> None:
+    from airflow_provider_edgeinfer.clients.infrai import InfraiAPI
+    from airflow_provider_edgeinfer.clients.retry import Safety
+
+    api = InfraiAPI(edgeinfer_emulator.vendor_url("infrai"))
+    call = api.account_topup(25)
+    assert call.safety is Safety.CREATES_WORK
+    with SyncClient(api, Credentials.of(edgeinfer_emulator.state.keys["infrai"]), FAST) as client:
+        topup = client.send(call).data
+    assert topup.amount_usd == 25.0
+    assert topup.checkout_url.startswith("http://127.0.0.1")
+    assert "checkout_url" not in repr(topup)
+    with pytest.raises(InputValidationError):
+        api.account_topup(0)

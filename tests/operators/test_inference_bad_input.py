@@ -132,7 +132,7 @@ def test_bad_input_is_refused_before_any_submission(
 
 def test_wrong_connection_type(emulated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_PLAIN_HTTP", json.dumps({"conn_type": "http", "host": "127.0.0.1"}))
-    with pytest.raises(ConfigurationError, match="plain_http.*not an edgeinfer connection"):
+    with pytest.raises(ConfigurationError, match=r"plain_http.*not an edgeinfer connection"):
         _op(conn_id="plain_http", service="whisper", input={}).execute({})  # type: ignore[arg-type]
     assert emulated.state.snapshot()["requests"] == {}
 
@@ -143,7 +143,7 @@ def test_unwritable_output_path(emulated: Any, tmp_path: Path) -> None:
     op = _op(
         conn_id=THETA, service="whisper", input={"audio_filename": "a.wav"}, output_path=str(blocker / "out")
     )
-    with pytest.raises(ConfigurationError, match="output_path .* is not writable"):
+    with pytest.raises(ConfigurationError, match=r"output_path .* is not writable"):
         op.execute({})  # type: ignore[arg-type]
     assert emulated.state.snapshot()["submissions"]["theta"] == {}
 
