@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -97,12 +98,39 @@ def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
     return results
 
 
-def _short(value: Any, limit: int = 160) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+def _abbreviate(value: Any) -> Any:
+    """Long strings (base64 media) shown by their size, so each result fits a line or two."""
+    if isinstance(value, dict):
+        return {k: _abbreviate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_abbreviate(v) for v in value]
+    if isinstance(value, str) and len(value) > 200:
+        return f"<{len(value)} characters>"
+    return value
+
+
+def _short(value: Any, limit: int = 220) -> str:
+    text = json.dumps(_abbreviate(value), default=str)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _run_state(airflow: str, dag_id: str, env: dict[str, str]) -> str:
+    """The state of the DAG's latest run, read back from the metadata database."""
+    listed = subprocess.run(
+        [airflow, "dags", "list-runs", dag_id, "-o", "json"], env=env, capture_output=True, text=True
+    )
+    # Warnings may precede the JSON on stdout: take the line that is the JSON list.
+    lines = [line for line in listed.stdout.splitlines() if line.startswith("[{") or line == "[]"]
+    try:
+        runs = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return "unknown"
+    return str(runs[0]["state"]) if runs else "missing"
+
+
 def main() -> int:
+    # The demo's own output directory: results from an earlier demo would mislead.
+    shutil.rmtree(OUTPUT_ROOT, ignore_errors=True)
     port = _free_port()
     emulator = _start_emulator(port)
     home = Path(tempfile.mkdtemp(prefix="edgeinfer-airflow-home-"))
@@ -138,10 +166,10 @@ def main() -> int:
             print(f"\nairflow dags test {dag_id} ...", flush=True)
             log = home / f"{dag_id}.log"
             with open(log, "wb") as out:
-                code = subprocess.run(
+                subprocess.run(
                     [airflow, "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT
-                ).returncode
-            state = "success" if code == 0 and b"state=success" in log.read_bytes() else "FAILED"
+                )
+            state = _run_state(airflow, dag_id, env)
             failures += state != "success"
             print(f"  {state}; log: {log}")
         print(f"\nresults: {OUTPUT_ROOT}")
