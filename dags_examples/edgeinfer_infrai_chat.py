@@ -7,7 +7,7 @@ is against the emulator; ``text`` and ``model`` are DAG params.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
@@ -18,6 +18,8 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    # Retrying is safe: a retry reattaches to the request its previous try submitted.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=2)},
     tags=["edgeinfer", "infrai", "example"],
     params={
         "model": Param("deepseek-chat", type="string"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
@@ -20,6 +20,8 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    # Retrying is safe: a retry reattaches to the request its previous try submitted.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=2)},
     tags=["edgeinfer", "octoai", "example"],
     params={
         "prompt": Param("A watercolor lighthouse at dawn, soft light", type="string"),

@@ -8,7 +8,7 @@ offers no idempotency key for inference). Runs as it is against the emulator; ``
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, Param
 
@@ -19,6 +19,8 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    # Retrying is safe: a retry reattaches to the request its previous try submitted.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=2)},
     tags=["edgeinfer", "omnitensor", "example"],
     params={
         "model_id": Param("sentiment-v1", type="string"),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 _HOME = tempfile.mkdtemp(prefix="edgeinfer-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _HOME)
@@ -31,3 +35,19 @@ os.environ.setdefault(
         ]
     ),
 )
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """A fresh SQLite metadata database for the session."""
+    from airflow.utils.db import resetdb
+
+    resetdb(skip_init=False)
+
+
+@pytest.fixture
+def emulated(edgeinfer_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The emulator with the four default connections pointing at it."""
+    for name, value in edgeinfer_emulator.connections().items():
+        monkeypatch.setenv(name, value)
+    yield edgeinfer_emulator

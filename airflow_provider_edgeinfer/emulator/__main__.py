@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
 from airflow_provider_edgeinfer.emulator.state import VENDORS, EmulatorState, Faults, Timing
 
@@ -31,14 +34,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--octoai-retention-seconds", type=float, default=24 * 3600.0)
     parser.add_argument("--omnitensor-token-ttl", type=float, default=3600.0)
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault and timing dice")
+    parser.add_argument(
+        "--keys-file",
+        type=Path,
+        default=None,
+        help='JSON file of the keys to accept, e.g. {"theta": "...", "omnitensor_secret": "..."}; '
+        "a file, not flags, so that keys never show in the process list. With it, the startup banner "
+        "prints no key (read the connections from GET /_emulator/connections)",
+    )
     for name in Faults.__dataclass_fields__:
         parser.add_argument(
             f"--{name.replace('_', '-')}",
-            type=float,
+            type=str if name == "mangle_methods" else float,
             default=None,
             help=f"fault setting {name}, for every vendor",
         )
     return parser.parse_args(argv)
+
+
+def read_keys_file(path: Path) -> tuple[dict[str, str], str | None]:
+    """Vendor keys and the OmniTensor secret from ``path``; unknown names are an error."""
+    raw: Any = json.loads(path.read_text())
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and v for v in raw.values()):
+        raise ValueError(f"{path}: expected a JSON object of non-empty strings")
+    unknown = set(raw) - set(VENDORS) - {"omnitensor_secret"}
+    if unknown:
+        raise ValueError(
+            f"{path}: unknown names {sorted(unknown)} (known: {', '.join(VENDORS)}, omnitensor_secret)"
+        )
+    secret = raw.pop("omnitensor_secret", None)
+    return raw, secret
 
 
 def build_state(args: argparse.Namespace) -> EmulatorState:
@@ -47,6 +72,11 @@ def build_state(args: argparse.Namespace) -> EmulatorState:
         octoai_retention_seconds=args.octoai_retention_seconds,
         omnitensor_token_ttl=args.omnitensor_token_ttl,
     )
+    if args.keys_file is not None:
+        keys, secret = read_keys_file(args.keys_file)
+        state.keys.update(keys)
+        if secret is not None:
+            state.omnitensor_secret = secret
     for vendor in VENDORS:
         state.timing[vendor] = Timing(args.queued_seconds, args.running_seconds, args.running_seconds_max)
         state.faults[vendor].update(
@@ -64,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print("the emulator only listens on loopback (127.0.0.1, localhost or ::1)", file=sys.stderr)
         return 2
-    state = build_state(args)
+    try:
+        state = build_state(args)
+    except (OSError, ValueError) as exc:
+        print(f"cannot read the keys file: {exc}", file=sys.stderr)
+        return 2
     from airflow_provider_edgeinfer.emulator.app import connections, create_app
 
     base = f"http://{args.host}:{args.port}"
@@ -74,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
-    print(
-        f"edgeinfer emulator on {base} (vendors: {', '.join(VENDORS)}); point Airflow at it with:", flush=True
-    )
-    print("\n".join(lines), flush=True)
+    if args.keys_file is None:
+        print(
+            f"edgeinfer emulator on {base} (vendors: {', '.join(VENDORS)}); point Airflow at it with:",
+            flush=True,
+        )
+        print("\n".join(lines), flush=True)
+    else:
+        # Keys chosen by the caller are real secrets to it: never echo them.
+        print(f"edgeinfer emulator on {base}; connections: GET {base}/_emulator/connections", flush=True)
     uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 

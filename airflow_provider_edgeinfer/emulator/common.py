@@ -90,6 +90,8 @@ class FaultMiddleware:
             ("slow", f.rate_slow),
         ):
             if roll < rate:
+                if kind in ("drop", "malformed") and not f.mangles(method):
+                    return None
                 return {"kind": kind}
             roll -= rate
         return None

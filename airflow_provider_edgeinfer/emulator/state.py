@@ -74,13 +74,20 @@ class Faults:
     slow_seconds: float = 2.0
     rate_malformed: float = 0.0
     job_failure_rate: float = 0.0
+    #: Methods exposed to the faults that let the handler run ("drop", "malformed"): "*" or e.g.
+    #: "GET". A mangled answer to a submission is an unknown outcome by nature; limiting it to
+    #: reads models a vendor whose writes are reliable while its reads are not.
+    mangle_methods: str = "*"
 
     def update(self, values: dict[str, Any]) -> None:
         names = {f.name for f in fields(self)}
         for key, value in values.items():
             if key not in names:
                 raise ValueError(f"unknown fault setting {key!r} (known: {', '.join(sorted(names))})")
-            setattr(self, key, float(value))
+            setattr(self, key, str(value).upper() if key == "mangle_methods" else float(value))
+
+    def mangles(self, method: str) -> bool:
+        return self.mangle_methods == "*" or method.upper() in self.mangle_methods.split(",")
 
 
 @dataclass

@@ -1,30 +1,12 @@
-"""Fixtures for running DAGs under real Airflow (``dag.test()``, SQLite) against the emulator."""
+"""Helpers for running DAGs under real Airflow (``dag.test()``, SQLite) against the emulator."""
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 DAGS = Path(__file__).resolve().parents[2] / "dags_examples"
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    from airflow.utils.db import resetdb
-
-    resetdb(skip_init=False)
-
-
-@pytest.fixture
-def emulated(edgeinfer_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
-    """The emulator with the four default connections pointing at it."""
-    for name, value in edgeinfer_emulator.connections().items():
-        monkeypatch.setenv(name, value)
-    yield edgeinfer_emulator
 
 
 def load_dag(dag_id: str) -> Any:

@@ -12,13 +12,6 @@ from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferE
 from airflow_provider_edgeinfer.operators.inference import InferenceOperator
 
 
-@pytest.fixture
-def emulated(edgeinfer_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for name, value in edgeinfer_emulator.connections().items():
-        monkeypatch.setenv(name, value)
-    return edgeinfer_emulator
-
-
 def _op(**kwargs: Any) -> InferenceOperator:
     return InferenceOperator(task_id="infer", deferrable=True, **kwargs)
 
