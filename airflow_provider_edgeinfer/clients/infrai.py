@@ -227,52 +227,38 @@ class InfraiAPI(VendorAPI):
 
     # -- OpenAI-compatible core ----------------------------------------------------------------
 
+    def _core_json_call(self, route: str, body: dict[str, Any], answer: type[R], key: str | None) -> Call[R]:
+        """One OpenAI-compatible JSON call: keyed (safe to repeat) when the caller gives a key."""
+        headers, safety = self._keyed(key)
+        return Call(
+            route,
+            "POST",
+            self._url(CORE_ROUTES[route]),
+            self.parser(answer),
+            safety=safety,
+            json=body,
+            headers=headers,
+        )
+
     def chat_completion(
         self, request: ChatCompletionRequest | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> Call[ChatCompletion]:
         body = self._request(ChatCompletionRequest, request, "chat.completions request").body()
         if body.get("stream"):
             raise InputValidationError("streaming is not supported here; drop 'stream'", vendor=self.vendor)
-        headers, safety = self._keyed(idempotency_key)
-        return Call(
-            "chat.completions",
-            "POST",
-            self._url(CORE_ROUTES["chat.completions"]),
-            self.parser(ChatCompletion),
-            safety=safety,
-            json=body,
-            headers=headers,
-        )
+        return self._core_json_call("chat.completions", body, ChatCompletion, idempotency_key)
 
     def embeddings(
         self, request: EmbeddingRequest | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> Call[EmbeddingList]:
         body = self._request(EmbeddingRequest, request, "embeddings request").body()
-        headers, safety = self._keyed(idempotency_key)
-        return Call(
-            "embeddings",
-            "POST",
-            self._url(CORE_ROUTES["embeddings"]),
-            self.parser(EmbeddingList),
-            safety=safety,
-            json=body,
-            headers=headers,
-        )
+        return self._core_json_call("embeddings", body, EmbeddingList, idempotency_key)
 
     def image_generation(
         self, request: ImageGenerationRequest | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> Call[ImagesResponse]:
         body = self._request(ImageGenerationRequest, request, "images.generations request").body()
-        headers, safety = self._keyed(idempotency_key)
-        return Call(
-            "images.generations",
-            "POST",
-            self._url(CORE_ROUTES["images.generations"]),
-            self.parser(ImagesResponse),
-            safety=safety,
-            json=body,
-            headers=headers,
-        )
+        return self._core_json_call("images.generations", body, ImagesResponse, idempotency_key)
 
     def transcription(
         self,
