@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-test
 DEMO_STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit emulator clean
+.PHONY: demo test lint typecheck unit emulator reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# Real Airflow processes and the emulator, with crashes injected (~3-5 min); see benchmarks/reliability/run.py.
+reliability: $(STAMP)
+	$(BIN)/python benchmarks/reliability/run.py
 
 emulator: $(DEMO_STAMP)
 	$(BIN)/python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8080

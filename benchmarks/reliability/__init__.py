@@ -1,0 +1,1 @@
+"""``make reliability``: real Airflow processes, real crashes, counted by the emulator."""
