@@ -5,6 +5,7 @@
     EdgeInferError                      base: vendor, http_status, request_id, operation
     ├── ConfigurationError              connection or argument unusable (bad host, missing key, wrong type)
     ├── InputValidationError            input rejected locally, before any request was sent
+    ├── BudgetExceededError             a batch's estimated cost is above its budget: nothing submitted
     ├── TransportError                  no HTTP answer
     │   ├── VendorConnectionError       the request never reached the vendor (safe to retry)
     │   └── VendorTimeoutError          no answer in time on a call that is safe to repeat
@@ -118,6 +119,10 @@ class InputValidationError(EdgeInferError):
     hint = "Fix the input; nothing was sent to the vendor."
 
 
+class BudgetExceededError(EdgeInferError):
+    hint = "Raise max_cost_usd or submit fewer items; nothing was submitted."
+
+
 class TransportError(EdgeInferError):
     """No HTTP answer was received."""
 
@@ -195,6 +200,7 @@ class JobTimeoutError(JobError):
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceededError",
     "ConfigurationError",
     "ConflictError",
     "EdgeInferError",

@@ -115,9 +115,9 @@ PROVIDER_INFO: dict[str, Any] = {
     "versions": [__version__],
     "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
     "hooks": _modules("hooks", ["theta", "octoai", "infrai", "omnitensor"]),
-    "operators": _modules("operators", ["inference"]),
-    "sensors": _modules("sensors", ["request"]),
-    "triggers": _modules("triggers", ["inference"]),
+    "operators": _modules("operators", ["inference", "batch", "upload"]),
+    "sensors": _modules("sensors", ["request", "batch"]),
+    "triggers": _modules("triggers", ["inference", "batch"]),
     "extra-links": [f"{PACKAGE}.operators.links.VendorRequestLink"],
     "connection-types": CONNECTION_TYPES,
 }

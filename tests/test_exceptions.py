@@ -10,6 +10,7 @@ import pytest
 from airflow_provider_edgeinfer import exceptions as exc_mod
 from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,
+    BudgetExceededError,
     ConfigurationError,
     ConflictError,
     EdgeInferError,
@@ -39,6 +40,7 @@ TREE: dict[type[EdgeInferError], type[Exception]] = {
     EdgeInferError: Exception,
     ConfigurationError: EdgeInferError,
     InputValidationError: EdgeInferError,
+    BudgetExceededError: EdgeInferError,
     TransportError: EdgeInferError,
     VendorConnectionError: TransportError,
     VendorTimeoutError: TransportError,

@@ -7,8 +7,10 @@ collect the key.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Generator
+import weakref
+from collections.abc import AsyncGenerator, Callable, Generator
 
 import httpx
 
@@ -81,6 +83,11 @@ class TokenExchangeAuth(httpx.Auth):
         self._expires_at = 0.0
         #: How many exchanges were made: tests assert caching with it.
         self.exchanges = 0
+        # One lock per event loop: the same auth may serve a worker's asyncio.run and a triggerer loop,
+        # and an asyncio.Lock must not be shared between loops.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"TokenExchangeAuth(vendor={self._vendor!r}, cached={self._token is not None})"
@@ -97,6 +104,39 @@ class TokenExchangeAuth(httpx.Auth):
 
     def invalidate(self) -> None:
         self._token = None
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """The async twin of :meth:`auth_flow`, with single-flight exchanges.
+
+        Without the lock, a thousand triggers starting together on one shared client would each find
+        no token and each make an exchange; with it the first exchanges and the others reuse its token.
+        """
+        _guard(request, self._allowed, self._vendor)
+        if not self._valid():
+            async with self._lock():
+                if not self._valid():  # still missing once our turn came: exchange ourselves
+                    response = yield self._token_request()
+                    await response.aread()
+                    self._store(response)
+        sent_with = self._token
+        request.headers["Authorization"] = f"Bearer {sent_with}"
+        response = yield request
+        if response.status_code == 401:
+            async with self._lock():
+                # Renew once, unless a concurrent call already replaced the token this one carried.
+                if self._token == sent_with or not self._valid():
+                    response = yield self._token_request()
+                    await response.aread()
+                    self._store(response)
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            yield request
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         _guard(request, self._allowed, self._vendor)

@@ -361,9 +361,35 @@ class OmniTensorAPI(VendorAPI):
             ) from None
         if not file.is_file():
             raise InputValidationError(f"model path {file.name!r} is not a regular file", vendor=self.vendor)
+        return self.upload_model_from(
+            lambda: file.open("rb"),
+            size,
+            file.name,
+            model_name,
+            framework=framework,
+            version=version,
+            description=description,
+        )
+
+    def upload_model_from(
+        self,
+        open_file: Callable[[], IO[bytes]],
+        size: int,
+        label: str,
+        model_name: str,
+        *,
+        framework: str,
+        version: str,
+        description: str = "",
+    ) -> Call[ModelUploaded]:
+        """The same from any storage: ``open_file`` opens the source afresh (binary) for each attempt.
+
+        ``size`` is checked against the limit before anything is sent; ``label`` names the source in
+        errors (no credentials).
+        """
         if size > self.max_model_bytes:
             raise InputValidationError(
-                f"model file {file.name!r} has {size} bytes, more than the limit of {self.max_model_bytes}",
+                f"model file {label!r} has {size} bytes, more than the limit of {self.max_model_bytes}",
                 vendor=self.vendor,
                 hint="Raise max_model_bytes (connection extra) if the vendor accepts it; nothing was sent.",
             )
@@ -374,7 +400,7 @@ class OmniTensorAPI(VendorAPI):
 
         def chunks() -> Iterator[bytes]:
             yield prefix
-            yield from _base64_chunks(file, size, self.vendor)
+            yield from _base64_chunks(open_file, label, size, self.vendor)
             yield suffix
 
         return Call(
@@ -601,20 +627,20 @@ class OmniTensorAPI(VendorAPI):
         )
 
 
-def _base64_chunks(file: Path, size: int, vendor: str) -> Iterator[bytes]:
-    """Base64 of exactly ``size`` bytes of ``file``, one bounded chunk at a time.
+def _base64_chunks(open_file: Callable[[], IO[bytes]], label: str, size: int, vendor: str) -> Iterator[bytes]:
+    """Base64 of exactly ``size`` bytes of the source, one bounded chunk at a time.
 
     The Content-Length was promised from ``size``: a file that changed since is an error rather than
     a body of the wrong length.
     """
     remaining = size
     carry = b""
-    with file.open("rb") as handle:
+    with open_file() as handle:
         while remaining > 0:
             block = handle.read(min(UPLOAD_CHUNK_BYTES, remaining))
             if not block:
                 raise InputValidationError(
-                    f"model file {file.name!r} shrank while it was uploaded", vendor=vendor
+                    f"model file {label!r} shrank while it was uploaded", vendor=vendor
                 )
             remaining -= len(block)
             data = carry + block
@@ -623,7 +649,7 @@ def _base64_chunks(file: Path, size: int, vendor: str) -> Iterator[bytes]:
             if cut:
                 yield base64.b64encode(data[:cut])
         if handle.read(1):
-            raise InputValidationError(f"model file {file.name!r} grew while it was uploaded", vendor=vendor)
+            raise InputValidationError(f"model file {label!r} grew while it was uploaded", vendor=vendor)
     if carry:
         yield base64.b64encode(carry)
 

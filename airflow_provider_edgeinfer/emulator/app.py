@@ -17,11 +17,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
 
-from airflow_provider_edgeinfer.emulator.state import VENDORS, EmulatorState, Timing
+from airflow_provider_edgeinfer.emulator.state import UPLOAD_FAULTS, UPLOADS, VENDORS, EmulatorState, Timing
 
 CONNECTION_EXTRAS: dict[str, dict[str, Any]] = {
     "theta": {"project_id": "prj_emulator"},
@@ -68,6 +69,18 @@ def control_routes(state: EmulatorState) -> list[Route]:
     async def faults(request: Request) -> Response:
         if request.method == "POST":
             body = await request.json()
+            if body.get("vendor") == UPLOADS:
+                # Presigned uploads belong to no vendor and take scripted faults only.
+                script = [dict(f) for f in body.get("script", [])]
+                bad = [str(f.get("kind")) for f in script if f.get("kind") not in UPLOAD_FAULTS]
+                if bad or set(body) - {"vendor", "script"}:
+                    return JSONResponse(
+                        {"error": f"uploads take a script of {', '.join(UPLOAD_FAULTS)} faults only"},
+                        status_code=400,
+                    )
+                with state.lock:
+                    state.scripted[UPLOADS].extend(script)
+                return JSONResponse({UPLOADS: state.scripted[UPLOADS]})
             try:
                 targets = _vendors(body)
                 rates = {k: v for k, v in body.items() if k not in ("vendor", "script")}
@@ -112,6 +125,9 @@ def control_routes(state: EmulatorState) -> list[Route]:
         lines = [f"export {k}='{v}'" for k, v in connections(base, state).items()]
         return PlainTextResponse("\n".join(lines) + "\n")
 
+    async def drop_uploads(request: Request) -> Response:
+        return JSONResponse({"dropped": state.drop_uploads()})
+
     async def health(request: Request) -> Response:
         return JSONResponse({"ok": True, "vendors": list(VENDORS)})
 
@@ -124,29 +140,71 @@ def control_routes(state: EmulatorState) -> list[Route]:
         Route("/_emulator/timing", timing, methods=["POST"]),
         Route("/_emulator/settings", settings, methods=["GET", "POST"]),
         Route("/_emulator/connections", conns),
+        Route("/_emulator/uploads/drop", drop_uploads, methods=["POST"]),
     ]
+
+
+class _DroppedUpload(Response):
+    """Starts an answer, sends part of it, then cuts the connection (an upload "drop" fault)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1024")]})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        raise ConnectionAbortedError("injected fault: upload connection dropped")
+
+
+async def _drain(request: Request) -> None:
+    """Read and discard a refused body: answering with it unread makes the server reset the
+    connection, and the client would see a dropped connection instead of the answer."""
+    with contextlib.suppress(ClientDisconnect):
+        async for _ in request.stream():
+            pass
 
 
 def storage_routes(state: EmulatorState) -> list[Route]:
     async def upload(request: Request) -> Response:
         blob_id = request.path_params["blob_id"]
+        fault = state.next_upload_fault() or {}
+        kind = fault.get("kind")
         problem = state.check_signature(
             blob_id, request.query_params.get("expires"), request.query_params.get("signature")
         )
+        if kind == "expire" and not problem:
+            problem = "Request has expired"
         if problem:
+            await _drain(request)
             return PlainTextResponse(f"AccessDenied: {problem}", status_code=403)
+        if kind == "5xx":
+            await _drain(request)
+            status = int(fault.get("status", 503))
+            retry = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else None
+            return PlainTextResponse("ServiceUnavailable: injected fault", status_code=status, headers=retry)
+        cut_after = int(fault.get("after_bytes", 1)) if kind == "drop" else None
         expected = request.headers.get("content-length")
         digest = hashlib.sha256()
         size = 0
         path = state.blob_path(blob_id)
         # Streamed to local disk chunk by chunk (uploads may be gigabytes); a thread hop per chunk
         # would cost more than the write.
-        with open(path, "wb") as out:  # noqa: ASYNC230
-            async for chunk in request.stream():
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
+        try:
+            with open(path, "wb") as out:  # noqa: ASYNC230
+                async for chunk in request.stream():
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                    if cut_after is not None and size >= cut_after:
+                        break
+        except ClientDisconnect:
+            path.unlink(missing_ok=True)
+            return Response(status_code=400)
+        if cut_after is not None:
+            path.unlink(missing_ok=True)
+            return _DroppedUpload()
         if expected is not None and int(expected) != size:
+            path.unlink(missing_ok=True)
             return PlainTextResponse(f"IncompleteBody: got {size} of {expected} bytes", status_code=400)
         state.store_blob(blob_id, size, digest.hexdigest())
         state.count("storage", "put")

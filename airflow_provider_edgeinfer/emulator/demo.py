@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_DAGS = ["edgeinfer_theta_transcription"]
+DEMO_DAGS = ["edgeinfer_theta_transcription", "edgeinfer_bulk_transcription_backfill"]
 OUTPUT_ROOT = Path(os.environ.get("EDGEINFER_DEMO_OUTPUT", tempfile.gettempdir())) / "edgeinfer-demo"
 
 
@@ -174,7 +174,8 @@ def main() -> int:
             print(f"  {state}; log: {log}")
         print(f"\nresults: {OUTPUT_ROOT}")
         for path in sorted(OUTPUT_ROOT.rglob("*")):
-            if path.is_file():
+            # Generated inputs and batch manifests are not results: the listing stays readable.
+            if path.is_file() and not any(p.startswith(("sample-audio", "_edgeinfer")) for p in path.parts):
                 print(f"  {path} ({path.stat().st_size} bytes)")
         print(f"Airflow home (SQLite metadata database, logs): {home}")
         return 1 if failures else 0

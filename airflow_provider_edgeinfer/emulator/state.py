@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 VENDORS = ("theta", "octoai", "infrai", "omnitensor")
+#: Key of the scripted faults that hit presigned uploads (``/_uploads/{id}``), served by no vendor.
+UPLOADS = "uploads"
+#: Kinds of upload fault: cut the connection after some bytes, refuse with a 5xx, or act expired.
+UPLOAD_FAULTS = ("drop", "5xx", "expire")
 
 #: Keys the emulator accepts unless told otherwise; printed by ``--print-connections``.
 DEFAULT_KEYS: dict[str, str] = {
@@ -209,6 +213,15 @@ class EmulatorState:
         expires = int(time.time() + self.presign_ttl)
         return f"expires={expires}&signature={self.sign(upload_id, expires)}"
 
+    def next_upload_fault(self) -> dict[str, Any] | None:
+        """The next scripted upload fault, consumed (``{"kind": "drop", "after_bytes": 65536}``)."""
+        with self.lock:
+            queue = self.scripted.get(UPLOADS) or []
+            fault = queue.pop(0) if queue else None
+            if fault is not None:
+                self.faults_injected[f"{UPLOADS}.{fault.get('kind')}"] += 1
+            return fault
+
     def check_signature(self, upload_id: str, expires: str | None, signature: str | None) -> str | None:
         """None if the signature is valid and unexpired, else why not."""
         if not expires or not signature:
@@ -232,6 +245,17 @@ class EmulatorState:
         with self.lock:
             self.blobs[blob_id] = blob
         return blob
+
+    def drop_uploads(self) -> int:
+        """Delete every stored presigned upload (benchmarks: gigabytes left on disk slow the next
+        upload's writes); returns how many went."""
+        with self.lock:
+            gone = [b for b in self.blobs if b.startswith("upl_")]
+            blobs = [self.blobs.pop(b) for b in gone]
+        for blob in blobs:
+            with contextlib.suppress(OSError):
+                os.unlink(blob.path)
+        return len(blobs)
 
     def save_media(self, data: bytes, suffix: str) -> str:
         """Keep generated output so ``/_media/{id}`` serves it; returns the id."""

@@ -93,6 +93,14 @@ class _SharedClients:
         entry[1] += 1
         return entry[0]  # type: ignore[no-any-return]
 
+    def acquire_live(self, key: str) -> AsyncClient[Any] | None:
+        """Another reference to the open client of ``key`` on this loop, or None if there is none."""
+        entry = self._table().get(key)
+        if entry is None or entry[0].closed:
+            return None
+        entry[1] += 1
+        return entry[0]  # type: ignore[no-any-return]
+
     def peek(self, key: str) -> AsyncClient[Any] | None:
         entry = self._table().get(key)
         return entry[0] if entry else None
@@ -272,6 +280,11 @@ class EdgeInferHook(BaseHook):
         """
         from airflow_provider_edgeinfer.clients.transport import AsyncClient
 
+        # While a client of this connection is open on the loop it is what every user gets, so a
+        # thousand triggers joining it need not look the connection up a thousand times.
+        live = shared_clients.acquire_live(self._shared_key())
+        if live is not None:
+            return live
         conn = await self.aconnection()
         api = self.api if "api" in self.__dict__ else self.__dict__.setdefault("api", self.build_api(conn))
 

@@ -29,7 +29,7 @@ from airflow_provider_edgeinfer.exceptions import (
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
@@ -67,6 +67,9 @@ class InferenceOperator(BaseOperator):
     :param service: Theta alias, OctoAI endpoint (``generate/sdxl`` or a deployment name), infrai route
         (``chat.completions``...) or OmniTensor model id. Templated.
     :param input: the inference input (dict, or a ``.json`` template file). Templated.
+    :param input_files: input field -> one file (local path, URI such as ``s3://conn_id@bucket/key``,
+        or ``ObjectStoragePath``) uploaded to the vendor before submitting; the field then names the
+        uploaded file. Theta only (presigned uploads). A retry that reattaches uploads nothing. Templated.
     :param prediction: Theta prediction name (default: the service's default). Templated.
     :param output_path: a directory (local path, URI or ``ObjectStoragePath``) receiving the result
         JSON and decoded/downloaded media. Templated.
@@ -81,7 +84,14 @@ class InferenceOperator(BaseOperator):
     :param xcom_output_max_bytes: largest output returned inline through XCom.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "service", "prediction", "input", "output_path")
+    template_fields: Sequence[str] = (
+        "conn_id",
+        "service",
+        "prediction",
+        "input",
+        "input_files",
+        "output_path",
+    )
     template_ext: Sequence[str] = (".json",)
     template_fields_renderers = {"input": "json"}
     operator_extra_links = (VendorRequestLink(),)
@@ -92,6 +102,7 @@ class InferenceOperator(BaseOperator):
         *,
         service: str,
         input: dict[str, Any] | str | None = None,
+        input_files: dict[str, str | ObjectStoragePath] | None = None,
         conn_id: str,
         prediction: str | None = None,
         output_path: Any = None,
@@ -109,6 +120,7 @@ class InferenceOperator(BaseOperator):
         self.conn_id = conn_id
         self.service = service
         self.input = input if input is not None else {}
+        self.input_files = input_files
         self.prediction = prediction
         self.output_path = output_path
         self.deferrable = deferrable
@@ -154,21 +166,28 @@ class InferenceOperator(BaseOperator):
         input_ = self._input_dict(vendor)
         if not self.service:
             raise InputValidationError("service is empty", vendor=vendor)
-        hook.validate_submission(self.service, self.prediction, input_, **self.vendor_options)
+        files = self._input_file_paths(hook, input_)
+        # A file field is checked with a stand-in name: the real one exists only after the upload.
+        checked = {**input_, **{f: f"upload-of-{f}" for f in files}}
+        hook.validate_submission(self.service, self.prediction, checked, **self.vendor_options)
         if self.output_path is not None:
             from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
 
             prepare_output_dir(self.output_path, vendor)
 
         api = hook.api
-        fp = fingerprint(vendor, self.service, self.prediction, input_)
+        fp = self._fingerprint(vendor, input_, files)
         key = idempotency_key(context, fp)
         store = context.get("task_state_store")
         job, submitted_at = self._reattach(hook, store, fp)
+        uploaded: dict[str, str] = {}
+        if job is None and files:
+            uploaded = self._upload_input_files(hook, files)
+            input_ = {**input_, **uploaded}
 
         if job is None and api.synchronous and self.deferrable:
             # No status endpoint: the one (long) call itself runs in the triggerer.
-            self._record(store, fp, None, time.time())
+            self._record(store, fp, None, time.time(), uploaded)
             self._defer(
                 hook,
                 None,
@@ -181,7 +200,7 @@ class InferenceOperator(BaseOperator):
                 },
             )
         if job is None:
-            job, submitted_at = self._submit(hook, store, fp, key, input_)
+            job, submitted_at = self._submit(hook, store, fp, key, input_, uploaded)
         self._announce(context, hook, job)
 
         if job.terminal:
@@ -239,12 +258,74 @@ class InferenceOperator(BaseOperator):
             return dict(event.payload)
         raise RuntimeError("the trigger ended without an event")
 
+    # -- input files -------------------------------------------------------------------------
+
+    def _input_file_paths(self, hook: EdgeInferHook, input_: dict[str, Any]) -> dict[str, ObjectStoragePath]:
+        """Each ``input_files`` source as one checked file, before anything is sent."""
+        if not self.input_files:
+            return {}
+        from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many
+        from airflow_provider_edgeinfer.operators.upload import require_uploads
+
+        if not isinstance(self.input_files, dict):
+            raise InputValidationError(
+                "input_files must map input field names to file sources", vendor=hook.vendor
+            )
+        both = sorted(set(self.input_files) & set(input_))
+        if both:
+            raise InputValidationError(
+                f"field(s) {', '.join(both)} given both in input and in input_files", vendor=hook.vendor
+            )
+        paths: dict[str, ObjectStoragePath] = {}
+        for field, spec in self.input_files.items():
+            require_uploads(hook, field)
+            if is_many(spec):
+                raise InputValidationError(
+                    f"input_files[{field!r}] names several files; one inference takes one file per field",
+                    vendor=hook.vendor,
+                    hint="Upload them with PresignedUploadOperator and map InferenceOperator over its "
+                    "result with .expand(input=...).",
+                )
+            paths[field] = expand_sources(spec)[0]
+        return paths
+
+    def _fingerprint(self, vendor: str, input_: dict[str, Any], files: dict[str, ObjectStoragePath]) -> str:
+        """The submission's identity: with files, their sources (where, size, version), never the
+        names a fresh upload gets, so a retry of an unchanged task reattaches instead of paying again."""
+        if not files:
+            return fingerprint(vendor, self.service, self.prediction, input_)
+        from airflow_provider_edgeinfer.operators._sources import identity
+
+        sources = {field: identity(path) for field, path in sorted(files.items())}
+        return fingerprint(vendor, self.service, self.prediction, {"input": input_, "input_files": sources})
+
+    def _upload_input_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, str]:
+        from airflow_provider_edgeinfer.operators.upload import upload_files
+
+        uploaded = {}
+        for field, path in files.items():
+            [uploaded[field]] = upload_files(
+                hook, self.service, self.prediction, field, [path], logger=self.log
+            )
+        return uploaded
+
     # -- never pay twice ---------------------------------------------------------------------
 
-    def _record(self, store: Any, fp: str, request_id: str | None, submitted_at: float) -> None:
+    def _record(
+        self,
+        store: Any,
+        fp: str,
+        request_id: str | None,
+        submitted_at: float,
+        uploaded: dict[str, str] | None = None,
+    ) -> None:
         if store is None:
             return
-        store.set(STATE_KEY, {"fingerprint": fp, "request_id": request_id, "submitted_at": submitted_at})
+        record: dict[str, Any] = {"fingerprint": fp, "request_id": request_id, "submitted_at": submitted_at}
+        if uploaded:
+            # The names the submitted input carried: a lost submission is searched for with them.
+            record["uploaded"] = uploaded
+        store.set(STATE_KEY, record)
 
     def _reattach(self, hook: EdgeInferHook, store: Any, fp: str) -> tuple[Job | None, float]:
         from airflow_provider_edgeinfer.clients.jobs import JobState
@@ -257,9 +338,8 @@ class InferenceOperator(BaseOperator):
         submitted_at = float(record.get("submitted_at") or now)
         api = hook.api
         if not request_id:
-            found = hook.find_submission(
-                self.service, self.prediction, self._input_dict(hook.vendor), submitted_at
-            )
+            sent = {**self._input_dict(hook.vendor), **(record.get("uploaded") or {})}
+            found = hook.find_submission(self.service, self.prediction, sent, submitted_at)
             if found is not None:
                 self.log.info(
                     "found the request %s that a previous try submitted; reattaching", found.request_id
@@ -304,16 +384,22 @@ class InferenceOperator(BaseOperator):
         return None, now
 
     def _submit(
-        self, hook: EdgeInferHook, store: Any, fp: str, key: str, input_: dict[str, Any]
+        self,
+        hook: EdgeInferHook,
+        store: Any,
+        fp: str,
+        key: str,
+        input_: dict[str, Any],
+        uploaded: dict[str, str] | None = None,
     ) -> tuple[Job, float]:
         submitted_at = time.time()
         # Intent first: if this process dies mid-call, the next try knows a submission may exist.
-        self._record(store, fp, None, submitted_at)
+        self._record(store, fp, None, submitted_at, uploaded)
         call = hook.api.submit(
             self.service, input_, prediction=self.prediction, idempotency_key=key, **self.vendor_options
         )
         job = hook.run(call)
-        self._record(store, fp, job.request_id, submitted_at)
+        self._record(store, fp, job.request_id, submitted_at, uploaded)
         self.log.info("submitted %s request %s to %s", self.service, job.request_id, hook.vendor)
         return job, submitted_at
 

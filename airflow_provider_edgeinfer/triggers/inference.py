@@ -2,36 +2,28 @@
 
 It only polls (or, for a synchronous vendor, makes the one call), never submits work of its own
 and never downloads results. Its kwargs hold ids and settings, never secrets. It shares the HTTP
-client of its connection with every other trigger of that connection on the loop.
+client of its connection with every other trigger of that connection on the loop, and it does not
+poll by itself: it registers its request with the connection's poller
+(:mod:`~airflow_provider_edgeinfer.triggers.poller`), which batches the status checks of every
+trigger of that connection and wakes this one when its request ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_edgeinfer.exceptions import (
-    EdgeInferError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
-)
+from airflow_provider_edgeinfer.exceptions import EdgeInferError
 from airflow_provider_edgeinfer.triggers.events import error_payload, job_event
+from airflow_provider_edgeinfer.triggers.poller import Outcome, is_transient, watch
 
-#: Consecutive transient failures (network, 5xx, 429, malformed answers) tolerated before giving up.
+#: Consecutive transient failures (network, 5xx, malformed answers) tolerated before giving up.
+#: A 429 is not one: it pauses the whole connection (see the poller) and only the deadline bounds it.
 DEFAULT_MAX_TRANSIENT_FAILURES = 5
-#: Polls are spread over +/- this fraction of the interval so that many triggers do not align.
-POLL_JITTER = 0.2
-
-
-def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
 
 
 class InferenceTrigger(BaseTrigger):
@@ -95,10 +87,6 @@ class InferenceTrigger(BaseTrigger):
 
         return hook_class_for_vendor(self.vendor)(self.conn_id)
 
-    def _sleep_for(self) -> float:
-        interval = self.poll_interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
-        return max(0.0, min(interval, self.deadline - time.time()))
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
         try:
@@ -117,7 +105,7 @@ class InferenceTrigger(BaseTrigger):
             if self.submit is not None:
                 yield await self._call_synchronously(client)
                 return
-            async for event in self._poll(client):
+            async for event in self._poll(hook, client):
                 yield event
                 return
         finally:
@@ -141,43 +129,38 @@ class InferenceTrigger(BaseTrigger):
             )
         return TriggerEvent(job_event(job, include_output=True))
 
-    async def _poll(self, client: Any) -> AsyncIterator[TriggerEvent]:
-        call = client.api.status(self.request_id)
-        failures = 0
-        while True:
-            if time.time() >= self.deadline:
-                yield TriggerEvent(
-                    {"status": "timeout", "vendor": self.vendor, "request_id": self.request_id}
-                )
-                return
+    async def _poll(self, hook: Any, client: Any) -> AsyncIterator[TriggerEvent]:
+        """Wait, through the connection's poller, for the request to end or the deadline to pass."""
+        if self.request_id is None:
+            raise ValueError("InferenceTrigger needs a request_id or a submit spec")
+        async with watch(
+            hook._shared_key(),
+            client,
+            self.request_id,
+            interval=self.poll_interval,
+            max_failures=self.max_transient_failures,
+        ) as entry:
+            outcome: Outcome | None
             try:
-                job = await client.send(call)
-            except EdgeInferError as exc:
-                failures += 1
-                if not is_transient(exc) or failures > self.max_transient_failures:
-                    yield TriggerEvent(
-                        {
-                            "status": "error",
-                            "vendor": self.vendor,
-                            "request_id": self.request_id,
-                            "error": error_payload(exc),
-                        }
-                    )
-                    return
-                self.log.warning(
-                    "%s request %s: poll failed (%s of %s tolerated): %s",
-                    self.vendor,
-                    self.request_id,
-                    failures,
-                    self.max_transient_failures,
-                    exc,
-                )
-            else:
-                failures = 0
-                if job.terminal:
-                    yield TriggerEvent(job_event(job))
-                    return
-            await asyncio.sleep(self._sleep_for())
+                async with asyncio.timeout(max(0.0, self.deadline - time.time())):
+                    outcome = await entry.future
+            except TimeoutError:
+                outcome = None
+        # Out of the poller before yielding: a caller that stops at the first event leaves nothing behind.
+        if outcome is None:
+            yield TriggerEvent({"status": "timeout", "vendor": self.vendor, "request_id": self.request_id})
+            return
+        if isinstance(outcome, EdgeInferError):
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "vendor": self.vendor,
+                    "request_id": self.request_id,
+                    "error": error_payload(outcome),
+                }
+            )
+            return
+        yield TriggerEvent(job_event(outcome))
 
     async def on_kill(self) -> None:
         """A user killed the task (mark failed/success, clear): cancel the remote request."""
@@ -194,3 +177,6 @@ class InferenceTrigger(BaseTrigger):
             self.log.info("cancelled %s request %s", self.vendor, self.request_id)
         except EdgeInferError as exc:
             self.log.warning("could not cancel %s request %s: %s", self.vendor, self.request_id, exc)
+
+
+__all__ = ["DEFAULT_MAX_TRANSIENT_FAILURES", "InferenceTrigger", "is_transient"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, ClassVar
 
@@ -309,3 +310,43 @@ async def test_invalidate_forces_a_new_exchange(mode: str) -> None:
         await session.close()
     assert auth.exchanges == 2
     assert "t2" not in repr(auth)
+
+
+# -- single flight on a shared async client -----------------------------------------------------
+
+
+def slow_token_server(server: TokenServer) -> Any:
+    """The same server, answering asynchronously, so concurrent calls overlap mid-exchange."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01 if request.url.path == "/auth/token" else 0)
+        return server(request)
+
+    return handler
+
+
+async def test_concurrent_first_calls_share_one_exchange() -> None:
+    server = TokenServer()
+    auth = server.auth(FakeClock())
+    transport = httpx.MockTransport(slow_token_server(server))
+    async with AsyncClient(API(), Credentials.of(KEY), SETTINGS, transport=transport, auth=auth) as client:
+        answers = await asyncio.gather(
+            *(client.send(API().get("https://api.fake.test/data")) for _ in range(20))
+        )
+    assert answers == [{"token_used": "t1"}] * 20
+    assert auth.exchanges == 1
+    assert server.issued == ["t1"]
+
+
+async def test_concurrent_401s_renew_once() -> None:
+    server = TokenServer()
+    auth = server.auth(FakeClock())
+    transport = httpx.MockTransport(slow_token_server(server))
+    async with AsyncClient(API(), Credentials.of(KEY), SETTINGS, transport=transport, auth=auth) as client:
+        await client.send(API().get("https://api.fake.test/data"))
+        server.revoked.add("t1")
+        answers = await asyncio.gather(
+            *(client.send(API().get("https://api.fake.test/data")) for _ in range(20))
+        )
+    assert answers == [{"token_used": "t2"}] * 20
+    assert auth.exchanges == 2

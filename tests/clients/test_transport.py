@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -445,3 +446,58 @@ def test_sync_client_without_credentials_sends_no_auth() -> None:
         assert client.auth is None
         client.send(FakeAPI().get_thing())
     assert "authorization" not in handler.requests[0].headers
+
+
+# -- the default async transport (aiohttp under httpx) against a real socket --------------------
+
+
+async def test_default_async_transport_keeps_the_outcome_rules(edgeinfer_emulator: Any) -> None:
+    """A refused connection is "never sent"; a server hanging up mid-answer on a POST is "unknown"."""
+    import socket
+
+    from httpx_aiohttp import AiohttpTransport
+
+    from airflow_provider_edgeinfer.clients.theta import ThetaAPI
+    from airflow_provider_edgeinfer.exceptions import OutcomeUnknownError, VendorConnectionError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    async with AsyncClient(
+        ThetaAPI(f"http://127.0.0.1:{closed_port}"), Credentials.of(KEY), fast()
+    ) as client:
+        assert isinstance(client._http._transport, AiohttpTransport)
+        with pytest.raises(VendorConnectionError):
+            await client.send(client.api.get_request("infr_rqst_" + "0" * 26))
+
+    edgeinfer_emulator.state.scripted["theta"].append({"kind": "drop", "path": "/infer_request/flux"})
+    api = ThetaAPI(edgeinfer_emulator.vendor_url("theta"))
+    async with AsyncClient(api, Credentials.of("emulator-theta-key"), fast()) as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.send(api.create_request("flux", {"prompt": "p"}))
+    assert edgeinfer_emulator.state.snapshot()["requests"]["theta.create_request"] == 1  # not repeated
+
+
+async def test_default_async_transport_hang_up_before_answer_is_outcome_unknown() -> None:
+    """aiohttp's ServerDisconnectedError (sent, then no answer) must not pass for "never sent"."""
+    from airflow_provider_edgeinfer.clients.theta import ThetaAPI
+    from airflow_provider_edgeinfer.exceptions import OutcomeUnknownError
+
+    received = []
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))  # the request arrived...
+        writer.close()  # ...and the server went away without a word
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        api = ThetaAPI(f"http://127.0.0.1:{port}")
+        async with AsyncClient(api, Credentials.of(KEY), fast()) as client:
+            with pytest.raises(OutcomeUnknownError):
+                await client.send(api.create_request("flux", {"prompt": "p"}))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(received) == 1  # a create that may have been seen is never repeated

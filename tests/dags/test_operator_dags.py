@@ -83,7 +83,13 @@ def test_theta_transcription_example(airflow_db: None, emulated: Any, tmp_path: 
     from tests.dags.conftest import load_dag
 
     run = load_dag("edgeinfer_theta_transcription").test(run_conf={"output_path": str(tmp_path)})
-    assert task_states(run) == {"audio_input": "success", "transcribe": "success"}
+    assert task_states(run) == {
+        "audio_source": "success",
+        "upload_audio": "success",
+        "transcription_inputs": "success",
+        "transcribe[0]": "success",
+    }
+    assert emulated.state.snapshot()["requests"]["storage.put"] == 1
     written = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
     assert len(written) == 1
     result = json.loads(written[0].read_text())

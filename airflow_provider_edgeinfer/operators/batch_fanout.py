@@ -1,0 +1,265 @@
+"""Fan-out: a batch sent as one request per item, from the worker, with bounded async concurrency.
+
+Used for the vendors without a native batch (Theta, OctoAI, and OmniTensor, whose synchronous
+fan-out is the inference itself). A fixed pool of ``concurrency`` senders pulls items, so memory does
+not grow with the batch. A 429 (or a 503 with ``Retry-After``) closes a gate that every sender
+waits on: the whole fan-out backs off, not just the request that was refused. Each call is sent
+once by the transport (``max_attempts=1``); the retry decision is made here, where the gate lives.
+
+Every item leaves a journal record (:mod:`airflow_provider_edgeinfer.triggers.batch_manifest`):
+``intent`` before it is sent, then ``sub`` (request id), ``done`` (a synchronous vendor's whole job)
+or ``err``. A send whose answer was lost stays at ``intent``: :func:`resolve_unknown` settles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_edgeinfer.exceptions import (
+    EdgeInferError,
+    OutcomeUnknownError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
+from airflow_provider_edgeinfer.triggers.events import error_payload
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.clients.core import VendorAPI
+    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.transport import HttpSettings
+    from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
+    from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
+    from airflow_provider_edgeinfer.triggers.batch_manifest import ItemRecord, JournalWriter
+
+log = logging.getLogger("airflow_provider_edgeinfer.batch")
+
+#: Tolerated difference between this machine's clock and the vendor's when matching lost submissions.
+CLOCK_SKEW_SECONDS = 300.0
+#: Page size when searching Theta's project listing for lost submissions.
+SEARCH_PAGE_SIZE = 1000
+
+
+def input_hash(input: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(input, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure that may pass if the item is sent again later (``item_retries``)."""
+    return isinstance(error, TransportError | ServerError | RateLimitError)
+
+
+class RateGate:
+    """Shared back-off: while closed, no sender starts a request."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self.holds = 0
+
+    def hold(self, seconds: float) -> None:
+        self.holds += 1
+        self._until = max(self._until, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        # The deadline may move further while we sleep (another 429), hence the re-check.
+        while (delay := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+
+@dataclass
+class FanOutStats:
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    rate_limited: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def rate(self) -> float:
+        return self.sent / max(1e-6, time.monotonic() - self.started)
+
+
+def sender_for(api: VendorAPI, credentials: Any, settings: HttpSettings, probe: Any) -> Any:
+    """The lean aiohttp sender when it can carry these calls exactly, else the httpx AsyncClient.
+
+    Both are async context managers with ``send(call)``; ``settings`` allow one attempt per send.
+    """
+    from airflow_provider_edgeinfer.clients.transport import AsyncClient
+
+    try:
+        from airflow_provider_edgeinfer.clients.aiosend import LeanSender, supports
+    except ImportError:  # aiohttp missing
+        return AsyncClient(api, credentials, settings)
+    if supports(api, probe):
+        return LeanSender(api, credentials, settings.max_connections, read_timeout=settings.read_timeout)
+    return AsyncClient(api, credentials, settings)
+
+
+def single_attempt(settings: HttpSettings, concurrency: int) -> HttpSettings:
+    """The connection's settings, with retries left to the fan-out and a pool as wide as it is."""
+    return replace(
+        settings,
+        retry=replace(settings.retry, max_attempts=1),
+        max_connections=max(settings.max_connections, concurrency),
+    )
+
+
+@dataclass
+class FanOut:
+    """One round of submissions. ``prepare`` turns a chunk of items into what is sent (uploads)."""
+
+    api: VendorAPI
+    #: AsyncClient or LeanSender: anything with ``async send(call)``, one attempt per send.
+    client: Any
+    writer: JournalWriter
+    service: str
+    prediction: str | None
+    round: int
+    concurrency: int
+    deadline: float
+    max_attempts: int
+    settings: HttpSettings
+    vendor_options: dict[str, Any] = field(default_factory=dict)
+    progress_every: float = 10.0
+    stats: FanOutStats = field(default_factory=FanOutStats)
+    gate: RateGate = field(default_factory=RateGate)
+
+    async def run(self, items: Iterator[BatchItem], total: int) -> FanOutStats:
+        self._last_log = time.monotonic()
+        self._total = total
+        senders = [asyncio.create_task(self._sender(items)) for _ in range(max(1, self.concurrency))]
+        try:
+            await asyncio.gather(*senders)
+        finally:
+            for task in senders:
+                task.cancel()
+        return self.stats
+
+    async def _sender(self, items: Iterator[BatchItem]) -> None:
+        # Iterators are not shared across threads here: every sender runs on this one event loop.
+        for item in items:
+            await self._send(item)
+            now = time.monotonic()
+            if now - self._last_log >= self.progress_every:
+                self._last_log = now
+                log.info(
+                    "submitted %d of %d (%.0f/s, %d refused, %d rate-limit pauses)",
+                    self.stats.sent,
+                    self._total,
+                    self.stats.rate(),
+                    self.stats.failed,
+                    self.gate.holds,
+                )
+
+    async def _send(self, item: BatchItem) -> None:
+        from airflow_provider_edgeinfer.clients.retry import RetrySettings, is_retryable, wait_seconds
+
+        retry: RetrySettings = self.settings.retry
+        call = self.api.submit(self.service, item.input, prediction=self.prediction, **self.vendor_options)
+        await self.writer.append(
+            {"k": "intent", "i": item.index, "r": self.round, "at": time.time(), "h": input_hash(item.input)},
+            durable=True,
+        )
+        attempt = 0
+        while True:
+            await self.gate.wait()
+            if time.time() >= self.deadline:
+                await self._fail(item, "not submitted before the batch timeout", transient=True)
+                return
+            try:
+                job: Job = await self.client.send(call)
+            except RateLimitError as exc:
+                # Refused before any work was done: never counted against the item's attempts.
+                self.stats.rate_limited += 1
+                self.gate.hold(exc.retry_after if exc.retry_after is not None else 1.0)
+                continue
+            except (OutcomeUnknownError, UnexpectedResponseError):
+                # Sent, answer lost or unreadable: the request may exist. Settled by resolve_unknown.
+                self.stats.unknown += 1
+                return
+            except EdgeInferError as exc:
+                attempt += 1
+                if is_retryable(exc, call.safety) and attempt < max(retry.max_attempts, 1):
+                    wait = wait_seconds(exc, attempt, retry)
+                    if exc.retry_after is not None:
+                        self.gate.hold(wait)
+                    else:
+                        await asyncio.sleep(wait)
+                    continue
+                await self._fail(item, exc, transient=is_transient(exc))
+                return
+            await self._record(item, job)
+            return
+
+    async def _record(self, item: BatchItem, job: Job) -> None:
+        self.stats.sent += 1
+        record: dict[str, Any] = {"i": item.index, "r": self.round, "id": job.request_id, "at": time.time()}
+        if job.terminal:
+            record.update(k="done", job=job.model_dump(mode="json"))
+        else:
+            record["k"] = "sub"
+        await self.writer.append(record)
+
+    async def _fail(self, item: BatchItem, error: EdgeInferError | str, *, transient: bool) -> None:
+        self.stats.failed += 1
+        payload = (
+            error_payload(error)
+            if isinstance(error, EdgeInferError)
+            else {"type": "JobTimeoutError", "message": error}
+        )
+        await self.writer.append(
+            {"k": "err", "i": item.index, "r": self.round, "e": payload, "t": transient, "at": time.time()}
+        )
+
+
+# -- lost submissions ----------------------------------------------------------------------------
+
+
+def resolve_unknown(
+    hook: EdgeInferHook,
+    service: str,
+    prediction: str | None,
+    unknown: dict[int, ItemRecord],
+    known_ids: set[str],
+) -> tuple[dict[int, str], bool]:
+    """Request ids of items whose submission outcome was lost, found in the vendor's listing.
+
+    Returns ({index: request_id}, searched). ``searched`` False means the vendor offers no listing,
+    so an item not found may still exist. Items with equal inputs are matched one request each.
+    """
+    if not unknown:
+        return {}, True
+    if hook.vendor != "theta" or not getattr(hook.api, "project_id", None):
+        return {}, False
+    api: Any = hook.api
+    wanted: dict[str, list[int]] = {}
+    for index, record in sorted(unknown.items()):
+        if record.input_hash:
+            wanted.setdefault(record.input_hash, []).append(index)
+    since = min((r.at or time.time()) for r in unknown.values()) - CLOCK_SKEW_SECONDS
+    services: Any = getattr(hook, "services", dict)()
+    service_id = getattr(services.get(service), "id", None)
+    found: dict[int, str] = {}
+    for page in hook.get_conn().pages(api.list_requests(number=SEARCH_PAGE_SIZE)):
+        for request in page.items:
+            created = epoch_of(request.create_time)
+            if created is not None and created < since:
+                return found, True
+            if request.id in known_ids or (service_id and request.service_id != service_id):
+                continue
+            if prediction and request.prediction != prediction:
+                continue
+            indices = wanted.get(input_hash(request.input or {}))
+            if indices:
+                found[indices.pop(0)] = request.id
+        if not any(wanted.values()):
+            return found, True
+    return found, True

@@ -1,0 +1,385 @@
+"""PresignedUploadOperator: stream large inputs from disk or object storage to the vendor, in constant memory.
+
+- Theta (``kind="input"``): one presigned URL per file, streamed ``PUT`` s with bounded concurrency;
+  XCom gets ``{field: uploaded_filename}`` (a list of them, in input order, for a list or a glob),
+  ready to template into, or ``.expand()`` over, an :class:`InferenceOperator`'s ``input``.
+- OmniTensor (``kind="dataset"`` / ``kind="model"``): streamed multipart dataset upload whose size
+  and sha256 are checked against the vendor's metadata; streamed base64 model upload, size limit
+  checked before sending.
+- OctoAI and infrai have no upload API: the error names the alternative (inline base64).
+
+:func:`expand_sources` and :func:`upload_files` are the reusable pieces (BatchOperator,
+``InferenceOperator(input_files=...)``). This module is imported when DAG files are parsed: vendor
+clients and pydantic models load when a task runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any, cast
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    InputValidationError,
+    UnexpectedResponseError,
+)
+from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many, upload_source
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider_edgeinfer.clients.presigned import LogLike, UploadSource
+    from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
+    from airflow_provider_edgeinfer.hooks.omnitensor import OmniTensorHook
+    from airflow_provider_edgeinfer.hooks.theta import ThetaHook
+
+#: Files uploaded at once by default (threads sharing the hook's connection pool).
+DEFAULT_MAX_CONCURRENCY = 8
+#: What ``kind`` may be, and the vendors that take it.
+KINDS: dict[str, tuple[str, ...]] = {
+    "input": ("theta",),
+    "dataset": ("omnitensor",),
+    "model": ("omnitensor",),
+}
+
+log = logging.getLogger("airflow_provider_edgeinfer.uploads")
+
+
+def no_upload_alternative(vendor: str) -> str:
+    """What to do instead on a vendor without presigned input uploads (the error's hint)."""
+    if vendor == "octoai":
+        from airflow_provider_edgeinfer.clients.octoai import MAX_ASYNC_BODY_BYTES
+
+        return (
+            "OctoAI takes media inline: put the file base64-encoded in the input (e.g. 'image' or "
+            f"'audio'), at most {MAX_ASYNC_BODY_BYTES:,} bytes for a whole asynchronous request, or "
+            "give a URL it can fetch. Nothing was sent."
+        )
+    if vendor == "infrai":
+        return (
+            "infrai takes media inline: put the file base64-encoded (or a URL it can fetch) in the "
+            "input, e.g. ai.image.upscale's 'image'; infrai documents no size limit, so keep inline "
+            "media to a few MB. Nothing was sent."
+        )
+    if vendor == "omnitensor":
+        return (
+            "OmniTensor takes files as datasets or models: use PresignedUploadOperator(kind='dataset') "
+            "or kind='model', or put the data inline in the input. Nothing was sent."
+        )
+    return "Put the data inline in the input. Nothing was sent."
+
+
+def require_uploads(hook: EdgeInferHook, field: str) -> None:
+    """Refuse, naming the alternative, a vendor whose inputs cannot be uploaded files."""
+    _require(hook, "input", field)
+
+
+def _require(hook: EdgeInferHook, kind: str, field: str | None = None) -> None:
+    if hook.vendor in KINDS[kind]:
+        return
+    if kind == "input":
+        raise InputValidationError(
+            f"{hook.vendor} has no presigned upload API, so field {field!r} cannot take an uploaded file",
+            vendor=hook.vendor,
+            hint=no_upload_alternative(hook.vendor),
+        )
+    raise InputValidationError(
+        f"{kind} uploads are an OmniTensor API; connection {hook.conn_id!r} is {hook.vendor}",
+        vendor=hook.vendor,
+        hint="Theta takes input files with kind='input'. Nothing was sent.",
+    )
+
+
+def check_upload_field(hook: ThetaHook, service: str, prediction: str | None, field: str) -> None:
+    """The service takes ``field`` (from the catalogue, one unauthenticated call), before any upload."""
+    catalogue = hook.services()
+    if service not in catalogue:
+        raise InputValidationError(
+            f"unknown service {service!r} (available: {', '.join(sorted(catalogue))})", vendor=hook.vendor
+        )
+    name, spec = catalogue[service].prediction(prediction)
+    if not spec.input_vars:
+        return  # the vendor publishes no inputs for this prediction: its answer will judge
+    if field not in {v.name for v in spec.input_vars}:
+        files = [v.name for v in spec.input_vars if (v.type or "").lower() in ("file", "filename")]
+        raise InputValidationError(
+            f"service {service!r} prediction {name!r} takes no input field {field!r} "
+            f"(file inputs: {', '.join(files) or 'none'}; "
+            f"all inputs: {', '.join(v.name for v in spec.input_vars)})",
+            vendor=hook.vendor,
+        )
+
+
+def upload_files(
+    hook: EdgeInferHook,
+    service: str,
+    prediction: str | None,
+    field: str,
+    sources: Sequence[str | ObjectStoragePath],
+    *,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    source_conn_id: str | None = None,
+    logger: LogLike | None = None,
+) -> list[str]:
+    """Upload files for input ``field`` of ``service``; the uploaded filename of each, in input order.
+
+    Theta: one presigned URL per file (asked right before it goes), streamed ``PUT`` s on at most
+    ``max_concurrency`` threads; a dropped connection or 5xx restarts that file, an expired URL is
+    renewed once. ``sources`` may hold globs (expanded by :func:`expand_sources`); every source is
+    checked before any request. Other vendors: an :class:`InputValidationError` naming the alternative.
+    """
+    from airflow_provider_edgeinfer.clients.presigned import upload_many
+
+    _require(hook, "input", field)
+    if max_concurrency < 1:
+        raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+    paths = expand_sources(sources, conn_id=source_conn_id)
+    theta: ThetaHook = hook  # type: ignore[assignment]
+    check_upload_field(theta, service, prediction, field)
+    files = [upload_source(p) for p in paths]
+    api = theta.api
+    theta.get_conn()  # one client, built before the threads share it
+
+    def presign() -> Any:
+        urls = theta.run(api.presigned_urls(service, prediction=prediction, input_fields=[field]))
+        if field not in urls:
+            raise UnexpectedResponseError(
+                f"the presigned URL answer for {service!r} has no entry for field {field!r}",
+                vendor=hook.vendor,
+            )
+        return urls[field]
+
+    return upload_many(
+        theta.run,
+        presign,
+        files,
+        vendor=hook.vendor,
+        field=field,
+        max_concurrency=max_concurrency,
+        logger=logger,
+    )
+
+
+def upload_dataset(
+    hook: OmniTensorHook,
+    source: UploadSource,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    format: str | None = None,
+) -> dict[str, Any]:
+    """Stream one file to OmniTensor as a dataset, then prove the vendor holds exactly what was sent."""
+    from airflow_provider_edgeinfer.clients.presigned import HashingReader
+
+    vendor = hook.vendor
+    with HashingReader(source, vendor=vendor) as reader:
+        uploaded = hook.run(
+            hook.api.upload_dataset(
+                cast("IO[bytes]", reader),
+                name or source.basename,
+                description=description,
+                format=format,
+                filename=source.basename,
+            )
+        )
+        sent = (reader.tell(), reader.sha256) if reader.complete else None
+    if sent is None:
+        raise UnexpectedResponseError(
+            f"dataset {uploaded.dataset_id} from {source.label} was accepted before the whole file was sent",
+            vendor=vendor,
+            request_id=uploaded.dataset_id,
+        )
+    metadata = hook.run(hook.api.dataset_metadata(uploaded.dataset_id))
+    for what, reported in (
+        ("the upload answer", (uploaded.size_bytes, uploaded.checksum_sha256)),
+        ("its metadata", (metadata.size_bytes, metadata.checksum_sha256)),
+    ):
+        if reported != sent:
+            raise UnexpectedResponseError(
+                f"dataset {uploaded.dataset_id} from {source.label}: {what} reports {reported[0]} bytes, "
+                f"sha256 {reported[1]}, but {sent[0]} bytes with sha256 {sent[1]} were sent",
+                vendor=vendor,
+                request_id=uploaded.dataset_id,
+                hint="The upload was corrupted or truncated; delete the dataset and upload it again.",
+            )
+    return {
+        "dataset_id": uploaded.dataset_id,
+        "name": metadata.name or name or source.basename,
+        "size_bytes": sent[0],
+        "checksum_sha256": sent[1],
+        "source": source.label,
+    }
+
+
+class PresignedUploadOperator(BaseOperator):
+    """Upload files from local disk or object storage to the vendor behind ``conn_id``, streamed.
+
+    :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor. Templated.
+    :param source: a path, a URI (``file://``, ``s3://conn_id@bucket/key``), a glob
+        (``s3://bucket/audio/*.wav``) or a list of them. Templated.
+    :param service: Theta service alias (``kind="input"``). Templated.
+    :param field: Theta input field the file fills (``audio_filename``). Templated.
+    :param prediction: Theta prediction (default: the service's default). Templated.
+    :param kind: ``"input"`` (Theta presigned input files), ``"dataset"`` or ``"model"`` (OmniTensor).
+    :param source_conn_id: Airflow connection for reading URIs that name none (e.g. ``aws_default``).
+    :param max_concurrency: files uploaded at once.
+    :param options: OmniTensor metadata: for a dataset ``name``, ``description``, ``format``; for a
+        model ``model_name``, ``framework``, ``version`` (both required), ``description``. Templated.
+
+    Returns (XCom) one result for a single source and a list in input order for a list or a glob:
+    ``{field: filename}`` (Theta), ``{dataset_id, name, size_bytes, checksum_sha256, source}`` or
+    ``{model_id, model_name, size_bytes, source}`` (OmniTensor). Presigned URLs never appear in it.
+    """
+
+    template_fields: Sequence[str] = (
+        "conn_id",
+        "source",
+        "service",
+        "field",
+        "prediction",
+        "source_conn_id",
+        "options",
+    )
+    template_fields_renderers = {"options": "json"}
+    ui_color = "#fdf0e2"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        source: Any,
+        service: str | None = None,
+        field: str | None = None,
+        prediction: str | None = None,
+        kind: str = "input",
+        source_conn_id: str | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if kind == "input" and (not service or not field):
+            raise ValueError("kind='input' needs service and field")
+        self.conn_id = conn_id
+        self.source = source
+        self.service = service
+        self.field = field
+        self.prediction = prediction
+        self.kind = kind
+        self.source_conn_id = source_conn_id
+        self.max_concurrency = max_concurrency
+        self.options = options or {}
+
+    def execute(self, context: Context) -> Any:
+        from airflow_provider_edgeinfer.hooks import hook_for_connection
+
+        hook = hook_for_connection(self.conn_id)
+        try:
+            results = self._upload(hook)
+        finally:
+            hook.close()
+        return results if is_many(self.source) else results[0]
+
+    def _upload(self, hook: EdgeInferHook) -> list[Any]:
+        _require(hook, self.kind, self.field)
+        if self.kind == "input":
+            assert self.service and self.field  # checked in __init__
+            names = upload_files(
+                hook,
+                self.service,
+                self.prediction,
+                self.field,
+                self.source,
+                max_concurrency=self.max_concurrency,
+                source_conn_id=self.source_conn_id,
+                logger=self.log,
+            )
+            return [{self.field: name} for name in names]
+        from airflow_provider_edgeinfer.clients.presigned import map_bounded
+
+        omni: OmniTensorHook = hook  # type: ignore[assignment]
+        files = [upload_source(p) for p in expand_sources(self.source, conn_id=self.source_conn_id)]
+        options = dict(self.options)
+        if self.kind == "dataset":
+            unknown = set(options) - {"name", "description", "format"}
+            if unknown:
+                raise InputValidationError(
+                    f"unknown dataset option(s) {', '.join(sorted(unknown))} "
+                    "(known: name, description, format)",
+                    vendor=hook.vendor,
+                )
+            results = map_bounded(
+                files,
+                lambda f, _abort: upload_dataset(omni, f, **options),
+                max_concurrency=self.max_concurrency,
+            )
+        else:
+            results = self._upload_models(omni, files, options)
+        for result in results:
+            self.log.info(
+                "uploaded %s to %s as %s",
+                result["source"],
+                hook.vendor,
+                result.get("dataset_id") or result.get("model_id"),
+            )
+        return results
+
+    def _upload_models(
+        self, hook: OmniTensorHook, files: list[UploadSource], options: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        from airflow_provider_edgeinfer.clients.presigned import map_bounded
+
+        unknown = set(options) - {"model_name", "framework", "version", "description"}
+        if unknown:
+            raise InputValidationError(
+                f"unknown model option(s) {', '.join(sorted(unknown))} "
+                "(known: model_name, framework, version, description)",
+                vendor=hook.vendor,
+            )
+        # Every call is built (limit and fields checked) before the first byte of any file is sent.
+        calls = [
+            (
+                f,
+                hook.api.upload_model_from(
+                    f.open,
+                    f.size,
+                    f.label,
+                    str(options.get("model_name") or f.basename.rsplit(".", 1)[0]),
+                    framework=str(options.get("framework") or ""),
+                    version=str(options.get("version") or ""),
+                    description=str(options.get("description") or ""),
+                ),
+            )
+            for f in files
+        ]
+
+        def send(item: tuple[UploadSource, Any], _abort: Any) -> dict[str, Any]:
+            source, call = item
+            uploaded = hook.run(call)
+            return {
+                "model_id": uploaded.model_id,
+                "model_name": options.get("model_name") or source.basename.rsplit(".", 1)[0],
+                "size_bytes": source.size,
+                "source": source.label,
+            }
+
+        return map_bounded(calls, send, max_concurrency=self.max_concurrency)
+
+
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "PresignedUploadOperator",
+    "check_upload_field",
+    "expand_sources",
+    "no_upload_alternative",
+    "require_uploads",
+    "upload_dataset",
+    "upload_files",
+]

@@ -1,0 +1,148 @@
+"""BatchSensor: wait for a batch started elsewhere (an infrai batch id, or a fan-out's output directory)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.configuration import conf
+
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    JobCancelledError,
+    JobFailedError,
+    JobTimeoutError,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_edgeinfer.triggers.batch import BatchTrigger, Progress
+
+
+class BatchSensor(BaseSensorOperator):
+    """Succeeds when the batch is over and at least ``min_success_ratio`` of its items succeeded.
+
+    Give ``batch_id`` (an infrai native batch) or ``output_path`` (the directory of a BatchOperator
+    fan-out, whose manifest lists its requests; the latest round is watched). Deferrable by default
+    (``[operators] default_deferrable``) through the BatchTrigger. It did not start the batch, so it
+    does not cancel it when killed unless ``cancel_on_kill=True``. Returns the counts.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "batch_id", "output_path")
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        batch_id: str | None = None,
+        output_path: str | None = None,
+        min_success_ratio: float = 1.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (batch_id is None) == (output_path is None):
+            raise ValueError("give exactly one of batch_id (infrai batch) and output_path (fan-out)")
+        if not 0.0 <= min_success_ratio <= 1.0:
+            raise ValueError("min_success_ratio must be in [0, 1]")
+        self.conn_id = conn_id
+        self.batch_id = batch_id
+        self.output_path = output_path
+        self.min_success_ratio = min_success_ratio
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+
+    def _trigger(self, vendor: str) -> BatchTrigger:
+        from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+        from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
+        from airflow_provider_edgeinfer.triggers.batch_manifest import Manifest
+
+        round_number = 0
+        output_path = None
+        if self.output_path is not None:
+            path = as_storage_path(self.output_path)
+            header = Manifest(path).read_header()
+            if header is None:
+                raise ConfigurationError(f"{self.output_path} holds no batch manifest", vendor=vendor)
+            round_number, output_path = header.current.number, str(path)
+        return BatchTrigger(
+            vendor=vendor,
+            conn_id=self.conn_id,
+            deadline=time.time() + float(self.timeout),
+            batch_id=self.batch_id,
+            output_path=output_path,
+            round=round_number,
+            poll_interval=float(self.poke_interval),
+            cancel_on_kill=self.cancel_on_kill,
+        )
+
+    def _judge(self, counts: dict[str, Any]) -> dict[str, Any]:
+        total = int(counts.get("total") or 0)
+        succeeded = int(counts.get("succeeded") or 0)
+        ratio = succeeded / total if total else 0.0
+        if ratio < self.min_success_ratio:
+            raise JobFailedError(
+                f"{succeeded} of {total} items succeeded ({ratio:.1%} < min_success_ratio "
+                f"{self.min_success_ratio:.1%})"
+            )
+        return {**counts, "success_ratio": round(ratio, 6)}
+
+    def poke(self, context: Context) -> bool | Any:
+        from airflow.sdk.bases.sensor import PokeReturnValue
+
+        from airflow_provider_edgeinfer.hooks import hook_for_connection
+
+        hook = hook_for_connection(self.conn_id)
+        trigger = self._trigger(hook.vendor)
+        progress = asyncio.run(_poll_once(hook, trigger))
+        hook.close()
+        self.log.info("batch: %d of %d done (%d failed)", progress.done, progress.total, progress.failed)
+        if not progress.finished:
+            return False
+        if progress.state in ("cancelled", "cancelling"):
+            raise JobCancelledError("the batch was cancelled", request_id=self.batch_id)
+        return PokeReturnValue(is_done=True, xcom_value=self._judge(progress.as_dict()))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_edgeinfer.hooks import hook_for_connection
+
+        hook = hook_for_connection(self.conn_id)
+        trigger = self._trigger(hook.vendor)
+        hook.close()
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout) + 120),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        from airflow_provider_edgeinfer.triggers.events import ErrorPayload, rebuild_error
+
+        event = event or {}
+        status = event.get("status")
+        if status == "error" and event.get("error"):
+            raise rebuild_error(ErrorPayload.model_validate(event["error"]))
+        if status == "timeout":
+            raise JobTimeoutError(f"the batch did not finish within {float(self.timeout):.0f} s")
+        if status == "cancelled":
+            raise JobCancelledError("the batch was cancelled", request_id=self.batch_id)
+        if status != "success" or not isinstance(event.get("counts"), dict):
+            raise JobFailedError(f"the batch trigger ended with {status!r}")
+        return self._judge(event["counts"])
+
+
+async def _poll_once(hook: Any, trigger: BatchTrigger) -> Progress:
+    client = await hook.aget_client()
+    try:
+        watch = await trigger.make_watch()
+        return await watch.poll(client)
+    finally:
+        await hook.arelease()

@@ -1,0 +1,439 @@
+"""BatchTrigger: waits for a whole batch in the triggerer, with few calls per poll.
+
+- infrai native batch: one ``batch.status`` call per poll.
+- Theta fan-out: the project listing (pages of many requests, newest first), read only as deep as
+  the oldest unfinished request of this batch, instead of one GET per request.
+- other fan-outs (OctoAI): bounded concurrent GETs of the unfinished requests only.
+
+Kwargs hold a reference (batch id, or the output directory whose manifest lists the requests),
+never thousands of ids. Like the InferenceTrigger it polls only, tolerates transient failures up
+to a limit, fires ``timeout`` at its deadline and cancels remote work in ``on_kill``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_edgeinfer.exceptions import (
+    EdgeInferError,
+    JobFailedError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from airflow_provider_edgeinfer.triggers.events import error_payload
+
+DEFAULT_MAX_TRANSIENT_FAILURES = 5
+POLL_JITTER = 0.2
+#: Theta listing page size (the emulator allows up to 1000; the real maximum is not documented).
+DEFAULT_PAGE_SIZE = 1000
+DEFAULT_POLL_CONCURRENCY = 16
+#: Tolerated clock difference when deciding that a listed request is older than the batch.
+CLOCK_SKEW_SECONDS = 300.0
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
+
+
+@dataclass
+class Progress:
+    total: int
+    succeeded: int = 0
+    failed: int = 0
+    #: The vendor's word that the batch is over (native batches; a fan-out is over when all are).
+    state: str | None = None
+    finished: bool = False
+    cost_usd: float | None = None
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "state": self.state,
+            "cost_usd": self.cost_usd,
+        }
+
+
+class Watch:
+    """What one poll of a batch reads; keeps state across polls so later polls do less."""
+
+    total: int
+
+    async def poll(self, client: Any) -> Progress:
+        raise NotImplementedError
+
+    def unfinished(self) -> list[str]:
+        return []
+
+
+class NativeWatch(Watch):
+    def __init__(self, batch_id: str) -> None:
+        self.batch_id = batch_id
+        self.total = 0
+
+    async def poll(self, client: Any) -> Progress:
+        status = (await client.send(client.api.batch_status(self.batch_id))).data
+        job = client.api.batch_to_job(status)  # an unknown state is an error, not "running"
+        self.total = status.total_count
+        return Progress(
+            status.total_count,
+            status.completed_count,
+            status.failed_count,
+            state=status.state,
+            finished=job.terminal and status.state != "cancelling",
+            cost_usd=status.total_cost_usd,
+        )
+
+
+@dataclass
+class FanOutWatch(Watch):
+    """The requests of one fan-out round; terminal ones are counted once and forgotten."""
+
+    ids: set[str]
+    since: float
+    total: int
+    settled_succeeded: int = 0
+    settled_failed: int = 0
+    page_size: int = DEFAULT_PAGE_SIZE
+    concurrency: int = DEFAULT_POLL_CONCURRENCY
+    calls: list[int] = field(default_factory=list)
+    #: Requests the last listing scan did not reach, asked one by one.
+    _unseen: list[str] = field(default_factory=list)
+
+    def unfinished(self) -> list[str]:
+        return sorted(self.ids)
+
+    def _settle(self, request_id: str, job: Any) -> None:
+        from airflow_provider_edgeinfer.clients.jobs import JobState
+
+        if job.terminal and request_id in self.ids:
+            self.ids.discard(request_id)
+            if job.state is JobState.SUCCEEDED:
+                self.settled_succeeded += 1
+            else:
+                self.settled_failed += 1
+
+    def _progress(self) -> Progress:
+        return Progress(
+            self.total, self.settled_succeeded, self.settled_failed, finished=not self.ids, state=None
+        )
+
+    async def poll(self, client: Any) -> Progress:
+        calls = 0
+        api = client.api
+        rest = sorted(self.ids)
+        if api.vendor == "theta" and getattr(api, "project_id", None) and self.ids:
+            calls += await self._scan_listing(client)
+            rest = self._unseen
+        calls += await self._get_each(client, rest)
+        self.calls.append(calls)
+        return self._progress()
+
+    async def _scan_listing(self, client: Any) -> int:
+        """Pages of the project's requests until every unfinished one of ours was seen."""
+        from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
+
+        api = client.api
+        unseen = set(self.ids)
+        calls = 0
+        # Raw listing where the client has it: only this batch's ended requests are validated.
+        listing = getattr(api, "list_request_states", None)
+        first = (
+            listing(number=self.page_size)
+            if listing is not None
+            else api.list_requests(number=self.page_size)
+        )
+        async for page in client.pages(first):
+            calls += 1
+            created = None
+            for entry in page.items:
+                raw = entry if isinstance(entry, dict) else entry.model_dump()
+                created = raw.get("create_time")
+                request_id = str(raw.get("id"))
+                if request_id in unseen:
+                    unseen.discard(request_id)
+                    job = api.job_if_ended(raw) if hasattr(api, "job_if_ended") else api.to_job(entry)
+                    if job is not None:
+                        self._settle(request_id, job)
+            oldest = epoch_of(created)
+            if not unseen or (oldest is not None and oldest < self.since - CLOCK_SKEW_SECONDS):
+                break
+        # Not in the listing (deleted, or beyond what it returns): asked one by one below.
+        self._unseen = sorted(unseen)
+        return calls
+
+    async def _get_each(self, client: Any, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        api = client.api
+        semaphore = asyncio.Semaphore(self.concurrency)
+        failure: list[BaseException] = []
+
+        async def one(request_id: str) -> None:
+            async with semaphore:
+                call = api.status(request_id)
+                try:
+                    job = await client.send(call)
+                except (NotFoundError, JobFailedError) as exc:
+                    # The request is gone or failed for good: a failed item, not a failed poll.
+                    if request_id in self.ids:
+                        self.ids.discard(request_id)
+                        self.settled_failed += 1
+                    del exc
+                    return
+                except EdgeInferError as exc:
+                    failure.append(exc)
+                    return
+                self._settle(request_id, job)
+
+        await asyncio.gather(*(one(i) for i in ids))
+        if failure:
+            raise failure[0]
+        return len(ids)
+
+
+class BatchTrigger(BaseTrigger):
+    """Fires one event: ``success`` (the batch is over, whatever its items did), ``cancelled``,
+    ``timeout`` or ``error``, with counts.
+
+    :param vendor: hook to use.
+    :param conn_id: the Airflow connection.
+    :param batch_id: infrai native batch id (mode ``native``).
+    :param output_path: the batch's output directory URI, whose manifest lists a fan-out's requests.
+    :param round: the fan-out round to watch (``item_retries`` resubmits in later rounds).
+    :param deadline: epoch seconds after which ``timeout`` fires.
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        conn_id: str,
+        deadline: float,
+        batch_id: str | None = None,
+        output_path: str | None = None,
+        round: int = 0,
+        poll_interval: float = 30.0,
+        cancel_on_kill: bool = True,
+        max_transient_failures: int = DEFAULT_MAX_TRANSIENT_FAILURES,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        poll_concurrency: int = DEFAULT_POLL_CONCURRENCY,
+    ) -> None:
+        super().__init__()
+        if (batch_id is None) == (output_path is None):
+            raise ValueError("give exactly one of batch_id (native batch) and output_path (fan-out)")
+        self.vendor = vendor
+        self.conn_id = conn_id
+        self.deadline = deadline
+        self.batch_id = batch_id
+        self.output_path = output_path
+        self.round = round
+        self.poll_interval = poll_interval
+        self.cancel_on_kill = cancel_on_kill
+        self.max_transient_failures = max_transient_failures
+        self.page_size = page_size
+        self.poll_concurrency = poll_concurrency
+        self._watch: Watch | None = None
+
+    def __repr__(self) -> str:
+        what = f"batch_id={self.batch_id!r}" if self.batch_id else f"output_path={self.output_path!r}"
+        return f"BatchTrigger(vendor={self.vendor!r}, conn_id={self.conn_id!r}, {what}, round={self.round})"
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "vendor": self.vendor,
+                "conn_id": self.conn_id,
+                "deadline": self.deadline,
+                "batch_id": self.batch_id,
+                "output_path": self.output_path,
+                "round": self.round,
+                "poll_interval": self.poll_interval,
+                "cancel_on_kill": self.cancel_on_kill,
+                "max_transient_failures": self.max_transient_failures,
+                "page_size": self.page_size,
+                "poll_concurrency": self.poll_concurrency,
+            },
+        )
+
+    def _hook(self) -> Any:
+        from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
+
+        return hook_class_for_vendor(self.vendor)(self.conn_id)
+
+    def _event(self, status: str, progress: Progress | None = None, **extra: Any) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "vendor": self.vendor,
+                "batch_id": self.batch_id,
+                "output_path": self.output_path,
+                "round": self.round,
+                "counts": progress.as_dict() if progress is not None else None,
+                **extra,
+            }
+        )
+
+    async def make_watch(self) -> Watch:
+        if self.batch_id is not None:
+            return NativeWatch(self.batch_id)
+        return await asyncio.to_thread(
+            load_fanout_watch, str(self.output_path), self.round, self.page_size, self.poll_concurrency
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = self._hook()
+        try:
+            client = await hook.aget_client()
+        except EdgeInferError as exc:
+            yield self._event("error", error=error_payload(exc))
+            return
+        try:
+            async for event in self._poll(client):
+                yield event
+                return
+        finally:
+            await hook.arelease()
+
+    async def _poll(self, client: Any) -> AsyncIterator[TriggerEvent]:
+        failures = 0
+        reporter = ProgressReporter(self.log)
+        try:
+            self._watch = await self.make_watch()
+        except EdgeInferError as exc:
+            yield self._event("error", error=error_payload(exc))
+            return
+        while True:
+            if time.time() >= self.deadline:
+                yield self._event("timeout")
+                return
+            try:
+                progress = await self._watch.poll(client)
+            except EdgeInferError as exc:
+                failures += 1
+                if not is_transient(exc) or failures > self.max_transient_failures:
+                    yield self._event("error", error=error_payload(exc))
+                    return
+                self.log.warning(
+                    "batch poll failed (%s of %s tolerated): %s", failures, self.max_transient_failures, exc
+                )
+            else:
+                failures = 0
+                reporter.report(progress)
+                if progress.finished:
+                    cancelled = progress.state in ("cancelled", "cancelling")
+                    yield self._event("cancelled" if cancelled else "success", progress)
+                    return
+            interval = self.poll_interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+            await asyncio.sleep(max(0.0, min(interval, self.deadline - time.time())))
+
+    async def on_kill(self) -> None:
+        """A user killed the task: cancel the native batch, or every unfinished request of the fan-out."""
+        if not self.cancel_on_kill:
+            return
+        hook = self._hook()
+        try:
+            client = await hook.aget_client()
+        except EdgeInferError as exc:
+            self.log.warning("could not cancel the batch: %s", exc)
+            return
+        try:
+            await cancel_batch(client, self.batch_id, self._watch or await self.make_watch(), self.log)
+        except EdgeInferError as exc:
+            self.log.warning("could not cancel the batch: %s", exc)
+        finally:
+            await hook.arelease()
+
+
+async def cancel_batch(client: Any, batch_id: str | None, watch: Watch, log: Any) -> int:
+    """Cancel remote work; returns how many cancel calls succeeded."""
+    api = client.api
+    if batch_id is not None:
+        await client.send(api.batch_cancel(batch_id))
+        log.info("cancelled %s batch %s", api.vendor, batch_id)
+        return 1
+    ids = watch.unfinished()
+    if not ids or api.cancel(ids[0]) is None:
+        if ids:
+            log.info("%s cannot cancel requests; %d keep running", api.vendor, len(ids))
+        return 0
+    semaphore = asyncio.Semaphore(DEFAULT_POLL_CONCURRENCY)
+    cancelled = 0
+
+    async def one(request_id: str) -> None:
+        nonlocal cancelled
+        async with semaphore:
+            try:
+                await client.send(api.cancel(request_id))
+                cancelled += 1
+            except EdgeInferError as exc:
+                log.warning("could not cancel %s request %s: %s", api.vendor, request_id, exc)
+
+    await asyncio.gather(*(one(i) for i in ids))
+    log.info("cancelled %d unfinished %s requests", cancelled, api.vendor)
+    return cancelled
+
+
+def load_fanout_watch(output_path: str, round: int, page_size: int, concurrency: int) -> FanOutWatch:
+    """The requests of ``round`` still to watch, read from the manifest (blocking: run in a thread)."""
+    from airflow_provider_edgeinfer.clients.jobs import JobState
+    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.triggers.batch_manifest import Manifest
+
+    records = [r for r in Manifest(as_storage_path(output_path)).items().values() if r.round == round]
+    ids = {r.request_id for r in records if r.kind == "sub" and r.request_id}
+    since = min((r.at or time.time() for r in records if r.kind == "sub"), default=time.time())
+    # Items already settled in this round: a synchronous vendor's jobs, refusals, lost submissions.
+    succeeded = sum(
+        1 for r in records if r.kind == "done" and (r.job or {}).get("state") == JobState.SUCCEEDED.value
+    )
+    failed = sum(1 for r in records if r.kind != "sub") - succeeded
+    return FanOutWatch(
+        ids,
+        since,
+        total=len(records),
+        settled_succeeded=succeeded,
+        settled_failed=failed,
+        page_size=page_size,
+        concurrency=concurrency,
+    )
+
+
+class ProgressReporter:
+    """One progress line per poll: done, failed, total, rate and ETA."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self._first: tuple[float, int] | None = None
+
+    def report(self, progress: Progress) -> str:
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, progress.done)
+        started, done_then = self._first
+        elapsed = now - started
+        rate = (progress.done - done_then) / elapsed if elapsed > 0 else 0.0
+        remaining = max(0, progress.total - progress.done)
+        eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining else ("0s" if not remaining else "unknown")
+        line = (
+            f"batch progress: {progress.done} of {progress.total} done ({progress.failed} failed), "
+            f"{rate:.1f} items/s, ETA {eta}" + (f", vendor state {progress.state}" if progress.state else "")
+        )
+        self.log.info(line)
+        return line

@@ -1,0 +1,378 @@
+"""One poller per (event loop, connection): many triggers' status checks as few vendor calls.
+
+Each :class:`~airflow_provider_edgeinfer.triggers.inference.InferenceTrigger` registers the request it
+waits for (:func:`watch`) and sleeps on a future. One task per connection and loop polls for all of
+them and settles a trigger's future only when its request ends or polling it has failed for good,
+so a thousand waiting triggers cost one task, not a thousand loops of sleep and poll.
+
+How a round reads the states:
+
+- **Theta with a project id**: the project listing, newest first, 1,000 requests a page, unfiltered
+  (one pass gives every state), walked back while that is cheaper than reading the rest one by one;
+  anything not found there is read one by one. N watched requests made about together cost about
+  N / 1,000 calls per interval, in one short burst per round.
+- **Everything else** (OctoAI, Theta without a project): one GET per watched request per interval,
+  each request on its own schedule whose first poll falls at random within the interval (so a
+  thousand triggers deferring together do not poll together), at most
+  :data:`MAX_CONCURRENT_POLLS` at a time.
+
+Every call waits on the connection's :class:`~airflow_provider_edgeinfer.triggers.ratelimit.RateLimiter`:
+a 429 pauses the whole connection for its ``Retry-After``. A 429 never counts against a trigger's
+failure tolerance: it says nothing about the request, and the trigger's deadline still bounds the wait.
+
+The poller lives exactly as long as some trigger watches through it: the last one to leave
+(completion, cancellation, triggerer shutdown or reassignment) stops it and awaits its tasks before
+releasing its own reference to the shared client, so nothing outlives the triggers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import math
+import random
+import weakref
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from airflow_provider_edgeinfer.clients.jobs import Job
+from airflow_provider_edgeinfer.exceptions import (
+    EdgeInferError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    UnexpectedResponseError,
+)
+from airflow_provider_edgeinfer.triggers.ratelimit import RateLimiter
+
+log = logging.getLogger("airflow_provider_edgeinfer.triggers.poller")
+
+#: Requests per page of a Theta project listing (the largest page the contract's emulator serves).
+THETA_PAGE_SIZE = 1000
+#: Listing pages a round may read beyond one per THETA_PAGE_SIZE watched requests (others' newer ones).
+THETA_EXTRA_PAGES = 1
+#: 429s a listing round waits out before it gives up until the next round.
+MAX_THROTTLED_PER_ROUND = 10
+#: Status GETs of one connection in flight at once (also capped by its pool size).
+MAX_CONCURRENT_POLLS = 16
+
+#: What a watcher is woken with: the ended request, or the error that ended polling it.
+Outcome = Job | EdgeInferError
+#: A poll's answer that the request still runs, when no Job was built for it (Theta listings).
+RUNNING = None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a poll failure may be tolerated (the next poll may succeed)."""
+    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
+
+
+class Watch:
+    """One trigger's interest in one request; ``future`` is settled once, with its :data:`Outcome`."""
+
+    __slots__ = ("failures", "future", "interval", "max_failures", "request_id")
+
+    def __init__(self, request_id: str, interval: float, max_failures: int) -> None:
+        self.request_id = request_id
+        self.interval = interval
+        self.max_failures = max_failures
+        self.failures = 0
+        self.future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+
+    @property
+    def open(self) -> bool:
+        return not self.future.done()
+
+    def settle(self, outcome: Outcome) -> None:
+        if not self.future.done():  # a cancelled waiter leaves a cancelled future behind
+            self.future.set_result(outcome)
+
+    def record(self, outcome: Outcome | None) -> None:
+        """One poll's answer about this request: settle on an end or on a failure not tolerated.
+
+        ``None`` (:data:`RUNNING`) means the request still runs.
+        """
+        if outcome is None or isinstance(outcome, Job):
+            self.failures = 0
+            if outcome is not None and outcome.terminal:
+                self.settle(outcome)
+            return
+        self.failures += 1
+        if not is_transient(outcome) or self.failures > self.max_failures:
+            self.settle(outcome)
+
+
+class Poller:
+    """Polls every watched request of one connection on one event loop (see the module docstring)."""
+
+    def __init__(self, key: str, client: Any, *, rng: Callable[[], float] = random.random) -> None:
+        self.key = key
+        self.client = client
+        self.limiter = RateLimiter()
+        self._rng = rng
+        self._watches: dict[str, list[Watch]] = {}
+        self._semaphore = asyncio.Semaphore(min(MAX_CONCURRENT_POLLS, client.settings.max_connections))
+        self._listing = _uses_listing(client.api)
+        # The per-request schedule (not used by listing rounds): (due, tie-breaker, request id).
+        self._due: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        #: Where each watched Theta request was last seen in the project listing (newest first).
+        self._depth: dict[str, int] = {}
+        self._stopping = False
+        #: Listing rounds run so far (tests and metrics read it).
+        self.rounds = 0
+        self._task = asyncio.get_running_loop().create_task(
+            self._run_rounds() if self._listing else self._run_schedule(), name=f"edgeinfer-poller:{key}"
+        )
+        self._task.add_done_callback(self._on_exit)
+
+    def __repr__(self) -> str:
+        return f"Poller(key={self.key!r}, watching={len(self._watches)})"
+
+    @property
+    def watching(self) -> int:
+        return len(self._watches)
+
+    # -- membership --------------------------------------------------------------------------
+
+    def add(self, request_id: str, interval: float, max_failures: int) -> Watch:
+        watch = Watch(request_id, interval, max_failures)
+        watches = self._watches.setdefault(request_id, [])
+        watches.append(watch)
+        if not self._listing and len(watches) == 1:
+            # The first poll falls anywhere in the interval, so triggers deferring together spread out.
+            self._schedule(request_id, interval * self._rng())
+        return watch
+
+    def remove(self, watch: Watch) -> bool:
+        """Forget ``watch``; True when it was the last one (the caller then stops the poller)."""
+        watches = self._watches.get(watch.request_id, [])
+        if watch in watches:
+            watches.remove(watch)
+        if not watches:
+            self._watches.pop(watch.request_id, None)
+            self._depth.pop(watch.request_id, None)
+        return not self._watches
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = [self._task, *self._inflight]
+        for task in tasks:
+            task.cancel()
+        # Awaited, so no task outlives the last trigger nor touches the client after its release.
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _on_exit(self, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        # Not stopped by the last watcher: the loop is shutting down or the poller hit a bug. Wake
+        # everyone with an error rather than leave them waiting for their deadlines.
+        error = EdgeInferError(
+            "the poller stopped unexpectedly" + ("" if task.cancelled() else f": {task.exception()!r}"),
+            vendor=self.client.api.vendor,
+        )
+        for watches in self._watches.values():
+            for watch in watches:
+                watch.settle(error)
+
+    def _open_ids(self) -> list[str]:
+        return [rid for rid, watches in self._watches.items() if any(w.open for w in watches)]
+
+    def _interval(self, request_id: str) -> float:
+        return min((w.interval for w in self._watches.get(request_id, ())), default=1.0)
+
+    def _round_interval(self) -> float:
+        """Listing rounds follow the most impatient watcher."""
+        return min((w.interval for ws in self._watches.values() for w in ws), default=1.0)
+
+    def _record(self, request_id: str, outcome: Outcome | None) -> None:
+        for watch in self._watches.get(request_id, ()):
+            watch.record(outcome)
+
+    # -- one request at a time ---------------------------------------------------------------
+
+    async def _fetch(self, request_id: str) -> Outcome | None:
+        """One status read; None when the vendor throttled it (the limiter now holds everyone back)."""
+        async with self._semaphore:
+            await self.limiter.wait()
+            try:
+                # One attempt: the next poll is the retry, and a 429 must pause the whole connection
+                # (the limiter) rather than be retried call by call inside the client.
+                job: Job = await self.client._send_once(self.client.api.status(request_id))
+            except RateLimitError as exc:
+                self.limiter.throttled(exc.retry_after)
+                return None
+            except EdgeInferError as exc:
+                log.warning("%s request %s: poll failed: %s", self.client.api.vendor, request_id, exc)
+                return exc
+        self.limiter.succeeded()
+        return job
+
+    async def _poll_one(self, request_id: str) -> None:
+        outcome = await self._fetch(request_id)
+        if outcome is not None:
+            self._record(request_id, outcome)
+
+    def _schedule(self, request_id: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        heapq.heappush(self._due, (loop.time() + delay, next(self._order), request_id))
+        self._wake.set()
+
+    async def _polled_then_rescheduled(self, request_id: str) -> None:
+        try:
+            await self._poll_one(request_id)
+        finally:
+            if request_id in self._watches and not self._stopping:
+                self._schedule(request_id, self._interval(request_id))
+
+    async def _run_schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self._due and self._due[0][0] <= now:
+                _, _, request_id = heapq.heappop(self._due)
+                if request_id not in self._watches:
+                    continue  # its triggers left
+                task = loop.create_task(self._polled_then_rescheduled(request_id))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            self._wake.clear()
+            delay = self._due[0][0] - now if self._due else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    # -- Theta: the project listing ----------------------------------------------------------
+
+    async def _run_rounds(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await self._round()
+            await asyncio.sleep(max(0.0, started + self._round_interval() - loop.time()))
+
+    async def _round(self) -> None:
+        api = self.client.api
+        self.rounds += 1
+        wanted = set(self._open_ids())
+        budget = math.ceil(len(wanted) / THETA_PAGE_SIZE) + THETA_EXTRA_PAGES
+        call = api.list_request_states(number=THETA_PAGE_SIZE)
+        pages = offset = throttled = 0
+        while call is not None and wanted and self._worth_walking(wanted, pages, offset, budget):
+            await self.limiter.wait()
+            try:
+                page = await self.client._send_once(call)
+            except RateLimitError as exc:
+                self.limiter.throttled(exc.retry_after)
+                throttled += 1
+                if throttled >= MAX_THROTTLED_PER_ROUND:
+                    return
+                continue
+            except EdgeInferError as exc:
+                # The listing failed: one failed poll for every request it would have answered.
+                log.warning("%s: listing requests failed (%d watched): %s", api.vendor, len(wanted), exc)
+                for request_id in wanted:
+                    self._record(request_id, exc)
+                return
+            self.limiter.succeeded()
+            pages += 1
+            for position, request in enumerate(page.items, start=offset):
+                request_id = request.get("id")
+                if request_id not in wanted:
+                    continue
+                wanted.discard(request_id)
+                self._depth[request_id] = position
+                try:
+                    ended = api.job_if_ended(request)  # validates only the requests that ended
+                except EdgeInferError as exc:
+                    self._record(request_id, exc)
+                    continue
+                self._record(request_id, RUNNING if ended is None else ended)
+            offset += len(page.items)
+            call = page.next_call
+        # Not worth a page (a few old ones), past the budget or in no listing (another project's).
+        await asyncio.gather(*(self._poll_one(request_id) for request_id in wanted))
+
+    def _worth_walking(self, wanted: set[str], pages: int, offset: int, budget: int) -> bool:
+        """Whether to read one more listing page rather than read the ``wanted`` ones by one.
+
+        Requests seen before are expected near the depth they had (newer ones only push them
+        deeper): walk on while reaching the deepest costs no more pages than there are requests
+        left. Requests never seen in a listing (just joined) are looked for within ``budget`` pages.
+        """
+        if pages == 0:
+            return True
+        depths = [self._depth.get(rid, -1) for rid in wanted]
+        if min(depths) < 0 and pages < budget:
+            return True
+        deepest = max(depths)
+        return deepest >= 0 and max(1, math.ceil((deepest + 1 - offset) / THETA_PAGE_SIZE)) <= len(wanted)
+
+
+def _uses_listing(api: Any) -> bool:
+    from airflow_provider_edgeinfer.clients.theta import ThetaAPI
+
+    return isinstance(api, ThetaAPI) and bool(api.project_id)
+
+
+class _Pollers:
+    """The registry: one :class:`Poller` per (event loop, connection key)."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Poller]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _table(self) -> dict[str, Poller]:
+        return self._by_loop.setdefault(asyncio.get_running_loop(), {})
+
+    def join(self, key: str, client: Any) -> Poller:
+        table = self._table()
+        poller = table.get(key)
+        if poller is None:
+            poller = table[key] = Poller(key, client)
+        elif poller.client.closed:
+            # The shared client was closed under us (close_all) and a fresh one handed out: use it.
+            poller.client = client
+        return poller
+
+    async def leave(self, poller: Poller, watch: Watch) -> None:
+        if poller.remove(watch):
+            table = self._table()
+            if table.get(poller.key) is poller:
+                del table[poller.key]  # at once, so a trigger joining meanwhile starts a new poller
+            await poller.stop()
+
+    def get(self, key: str) -> Poller | None:
+        return self._table().get(key)
+
+    def active(self) -> int:
+        """Pollers running on this loop (tests assert none outlive their triggers)."""
+        return len(self._table())
+
+
+pollers = _Pollers()
+
+
+@contextlib.asynccontextmanager
+async def watch(
+    key: str, client: Any, request_id: str, *, interval: float, max_failures: int
+) -> AsyncIterator[Watch]:
+    """Watch ``request_id`` through the connection's poller while the block runs.
+
+    ``client`` is the caller's reference to the connection's shared client, held for the whole block.
+    """
+    poller = pollers.join(key, client)
+    entry = poller.add(request_id, interval, max_failures)
+    try:
+        yield entry
+    finally:
+        await pollers.leave(poller, entry)
+
+
+__all__ = ["Outcome", "Poller", "Watch", "is_transient", "pollers", "watch"]
