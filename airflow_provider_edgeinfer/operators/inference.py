@@ -25,6 +25,7 @@ from airflow_provider_edgeinfer.exceptions import (
     JobTimeoutError,
     NotFoundError,
     OutcomeUnknownError,
+    ResultExpiredError,
 )
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink
 
@@ -492,7 +493,14 @@ class InferenceOperator(BaseOperator):
         output = job.output
         fetch = hook.api.fetch_output(job)
         if fetch is not None:
-            output = hook.run(fetch)
+            try:
+                output = hook.run(fetch)
+            except ResultExpiredError:
+                # Nothing left to reattach to: forget the request so that a retry submits afresh.
+                store = context.get("task_state_store")
+                if store is not None:
+                    store.delete(STATE_KEY)
+                raise
         result = build_result(
             job,
             output,

@@ -114,3 +114,47 @@ def test_large_output_without_output_path_is_a_clear_error(emulated: Any) -> Non
     }
     with pytest.raises(ConfigurationError, match="output_path"):
         _op(xcom_output_max_bytes=10).execute_complete({}, event)  # type: ignore[arg-type]
+
+
+class _Store:
+    """The task state store's interface, in memory."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def test_expired_result_fails_and_lets_the_retry_resubmit(emulated: Any) -> None:
+    from airflow_provider_edgeinfer.exceptions import ResultExpiredError
+    from airflow_provider_edgeinfer.hooks.octoai import OctoAIHook
+    from airflow_provider_edgeinfer.operators.inference import STATE_KEY
+
+    state = emulated.state
+    state.octoai_retention_seconds = 30
+    with OctoAIHook() as hook:
+        job = hook.run(hook.api.submit("generate/sdxl", {"prompt": "a lighthouse"}))
+        done = hook.run(hook.api.status(job.request_id))
+    state.clock.advance(31)
+    store = _Store()
+    store.set(STATE_KEY, {"fingerprint": "f", "request_id": job.request_id, "submitted_at": 0.0})
+    event = {
+        "status": "success",
+        "vendor": "octoai",
+        "request_id": job.request_id,
+        "job": done.model_dump(mode="json"),
+    }
+    op = InferenceOperator(
+        task_id="gen", conn_id="edgeinfer_octoai_default", service="generate/sdxl", input={}
+    )
+    with pytest.raises(ResultExpiredError) as raised:
+        op.execute_complete({"task_state_store": store}, event)  # type: ignore[arg-type]
+    assert raised.value.request_id == job.request_id
+    assert STATE_KEY not in store.values, "the next try must submit afresh, not reattach to a dead result"
