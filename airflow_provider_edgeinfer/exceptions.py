@@ -33,6 +33,8 @@ This module imports nothing from Airflow, so vendor clients can use it anywhere.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -107,6 +109,18 @@ class EdgeInferError(Exception):
         )
 
 
+@contextlib.contextmanager
+def naming_vendor(vendor: str) -> Iterator[None]:
+    """Errors raised inside (by vendor-agnostic helpers: input files, JSONL) name ``vendor``."""
+    try:
+        yield
+    except EdgeInferError as exc:
+        if exc.vendor is None:
+            exc.vendor = vendor
+            exc.args = (exc._render(),)
+        raise
+
+
 def _rebuild(cls: type[EdgeInferError], message: str, kwargs: dict[str, Any]) -> EdgeInferError:
     return cls(message, **kwargs)
 
@@ -178,6 +192,11 @@ class ServerError(VendorAPIError):
     hint = "The vendor had a server-side problem; retry later."
 
 
+#: ``code`` of an :class:`UnexpectedResponseError` whose body was not even valid JSON (a garbled or
+#: cut answer): transient by nature, so a read may simply be repeated.
+MALFORMED_BODY = "MALFORMED_BODY"
+
+
 class UnexpectedResponseError(EdgeInferError):
     hint = "The vendor's answer did not match its contract; report it with the request id."
 
@@ -221,4 +240,5 @@ __all__ = [
     "VendorConnectionError",
     "VendorTimeoutError",
     "VendorValidationError",
+    "naming_vendor",
 ]

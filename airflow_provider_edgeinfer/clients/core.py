@@ -23,6 +23,7 @@ from airflow_provider_edgeinfer.clients.jobs import Job
 from airflow_provider_edgeinfer.clients.redact import redact_text, redact_url
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
+    MALFORMED_BODY,
     AuthenticationError,
     ConfigurationError,
     ConflictError,
@@ -225,6 +226,7 @@ class VendorAPI:
                 vendor=self.vendor,
                 http_status=result.status,
                 request_id=call_request_id,
+                code=MALFORMED_BODY,
             ) from None
 
     def model(self, model: type[M], data: Any, result: HttpResult, request_id: str | None = None) -> M:

@@ -20,8 +20,10 @@ from typing import Any
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from airflow_provider_edgeinfer.exceptions import (
+    MALFORMED_BODY,
     RateLimitError,
     ServerError,
+    UnexpectedResponseError,
     VendorAPIError,
     VendorConnectionError,
     VendorTimeoutError,
@@ -110,6 +112,8 @@ def is_retryable(error: BaseException, safety: Safety) -> bool:
         status = getattr(error, "http_status", None)
         if isinstance(error, VendorAPIError) and status == 408:
             return True  # request timeout: the vendor gave up reading the request
+        if isinstance(error, UnexpectedResponseError) and error.code == MALFORMED_BODY:
+            return True  # a garbled answer to a read: reading again is free
         return isinstance(error, ServerError) and status in RETRYABLE_STATUSES
     # CREATES_WORK: a 503 that says when to come back was refused before any work started.
     return isinstance(error, ServerError) and error.http_status == 503 and error.retry_after is not None

@@ -26,6 +26,7 @@ from airflow_provider_edgeinfer.exceptions import (
     JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    naming_vendor,
 )
 
 if TYPE_CHECKING:
@@ -186,7 +187,9 @@ class BatchOperator(BaseOperator):
             if header is not None and header.outcome is None:
                 # A running batch keeps the files its glob matched when it started.
                 sources = manifest.read_sources()
-        return output_dir, manifest, load_items(self.inputs, file_field=self.file_field, sources=sources)
+        with naming_vendor(hook.vendor):
+            items = load_items(self.inputs, file_field=self.file_field, sources=sources)
+        return output_dir, manifest, items
 
     def _budget(self) -> float | None:
         if self.max_cost_usd is None or self.max_cost_usd == "":
@@ -205,7 +208,9 @@ class BatchOperator(BaseOperator):
         """Every input checked locally before anything is sent (and paid for)."""
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
-        if self._budget() is not None and mode != "native":
+        with naming_vendor(hook.vendor):
+            budget = self._budget()
+        if budget is not None and mode != "native":
             raise ConfigurationError(
                 f"max_cost_usd needs a vendor that estimates cost before submitting; {hook.vendor} does not",
                 vendor=hook.vendor,

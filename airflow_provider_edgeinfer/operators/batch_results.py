@@ -10,13 +10,16 @@ a thread pool (others), and each chunk is written before the next is fetched.
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError, NotFoundError
+from airflow_provider_edgeinfer.triggers.batch import is_transient
 from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
@@ -38,6 +41,8 @@ MAX_FETCH_THREADS = 16
 NATIVE_PAGE_LIMIT = 1000
 LIST_PAGE_SIZE = 500
 CLOCK_SKEW_SECONDS = 300.0
+#: Rounds of (already retried) reads of one item's result before the task gives up on it.
+RESULT_READ_ROUNDS = 4
 #: infrai item error codes worth resubmitting (``item_retries``): the input itself was fine.
 TRANSIENT_ITEM_CODES = frozenset({"UPSTREAM_ERROR", "RATE_LIMITED", "EXPIRED", "CANCELLED", "INTERNAL"})
 
@@ -194,7 +199,7 @@ class FanOutResults:
         if call is None:
             return None, {"type": "ConfigurationError", "message": "the vendor has no status endpoint"}
         try:
-            return self.hook.run(call), None
+            return patient_read(self.hook, call), None
         except (NotFoundError, JobFailedError) as exc:
             return None, error_payload(exc)
 
@@ -317,7 +322,7 @@ def _prepared(
         output = job.output
         fetch = hook.api.fetch_output(job)
         if fetch is not None:
-            output = hook.run(fetch)
+            output = patient_read(hook, fetch)
         output, files = writer.media(item, output)
     except EdgeInferError as exc:
         payload = error_payload(exc)
@@ -325,6 +330,22 @@ def _prepared(
     return lambda: writer.row(
         item, succeeded=True, request_id=job.request_id, output=output, cost_usd=job.cost_usd, files=files
     )
+
+
+def patient_read(hook: EdgeInferHook, call: Any) -> Any:
+    """Send a read, with a few extra rounds on transient failures.
+
+    Each round already retries with backoff; a paid result is worth a few more rounds before the
+    task gives up on a flaky vendor (reads are free, losing a result is not).
+    """
+    for attempt in range(1, RESULT_READ_ROUNDS + 1):
+        try:
+            return hook.run(call)
+        except EdgeInferError as exc:
+            if not is_transient(exc) or attempt == RESULT_READ_ROUNDS:
+                raise
+            time.sleep(min(2.0**attempt, 30.0) * random.random())
+    raise AssertionError("unreachable")
 
 
 def _error(message: str, type_: str = "JobFailedError") -> dict[str, Any]:

@@ -26,6 +26,7 @@ from airflow_provider_edgeinfer.exceptions import (
     NotFoundError,
     OutcomeUnknownError,
     ResultExpiredError,
+    naming_vendor,
 )
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink
 
@@ -167,7 +168,8 @@ class InferenceOperator(BaseOperator):
         input_ = self._input_dict(vendor)
         if not self.service:
             raise InputValidationError("service is empty", vendor=vendor)
-        files = self._input_file_paths(hook, input_)
+        with naming_vendor(hook.vendor):
+            files = self._input_file_paths(hook, input_)
         # A file field is checked with a stand-in name: the real one exists only after the upload.
         checked = {**input_, **{f: f"upload-of-{f}" for f in files}}
         hook.validate_submission(self.service, self.prediction, checked, **self.vendor_options)

@@ -25,6 +25,7 @@ from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     InputValidationError,
     UnexpectedResponseError,
+    naming_vendor,
 )
 from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many, upload_source
 
@@ -136,7 +137,8 @@ def upload_files(
     _require(hook, "input", field)
     if max_concurrency < 1:
         raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
-    paths = expand_sources(sources, conn_id=source_conn_id)
+    with naming_vendor(hook.vendor):
+        paths = expand_sources(sources, conn_id=source_conn_id)
     theta: ThetaHook = hook  # type: ignore[assignment]
     check_upload_field(theta, service, prediction, field)
     files = [upload_source(p) for p in paths]
@@ -282,7 +284,8 @@ class PresignedUploadOperator(BaseOperator):
 
         hook = hook_for_connection(self.conn_id)
         try:
-            results = self._upload(hook)
+            with naming_vendor(hook.vendor):
+                results = self._upload(hook)
         finally:
             hook.close()
         return results if is_many(self.source) else results[0]

@@ -202,7 +202,12 @@ class FanOutWatch(Watch):
                 self._settle(request_id, job)
 
         await asyncio.gather(*(one(i) for i in ids))
-        if failure:
+        # A few items whose read failed transiently stay unsettled and are read again next round;
+        # the round itself failed only if nothing got through or an error will not go away.
+        lasting = [exc for exc in failure if not is_transient(exc)]
+        if lasting:
+            raise lasting[0]
+        if failure and len(failure) == len(ids):
             raise failure[0]
         return len(ids)
 

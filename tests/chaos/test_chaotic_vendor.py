@@ -93,3 +93,31 @@ def test_lost_octoai_submission_answer_is_reported_not_repeated(airflow_db: None
     assert list(snapshot["submissions"]["octoai"].values()) == [1], (
         "an unknown outcome must not be resubmitted"
     )
+
+
+@pytest.mark.parametrize("vendor", ["theta", "octoai", "infrai", "omnitensor"])
+def test_thousand_item_batch_survives_a_chaotic_vendor(
+    airflow_db: None, chaotic: Any, tmp_path: Any, vendor: str
+) -> None:
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    fixtures = Path(__file__).resolve().parents[1] / "dags" / "fixtures" / "edgeinfer_chaos_batch_dags.py"
+    spec = importlib.util.spec_from_file_location("edgeinfer_chaos_batch_dags", fixtures)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    state = chaotic.state
+    state.timing[vendor] = Timing(0.05, 0.2)
+    mangle = "*" if vendor in ("theta", "infrai") else "GET"
+    state.faults[vendor].update({**CHAOS, "mangle_methods": mangle})
+    run = getattr(module, f"dag_{vendor}").test(run_conf={"output_path": str(tmp_path)})
+    assert task_states(run) == {"batch": "success"}
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 1000, "no result lost"
+    assert {r["state"] for r in rows} == {"succeeded"}
+    snapshot = state.snapshot()
+    assert snapshot["duplicates"][vendor] == {}, "nothing submitted twice"
+    assert sum(n for k, n in snapshot["faults_injected"].items() if k.startswith(vendor)) > 50

@@ -599,9 +599,15 @@ async def test_drop_on_submit_is_outcome_unknown_not_resent(
 
 def test_malformed_answers(api: OctoAIAPI, client: SyncClient[OctoAIAPI], state: EmulatorState) -> None:
     job = client.send(api.submit("generate/sdxl", SMALL))
+    # A garbled answer to a read is read again...
     state.scripted["octoai"].append({"kind": "malformed", "path": "/v1/requests"})
+    assert client.send(api.status(job.request_id)).request_id == job.request_id
+    # ...until the attempts run out.
+    state.scripted["octoai"].extend([{"kind": "malformed", "path": "/v1/requests"}] * 5)
     with pytest.raises(UnexpectedResponseError, match="malformed JSON"):
         client.send(api.status(job.request_id))
+    state.scripted["octoai"].clear()
+    # A garbled answer to a submission is never resent: it may have created work.
     state.scripted["octoai"].append({"kind": "malformed", "path": "/generate"})
     with pytest.raises(UnexpectedResponseError):
         client.send(api.generate_image("sdxl", SMALL))

@@ -442,9 +442,13 @@ def test_lost_inference_answer_is_outcome_unknown(
 
 
 def test_malformed_answer_is_unexpected(client: SyncClient[OmniTensorAPI], state: EmulatorState) -> None:
+    # Garbled answers to a read are read again, until the attempts run out.
     state.scripted[VENDOR].append({"kind": "malformed", "path": "/account/balance"})
+    assert client.send(client.api.balance()).balance > 0
+    state.scripted[VENDOR].extend([{"kind": "malformed", "path": "/account/balance"}] * 10)
     with pytest.raises(UnexpectedResponseError):
         client.send(client.api.balance())
+    state.scripted[VENDOR].clear()
 
 
 # -- compute and data -------------------------------------------------------------------------
