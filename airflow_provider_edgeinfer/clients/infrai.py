@@ -407,19 +407,32 @@ class InfraiAPI(VendorAPI):
             request_id=batch_id,
         )
 
-    def batch_list(self, *, cursor: str | None = None, limit: int | None = None) -> Call[Page[BatchStatus]]:
-        def parse(result: HttpResult) -> Page[BatchStatus]:
-            data, _ = self.unwrap(result)
-            page = self.model(BatchListPage, data, result)
-            following = self.batch_list(cursor=page.next_cursor, limit=limit) if page.next_cursor else None
-            return Page(page.batches, following, page.total_count)
+    def _cursor_page(
+        self,
+        operation: str,
+        path: str,
+        answer: type[R],
+        items: Callable[[Any], list[T]],
+        cursor: str | None,
+        limit: int | None,
+    ) -> Call[Page[T]]:
+        """One page of a cursor listing; its ``next_call`` follows ``next_cursor`` until absent."""
 
-        return Call(
-            "batch.list",
-            "GET",
-            self._url(NATIVE_PREFIX + "/batch/list"),
-            parse,
-            params={"cursor": cursor, "limit": limit},
+        def parse(result: HttpResult) -> Page[T]:
+            data, _ = self.unwrap(result)
+            page: Any = self.model(answer, data, result)
+            following = (
+                self._cursor_page(operation, path, answer, items, page.next_cursor, limit)
+                if page.next_cursor
+                else None
+            )
+            return Page(items(page), following, page.total_count)
+
+        return Call(operation, "GET", self._url(path), parse, params={"cursor": cursor, "limit": limit})
+
+    def batch_list(self, *, cursor: str | None = None, limit: int | None = None) -> Call[Page[BatchStatus]]:
+        return self._cursor_page(
+            "batch.list", NATIVE_PREFIX + "/batch/list", BatchListPage, lambda p: p.batches, cursor, limit
         )
 
     def batch_cancel(
@@ -621,18 +634,8 @@ class InfraiAPI(VendorAPI):
         )
 
     def tts_voices(self, *, cursor: str | None = None, limit: int | None = None) -> Call[Page[Voice]]:
-        def parse(result: HttpResult) -> Page[Voice]:
-            data, _ = self.unwrap(result)
-            page = self.model(VoicePage, data, result)
-            following = self.tts_voices(cursor=page.next_cursor, limit=limit) if page.next_cursor else None
-            return Page(page.voices, following, page.total_count)
-
-        return Call(
-            "tts.voices",
-            "GET",
-            self._url(NATIVE_PREFIX + "/tts/voices"),
-            parse,
-            params={"cursor": cursor, "limit": limit},
+        return self._cursor_page(
+            "tts.voices", NATIVE_PREFIX + "/tts/voices", VoicePage, lambda p: p.voices, cursor, limit
         )
 
     def voice_session(
