@@ -240,5 +240,4 @@ __all__ = [
     "VendorConnectionError",
     "VendorTimeoutError",
     "VendorValidationError",
-    "naming_vendor",
 ]

@@ -293,7 +293,8 @@ def create_app(state: EmulatorState) -> ASGIApp:
         job["webhook"] = body.get("webhook")
         if wait > 0 and jobs.status(job) in ("pending", "processing"):
             # Hold the call until the job ends or ``wait`` runs out, as Theta does.
-            await asyncio.sleep(max(0.0, min(float(min(wait, 60)), job["ends"] - state.clock.now())))
+            # A hair past the end, so the job is done when rendered (sleeps may wake a tick early).
+            await asyncio.sleep(max(0.0, min(float(min(wait, 60)), job["ends"] - state.clock.now() + 0.005)))
         return ok({"infer_requests": [jobs.render(job)], "model_quotas": []})
 
     async def create_default(request: Request) -> Response:
