@@ -30,6 +30,7 @@ from airflow_provider_edgeinfer.exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
+from airflow_provider_edgeinfer.operators.batch_results import patient_read
 from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
@@ -248,7 +249,11 @@ def resolve_unknown(
     services: Any = getattr(hook, "services", dict)()
     service_id = getattr(services.get(service), "id", None)
     found: dict[int, str] = {}
-    for page in hook.get_conn().pages(api.list_requests(number=SEARCH_PAGE_SIZE)):
+    # Read patiently: giving up here fails the task with paid work in flight.
+    call: Any = api.list_requests(number=SEARCH_PAGE_SIZE)
+    while call is not None:
+        page = patient_read(hook, call)
+        call = page.next_call
         for request in page.items:
             created = epoch_of(request.create_time)
             if created is not None and created < since:
