@@ -30,7 +30,7 @@ from airflow_provider_edgeinfer.exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
-from airflow_provider_edgeinfer.operators.batch_results import patient_read
+from airflow_provider_edgeinfer.operators.batch_results import patient_pages
 from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
@@ -250,10 +250,7 @@ def resolve_unknown(
     service_id = getattr(services.get(service), "id", None)
     found: dict[int, str] = {}
     # Read patiently: giving up here fails the task with paid work in flight.
-    call: Any = api.list_requests(number=SEARCH_PAGE_SIZE)
-    while call is not None:
-        page = patient_read(hook, call)
-        call = page.next_call
+    for page in patient_pages(hook, api.list_requests(number=SEARCH_PAGE_SIZE)):
         for request in page.items:
             created = epoch_of(request.create_time)
             if created is not None and created < since:

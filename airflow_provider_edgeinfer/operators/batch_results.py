@@ -148,7 +148,7 @@ def write_native(hook: EdgeInferHook, header: Header, items: list[BatchItem], wr
     for number, batch_round in enumerate(header.rounds):
         if batch_round.batch_id is None:
             continue
-        for page in hook.get_conn().pages(api.batch_results(batch_round.batch_id, limit=NATIVE_PAGE_LIMIT)):
+        for page in patient_pages(hook, api.batch_results(batch_round.batch_id, limit=NATIVE_PAGE_LIMIT)):
             for result in page.items:
                 index = positions[number][result.index]
                 if final_round[index] != number:
@@ -174,7 +174,7 @@ def native_retryable(hook: EdgeInferHook, batch_id: str, indices: list[int]) -> 
     """Global indices of a round's items that failed for a reason worth another try."""
     api: Any = hook.api
     out = []
-    for page in hook.get_conn().pages(api.batch_results(batch_id, limit=NATIVE_PAGE_LIMIT)):
+    for page in patient_pages(hook, api.batch_results(batch_id, limit=NATIVE_PAGE_LIMIT)):
         for result in page.items:
             if result.state != "succeeded" and (
                 result.error is None or result.error.code in TRANSIENT_ITEM_CODES
@@ -219,7 +219,7 @@ class FanOutResults:
             if listing is not None
             else api.list_requests(number=LIST_PAGE_SIZE)
         )
-        for page in self.hook.get_conn().pages(first):
+        for page in patient_pages(self.hook, first):
             oldest = None
             for raw in page.items:
                 request = raw if isinstance(raw, InferRequest) else None
@@ -346,6 +346,15 @@ def patient_read(hook: EdgeInferHook, call: Any) -> Any:
                 raise
             time.sleep(min(2.0**attempt, 30.0) * random.random())
     raise AssertionError("unreachable")
+
+
+def patient_pages(hook: EdgeInferHook, first: Any) -> Iterator[Any]:
+    """Every page of a listing, each read patiently."""
+    call = first
+    while call is not None:
+        page = patient_read(hook, call)
+        yield page
+        call = page.next_call
 
 
 def _error(message: str, type_: str = "JobFailedError") -> dict[str, Any]:
