@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from airflow_provider_edgeinfer.clients.jobs import Job
@@ -217,6 +218,10 @@ class VendorAPI:
 
     def json_body(self, result: HttpResult, call_request_id: str | None = None) -> Any:
         """The decoded JSON body; malformed JSON is an :class:`UnexpectedResponseError`."""
+        try:
+            return msgspec.json.decode(result.content)
+        except msgspec.DecodeError:
+            pass  # what msgspec refuses but json accepts (NaN, huge integers) is still an answer
         try:
             return json.loads(result.content)
         except (ValueError, UnicodeDecodeError):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Page, VendorAPI, check_base_url
 from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
 from airflow_provider_edgeinfer.clients.retry import Safety
+from airflow_provider_edgeinfer.clients.theta_listing import ListedRequest, decode_listing
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     InputValidationError,
@@ -253,10 +254,12 @@ class ThetaAPI(VendorAPI):
         number: int = DEFAULT_PAGE_SIZE,
         state: str | None = None,
     ) -> Call[Page[InferRequest]]:
-        def item(raw: Any, result: HttpResult) -> InferRequest:
-            return self.model(InferRequest, raw, result)
+        def items(result: HttpResult) -> tuple[list[InferRequest], int | None]:
+            body = self.unwrap(result) or {}
+            listed = [self.model(InferRequest, raw, result) for raw in body.get("infer_requests", [])]
+            return listed, (body.get("pagination") or {}).get("total")
 
-        return self._listing(project_id, page, number, state, item, self.list_requests)
+        return self._listing(project_id, page, number, state, items, self.list_requests)
 
     def list_request_states(
         self,
@@ -265,19 +268,17 @@ class ThetaAPI(VendorAPI):
         page: int = 0,
         number: int = DEFAULT_PAGE_SIZE,
         state: str | None = None,
-    ) -> Call[Page[dict[str, Any]]]:
-        """The same listing with each request left as its JSON object, validated by no one yet.
+    ) -> Call[Page[ListedRequest]]:
+        """The same listing, each request read for its id and state only (see :mod:`.theta_listing`).
 
-        For a poller watching thousands: it reads ``id`` and ``state`` of every item and validates
-        only the requests that ended (:meth:`job_if_ended`), about a tenth of the parsing cost.
+        For pollers watching thousands: only the requests that ended are then validated
+        (:meth:`job_if_ended`).
         """
 
-        def item(raw: Any, result: HttpResult) -> dict[str, Any]:
-            if not isinstance(raw, dict):
-                raise UnexpectedResponseError("a listed request is not an object", vendor=self.vendor)
-            return raw
+        def items(result: HttpResult) -> tuple[list[ListedRequest], int | None]:
+            return decode_listing(result.content, vendor=self.vendor, status=result.status)
 
-        return self._listing(project_id, page, number, state, item, self.list_request_states)
+        return self._listing(project_id, page, number, state, items, self.list_request_states)
 
     def _listing(
         self,
@@ -285,7 +286,7 @@ class ThetaAPI(VendorAPI):
         page: int,
         number: int,
         state: str | None,
-        item: Callable[[Any, HttpResult], T],
+        items_of: Callable[[HttpResult], tuple[list[T], int | None]],
         again: Callable[..., Call[Page[T]]],
     ) -> Call[Page[T]]:
         project = project_id or self.project_id
@@ -297,9 +298,7 @@ class ThetaAPI(VendorAPI):
             )
 
         def parse(result: HttpResult) -> Page[T]:
-            body = self.unwrap(result) or {}
-            items = [item(r, result) for r in body.get("infer_requests", [])]
-            total = (body.get("pagination") or {}).get("total")
+            items, total = items_of(result)
             more = len(items) == number and (total is None or (page + 1) * number < int(total))
             next_call = again(project, page=page + 1, number=number, state=state) if more else None
             return Page(items, next_call, total)
@@ -381,20 +380,23 @@ class ThetaAPI(VendorAPI):
 
     # -- normalized view ---------------------------------------------------------------------
 
-    def job_if_ended(self, request: dict[str, Any]) -> Job | None:
-        """A listed request (raw JSON) as a Job once it ended; None, unvalidated, while it runs."""
-        state = STATES.get(str(request.get("state")))
+    def job_if_ended(self, listed: ListedRequest, service: str | None = None) -> Job | None:
+        """A listed request as a Job once it ended; None, unvalidated, while it runs."""
+        state = STATES.get(str(listed.state))
         if state is not None and not state.terminal:
             return None
+        return self.to_job(self.listed_request(listed), service)
+
+    def listed_request(self, listed: ListedRequest) -> InferRequest:
+        """The whole request behind a listing entry, validated now."""
         try:
-            parsed = InferRequest.model_validate(request)
+            return InferRequest.model_validate_json(listed.raw)
         except ValidationError as exc:
             raise UnexpectedResponseError(
                 f"a listed request does not match InferRequest: {exc.errors()[0]['msg']}",
                 vendor=self.vendor,
-                request_id=str(request.get("id")),
+                request_id=listed.id,
             ) from None
-        return self.to_job(parsed)
 
     def to_job(self, request: InferRequest, service: str | None = None) -> Job:
         state = map_state(self.vendor, request.state, STATES, request.id)

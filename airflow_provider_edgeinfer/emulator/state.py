@@ -43,9 +43,17 @@ class Clock:
 
     def __init__(self) -> None:
         self._offset = 0.0
+        self._epoch_at_zero = time.time() - time.monotonic()
 
     def now(self) -> float:
         return time.monotonic() + self._offset
+
+    def epoch(self, at: float) -> float:
+        """Wall-clock time of ``at`` (a :meth:`now` value): fixed, so a timestamp reads the same each time.
+
+        Moving the clock forward moves the emulated world's wall clock with it.
+        """
+        return at + self._epoch_at_zero
 
     def advance(self, seconds: float) -> None:
         self._offset += max(0.0, seconds)

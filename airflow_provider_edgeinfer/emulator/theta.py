@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,8 +115,7 @@ BY_ALIAS = {s["alias"]: s for s in SERVICES}
 
 
 def _iso(monotonic_at: float, state: EmulatorState) -> str:
-    wall = time.time() - (state.clock.now() - monotonic_at)
-    return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(state.clock.epoch(monotonic_at), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def error(status: int, message: str, code: str = "") -> Response:

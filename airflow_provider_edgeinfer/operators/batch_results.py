@@ -208,27 +208,16 @@ class FanOutResults:
 
         Listed requests stay raw JSON; only this batch's are validated (most of a page's cost).
         """
-        from airflow_provider_edgeinfer.clients.theta import InferRequest
-
         api: Any = self.hook.api
         if self.hook.vendor != "theta" or not getattr(api, "project_id", None):
             return
-        listing = getattr(api, "list_request_states", None)
-        first = (
-            listing(number=LIST_PAGE_SIZE)
-            if listing is not None
-            else api.list_requests(number=LIST_PAGE_SIZE)
-        )
-        for page in patient_pages(self.hook, first):
+        for page in patient_pages(self.hook, api.list_request_states(number=LIST_PAGE_SIZE)):
             oldest = None
-            for raw in page.items:
-                request = raw if isinstance(raw, InferRequest) else None
-                request_id = request.id if request is not None else raw.get("id")
-                oldest = request.create_time if request is not None else raw.get("create_time")
-                index = wanted.pop(str(request_id), None)
+            for listed in page.items:
+                oldest = listed.create_time
+                index = wanted.pop(listed.id, None)
                 if index is not None:
-                    request = request or InferRequest.model_validate(raw)
-                    yield index, api.to_job(request, self.service)
+                    yield index, api.to_job(api.listed_request(listed), self.service)
             stamp = epoch_of(oldest)
             if not wanted or (stamp is not None and stamp < since - CLOCK_SKEW_SECONDS):
                 return

@@ -151,23 +151,16 @@ class FanOutWatch(Watch):
         api = client.api
         unseen = set(self.ids)
         calls = 0
-        # Raw listing where the client has it: only this batch's ended requests are validated.
-        listing = getattr(api, "list_request_states", None)
-        first = (
-            listing(number=self.page_size)
-            if listing is not None
-            else api.list_requests(number=self.page_size)
-        )
-        async for page in client.pages(first):
+        # Only this batch's ended requests are validated.
+        async for page in client.pages(api.list_request_states(number=self.page_size)):
             calls += 1
             created = None
             for entry in page.items:
-                raw = entry if isinstance(entry, dict) else entry.model_dump()
-                created = raw.get("create_time")
-                request_id = str(raw.get("id"))
-                if request_id in unseen:
+                created = entry.create_time
+                if entry.id in unseen:
+                    request_id = entry.id
                     unseen.discard(request_id)
-                    job = api.job_if_ended(raw) if hasattr(api, "job_if_ended") else api.to_job(entry)
+                    job = api.job_if_ended(entry)
                     if job is not None:
                         self._settle(request_id, job)
             oldest = epoch_of(created)

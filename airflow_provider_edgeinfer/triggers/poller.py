@@ -282,7 +282,7 @@ class Poller:
             self.limiter.succeeded()
             pages += 1
             for position, request in enumerate(page.items, start=offset):
-                request_id = request.get("id")
+                request_id = request.id
                 if request_id not in wanted:
                     continue
                 wanted.discard(request_id)

@@ -29,6 +29,7 @@ from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.exceptions import (
+    MALFORMED_BODY,
     AuthenticationError,
     ConfigurationError,
     InputValidationError,
@@ -282,6 +283,59 @@ async def test_list_requests_state_filter(theta: Both, emu: EmulatorServer) -> N
     await theta.send(theta.api.create_request("flux", {"prompt": "b"}))
     listed = await theta.all(theta.api.list_requests(PROJECT, state="processing"))
     assert [r.id for r in listed] == [running]
+
+
+async def test_list_request_states_validates_only_what_ended(theta: Both, emu: EmulatorServer) -> None:
+    emu.state.timing["theta"] = Timing(queued=0, running=0)
+    done = (await theta.send(theta.api.create_request("flux", {"prompt": "done"}))).request.id
+    emu.state.timing["theta"] = Timing(queued=0, running=100)
+    emu.state.clock.advance(0.001)
+    running = (await theta.send(theta.api.create_request("flux", {"prompt": "running"}))).request.id
+    page = await theta.send(theta.api.list_request_states(number=10))
+    assert [(r.id, r.state) for r in page.items] == [(running, "processing"), (done, "success")]
+    assert page.items[1].create_time is not None
+    assert theta.api.job_if_ended(page.items[0]) is None
+    job = theta.api.job_if_ended(page.items[1], "flux")
+    assert job is not None and job.state is JobState.SUCCEEDED and job.request_id == done
+    assert job.service == "flux" and job.output is not None
+    # The whole request behind an entry is the one a GET returns (but for when it was rendered).
+    got = await theta.send(theta.api.get_request(done))
+    fresh = {"update_time"}
+    assert theta.api.listed_request(page.items[1]).model_dump(exclude=fresh) == got.model_dump(exclude=fresh)
+
+
+def _listing_answer(body: bytes) -> HttpResult:
+    return HttpResult(200, httpx.Headers(), body, f"http://127.0.0.1/infer_request/{PROJECT}/list")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "match"),
+    [
+        (b'{"status": "success", "body": {"infer_requests": [', MALFORMED_BODY, "malformed JSON"),
+        (b'{"status": "error", "message": "project suspended"}', None, "project suspended"),
+        (b'{"status": "success", "body": {"infer_requests": [7]}}', None, "documented shape"),
+        (b'{"status": "success", "body": {"infer_requests": [{"state": "success"}]}}', None, "id"),
+        (b'{"status": "success", "body": {"infer_requests": {}}}', None, "documented shape"),
+    ],
+)
+def test_list_request_states_refuses_broken_answers(body: bytes, code: str | None, match: str) -> None:
+    api = ThetaAPI("http://127.0.0.1:1", project_id=PROJECT)
+    with pytest.raises(UnexpectedResponseError, match=match) as caught:
+        api.list_request_states().parse(_listing_answer(body))
+    assert caught.value.vendor == "theta"
+    if code:
+        assert caught.value.code == code
+
+
+def test_a_listed_request_that_does_not_match_is_named() -> None:
+    api = ThetaAPI("http://127.0.0.1:1", project_id=PROJECT)
+    body = (
+        b'{"status": "success", "body": {"infer_requests": [{"id": "r1", "state": "success", "input": 3}]}}'
+    )
+    (listed,) = api.list_request_states().parse(_listing_answer(body)).items
+    with pytest.raises(UnexpectedResponseError, match="InferRequest") as caught:
+        api.job_if_ended(listed)
+    assert caught.value.request_id == "r1"
 
 
 def test_list_requests_needs_a_project(emu: EmulatorServer) -> None:
