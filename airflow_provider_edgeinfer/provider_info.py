@@ -20,7 +20,11 @@ _SECRET = {"type": ["string", "null"], "format": "password"}
 #: Extras every connection type takes (see hooks/base.py COMMON_EXTRAS).
 _COMMON_FIELDS: dict[str, Any] = {
     "timeout": {"label": "Read timeout (s)", "description": "Default 60.", "schema": _NUMBER},
-    "max_retries": {"label": "Max attempts per call", "description": "Default 5.", "schema": _INTEGER},
+    "max_retries": {
+        "label": "Max retries per call",
+        "description": "After the first attempt. Default 4.",
+        "schema": _INTEGER,
+    },
     "retry_max_total_delay": {
         "label": "Max total retry delay (s)",
         "description": "Upper bound of one call's retries, waits included. Default 120.",

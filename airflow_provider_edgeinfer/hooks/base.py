@@ -26,11 +26,14 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: Retries of a failed call after its first attempt, unless the connection's ``max_retries`` says otherwise.
+DEFAULT_MAX_RETRIES = 4
+
 #: Connection extras every vendor accepts (all optional), with what they mean.
 COMMON_EXTRAS: dict[str, str] = {
     "timeout": "read timeout in seconds (default 60)",
     "connect_timeout": "connect timeout in seconds (default 10)",
-    "max_retries": "attempts per call, first included (default 5)",
+    "max_retries": "retries of a failed call after its first attempt (default 4)",
     "retry_initial_delay": "first backoff delay in seconds (default 0.5)",
     "retry_max_delay": "longest single backoff delay in seconds (default 30)",
     "retry_max_total_delay": "longest whole retry sequence in seconds (default 120)",
@@ -43,7 +46,7 @@ def common_conn_fields() -> dict[str, Any]:
     number = {"type": ["number", "null"]}
     return {
         "timeout": {"label": "Read timeout (s)", "schema": number},
-        "max_retries": {"label": "Max attempts per call", "schema": {"type": ["integer", "null"]}},
+        "max_retries": {"label": "Max retries per call", "schema": {"type": ["integer", "null"]}},
         "retry_max_total_delay": {"label": "Max total retry delay (s)", "schema": number},
     }
 
@@ -228,8 +231,11 @@ class EdgeInferHook(BaseHook):
         # The connection form stores an untouched optional field as null or "": that means the default.
         extra = {k: v for k, v in conn.extra_dejson.items() if v is not None and v != ""}
         try:
+            retries = int(extra.get("max_retries", DEFAULT_MAX_RETRIES))
+            if retries < 0:
+                raise ValueError("max_retries must be 0 or more")
             retry = RetrySettings(
-                max_attempts=int(extra.get("max_retries", 5)),
+                max_attempts=retries + 1,
                 initial_delay=float(extra.get("retry_initial_delay", 0.5)),
                 max_delay=float(extra.get("retry_max_delay", 30.0)),
                 max_total_delay=float(extra.get("retry_max_total_delay", 120.0)),

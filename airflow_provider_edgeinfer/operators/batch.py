@@ -306,6 +306,17 @@ class BatchOperator(BaseOperator):
             return self._wait(context, hook, self._trigger(hook, header, batch_id=batch_id), opened)
         self._fanout_round(hook, manifest, header, items)
         if header.mode == "sync":
+            # The fan-out was the inference: each round is over when it returns.
+            while header.current.number < self.item_retries:
+                retry = self._failed_indices(hook, manifest, header, items)
+                if not retry:
+                    break
+                self.log.info(
+                    "round %d: sending %d transiently failed items again", header.current.number, len(retry)
+                )
+                time.sleep(self.poll_interval)  # the vendor refused them just now: give it a breath
+                self._new_round(manifest, header, retry)
+                self._fanout_round(hook, manifest, header, items)
             return self._finish(context, hook, manifest, header, items, "success")
         trigger = self._trigger(hook, header, output_path=str(manifest.output_dir))
         return self._wait(context, hook, trigger, opened)

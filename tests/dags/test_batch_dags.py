@@ -274,6 +274,27 @@ def test_omnitensor_fan_out_is_the_inference(airflow_db: None, emulated: Any, tm
     assert sum(emulated.state.snapshot()["submissions"]["omnitensor"].values()) == 15
 
 
+def test_omnitensor_item_retries_send_refused_items_again(
+    airflow_db: None, emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One attempt per call: a refused inference is refused for the item, and only item_retries help.
+    name = "AIRFLOW_CONN_EDGEINFER_OMNITENSOR_DEFAULT"
+    conn = json.loads(emulated.connections()[name])
+    conn["extra"]["max_retries"] = 0
+    monkeypatch.setenv(name, json.dumps(conn))
+    emulated.state.faults["omnitensor"].update({"rate_5xx": 0.3, "mangle_methods": "GET"})
+    run = _dag("edgeinfer_test_batch_omnitensor_retries").test(run_conf={"output_path": str(tmp_path)})
+    assert task_states(run) == {"batch": "success"}
+    header = json.loads((tmp_path / "_edgeinfer" / "batch.json").read_text())
+    assert len(header["rounds"]) >= 2, "some items were refused and sent again"
+    rows = _rows(tmp_path / "results.jsonl")
+    assert sorted(r["index"] for r in rows) == list(range(20))
+    assert {r["state"] for r in rows} == {"succeeded"}
+    snapshot = emulated.state.snapshot()
+    assert sum(snapshot["submissions"]["omnitensor"].values()) == 20, "each inference ran once"
+    assert snapshot["duplicates"]["omnitensor"] == {}
+
+
 def test_batch_sensor_waits_for_native_and_fan_out_batches(
     airflow_db: None, emulated: Any, tmp_path: Path
 ) -> None:

@@ -67,7 +67,7 @@ def test_hook_from_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     hook = ThetaHook("theta_uri")
     assert hook.api.base_url == "http://127.0.0.1:8080/theta"
     assert hook.api.project_id == "prj_x"
-    assert hook.http_settings(hook.connection).retry.max_attempts == 2
+    assert hook.http_settings(hook.connection).retry.max_attempts == 3  # the first try and 2 retries
     assert hook.credentials(hook.connection).api_key.get_secret_value() == KEY
 
 
@@ -165,7 +165,7 @@ def test_settings_from_extras(monkeypatch: pytest.MonkeyPatch) -> None:
         connect_timeout=3.0,
         read_timeout=12.5,
         max_connections=4,
-        retry=RetrySettings(max_attempts=7, initial_delay=0.1, max_delay=2.0, max_total_delay=9.0),
+        retry=RetrySettings(max_attempts=8, initial_delay=0.1, max_delay=2.0, max_total_delay=9.0),
     )
 
 
@@ -186,7 +186,7 @@ def test_settings_empty_form_fields_mean_defaults(monkeypatch: pytest.MonkeyPatc
     [
         {"timeout": "fast"},
         {"max_retries": "many"},
-        {"max_retries": 0},
+        {"max_retries": -1},
         {"retry_initial_delay": -1},
         {"retry_max_total_delay": "x"},
         {"timeout": -5},
