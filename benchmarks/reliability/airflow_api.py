@@ -6,6 +6,7 @@ token to every request, so no login is needed; the server listens on 127.0.0.1 o
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -66,7 +67,13 @@ class AirflowAPI:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
         if map_index >= 0:
             path += f"/{map_index}"
-        self._json(self.client.patch(path, json={"new_state": new_state}))
+        # Setting a state is idempotent: a busy SQLite's 500 is worth another try.
+        for attempt in range(5):
+            response = self.client.patch(path, json={"new_state": new_state})
+            if response.status_code < 500 or attempt == 4:
+                break
+            time.sleep(1.0)
+        self._json(response)
 
     def xcom_entries(self, dag_id: str, run_id: str = RUN_ID) -> list[dict[str, Any]]:
         """All XCom entries of the run with their values (``~`` is the API's "any task")."""
