@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,47 +31,14 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
+
 REPO = Path(__file__).resolve().parents[1]
 PAGE_SIZE = 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _inputs(n: int, tag: str) -> list[dict[str, Any]]:
     return [{"audio_filename": f"https://example.invalid/{tag}-{i}.wav", "language": "en"} for i in range(n)]
-
-
-def _start_emulator(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_edgeinfer.emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--queued-seconds",
-            "0",
-            "--running-seconds",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("the emulator did not start")
 
 
 def _control(base: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -195,17 +161,11 @@ def main() -> int:
         child(args.child, args.items, args.concurrency)
         return 0
 
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    emulator = _start_emulator(port)
-    home = tempfile.mkdtemp(prefix="edgeinfer-bench-")
-    env = dict(os.environ, AIRFLOW_HOME=home, AIRFLOW__CORE__LOAD_EXAMPLES="False")
-    for line in httpx.get(f"{base}/_emulator/connections", timeout=5).text.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
-    key = "emulator-theta-key"
-    output = tempfile.mkdtemp(prefix="edgeinfer-bench-out-")
-    try:
+    with emulator_process("--queued-seconds", "0", "--running-seconds", "2") as base:
+        env = dict(os.environ, AIRFLOW_HOME=tempfile.mkdtemp(prefix="edgeinfer-bench-"))
+        env |= {"AIRFLOW__CORE__LOAD_EXAMPLES": "False", **connection_env(base)}
+        key = "emulator-theta-key"
+        output = tempfile.mkdtemp(prefix="edgeinfer-bench-out-")
         asyncio.run(bare(base, key, 200, args.concurrency))  # warm-up
         _control(base, "reset", {})
         operator = run_operator(env, output, args.items, args.concurrency)
@@ -216,9 +176,6 @@ def main() -> int:
         assert lists_after - lists_before == calls
         _control(base, "reset", {})
         bare_rate = asyncio.run(bare(base, key, args.items, args.concurrency))
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
     ratio = operator_rate / bare_rate
     print(f"items                         {args.items}")
     print(f"concurrency                   {args.concurrency}")

@@ -31,15 +31,14 @@ import json
 import math
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -51,56 +50,16 @@ POLL_OPERATIONS = ("theta.get_request", "theta.list_requests")
 # -- the parent: emulators, phases, table, plot --------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def emulator(min_seconds: float, max_seconds: float) -> contextlib.AbstractContextManager[str]:
+    from airflow_provider_edgeinfer.emulator.process import emulator_process
 
-
-@contextlib.contextmanager
-def emulator(min_seconds: float, max_seconds: float) -> Iterator[int]:
-    import httpx
-
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_edgeinfer.emulator",
-            "--port",
-            str(port),
-            "--queued-seconds",
-            "0",
-            "--running-seconds",
-            str(min_seconds),
-            "--running-seconds-max",
-            str(max_seconds),
-            "--seed",
-            str(SEED),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the emulator did not start") from None
-                time.sleep(0.2)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    timing = ["--running-seconds", str(min_seconds), "--running-seconds-max", str(max_seconds)]
+    return emulator_process("--queued-seconds", "0", *timing, "--seed", str(SEED), show_errors=True)
 
 
 def run_phase(fleet: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
-    with emulator(args.min_seconds, args.max_seconds) as port, tempfile.TemporaryDirectory() as tmp:
+    with emulator(args.min_seconds, args.max_seconds) as base, tempfile.TemporaryDirectory() as tmp:
+        port = urlsplit(base).port
         out = Path(tmp) / "phase.json"
         cmd = [
             sys.executable,
@@ -292,8 +251,9 @@ class _TimedEvents(deque[Any]):
 
 
 def _setup_env(port: int) -> None:
-    import httpx
     from cryptography.fernet import Fernet
+
+    from airflow_provider_edgeinfer.emulator.process import connection_env
 
     home = tempfile.mkdtemp(prefix="edgeinfer-fleet-")
     os.environ.update(
@@ -314,10 +274,7 @@ def _setup_env(port: int) -> None:
             ),
         }
     )
-    text = httpx.get(f"http://127.0.0.1:{port}/_emulator/connections", timeout=5).text
-    for line in text.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        os.environ[name] = value.strip("'")
+    os.environ.update(connection_env(f"http://127.0.0.1:{port}"))
 
 
 async def _submit(port: int, n: int) -> list[str]:

@@ -28,7 +28,6 @@ import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,14 +37,10 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_edgeinfer.emulator.process import emulator_process
+
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _peak_rss_mb() -> float:
@@ -180,69 +175,49 @@ def main() -> int:
     if free < need:
         print(f"need {need // MIB} MiB free under {workdir}, have {free // MIB}", file=sys.stderr)
         return 2
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
     key = DEFAULT_KEYS["theta"]
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_edgeinfer.emulator", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/_emulator/health", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if emulator.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the emulator did not start") from None
-                time.sleep(0.1)
-        path = workdir / "upload.bin"
-        print(f"writing a {args.size_mb} MiB file ...", flush=True)
-        _make_file(path, args.size_mb)
-        size_mb = path.stat().st_size / 1e6
-        curl_s: list[float] = []
-        operator: list[dict[str, Any]] = []
-        engine: list[dict[str, Any]] = []
-        runs = [
-            lambda: curl_s.append(_curl(base, key, path)),
-            lambda: operator.append(_child("operator", base, key, path)),
-            lambda: engine.append(_child("engine", base, key, path)),
-        ]
-        for round_ in range(args.repeat):
-            for i in range(len(runs)):
-                httpx.post(f"{base}/_emulator/uploads/drop", timeout=60).raise_for_status()
-                os.sync()  # every run starts from the same disk state, whoever went before
-                runs[(i + round_) % len(runs)]()
-        best_curl = min(curl_s)
-        best_op = min(operator, key=lambda r: r["seconds"])
-        best_engine = min(engine, key=lambda r: r["seconds"])
-        op_peak = max(r["peak_rss_mb"] for r in operator)
-        op_base = max(r["baseline_rss_mb"] for r in operator)
-        engine_peak = max(r["peak_rss_mb"] for r in engine)
-        print()
-        print(f"{'uploader':<28}{'best s':>9}{'MB/s':>10}{'peak RSS MB':>14}{'RSS before MB':>15}")
-        print(f"{'curl -T':<28}{best_curl:>9.2f}{size_mb / best_curl:>10.0f}{'-':>14}{'-':>15}")
-        for name, best, peak, before in (
-            ("operator (upload_files)", best_op, op_peak, op_base),
-            ("engine (no Airflow)", best_engine, engine_peak, max(r["baseline_rss_mb"] for r in engine)),
-        ):
-            seconds = best["seconds"]
-            print(f"{name:<28}{seconds:>9.2f}{size_mb / seconds:>10.0f}{peak:>14.1f}{before:>15.1f}")
-        ratio = best_curl / best_op["seconds"]
-        print()
-        print(
-            f"RESULT size_mb={args.size_mb} ratio_vs_curl={ratio:.2f} peak_rss_mb={engine_peak:.1f} "
-            f"operator_peak_rss_mb={op_peak:.1f} operator_rss_growth_mb={op_peak - op_base:.1f}"
-        )
-        return 0
+        with emulator_process() as base:
+            path = workdir / "upload.bin"
+            print(f"writing a {args.size_mb} MiB file ...", flush=True)
+            _make_file(path, args.size_mb)
+            size_mb = path.stat().st_size / 1e6
+            curl_s: list[float] = []
+            operator: list[dict[str, Any]] = []
+            engine: list[dict[str, Any]] = []
+            runs = [
+                lambda: curl_s.append(_curl(base, key, path)),
+                lambda: operator.append(_child("operator", base, key, path)),
+                lambda: engine.append(_child("engine", base, key, path)),
+            ]
+            for round_ in range(args.repeat):
+                for i in range(len(runs)):
+                    httpx.post(f"{base}/_emulator/uploads/drop", timeout=60).raise_for_status()
+                    os.sync()  # every run starts from the same disk state, whoever went before
+                    runs[(i + round_) % len(runs)]()
+            best_curl = min(curl_s)
+            best_op = min(operator, key=lambda r: r["seconds"])
+            best_engine = min(engine, key=lambda r: r["seconds"])
+            op_peak = max(r["peak_rss_mb"] for r in operator)
+            op_base = max(r["baseline_rss_mb"] for r in operator)
+            engine_peak = max(r["peak_rss_mb"] for r in engine)
+            print()
+            print(f"{'uploader':<28}{'best s':>9}{'MB/s':>10}{'peak RSS MB':>14}{'RSS before MB':>15}")
+            print(f"{'curl -T':<28}{best_curl:>9.2f}{size_mb / best_curl:>10.0f}{'-':>14}{'-':>15}")
+            for name, best, peak, before in (
+                ("operator (upload_files)", best_op, op_peak, op_base),
+                ("engine (no Airflow)", best_engine, engine_peak, max(r["baseline_rss_mb"] for r in engine)),
+            ):
+                seconds = best["seconds"]
+                print(f"{name:<28}{seconds:>9.2f}{size_mb / seconds:>10.0f}{peak:>14.1f}{before:>15.1f}")
+            ratio = best_curl / best_op["seconds"]
+            print()
+            print(
+                f"RESULT size_mb={args.size_mb} ratio_vs_curl={ratio:.2f} peak_rss_mb={engine_peak:.1f} "
+                f"operator_peak_rss_mb={op_peak:.1f} operator_rss_growth_mb={op_peak - op_base:.1f}"
+            )
+            return 0
     finally:
-        emulator.terminate()
-        try:
-            emulator.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -14,24 +14,18 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
+
 HERE = Path(__file__).resolve().parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _setup_airflow(port: int) -> None:
+def _setup_airflow(base: str) -> None:
     home = tempfile.mkdtemp(prefix="edgeinfer-bench-")
     os.environ.update(
         {
@@ -39,13 +33,9 @@ def _setup_airflow(port: int) -> None:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(HERE / "dags"),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+            **connection_env(base),
         }
     )
-    import httpx
-
-    for line in httpx.get(f"http://127.0.0.1:{port}/_emulator/connections", timeout=5).text.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        os.environ[name] = value.strip("'")
 
 
 def _timed_operator() -> dict[str, float]:
@@ -72,31 +62,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="how long each emulated inference runs")
     args = parser.parse_args()
 
-    port = _free_port()
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_edgeinfer.emulator",
-            "--port",
-            str(port),
-            "--queued-seconds",
-            "0",
-            "--running-seconds",
-            str(args.seconds),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        import httpx
-
-        for _ in range(300):
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        _setup_airflow(port)
+    timing = ("--queued-seconds", "0", "--running-seconds", str(args.seconds))
+    with emulator_process(*timing, show_errors=True) as base:
+        _setup_airflow(base)
         from airflow.utils.db import resetdb
 
         resetdb(skip_init=False)
@@ -118,9 +86,6 @@ def main() -> int:
                 print(f"{mode} run ended {run.state}", file=sys.stderr)
                 return 1
             results[mode] = {"worker_s": spent["s"], "wall_s": wall}
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
 
     print(f"{'mode':<12}{'worker s':>10}{'wall s':>10}")
     for mode, row in results.items():

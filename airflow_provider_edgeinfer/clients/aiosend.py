@@ -20,14 +20,10 @@ import httpx
 
 from airflow_provider_edgeinfer import __version__
 from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI, host_of
-from airflow_provider_edgeinfer.clients.redact import redact_text, redact_url
-from airflow_provider_edgeinfer.clients.retry import Safety
+from airflow_provider_edgeinfer.clients.redact import redact_url
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     EdgeInferError,
-    OutcomeUnknownError,
-    VendorConnectionError,
-    VendorTimeoutError,
 )
 
 T = TypeVar("T")
@@ -120,16 +116,5 @@ class LeanSender:
     def _transport_error(self, call: Call[Any], exc: BaseException) -> EdgeInferError:
         import aiohttp
 
-        where = redact_url(call.url)
-        what = redact_text(f"{type(exc).__name__}: {exc}", self._secrets)
-        cls: type[EdgeInferError]
-        if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-            cls, message = VendorConnectionError, f"could not reach {where} ({what})"
-        elif call.safety is Safety.IDEMPOTENT:
-            cls, message = VendorTimeoutError, f"no complete answer from {where} ({what})"
-        else:
-            cls, message = (
-                OutcomeUnknownError,
-                f"{call.method} {where} was sent but no answer came back ({what})",
-            )
-        return cls(message, vendor=self.api.vendor, request_id=call.request_id, operation=call.operation)
+        never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+        return self.api.transport_error(call, exc, self._secrets, never_sent=never_sent)

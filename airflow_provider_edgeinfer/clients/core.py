@@ -30,11 +30,14 @@ from airflow_provider_edgeinfer.exceptions import (
     ConflictError,
     EdgeInferError,
     NotFoundError,
+    OutcomeUnknownError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
     UnexpectedResponseError,
     VendorAPIError,
+    VendorConnectionError,
+    VendorTimeoutError,
     VendorValidationError,
 )
 
@@ -287,6 +290,28 @@ class VendorAPI:
         if status >= 500:
             return ServerError
         return VendorAPIError
+
+    def transport_error(
+        self, call: Call[Any], exc: BaseException, secrets: tuple[str, ...] = (), *, never_sent: bool
+    ) -> EdgeInferError:
+        """The exception for a call that got no complete answer (whatever HTTP stack sent it).
+
+        ``never_sent``: nothing left this machine, so the call may be sent again whatever it does.
+        Otherwise a call that creates work may have done so: its outcome is unknown.
+        """
+        where = redact_url(call.url)
+        what = redact_text(f"{type(exc).__name__}: {exc}", secrets)
+        cls: type[EdgeInferError]
+        if never_sent:
+            cls, message = VendorConnectionError, f"could not reach {where} ({what})"
+        elif call.safety is Safety.IDEMPOTENT:
+            cls, message = VendorTimeoutError, f"no complete answer from {where} ({what})"
+        else:
+            cls, message = (
+                OutcomeUnknownError,
+                f"{call.method} {where} was sent but no answer came back ({what})",
+            )
+        return cls(message, vendor=self.vendor, request_id=call.request_id, operation=call.operation)
 
     def map_error(self, call: Call[Any], result: HttpResult, secrets: tuple[str, ...] = ()) -> EdgeInferError:
         """The exception for a non-2xx answer: class by status/code, message quoted and scrubbed."""

@@ -19,13 +19,9 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from airflow_provider_edgeinfer import __version__
 from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, Page, VendorAPI
-from airflow_provider_edgeinfer.clients.redact import redact_text, redact_url
-from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety, retry_kwargs
+from airflow_provider_edgeinfer.clients.retry import RetrySettings, retry_kwargs
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
-    OutcomeUnknownError,
-    VendorConnectionError,
-    VendorTimeoutError,
 )
 
 log = logging.getLogger("airflow_provider_edgeinfer.clients")
@@ -174,19 +170,7 @@ class _Shell(Generic[A]):
         return call.parse(result)
 
     def _transport_error(self, call: Call[Any], exc: httpx.TransportError) -> EdgeInferError:
-        where = redact_url(call.url)
-        what = redact_text(f"{type(exc).__name__}: {exc}", self._secrets)
-        cls: type[EdgeInferError]
-        if _never_sent(exc):
-            cls, message = VendorConnectionError, f"could not reach {where} ({what})"
-        elif call.safety is Safety.IDEMPOTENT:
-            cls, message = VendorTimeoutError, f"no complete answer from {where} ({what})"
-        else:
-            cls, message = (
-                OutcomeUnknownError,
-                f"{call.method} {where} was sent but no answer came back ({what})",
-            )
-        return cls(message, vendor=self.api.vendor, request_id=call.request_id, operation=call.operation)
+        return self.api.transport_error(call, exc, self._secrets, never_sent=_never_sent(exc))
 
     def _retry_kwargs(self, call: Call[Any]) -> dict[str, Any]:
         settings = self.settings.retry

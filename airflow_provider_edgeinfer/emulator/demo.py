@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,45 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DAGS = ["edgeinfer_theta_transcription", "edgeinfer_bulk_transcription_backfill"]
 OUTPUT_ROOT = Path(os.environ.get("EDGEINFER_DEMO_OUTPUT", tempfile.gettempdir())) / "edgeinfer-demo"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_emulator(port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_provider_edgeinfer.emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--queued-seconds",
-            "1",
-            "--running-seconds",
-            "3",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_emulator/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.terminate()
-    raise SystemExit("the emulator did not start")
 
 
 def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
@@ -131,14 +96,13 @@ def _run_state(airflow: str, dag_id: str, env: dict[str, str]) -> str:
 def main() -> int:
     # The demo's own output directory: results from an earlier demo would mislead.
     shutil.rmtree(OUTPUT_ROOT, ignore_errors=True)
-    port = _free_port()
-    emulator = _start_emulator(port)
+    with emulator_process("--queued-seconds", "1", "--running-seconds", "3", show_errors=True) as base:
+        return _run(base)
+
+
+def _run(base: str) -> int:
     home = Path(tempfile.mkdtemp(prefix="edgeinfer-airflow-home-"))
-    env = dict(os.environ)
-    conns = httpx.get(f"http://127.0.0.1:{port}/_emulator/connections", timeout=5).text
-    for line in conns.splitlines():
-        name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = value.strip("'")
+    env = dict(os.environ) | connection_env(base)
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -148,40 +112,34 @@ def main() -> int:
         }
     )
     os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
-    try:
-        print(f"emulator: http://127.0.0.1:{port} (all four vendors)\n")
-        print("one request through each vendor's hook:")
-        for vendor, status, output in _one_request_per_vendor():
-            print(f"  {vendor:<11} {status}\n              {_short(output)}")
-        airflow = str(Path(sys.executable).with_name("airflow"))
-        subprocess.run(
-            [airflow, "db", "migrate"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        failures = 0
-        for dag_id in DEMO_DAGS:
-            print(f"\nairflow dags test {dag_id} ...", flush=True)
-            log = home / f"{dag_id}.log"
-            with open(log, "wb") as out:
-                subprocess.run(
-                    [airflow, "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT
-                )
-            state = _run_state(airflow, dag_id, env)
-            failures += state != "success"
-            print(f"  {state}; log: {log}")
-        print(f"\nresults: {OUTPUT_ROOT}")
-        for path in sorted(OUTPUT_ROOT.rglob("*")):
-            # Generated inputs and batch manifests are not results: the listing stays readable.
-            if path.is_file() and not any(p.startswith(("sample-audio", "_edgeinfer")) for p in path.parts):
-                print(f"  {path} ({path.stat().st_size} bytes)")
-        print(f"Airflow home (SQLite metadata database, logs): {home}")
-        return 1 if failures else 0
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+    print(f"emulator: {base} (all four vendors)\n")
+    print("one request through each vendor's hook:")
+    for vendor, status, output in _one_request_per_vendor():
+        print(f"  {vendor:<11} {status}\n              {_short(output)}")
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run(
+        [airflow, "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    failures = 0
+    for dag_id in DEMO_DAGS:
+        print(f"\nairflow dags test {dag_id} ...", flush=True)
+        log = home / f"{dag_id}.log"
+        with open(log, "wb") as out:
+            subprocess.run([airflow, "dags", "test", dag_id], env=env, stdout=out, stderr=subprocess.STDOUT)
+        state = _run_state(airflow, dag_id, env)
+        failures += state != "success"
+        print(f"  {state}; log: {log}")
+    print(f"\nresults: {OUTPUT_ROOT}")
+    for path in sorted(OUTPUT_ROOT.rglob("*")):
+        # Generated inputs and batch manifests are not results: the listing stays readable.
+        if path.is_file() and not any(p.startswith(("sample-audio", "_edgeinfer")) for p in path.parts):
+            print(f"  {path} ({path.stat().st_size} bytes)")
+    print(f"Airflow home (SQLite metadata database, logs): {home}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
