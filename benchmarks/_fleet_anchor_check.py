@@ -12,4 +12,5 @@ TERMINAL = frozenset({"success", "error", "failed", "cancelled"})
 
 
 async def request_ended(response: Any) -> bool:
-    return response.json()["body"]["state"] in TERMINAL
+    # One request is answered in the create call's list envelope, as the live API does.
+    return response.json()["body"]["infer_requests"][0]["state"] in TERMINAL

@@ -32,6 +32,11 @@ CANCEL_PATH = "/infer_request/{request_id}/cancel"
 #: Theta holds a create call open at most this long (``wait``).
 MAX_WAIT_SECONDS = 60
 DEFAULT_PAGE_SIZE = 50
+#: ``GET /infer_request/{id}`` answers ``body: {"infer_requests": [<InferRequest>]}``, the create
+#: call's envelope: public clients that poll the live API (a background-removal web app, a TTS
+#: polling manager, an MCP server's typed client) all read ``body.infer_requests[0]``. A bare
+#: ``body: <InferRequest>`` is accepted too, in case the API changes back.
+GET_REQUEST_LIST_KEY = "infer_requests"
 #: Human page for one request (assumed; the dashboard's path is not in the documents).
 CONSOLE_URL = "https://www.thetaedgecloud.com/dashboard/ai/inference/request"
 
@@ -238,11 +243,34 @@ class ThetaAPI(VendorAPI):
         )
 
     def get_request(self, request_id: str) -> Call[InferRequest]:
+        def parse(result: HttpResult) -> InferRequest:
+            body = self.unwrap(result, request_id)
+            if isinstance(body, dict) and GET_REQUEST_LIST_KEY in body:
+                listed = body[GET_REQUEST_LIST_KEY]
+                if not isinstance(listed, list) or len(listed) != 1:
+                    raise UnexpectedResponseError(
+                        f"expected exactly one request in body.{GET_REQUEST_LIST_KEY}, got "
+                        f"{len(listed) if isinstance(listed, list) else type(listed).__name__}",
+                        vendor=self.vendor,
+                        http_status=result.status,
+                        request_id=request_id,
+                    )
+                body = listed[0]
+            request: InferRequest = self.model(InferRequest, body, result, request_id)
+            if request.id != request_id:
+                raise UnexpectedResponseError(
+                    "the answer is about another request",
+                    vendor=self.vendor,
+                    http_status=result.status,
+                    request_id=request_id,
+                )
+            return request
+
         return Call(
             "get_request",
             "GET",
             self._url("infer_request", request_id),
-            self._parser(InferRequest, request_id),
+            parse,
             request_id=request_id,
         )
 

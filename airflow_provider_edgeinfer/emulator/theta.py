@@ -326,7 +326,8 @@ def create_app(state: EmulatorState) -> ASGIApp:
         job = _jobs(state).get(request_id)
         if job is None:
             raise HTTPError(404, f"inference request {request_id} not found")
-        return ok(jobs.render(job))
+        # The live API answers one request in the create call's list envelope (contract, "Get one request").
+        return ok({"infer_requests": [jobs.render(job)]})
 
     async def list_requests(request: Request) -> Response:
         state.count(VENDOR, "list_requests")

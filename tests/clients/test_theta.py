@@ -560,6 +560,36 @@ def test_envelope_error_on_200_is_unexpected(api: ThetaAPI, body: Any) -> None:
     assert info.value.request_id == "infr_rqst_1"
 
 
+_REQUEST = {"id": "infr_rqst_1", "state": "success", "output": {"text": "hi"}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"infer_requests": [_REQUEST]}, id="list-envelope-as-the-live-api"),
+        pytest.param(_REQUEST, id="bare-request"),
+    ],
+)
+def test_get_request_reads_both_answer_shapes(api: ThetaAPI, body: Any) -> None:
+    got = api.status("infr_rqst_1").parse(result_of({"status": "success", "body": body}))
+    assert (got.request_id, got.state.value, got.output) == ("infr_rqst_1", "succeeded", {"text": "hi"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"infer_requests": []}, id="empty-list"),
+        pytest.param({"infer_requests": [_REQUEST, _REQUEST]}, id="two-requests"),
+        pytest.param({"infer_requests": {"id": "infr_rqst_1"}}, id="not-a-list"),
+        pytest.param({"infer_requests": [dict(_REQUEST, id="infr_rqst_2")]}, id="another-request"),
+    ],
+)
+def test_get_request_refuses_a_list_that_is_not_this_one_request(api: ThetaAPI, body: Any) -> None:
+    with pytest.raises(UnexpectedResponseError) as info:
+        api.get_request("infr_rqst_1").parse(result_of({"status": "success", "body": body}))
+    assert info.value.request_id == "infr_rqst_1"
+
+
 def test_create_without_requests_is_unexpected(api: ThetaAPI) -> None:
     body = {"status": "success", "body": {"infer_requests": [], "model_quotas": []}}
     with pytest.raises(UnexpectedResponseError):

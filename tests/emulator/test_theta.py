@@ -55,7 +55,9 @@ def create(
 def get(http: httpx.Client, request_id: str) -> dict[str, Any]:
     response = http.get(f"/infer_request/{request_id}")
     assert response.status_code == 200, response.text
-    return response.json()["body"]  # type: ignore[no-any-return]
+    listed = response.json()["body"]["infer_requests"]  # the create call's envelope, as the live API
+    assert len(listed) == 1
+    return listed[0]  # type: ignore[no-any-return]
 
 
 # -- auth ------------------------------------------------------------------------------------------
