@@ -37,6 +37,9 @@ DEFAULT_PAGE_SIZE = 50
 #: polling manager, an MCP server's typed client) all read ``body.infer_requests[0]``. A bare
 #: ``body: <InferRequest>`` is accepted too, in case the API changes back.
 GET_REQUEST_LIST_KEY = "infer_requests"
+#: LLM predictions stream server-sent events unless the input says ``"stream": false``
+#: (contract, "Outputs by service"); a chat input is recognised by this key.
+CHAT_INPUT_KEY = "messages"
 #: Human page for one request (assumed; the dashboard's path is not in the documents).
 CONSOLE_URL = "https://www.thetaedgecloud.com/dashboard/ai/inference/request"
 
@@ -230,17 +233,41 @@ class ThetaAPI(VendorAPI):
                 f"wait must be 0..{MAX_WAIT_SECONDS} seconds, got {wait}", vendor=self.vendor
             )
         parts = ("infer_request", alias) + ((prediction,) if prediction else ())
-        body = {"input": input, "wait": wait, "variant": variant, "webhook": webhook}
+        body = {"input": self._whole_answer(input), "wait": wait, "variant": variant, "webhook": webhook}
+        parse_json = self._parser(CreateResult)
+
+        def parse(result: HttpResult) -> CreateResult:
+            if result.headers.get("content-type", "").startswith("text/event-stream"):
+                raise UnexpectedResponseError(
+                    f"{alias} answered with a server-sent-event stream, which this provider does not read: "
+                    f'an LLM prediction streams unless its input holds "stream": false; set it',
+                    vendor=self.vendor,
+                    http_status=result.status,
+                )
+            return parse_json(result)  # type: ignore[no-any-return]
+
         return Call(
             "create_request",
             "POST",
             self._url(*parts),
-            self._parser(CreateResult),
+            parse,
             safety=Safety.CREATES_WORK,
             json=body,
             # The call is held open up to ``wait`` seconds: the read timeout must outlast it.
             read_timeout=(wait + 30.0) if wait else None,
         )
+
+    def _whole_answer(self, input: dict[str, Any]) -> dict[str, Any]:
+        """A chat input asks for one JSON answer: ``"stream": false`` unless the caller chose."""
+        if input.get("stream") is True:
+            raise InputValidationError(
+                'input "stream": true asks for a server-sent-event stream, which this provider does not '
+                'read: remove it (chat inputs are sent with "stream": false)',
+                vendor=self.vendor,
+            )
+        if CHAT_INPUT_KEY in input and "stream" not in input:
+            return {**input, "stream": False}
+        return input
 
     def get_request(self, request_id: str) -> Call[InferRequest]:
         def parse(result: HttpResult) -> InferRequest:

@@ -239,6 +239,27 @@ def _output(state: EmulatorState, job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _streams(service: dict[str, Any], prediction: str, input_: dict[str, Any]) -> bool:
+    """LLM predictions stream unless the input says ``"stream": false`` (contract, "Outputs by service")."""
+    takes_stream = any(v["name"] == "stream" for v in service["predictions"][prediction]["input_vars"])
+    return takes_stream and input_.get("stream") is not False
+
+
+def _event_stream(alias: str, input_: dict[str, Any]) -> Response:
+    """The answer of a streamed LLM prediction: chat-completion chunks as server-sent events."""
+    words = media.chat_reply(list(input_.get("messages", []))).split()
+    chunks = [
+        {
+            "object": "chat.completion.chunk",
+            "model": alias,
+            "choices": [{"index": 0, "delta": {"content": w + " "}}],
+        }
+        for w in words
+    ]
+    text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    return Response(text, media_type="text/event-stream")
+
+
 def create_app(state: EmulatorState) -> ASGIApp:
     jobs = ThetaJobs(state)
 
@@ -286,6 +307,8 @@ def create_app(state: EmulatorState) -> ASGIApp:
                 raise HTTPError(400, f"missing required input {var['name']}")
         wait = int(body.get("wait") or request.query_params.get("wait") or 0)
         state.record_submission(VENDOR, state.identity(alias, name, input_))
+        if _streams(service, name, input_):
+            return _event_stream(alias, input_)
         base = f"{request.url.scheme}://{request.url.netloc}"
         job = jobs.create(alias, name, input_, base)
         job["webhook"] = body.get("webhook")

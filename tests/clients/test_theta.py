@@ -713,3 +713,49 @@ def test_clients_are_reusable_across_calls(api: ThetaAPI, emu: EmulatorServer) -
         for _ in range(3):
             sync.send(api.list_services(page=0, number=1))
     assert requests(emu, "list_services") == 3
+
+
+# -- LLM predictions stream unless told not to -------------------------------------------------------
+
+
+CHAT = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 16}
+
+
+async def test_chat_input_is_sent_with_stream_false_and_answers_json(theta: Both) -> None:
+    job = await theta.send(theta.api.submit("llama_3_1_70b", dict(CHAT), wait=5))
+    assert job.state is JobState.SUCCEEDED
+    assert job.output["choices"][0]["message"]["content"]
+    sent = theta.api.create_request("llama_3_1_70b", dict(CHAT)).json
+    assert sent["input"]["stream"] is False
+    assert "stream" not in CHAT  # the caller's dict is not changed
+
+
+def test_an_explicit_stream_false_is_kept_and_stream_true_refused_before_sending(api: ThetaAPI) -> None:
+    assert api.create_request("llama_3_1_70b", {**CHAT, "stream": False}).json["input"]["stream"] is False
+    with pytest.raises(InputValidationError, match='"stream": true'):
+        api.create_request("llama_3_1_70b", {**CHAT, "stream": True})
+
+
+def test_non_chat_input_gets_no_stream_key(api: ThetaAPI) -> None:
+    assert "stream" not in api.create_request("flux", {"prompt": "p"}).json["input"]
+
+
+def test_an_unasked_event_stream_is_a_clear_error(api: ThetaAPI) -> None:
+    result = HttpResult(
+        200,
+        httpx.Headers({"content-type": "text/event-stream"}),
+        b"data: {}\n\ndata: [DONE]\n\n",
+        "https://x/y",
+    )
+    with pytest.raises(UnexpectedResponseError, match='"stream": false'):
+        api.create_request("llama_3_1_70b", {"messages": []}).parse(result)
+
+
+def test_emulator_streams_an_llm_request_that_does_not_say_stream_false(emu: EmulatorServer) -> None:
+    auth = {"Authorization": f"Bearer {emu.state.keys['theta']}"}
+    with httpx.Client(base_url=emu.vendor_url("theta"), headers=auth) as http:
+        streamed = http.post("/infer_request/llama_3_1_70b", json={"input": CHAT})
+        whole = http.post("/infer_request/llama_3_1_70b", json={"input": {**CHAT, "stream": False}})
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.text.rstrip().endswith("data: [DONE]")
+    assert whole.json()["body"]["infer_requests"][0]["id"].startswith("infr_rqst_")
