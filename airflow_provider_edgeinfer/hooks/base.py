@@ -223,6 +223,7 @@ class EdgeInferHook(BaseHook):
         return self._conn
 
     def http_settings(self, conn: Connection) -> HttpSettings:
+        from airflow_provider_edgeinfer.arguments import finite_extras
         from airflow_provider_edgeinfer.clients.retry import RetrySettings
         from airflow_provider_edgeinfer.clients.transport import HttpSettings
 
@@ -231,6 +232,8 @@ class EdgeInferHook(BaseHook):
         # The connection form stores an untouched optional field as null or "": that means the default.
         extra = {k: v for k, v in conn.extra_dejson.items() if v is not None and v != ""}
         try:
+            # float("nan") and float("inf") parse: refused here, before a call is built with them.
+            finite_extras(extra, COMMON_EXTRAS)
             retries = int(extra.get("max_retries", DEFAULT_MAX_RETRIES))
             if retries < 0:
                 raise ValueError("max_retries must be 0 or more")
