@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
 	touch $@ $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/python -m airflow_provider_edgeinfer.emulator.demo
+	$(BIN)/python -m airflow_provider_edgeinfer.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check airflow_provider_edgeinfer dags_examples tests benchmarks
