@@ -118,6 +118,8 @@ class InferenceOperator(BaseOperator):
         xcom_output_max_bytes: int = 48 * 1024,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_edgeinfer import arguments
+
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.service = service
@@ -126,15 +128,17 @@ class InferenceOperator(BaseOperator):
         self.prediction = prediction
         self.output_path = output_path
         self.deferrable = deferrable
-        self.poll_interval = float(poll_interval)
-        self.timeout = _seconds(timeout)
+        self.poll_interval = arguments.poll_interval("poll_interval", poll_interval, owner=self.task_id)
+        self.timeout = arguments.seconds("timeout", timeout)
         self.cancel_on_kill = cancel_on_kill
-        self.max_transient_failures = max_transient_failures
+        self.max_transient_failures = arguments.whole(
+            "max_transient_failures", max_transient_failures, minimum=0
+        )
         self.resubmit_on_unknown_outcome = resubmit_on_unknown_outcome
         self.vendor_options = vendor_options or {}
-        self.xcom_output_max_bytes = xcom_output_max_bytes
-        if self.poll_interval < 0 or self.timeout <= 0:
-            raise ValueError("poll_interval must be >= 0 and timeout > 0")
+        self.xcom_output_max_bytes = arguments.whole(
+            "xcom_output_max_bytes", xcom_output_max_bytes, minimum=0
+        )
         self._live_request: tuple[EdgeInferHook, str] | None = None
 
     # -- inputs ------------------------------------------------------------------------------
