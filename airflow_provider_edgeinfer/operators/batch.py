@@ -42,10 +42,6 @@ DEFERRAL_GRACE_SECONDS = 120
 OUTPUT_ALIAS = "edgeinfer_batch_output"
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 def _output_asset(output_path: Any) -> Any:
     """The output directory as an Asset (URI without the connection id), or None if unusable."""
     from airflow.sdk import Asset
@@ -142,6 +138,8 @@ class BatchOperator(BaseOperator):
             templated = any(mark in str(output_path) for mark in ("{{", "{%"))
             asset = None if templated else _output_asset(output_path)
             kwargs["outlets"] = [asset if asset is not None else AssetAlias(OUTPUT_ALIAS)]
+        from airflow_provider_edgeinfer import arguments
+
         super().__init__(**kwargs)
         self.conn_id = conn_id
         self.service = service
@@ -149,24 +147,24 @@ class BatchOperator(BaseOperator):
         self.output_path = output_path
         self.prediction = prediction
         self.file_field = file_field
-        self.max_concurrency = int(max_concurrency)
-        self.max_failed_ratio = float(max_failed_ratio)
-        self.item_retries = int(item_retries)
-        self.poll_interval = float(poll_interval)
-        self.timeout = _seconds(timeout)
+        self.max_concurrency = arguments.whole("max_concurrency", max_concurrency, minimum=1)
+        self.max_failed_ratio = arguments.finite("max_failed_ratio", max_failed_ratio, minimum=0, maximum=1)
+        self.item_retries = arguments.whole("item_retries", item_retries, minimum=0)
+        self.poll_interval = arguments.poll_interval("poll_interval", poll_interval, owner=self.task_id)
+        self.timeout = arguments.seconds("timeout", timeout)
         self.cancel_on_kill = cancel_on_kill
         self.deferrable = deferrable
         self.max_cost_usd = max_cost_usd
-        self.retention_days = retention_days
+        self.retention_days = (
+            None if retention_days is None else arguments.finite("retention_days", retention_days, above=0)
+        )
         self.export_format = export_format
         self.batch_timeout = batch_timeout
         self.resubmit_on_unknown_outcome = resubmit_on_unknown_outcome
-        self.max_transient_failures = max_transient_failures
+        self.max_transient_failures = arguments.whole(
+            "max_transient_failures", max_transient_failures, minimum=0
+        )
         self.vendor_options = vendor_options or {}
-        if self.max_concurrency < 1 or not 0.0 <= self.max_failed_ratio <= 1.0 or self.item_retries < 0:
-            raise ValueError("max_concurrency must be >= 1, max_failed_ratio in [0, 1], item_retries >= 0")
-        if self.poll_interval < 0 or self.timeout <= 0:
-            raise ValueError("poll_interval must be >= 0 and timeout > 0")
         if export_format not in (None, "jsonl", "csv"):
             raise ValueError("export_format must be 'jsonl' or 'csv'")
 
@@ -194,10 +192,13 @@ class BatchOperator(BaseOperator):
     def _budget(self) -> float | None:
         if self.max_cost_usd is None or self.max_cost_usd == "":
             return None
+        from airflow_provider_edgeinfer.arguments import finite
+
+        # Templated, so only known once rendered; checked before anything is sent.
         try:
-            return float(self.max_cost_usd)
-        except (TypeError, ValueError):
-            raise ConfigurationError(f"max_cost_usd must be a number, got {self.max_cost_usd!r}") from None
+            return finite("max_cost_usd", self.max_cost_usd, minimum=0)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def _mode(self, hook: EdgeInferHook) -> str:
         if hook.vendor == "infrai":

@@ -58,10 +58,6 @@ def idempotency_key(context: Context, content: str) -> str:
     return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
 class InferenceOperator(BaseOperator):
     """Run one inference on the vendor behind ``conn_id``, without holding a worker slot while it runs.
 
