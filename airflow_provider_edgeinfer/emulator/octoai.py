@@ -32,8 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_provider_edgeinfer.clients.octoai import image_engines, schema_errors
 from airflow_provider_edgeinfer.emulator import media
+from airflow_provider_edgeinfer.emulator.octoai_schema import detail_for, engines
 from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, public_base, vendor_app
 from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
 
@@ -216,7 +216,7 @@ def _result(kind: str, name: str, body: Any, identity: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Invalid([{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}])
     if kind == "generate":
-        detail = schema_errors(name, body)
+        detail = detail_for(name, body)
         if detail:
             raise Invalid(detail)
         _check_policy(body.get("prompt"), body.get("prompt_2"))
@@ -293,7 +293,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     @validating
     async def generate(request: Request) -> Response:
         engine = request.path_params["engine"]
-        if engine not in image_engines():
+        if engine not in engines():
             state.count(VENDOR, "generate")
             raise HTTPError(404, f"Unknown engine {engine}.")
         return await accept(request, "generate", engine)
