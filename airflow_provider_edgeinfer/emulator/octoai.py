@@ -33,8 +33,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider_edgeinfer.emulator import media
-from airflow_provider_edgeinfer.emulator.octoai_schema import detail_for, engines
 from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, public_base, vendor_app
+from airflow_provider_edgeinfer.emulator.octoai_schema import detail_for, engines
 from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
 
 VENDOR = "octoai"
