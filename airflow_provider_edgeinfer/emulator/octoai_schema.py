@@ -10,6 +10,7 @@ pydantic 2's, which is what a FastAPI server answers: ``Field required`` / ``mis
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ _TYPES: dict[str, tuple[type | tuple[type, ...], str, str]] = {
     "array": (list, "list_type", "Input should be a valid list"),
     "object": (dict, "dict_type", "Input should be a valid dictionary"),
 }
-_BOUNDS = {
+_BOUNDS: dict[str, tuple[str, str, Callable[[float, float], bool]]] = {
     "maximum": ("less_than_equal", "less than or equal to", lambda v, b: v <= b),
     "exclusiveMaximum": ("less_than", "less than", lambda v, b: v < b),
     "minimum": ("greater_than_equal", "greater than or equal to", lambda v, b: v >= b),
