@@ -82,6 +82,14 @@ def poll_interval(name: str, value: Any, *, owner: str = "") -> float:
     return interval
 
 
+def sensor_arguments(kwargs: dict[str, Any]) -> None:
+    """A sensor's own duration arguments (``timeout``, ``poke_interval``, ``max_wait``), checked before
+    Airflow's ``BaseSensorOperator`` turns them into ``timedelta`` (which fails on nan with no name)."""
+    for name in ("timeout", "poke_interval", "max_wait"):
+        if kwargs.get(name) is not None:
+            seconds(name, kwargs[name], above=None, minimum=0.0)
+
+
 def finite_extras(extra: dict[str, Any], names: Any) -> None:
     """Refuse an extra among ``names`` that is a non-finite number, or a string that parses as one.
 
@@ -99,4 +107,12 @@ def finite_extras(extra: dict[str, Any], names: Any) -> None:
             raise ValueError(f"extra {name!r} must be a finite number, got {value!r}")
 
 
-__all__ = ["MIN_POLL_INTERVAL", "finite", "finite_extras", "poll_interval", "seconds", "whole"]
+__all__ = [
+    "MIN_POLL_INTERVAL",
+    "finite",
+    "finite_extras",
+    "poll_interval",
+    "seconds",
+    "sensor_arguments",
+    "whole",
+]

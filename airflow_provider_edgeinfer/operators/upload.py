@@ -265,8 +265,9 @@ class PresignedUploadOperator(BaseOperator):
         super().__init__(**kwargs)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        if max_concurrency < 1:
-            raise ValueError("max_concurrency must be at least 1")
+        from airflow_provider_edgeinfer.arguments import whole
+
+        max_concurrency = whole("max_concurrency", max_concurrency, minimum=1)
         if kind == "input" and (not service or not field):
             raise ValueError("kind='input' needs service and field")
         self.conn_id = conn_id

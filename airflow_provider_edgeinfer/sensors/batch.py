@@ -46,11 +46,14 @@ class BatchSensor(BaseSensorOperator):
         cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_edgeinfer.arguments import finite, poll_interval, sensor_arguments
+
+        sensor_arguments(kwargs)
         super().__init__(**kwargs)
+        self.poke_interval = poll_interval("poke_interval", self.poke_interval, owner=self.task_id)
         if (batch_id is None) == (output_path is None):
             raise ValueError("give exactly one of batch_id (infrai batch) and output_path (fan-out)")
-        if not 0.0 <= min_success_ratio <= 1.0:
-            raise ValueError("min_success_ratio must be in [0, 1]")
+        min_success_ratio = finite("min_success_ratio", min_success_ratio, minimum=0, maximum=1)
         self.conn_id = conn_id
         self.batch_id = batch_id
         self.output_path = output_path

@@ -35,7 +35,11 @@ class InferenceRequestSensor(BaseSensorOperator):
         cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
+        from airflow_provider_edgeinfer.arguments import poll_interval, sensor_arguments
+
+        sensor_arguments(kwargs)
         super().__init__(**kwargs)
+        self.poke_interval = poll_interval("poke_interval", self.poke_interval, owner=self.task_id)
         self.conn_id = conn_id
         self.request_id = request_id
         self.deferrable = deferrable
