@@ -309,10 +309,11 @@ class ThetaAPI(VendorAPI):
         number: int = DEFAULT_PAGE_SIZE,
         state: str | None = None,
     ) -> Call[Page[InferRequest]]:
-        def items(result: HttpResult) -> tuple[list[InferRequest], int | None]:
+        def items(result: HttpResult) -> tuple[list[InferRequest], int | None, int | None]:
             body = self.unwrap(result) or {}
             listed = [self.model(InferRequest, raw, result) for raw in body.get("infer_requests", [])]
-            return listed, (body.get("pagination") or {}).get("total")
+            pagination = body.get("pagination") or {}
+            return listed, pagination.get("total"), pagination.get("number")
 
         return self._listing(project_id, page, number, state, items, self.list_requests)
 
@@ -330,7 +331,7 @@ class ThetaAPI(VendorAPI):
         (:meth:`job_if_ended`).
         """
 
-        def items(result: HttpResult) -> tuple[list[ListedRequest], int | None]:
+        def items(result: HttpResult) -> tuple[list[ListedRequest], int | None, int | None]:
             return decode_listing(result.content, vendor=self.vendor, status=result.status)
 
         return self._listing(project_id, page, number, state, items, self.list_request_states)
@@ -341,7 +342,7 @@ class ThetaAPI(VendorAPI):
         page: int,
         number: int,
         state: str | None,
-        items_of: Callable[[HttpResult], tuple[list[T], int | None]],
+        items_of: Callable[[HttpResult], tuple[list[T], int | None, int | None]],
         again: Callable[..., Call[Page[T]]],
     ) -> Call[Page[T]]:
         project = project_id or self.project_id
@@ -353,8 +354,8 @@ class ThetaAPI(VendorAPI):
             )
 
         def parse(result: HttpResult) -> Page[T]:
-            items, total = items_of(result)
-            more = len(items) == number and (total is None or (page + 1) * number < int(total))
+            items, total, served = items_of(result)
+            more = listing_goes_on(page, number, len(items), total, served)
             next_call = again(project, page=page + 1, number=number, state=state) if more else None
             return Page(items, next_call, total)
 
@@ -465,6 +466,21 @@ class ThetaAPI(VendorAPI):
             error=request.error_message,
             cost_usd=request.total_cost_usd,
         )
+
+
+def listing_goes_on(page: int, asked: int, got: int, total: int | None, served: int | None) -> bool:
+    """Whether a listing has a page after ``page``, judged by the pagination the answer gave.
+
+    The largest page Theta serves is undocumented, so a page shorter than asked for proves nothing:
+    the server may cap it. The page size it reports (``pagination.number``) and the total decide;
+    without them, only an empty page ends the walk (one call more than needed).
+    """
+    if got == 0:
+        return False
+    size = served if served and served > 0 else (asked if got >= asked else None)
+    if total is None or size is None:
+        return True
+    return (page + 1) * size < total
 
 
 def validate_input(service: Service, prediction: str | None, input: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ class _Head(msgspec.Struct):
 
 class _Pagination(msgspec.Struct):
     total: int | None = None
+    number: int | None = None
 
 
 class _Body(msgspec.Struct):
@@ -56,8 +57,10 @@ class ListedRequest:
         return f"ListedRequest(id={self.id!r}, state={self.state!r})"
 
 
-def decode_listing(content: bytes, *, vendor: str, status: int) -> tuple[list[ListedRequest], int | None]:
-    """``(items, pagination total)`` of a listing answer; a broken answer is an UnexpectedResponseError."""
+def decode_listing(
+    content: bytes, *, vendor: str, status: int
+) -> tuple[list[ListedRequest], int | None, int | None]:
+    """``(items, total, page size served)`` of a listing; a broken answer is an UnexpectedResponseError."""
     try:
         envelope = _ENVELOPE.decode(content)
         if envelope.status != "success" or envelope.body is None:
@@ -81,5 +84,5 @@ def decode_listing(content: bytes, *, vendor: str, status: int) -> tuple[list[Li
             http_status=status,
             code=MALFORMED_BODY,
         ) from None
-    pagination = envelope.body.pagination
-    return items, pagination.total if pagination is not None else None
+    pagination = envelope.body.pagination or _Pagination()
+    return items, pagination.total, pagination.number

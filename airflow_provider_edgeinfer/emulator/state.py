@@ -128,6 +128,8 @@ class EmulatorState:
     omnitensor_token_ttl: float = 3600.0
     #: Presigned upload URLs expire after this long.
     presign_ttl: float = 900.0
+    #: Largest page of a Theta listing served, whatever ``number`` asks (the real cap is unknown).
+    theta_page_cap: int = 1000
     seed: int | None = None
 
     def __post_init__(self) -> None:

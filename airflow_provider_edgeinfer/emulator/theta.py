@@ -359,7 +359,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         if project != PROJECT_ID:
             raise HTTPError(404, f"project {project} not found")
         page = int(request.query_params.get("page", 0))
-        number = max(1, min(int(request.query_params.get("number", 50)), 1000))
+        number = max(1, min(int(request.query_params.get("number", 50)), state.theta_page_cap))
         wanted = request.query_params.get("state")
         all_jobs = sorted(_jobs(state).values(), key=lambda j: j["created"], reverse=True)
         if wanted:

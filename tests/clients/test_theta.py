@@ -22,6 +22,7 @@ from airflow_provider_edgeinfer.clients.theta import (
     PresignedUpload,
     Service,
     ThetaAPI,
+    listing_goes_on,
     validate_input,
 )
 from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
@@ -274,6 +275,42 @@ async def test_list_requests_exact_multiple_stops(theta: Both, emu: EmulatorServ
     before = requests(emu, "list_requests")
     assert len(await theta.all(theta.api.list_requests(number=2))) == 4
     assert requests(emu, "list_requests") - before == 2  # total says there is no third page
+
+
+@pytest.mark.parametrize("listing", ["list_requests", "list_request_states"])
+async def test_a_listing_capped_below_the_page_asked_for_is_walked_whole(
+    theta: Both, emu: EmulatorServer, listing: str
+) -> None:
+    """The largest page is undocumented: a server serving 3 when 10 are asked for loses nothing."""
+    emu.state.theta_page_cap = 3
+    ids = []
+    for i in range(7):
+        ids.append((await theta.send(theta.api.create_request("flux", {"prompt": f"p{i}"}))).request.id)
+        emu.state.clock.advance(0.001)
+    before = requests(emu, "list_requests")
+    listed = await theta.all(getattr(theta.api, listing)(number=10))
+    assert [r.id for r in listed] == list(reversed(ids))
+    assert requests(emu, "list_requests") - before == 3  # pages of 3, 3 and 1: the total says when to stop
+
+
+@pytest.mark.parametrize(
+    ("page", "asked", "got", "total", "served", "more"),
+    [
+        (0, 10, 0, 50, 10, False),  # an empty page always ends the walk
+        (0, 10, 3, 7, 3, True),  # capped at 3: the served size and the total decide
+        (2, 10, 1, 7, 3, False),
+        (1, 10, 10, 20, 10, False),  # an exact multiple stops without asking for an empty page
+        (0, 10, 10, None, None, True),  # no total: go on until an empty page
+        (0, 10, 4, None, None, True),
+        (0, 10, 4, 9, None, True),  # short page, no size given: the cap is unknown, go on
+        (0, 10, 10, 10, None, False),
+        (0, 10, 10, 30, 0, True),  # a served size of 0 is no size
+    ],
+)
+def test_listing_goes_on_by_the_pagination_given(
+    page: int, asked: int, got: int, total: int | None, served: int | None, more: bool
+) -> None:
+    assert listing_goes_on(page, asked, got, total, served) is more
 
 
 async def test_list_requests_state_filter(theta: Both, emu: EmulatorServer) -> None:
