@@ -58,6 +58,13 @@ def idempotency_key(context: Context, content: str) -> str:
     return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
+def _task_identity(context: Context) -> str:
+    """Whom a synchronous vendor's answer is sealed for (see ``triggers/events.py``)."""
+    from airflow_provider_edgeinfer.triggers.events import task_identity_of
+
+    return task_identity_of(context["ti"])
+
+
 class InferenceOperator(BaseOperator):
     """Run one inference on the vendor behind ``conn_id``, without holding a worker slot while it runs.
 
@@ -200,6 +207,8 @@ class InferenceOperator(BaseOperator):
                     "prediction": self.prediction,
                     "input": input_,
                     "idempotency_key": key,
+                    # Whom the trigger seals the answer for: it never travels in clear.
+                    "task": _task_identity(context),
                 },
             )
         if job is None:
@@ -426,7 +435,7 @@ class InferenceOperator(BaseOperator):
 
     def _execute_complete(self, context: Context, hook: EdgeInferHook, event: dict[str, Any] | None) -> Any:
         from airflow_provider_edgeinfer.clients.jobs import Job
-        from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
+        from airflow_provider_edgeinfer.triggers.events import open_output, parse_event, rebuild_error
 
         payload = parse_event(event, hook.vendor)
         request_id = payload.request_id
@@ -450,18 +459,31 @@ class InferenceOperator(BaseOperator):
         store = context.get("task_state_store")
         record = store.get(STATE_KEY) if store is not None else None
         submitted_at = float(str(record["submitted_at"])) if isinstance(record, dict) else None
-        if hook.api.synchronous and not payload.output_included:
+        if not hook.api.synchronous:
+            # The event never carries the output: it is read once, here, through the client.
+            return self._complete(context, hook, job, output_known=False, submitted_at=submitted_at)
+        # A synchronous vendor's answer exists only in the event, sealed for this task instance.
+        if payload.sealed_output is not None:
+            output = open_output(
+                payload.sealed_output,
+                secrets=hook.credentials(hook.connection).values(),
+                identity=_task_identity(context),
+                vendor=hook.vendor,
+            )
+            job = job.model_copy(update={"output": output})
+        elif job.output is None:
+            size = payload.withheld_output_bytes
             raise ConfigurationError(
-                "the output is too large to travel back from the triggerer",
+                "the output is too large to travel back from the triggerer"
+                + (f" ({size:,} bytes)" if size else ""),
                 vendor=hook.vendor,
                 request_id=request_id,
                 hint="Run this task with deferrable=False.",
             )
-        if hook.api.synchronous and request_id:
+        # else: an event fired by an earlier version of this provider, which carried the output in clear.
+        if request_id:
             self._announce(context, hook, job)
-        return self._complete(
-            context, hook, job, output_known=payload.output_included, submitted_at=submitted_at
-        )
+        return self._complete(context, hook, job, output_known=True, submitted_at=submitted_at)
 
     def _complete(
         self,
@@ -472,6 +494,11 @@ class InferenceOperator(BaseOperator):
         output_known: bool,
         submitted_at: float | None,
     ) -> dict[str, Any]:
+        """Write the result of an ended request; ``output_known`` says whether ``job.output`` holds it.
+
+        An output not known is read exactly once: from the vendor's result endpoint if it has one
+        (OctoAI), else from one status read that carries it (Theta).
+        """
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.operators.outputs import build_result
 
@@ -486,10 +513,6 @@ class InferenceOperator(BaseOperator):
             raise JobCancelledError(
                 "the vendor reports the request cancelled", vendor=hook.vendor, request_id=job.request_id
             )
-        if not output_known:
-            status = hook.api.status(job.request_id)
-            if status is not None:
-                job = hook.run(status)
         # Vendors report their internal service id; the result names what the DAG asked for.
         job = job.model_copy(update={"service": self.service})
         output = job.output
@@ -503,6 +526,11 @@ class InferenceOperator(BaseOperator):
                 if store is not None:
                     store.delete(STATE_KEY)
                 raise
+        elif not output_known:
+            status = hook.api.status(job.request_id)
+            if status is not None:
+                job = hook.run(status).model_copy(update={"service": self.service})
+                output = job.output
         result = build_result(
             job,
             output,

@@ -1,23 +1,62 @@
 """The shape of trigger events, and errors carried across the triggerer as data (never as text to parse).
 
-Events are small: ids, states, cost and a short message. A job's output crosses only for a
-synchronous vendor (whose one call ran in the trigger), and only up to :data:`MAX_EVENT_OUTPUT_BYTES`.
+An event carries ids, states, costs, timings and short errors: never a model's output. Airflow's
+triggerer writes every event it fires in full into the task's log (``Trigger fired event ...
+result=TriggerEvent<{...}>``) and stores it in the metadata database (the task instance's
+``next_kwargs``), and outputs are the user's data (call transcripts, customer tickets).
+
+- **Asynchronous vendors** (the trigger only polls): the event says the request ended and
+  ``execute_complete`` reads the result once, on the worker, through the normal client path.
+- **Synchronous vendors** (OmniTensor inference, infrai's OpenAI-compatible core): the deferred call
+  ran in the triggerer, so its answer exists only there and nothing can fetch it again. It travels
+  inside the event **sealed**: AES-256-GCM under a key derived (HKDF-SHA256) from the connection's
+  secret (API key, and OmniTensor's secret) and the task instance's identity (dag, run, task, map
+  index, try). The triggerer and the worker both already read that connection, so both derive the
+  key and nothing new is shared between machines; the log and the database hold only ciphertext;
+  the identity is also the AEAD's associated data, so a sealed output opens only for the task
+  instance it was made for, and any change to it is detected.
+
+Why not the alternatives:
+
+- Airflow's own Fernet key encrypts trigger kwargs in the database, but Airflow 3 workers do not
+  hold it (they reach the database only through the API server), and events are not encrypted with it.
+- The task state store is not reachable from a trigger: Airflow 3.3's triggerer answers XCom,
+  variable, connection and asset-state requests from triggers, not task-state-store ones.
+- XCom written by the trigger (``SetXCom`` is answered) would work, but puts the whole output in
+  the XCom table, visible in the UI's XCom tab even when the operator would have written it to
+  ``output_path`` only, and a trigger would then write results, which triggers here never do; a
+  second copy of a trigger (triggerer HA) would write it again.
+
+A sealed output is bounded by :data:`MAX_EVENT_OUTPUT_BYTES` of plaintext JSON: the event is one
+database value and one log line, so a bound keeps both sane. Above it the output is *withheld*:
+the event says so (with the size) and the task fails with an error saying to run it with
+``deferrable=False``, which makes the call on the worker and has no such limit. The bound is
+therefore a limit of deferring a synchronous call, not of the provider.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_edgeinfer import exceptions
+from airflow_provider_edgeinfer.clients.redact import redact_text
 
 if TYPE_CHECKING:
     from airflow_provider_edgeinfer.clients.jobs import Job
 
-#: Outputs above this size never travel in an event (they would land in the metadata database).
+#: Largest output (JSON bytes) a synchronous vendor's deferred call may hand back through its event.
 MAX_EVENT_OUTPUT_BYTES = 512 * 1024
+#: Error texts in events are cut to this: a vendor's message may echo part of the input or output.
+MAX_EVENT_ERROR_CHARS = 300
+
+_SEAL_VERSION = "v1"
+_HKDF_SALT = b"airflow-provider-edgeinfer/trigger-event-output"
+_NONCE_BYTES = 12
 
 _STATUS_BY_STATE = {
     "succeeded": "success",
@@ -48,14 +87,25 @@ class EventPayload(BaseModel):
     vendor: str
     request_id: str | None = None
     job: dict[str, Any] | None = None
-    output_included: bool = False
+    #: A synchronous vendor's output, sealed for one task instance (see the module docstring).
+    sealed_output: str | None = None
+    #: Size in bytes of an output too large to travel (it was not sealed, and is lost).
+    withheld_output_bytes: int | None = None
     error: ErrorPayload | None = None
+
+
+def short_text(text: str | None) -> str | None:
+    """An error text fit for an event: redacted and cut to :data:`MAX_EVENT_ERROR_CHARS`."""
+    if not text:
+        return None
+    text = redact_text(str(text))
+    return text if len(text) <= MAX_EVENT_ERROR_CHARS else text[: MAX_EVENT_ERROR_CHARS - 1] + "…"
 
 
 def error_payload(error: exceptions.EdgeInferError) -> dict[str, Any]:
     return {
         "type": type(error).__name__,
-        "message": error.message,
+        "message": short_text(error.message) or type(error).__name__,
         "vendor": error.vendor,
         "http_status": error.http_status,
         "request_id": error.request_id,
@@ -78,24 +128,87 @@ def rebuild_error(payload: ErrorPayload) -> exceptions.EdgeInferError:
     )
 
 
-def job_event(job: Job, *, include_output: bool = False) -> dict[str, Any]:
-    data = job.model_dump(mode="json")
-    data["error"] = (data.get("error") or None) and str(data["error"])[:500]
-    output_included = False
-    if include_output and job.output is not None:
-        if len(json.dumps(job.output, default=str)) <= MAX_EVENT_OUTPUT_BYTES:
-            output_included = True
-        else:
-            data["output"] = None
-    else:
-        data["output"] = None
-    return {
+# -- sealing a synchronous vendor's output --------------------------------------------------------
+
+
+def task_identity(
+    dag_id: str, run_id: str, task_id: str, map_index: int | None, try_number: int | None
+) -> str:
+    """The task instance a sealed output belongs to; the same in the triggerer and on the worker."""
+    parts = [dag_id, run_id, task_id, str(-1 if map_index is None else map_index), str(try_number or 0)]
+    return "\x1f".join(parts)
+
+
+def task_identity_of(ti: Any) -> str:
+    """:func:`task_identity` of a task instance (Airflow's runtime one or any with the same fields)."""
+    return task_identity(
+        ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), getattr(ti, "try_number", 0)
+    )
+
+
+def _aead(secrets: tuple[str, ...], identity: str) -> Any:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    if not any(secrets):
+        raise exceptions.ConfigurationError("the connection has no secret to seal the output with")
+    # Length-prefixed, so that ("ab", "c") and ("a", "bc") give different keys.
+    material = b"".join(len(s.encode()).to_bytes(4, "big") + s.encode() for s in secrets)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=identity.encode()).derive(material)
+    return AESGCM(key)
+
+
+def seal_output(output: Any, *, secrets: tuple[str, ...], identity: str) -> str:
+    """``output`` as text only the task instance ``identity`` on this connection can read back."""
+    plain = json.dumps(output, separators=(",", ":"), default=str).encode()
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = _aead(secrets, identity).encrypt(nonce, plain, identity.encode())
+    return f"{_SEAL_VERSION}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def open_output(sealed: str, *, secrets: tuple[str, ...], identity: str, vendor: str | None = None) -> Any:
+    """The output :func:`seal_output` sealed; a wrong key, task instance or altered text is an error."""
+    from cryptography.exceptions import InvalidTag
+
+    version, _, body = sealed.partition(".")
+    try:
+        if version != _SEAL_VERSION:
+            raise ValueError(version)
+        raw = base64.urlsafe_b64decode(body.encode())
+        plain = _aead(secrets, identity).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], identity.encode())
+        return json.loads(plain)
+    except (InvalidTag, ValueError):
+        raise exceptions.ConfigurationError(
+            "the output the triggerer sealed cannot be opened here: the connection's key changed "
+            "between the call and its completion, or the event was not made for this task instance",
+            vendor=vendor,
+            hint="Retry the task: the call is made again (infrai deduplicates it by its idempotency key).",
+        ) from None
+
+
+# -- events ---------------------------------------------------------------------------------------
+
+
+def job_event(
+    job: Job, *, secrets: tuple[str, ...] | None = None, identity: str | None = None
+) -> dict[str, Any]:
+    """The event of an ended request; its output travels only sealed, and only when a key is given."""
+    data = job.model_dump(mode="json", exclude={"output"})
+    data["error"] = short_text(data.get("error"))
+    event: dict[str, Any] = {
         "status": _STATUS_BY_STATE.get(job.state.value, "error"),
         "vendor": job.vendor,
         "request_id": job.request_id,
         "job": data,
-        "output_included": output_included,
     }
+    if job.output is not None and secrets is not None and identity is not None:
+        size = len(json.dumps(job.output, separators=(",", ":"), default=str).encode())
+        if size <= MAX_EVENT_OUTPUT_BYTES:
+            event["sealed_output"] = seal_output(job.output, secrets=secrets, identity=identity)
+        else:
+            event["withheld_output_bytes"] = size
+    return event
 
 
 def parse_event(event: Any, vendor: str) -> EventPayload:

@@ -1,7 +1,9 @@
 """One trigger for every vendor: waits for one request to end, in the triggerer's event loop.
 
 It only polls (or, for a synchronous vendor, makes the one call), never submits work of its own
-and never downloads results. Its kwargs hold ids and settings, never secrets. It shares the HTTP
+and never downloads results. Its kwargs hold ids and settings, never secrets. Its events carry no
+model output: a synchronous vendor's answer travels sealed for the task instance
+(:mod:`~airflow_provider_edgeinfer.triggers.events`). It shares the HTTP
 client of its connection with every other trigger of that connection on the loop, and it does not
 poll by itself: it registers its request with the connection's poller
 (:mod:`~airflow_provider_edgeinfer.triggers.poller`), which batches the status checks of every
@@ -17,7 +19,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_edgeinfer.exceptions import EdgeInferError
+from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferError
 from airflow_provider_edgeinfer.triggers.events import error_payload, job_event
 from airflow_provider_edgeinfer.triggers.poller import Outcome, is_transient, watch
 
@@ -35,8 +37,9 @@ class InferenceTrigger(BaseTrigger):
     :param deadline: epoch seconds (anchored to the submission) after which ``timeout`` fires.
     :param poll_interval: seconds between polls.
     :param cancel_on_kill: cancel the remote request when a user kills the task.
-    :param submit: for a synchronous vendor only: ``{service, prediction, input, idempotency_key}``
-        of the one call this trigger makes on the worker's behalf (the worker made none).
+    :param submit: for a synchronous vendor only: ``{service, prediction, input, idempotency_key,
+        task}`` of the one call this trigger makes on the worker's behalf (the worker made none);
+        ``task`` is the task instance's identity, for which the answer is sealed.
     """
 
     def __init__(
@@ -103,7 +106,7 @@ class InferenceTrigger(BaseTrigger):
             return
         try:
             if self.submit is not None:
-                yield await self._call_synchronously(client)
+                yield await self._call_synchronously(hook, client)
                 return
             async for event in self._poll(hook, client):
                 yield event
@@ -111,15 +114,23 @@ class InferenceTrigger(BaseTrigger):
         finally:
             await hook.arelease()
 
-    async def _call_synchronously(self, client: Any) -> TriggerEvent:
+    async def _call_synchronously(self, hook: Any, client: Any) -> TriggerEvent:
         spec = self.submit or {}
-        call = client.api.submit(
-            spec["service"],
-            spec["input"],
-            prediction=spec.get("prediction"),
-            idempotency_key=spec.get("idempotency_key"),
-        )
+        identity = spec.get("task")
         try:
+            if not identity:
+                # Without it the answer could not be sealed, and it must not travel in clear: pay nothing.
+                raise ConfigurationError(
+                    "the deferred call names no task instance to seal its answer for", vendor=self.vendor
+                )
+            # The key comes from the connection's secret, read before paying for an answer it must seal.
+            secrets = hook.credentials(await hook.aconnection()).values()
+            call = client.api.submit(
+                spec["service"],
+                spec["input"],
+                prediction=spec.get("prediction"),
+                idempotency_key=spec.get("idempotency_key"),
+            )
             job = await asyncio.wait_for(client.send(call), timeout=max(1.0, self.deadline - time.time()))
         except TimeoutError:
             return TriggerEvent({"status": "timeout", "vendor": self.vendor, "request_id": None})
@@ -127,7 +138,7 @@ class InferenceTrigger(BaseTrigger):
             return TriggerEvent(
                 {"status": "error", "vendor": self.vendor, "request_id": None, "error": error_payload(exc)}
             )
-        return TriggerEvent(job_event(job, include_output=True))
+        return TriggerEvent(job_event(job, secrets=secrets, identity=str(identity)))
 
     async def _poll(self, hook: Any, client: Any) -> AsyncIterator[TriggerEvent]:
         """Wait, through the connection's poller, for the request to end or the deadline to pass."""
