@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--omnitensor-token-ttl", type=float, default=3600.0)
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault and timing dice")
     parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse, in each vendor's error shape, any request the vendor contract does not allow "
+        "(unknown body keys or query parameters, wrong types, an LLM request that would stream unasked)",
+    )
+    parser.add_argument(
         "--keys-file",
         type=Path,
         default=None,
@@ -71,6 +77,7 @@ def build_state(args: argparse.Namespace) -> EmulatorState:
         seed=args.seed,
         octoai_retention_seconds=args.octoai_retention_seconds,
         omnitensor_token_ttl=args.omnitensor_token_ttl,
+        strict=args.strict,
     )
     if args.keys_file is not None:
         keys, secret = read_keys_file(args.keys_file)
@@ -110,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.keys_file is None:
         print(
-            f"edgeinfer emulator on {base} (vendors: {', '.join(VENDORS)}); point Airflow at it with:",
+            f"edgeinfer emulator on {base} (vendors: {', '.join(VENDORS)}"
+            f"{'; strict' if args.strict else ''}); point Airflow at it with:",
             flush=True,
         )
         print("\n".join(lines), flush=True)

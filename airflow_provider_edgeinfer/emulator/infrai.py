@@ -39,6 +39,20 @@ from starlette.types import ASGIApp
 from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, read_json, vendor_app
 from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
+from airflow_provider_edgeinfer.emulator.strict import (
+    ANY,
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    OPEN_OBJECT,
+    STRING,
+    Shape,
+    array,
+    enforce,
+    obj,
+    problems,
+    query_problems,
+)
 
 VENDOR = "infrai"
 
@@ -116,6 +130,105 @@ OPENAI_TYPES = {
     409: "conflict_error",
     429: "rate_limit_error",
 }
+
+
+# -- strict mode: what the contract lets a request hold ------------------------------------------
+
+#: OpenAI request fields of the core routes (plain OpenAI bodies, documented).
+_MESSAGE = obj(["role"], role=STRING, content=ANY, name=STRING, tool_calls=array(), tool_call_id=STRING)
+CORE_BODIES: dict[str, Shape] = {
+    "chat.completions": obj(
+        ["model", "messages"],
+        model=STRING,
+        messages=array(_MESSAGE),
+        max_tokens=INTEGER,
+        max_completion_tokens=INTEGER,
+        temperature=NUMBER,
+        top_p=NUMBER,
+        n=INTEGER,
+        stop=ANY,
+        stream=BOOLEAN,
+        stream_options=OPEN_OBJECT,
+        presence_penalty=NUMBER,
+        frequency_penalty=NUMBER,
+        seed=INTEGER,
+        response_format=OPEN_OBJECT,
+        user=STRING,
+        logit_bias=OPEN_OBJECT,
+        logprobs=BOOLEAN,
+        top_logprobs=INTEGER,
+        tools=array(OPEN_OBJECT),
+        tool_choice=ANY,
+        parallel_tool_calls=BOOLEAN,
+        metadata=OPEN_OBJECT,
+        store=BOOLEAN,
+        reasoning_effort=STRING,
+        service_tier=STRING,
+    ),
+    "embeddings": obj(
+        ["model", "input"], model=STRING, input=ANY, dimensions=INTEGER, encoding_format=STRING, user=STRING
+    ),
+    "images.generations": obj(
+        ["prompt"],
+        prompt=STRING,
+        model=STRING,
+        n=INTEGER,
+        size=STRING,
+        response_format=STRING,
+        quality=STRING,
+        style=STRING,
+        user=STRING,
+        background=STRING,
+        output_format=STRING,
+        output_compression=INTEGER,
+        moderation=STRING,
+    ),
+    "audio.speech": obj(
+        ["model", "input", "voice"],
+        model=STRING,
+        input=STRING,
+        voice=STRING,
+        response_format=STRING,
+        speed=NUMBER,
+        instructions=STRING,
+    ),
+}
+TRANSCRIPTION_FORM_FIELDS = frozenset(
+    {"file", "model", "language", "prompt", "response_format", "temperature", "timestamp_granularities[]"}
+)
+#: Native bodies (contract table; documented unless the table says assumed).
+_ESTIMATE_FIELDS: dict[str, Shape] = {
+    "messages": Shape(("string", "array")),
+    "model": STRING,
+    "expected_output_tokens": INTEGER,
+    "cache_strategy": STRING,
+    "batch_mode": BOOLEAN,
+    "tools": array(OPEN_OBJECT),
+}
+NATIVE_BODIES: dict[str, Shape] = {
+    "batch.submit": obj(
+        ["requests"],
+        requests=array(obj(["capability", "body"], capability=STRING, body=OPEN_OBJECT, custom_id=STRING)),
+        batch_timeout=STRING,
+        metadata=OPEN_OBJECT,
+        idempotency_key=STRING,
+    ),
+    "batch.cancel": obj(),
+    "batch.export": obj(format=STRING, conversation_id=STRING, metadata=OPEN_OBJECT, idempotency_key=STRING),
+    "batch.set_retention": obj(["retention_days"], retention_days=NUMBER),
+    "cost.estimate": obj(["messages"], **_ESTIMATE_FIELDS),
+    "cost.compare": obj(["messages"], models=array(STRING), **_ESTIMATE_FIELDS),
+    "tokens.count": obj(
+        ["messages"], messages=_ESTIMATE_FIELDS["messages"], model=STRING, tools=array(OPEN_OBJECT)
+    ),
+    "rerank": obj(["query", "documents"], model=STRING, query=STRING, documents=array(STRING), top_n=INTEGER),
+    "image.upscale": obj(["image"], image=STRING, factor=INTEGER, idempotency_key=STRING),
+    "voice.session": obj(model=STRING, voice=STRING, ttl_seconds=INTEGER),
+    # The top-up body is assumed (the seed only names the call).
+    "account.topup": obj(amount_usd=NUMBER),
+}
+#: Endpoints that page with ``cursor`` and ``limit``.
+PAGED_QUERY = ("cursor", "limit")
 
 
 # -- answers ----------------------------------------------------------------------------------
@@ -726,6 +839,14 @@ def create_app(state: EmulatorState) -> ASGIApp:
             raise _invalid("the request body must be a JSON object")
         return body
 
+    def contract(request: Request, op: str, body: Any = None, query: tuple[str, ...] = ()) -> None:
+        """Strict mode: refuse query parameters and body fields the contract does not list."""
+        shape = CORE_BODIES.get(op) or NATIVE_BODIES.get(op)
+        found = query_problems(request, query)
+        if shape is not None and body is not None:
+            found += problems(body, shape)
+        enforce(state, VENDOR, found)
+
     def once(
         request: Request,
         op: str,
@@ -774,6 +895,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "chat.completions")
         authorize(request)
         body = await json_object(request)
+        contract(request, "chat.completions", body)
 
         def produce() -> Response:
             check_chat(body)
@@ -786,6 +908,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "embeddings")
         authorize(request)
         body = await json_object(request)
+        contract(request, "embeddings", body)
 
         def produce() -> Response:
             check_embeddings(body)
@@ -798,6 +921,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "images.generations")
         authorize(request)
         body = await json_object(request)
+        contract(request, "images.generations", body)
 
         def produce() -> Response:
             check_images(body)
@@ -815,6 +939,13 @@ def create_app(state: EmulatorState) -> ASGIApp:
                 raise _invalid("'file' must be a file part of a multipart/form-data body")
             audio = await upload.read()
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            unknown = sorted(set(form.keys()) - TRANSCRIPTION_FORM_FIELDS)
+            enforce(
+                state,
+                VENDOR,
+                query_problems(request)
+                + [(["form", k], "is not a field the contract allows") for k in unknown],
+            )
         if not audio:
             raise _invalid("the uploaded file is empty")
         response_format = fields.get("response_format", "json")
@@ -851,6 +982,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "audio.speech")
         authorize(request)
         body = await json_object(request)
+        contract(request, "audio.speech", body)
 
         def produce() -> Response:
             check_speech(body)
@@ -863,6 +995,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def models(request: Request) -> Response:
         state.count(VENDOR, "models.list")
         authorize(request)
+        contract(request, "models.list")
         owned = [(m, v[0]) for m, v in CHAT_MODELS.items()] + [(m, "openai") for m in EMBEDDING_MODELS]
         owned += [
             (m, "infrai") for m in (*IMAGE_MODELS, *SPEECH_MODELS, *TRANSCRIPTION_MODELS, *RERANK_MODELS)
@@ -876,6 +1009,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "batch.submit")
         authorize(request)
         body = await json_object(request)
+        contract(request, "batch.submit", body)
 
         def produce() -> Response:
             requests = body.get("requests")
@@ -915,11 +1049,13 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def batch_status(request: Request) -> Response:
         state.count(VENDOR, "batch.status")
         authorize(request)
+        contract(request, "batch.status")
         return _ok(batches.status(batches.get(request.path_params["batch_id"])))
 
     async def batch_results(request: Request) -> Response:
         state.count(VENDOR, "batch.results")
         authorize(request)
+        contract(request, "batch.results", query=PAGED_QUERY)
         batch = batches.get(request.path_params["batch_id"])
         rows = batches.results(batch)
         chunk, next_cursor = _page(request, rows)
@@ -931,6 +1067,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def batch_list(request: Request) -> Response:
         state.count(VENDOR, "batch.list")
         authorize(request)
+        contract(request, "batch.list", query=PAGED_QUERY)
         newest_first = sorted(batches.table.values(), key=lambda b: b.created, reverse=True)
         chunk, next_cursor = _page(request, newest_first)
         data: dict[str, Any] = {
@@ -945,6 +1082,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "batch.cancel")
         authorize(request)
         body = await json_object(request)
+        contract(request, "batch.cancel", body)
 
         def produce() -> Response:
             batch = batches.get(request.path_params["batch_id"])
@@ -961,6 +1099,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "batch.export")
         authorize(request)
         body = await json_object(request)
+        contract(request, "batch.export", body)
 
         def produce() -> Response:
             batch = batches.get(request.path_params["batch_id"])
@@ -992,6 +1131,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "batch.set_retention")
         authorize(request)
         body = await json_object(request)
+        contract(request, "batch.set_retention", body)
 
         def produce() -> Response:
             batch = batches.get(request.path_params["batch_id"])
@@ -1045,12 +1185,14 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "cost.estimate")
         authorize(request)
         body = await json_object(request)
+        contract(request, "cost.estimate", body)
         return _ok(estimate(body, str(body.get("model") or DEFAULT_CHAT_MODEL)))
 
     async def cost_compare(request: Request) -> Response:
         state.count(VENDOR, "cost.compare")
         authorize(request)
         body = await json_object(request)
+        contract(request, "cost.compare", body)
         wanted = body.get("models") or list(CHAT_MODELS)
         if not isinstance(wanted, list) or not all(isinstance(m, str) for m in wanted):
             raise _invalid("'models' must be an array of model ids")
@@ -1060,6 +1202,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "tokens.count")
         authorize(request)
         body = await json_object(request)
+        contract(request, "tokens.count", body)
         model = str(body.get("model") or DEFAULT_CHAT_MODEL)
         return _ok({"prompt_tokens": _prompt_tokens(body), "model": model})
 
@@ -1067,6 +1210,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "rerank")
         authorize(request)
         body = await json_object(request)
+        contract(request, "rerank", body)
         query, documents = body.get("query"), body.get("documents")
         if not isinstance(query, str) or not query.strip():
             raise _invalid("'query' must be a non-empty string")
@@ -1102,6 +1246,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "image.upscale")
         authorize(request)
         body = await json_object(request)
+        contract(request, "image.upscale", body)
 
         def produce() -> Response:
             image = body.get("image")
@@ -1150,6 +1295,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def tts_voices(request: Request) -> Response:
         state.count(VENDOR, "tts.voices")
         authorize(request)
+        contract(request, "tts.voices", query=PAGED_QUERY)
         chunk, next_cursor = _page(request, VOICES)
         data: dict[str, Any] = {"voices": chunk, "total_count": len(VOICES)}
         if next_cursor is not None:
@@ -1160,6 +1306,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "voice.session")
         authorize(request)
         body = await json_object(request)
+        contract(request, "voice.session", body)
         voice = body.get("voice") or VOICE_IDS[0]
         if voice not in VOICE_IDS:
             raise _invalid(f"unknown voice {voice!r} (known: {', '.join(VOICE_IDS)})")
@@ -1183,6 +1330,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "account.topup")
         authorize(request)
         body = await json_object(request)
+        contract(request, "account.topup", body)
         amount = body.get("amount_usd", 10)
         if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
             raise _invalid("amount_usd must be a positive number")

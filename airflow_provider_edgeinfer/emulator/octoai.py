@@ -36,6 +36,20 @@ from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, public_base, vendor_app
 from airflow_provider_edgeinfer.emulator.octoai_schema import detail_for, engines
 from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
+from airflow_provider_edgeinfer.emulator.strict import (
+    ANY,
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    OPEN_OBJECT,
+    STRING,
+    Problem,
+    array,
+    is_strict,
+    obj,
+    problems,
+    query_problems,
+)
 
 VENDOR = "octoai"
 #: Documented limit of asynchronous request bodies ("10mb", read as decimal megabytes).
@@ -131,6 +145,49 @@ async def _json_body(request: Request, asynchronous: bool) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise Invalid([{"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid"}]) from None
+
+
+#: Strict mode: a Whisper deployment's body (contract, "Transcription", observed).
+WHISPER_BODY = obj(["audio"], audio=STRING, task=STRING, language=STRING)
+#: Strict mode: an OpenAI chat-completion body (the text API is OpenAI-compatible).
+CHAT_MESSAGE = obj(["role"], role=STRING, content=ANY, name=STRING, tool_calls=array(), tool_call_id=STRING)
+CHAT_BODY = obj(
+    ["model", "messages"],
+    model=STRING,
+    messages=array(CHAT_MESSAGE),
+    max_tokens=INTEGER,
+    max_completion_tokens=INTEGER,
+    temperature=NUMBER,
+    top_p=NUMBER,
+    n=INTEGER,
+    stop=ANY,
+    stream=BOOLEAN,
+    presence_penalty=NUMBER,
+    frequency_penalty=NUMBER,
+    seed=INTEGER,
+    response_format=OPEN_OBJECT,
+    user=STRING,
+    logit_bias=OPEN_OBJECT,
+    tools=array(OPEN_OBJECT),
+    tool_choice=ANY,
+)
+
+
+def _strict(state: EmulatorState, found: list[Problem]) -> None:
+    """In strict mode, a request the contract does not allow is a FastAPI 422 naming each problem."""
+    if not found or not is_strict(state):
+        return
+    state.count(VENDOR, "strict_violation")
+    raise Invalid(
+        [
+            {
+                "loc": loc,
+                "msg": f"strict contract check: {message}",
+                "type": "extra_forbidden" if message.startswith("is not") else "value_error",
+            }
+            for loc, message in found
+        ]
+    )
 
 
 def _check_policy(*texts: Any) -> None:
@@ -281,6 +338,10 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, f"{kind}_async" if asynchronous else kind)
         _authorize(request, state)
         body = await _json_body(request, asynchronous)
+        found = query_problems(request)
+        if kind == "predict" and "whisper" in name.lower():
+            found += problems(body, WHISPER_BODY)
+        _strict(state, found)
         identity = state.identity(request.url.path, body)
         result = _result(kind, name, body, identity)  # validates: a 422 is not a submission
         state.record_submission(VENDOR, identity)
@@ -302,9 +363,11 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def predict(request: Request) -> Response:
         return await accept(request, "predict", request.path_params["name"])
 
+    @validating
     async def poll(request: Request) -> Response:
         state.count(VENDOR, "poll")
         _authorize(request, state)
+        _strict(state, query_problems(request))
         response_id = request.path_params["response_id"]
         status = jobs.status(jobs.get(response_id))
         answer: dict[str, Any] = {"status": status}
@@ -314,9 +377,11 @@ def create_app(state: EmulatorState) -> ASGIApp:
             answer["message"] = FAILURE_MESSAGE
         return JSONResponse(answer)
 
+    @validating
     async def response(request: Request) -> Response:
         state.count(VENDOR, "get_response")
         _authorize(request, state)
+        _strict(state, query_problems(request))
         response_id = request.path_params["response_id"]
         job = jobs.get(response_id)
         status = jobs.status(job)
@@ -333,6 +398,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "chat_completions")
         _authorize(request, state)
         body = await _json_body(request, False)
+        _strict(state, query_problems(request) + problems(body, CHAT_BODY))
         messages = body.get("messages") if isinstance(body, dict) else None
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             raise Invalid(_field("model", "Field required", "missing"))
@@ -364,9 +430,11 @@ def create_app(state: EmulatorState) -> ASGIApp:
             }
         )
 
+    @validating
     async def models(request: Request) -> Response:
         state.count(VENDOR, "list_models")
         _authorize(request, state)
+        _strict(state, query_problems(request))
         data = [{"id": m, "object": "model", "owned_by": "octoai"} for m in TEXT_MODELS]
         return JSONResponse({"object": "list", "data": data})
 

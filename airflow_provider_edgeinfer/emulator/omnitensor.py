@@ -30,6 +30,17 @@ from starlette.types import ASGIApp
 from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, read_json, vendor_app
 from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
+from airflow_provider_edgeinfer.emulator.strict import (
+    ANY,
+    INTEGER,
+    NUMBER,
+    OPEN_OBJECT,
+    STRING,
+    enforce,
+    obj,
+    problems,
+    query_problems,
+)
 
 VENDOR = "omnitensor"
 ACCOUNT_ID = "acct_emulator"
@@ -80,6 +91,31 @@ PRESET_MODELS: list[dict[str, Any]] = [
     },
 ]
 MODEL_FIELDS = ("model_id", "model_name", "framework", "version", "created_at")
+
+#: Strict mode: request bodies as the contract gives them (documented for the token and the model
+#: upload, assumed for the rest). A model upload's ``file`` is checked while it streams, so it is
+#: ``ANY`` here.
+TOKEN_BODY = obj(["api_key", "secret"], api_key=STRING, secret=STRING)
+MODEL_UPLOAD_BODY = obj(
+    ["model_name", "file", "config"],
+    model_name=STRING,
+    description=STRING,
+    file=ANY,
+    config=obj(["framework", "version"], framework=STRING, version=STRING),
+)
+INFERENCE_BODY = obj(["input"], input=OPEN_OBJECT, parameters=OPEN_OBJECT)
+ALLOCATE_BODY = obj(
+    ["gpu_type", "gpu_count", "duration_hours", "purpose"],
+    gpu_type=STRING,
+    gpu_count=INTEGER,
+    duration_hours=NUMBER,
+    purpose=STRING,
+    model_id=STRING,
+)
+TRANSFER_BODY = obj(
+    ["to_account", "amount"], to_account=STRING, amount=STRING, memo=STRING, idempotency_key=STRING
+)
+DATASET_FORM_FIELDS = frozenset({"file", "name", "description", "format"})
 
 _POSITIVE = frozenset(
     ["good", "great", "love", "excellent", "happy", "fast", "strong", "amazing", "like", "wonderful", "best"]
@@ -392,6 +428,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def token(request: Request) -> Response:
         state.count(VENDOR, "auth_token")
         body = await read_json(request)
+        enforce(state, VENDOR, query_problems(request) + problems(body, TOKEN_BODY))
         key, secret = body.get("api_key"), body.get("secret")
         if not isinstance(key, str) or not isinstance(secret, str):
             raise HTTPError(400, "api_key and secret are required", "INVALID_REQUEST")
@@ -420,6 +457,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         sink = _BlobSink(state.blob_path(model_id), limit)
         try:
             fields = await _receive_model(request, sink)
+            enforce(state, VENDOR, query_problems(request) + problems(fields, MODEL_UPLOAD_BODY))
         except BaseException:
             sink.discard()
             raise
@@ -444,6 +482,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def list_models(request: Request) -> Response:
         state.count(VENDOR, "list_models")
         _authorize(request, state)
+        enforce(state, VENDOR, query_problems(request, ("page", "limit")))
         try:
             page = int(request.query_params.get("page", 1))
             limit = int(request.query_params.get("limit", 50))
@@ -462,6 +501,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         if model is None:
             raise HTTPError(404, f"Model {model_id} does not exist", "MODEL_NOT_FOUND")
         body = await read_json(request)
+        enforce(state, VENDOR, query_problems(request) + problems(body, INFERENCE_BODY))
         data, parameters = body.get("input"), body.get("parameters") or {}
         if not isinstance(data, dict) or not isinstance(parameters, dict):
             raise HTTPError(400, "input must be an object (and parameters, if given)", "INVALID_REQUEST")
@@ -484,6 +524,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "allocate_compute")
         _authorize(request, state)
         body = await read_json(request)
+        enforce(state, VENDOR, query_problems(request) + problems(body, ALLOCATE_BODY))
         gpu_type, count, hours = body.get("gpu_type"), body.get("gpu_count", 1), body.get("duration_hours")
         purpose, model_id = body.get("purpose", "inference"), body.get("model_id")
         if gpu_type not in GPU_HOURLY_OMNIT:
@@ -519,6 +560,13 @@ def create_app(state: EmulatorState) -> ASGIApp:
             raise
         dataset_id = new_id("ds_", 20)
         async with request.form(max_files=1, max_fields=10) as form:
+            unknown = sorted(set(form.keys()) - DATASET_FORM_FIELDS)
+            enforce(
+                state,
+                VENDOR,
+                query_problems(request)
+                + [(["form", k], "is not a field the contract allows") for k in unknown],
+            )
             upload, name = form.get("file"), form.get("name")
             if not isinstance(upload, UploadFile):
                 raise HTTPError(400, "a 'file' part is required", "INVALID_REQUEST")
@@ -545,6 +593,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def dataset_metadata(request: Request) -> Response:
         state.count(VENDOR, "dataset_metadata")
         _authorize(request, state)
+        enforce(state, VENDOR, query_problems(request))
         dataset_id = request.path_params["dataset_id"]
         dataset = state.tables["omnitensor.datasets"].get(dataset_id)
         if dataset is None:
@@ -554,6 +603,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def balance(request: Request) -> Response:
         state.count(VENDOR, "balance")
         _authorize(request, state)
+        enforce(state, VENDOR, query_problems(request))
         return JSONResponse(
             {"account_id": ACCOUNT_ID, "balance": _money(_account(state)["balance"]), "currency": "OMNIT"}
         )
@@ -562,6 +612,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "transfer")
         _authorize(request, state)
         body = await read_json(request)
+        enforce(state, VENDOR, query_problems(request) + problems(body, TRANSFER_BODY))
         key = body.get("idempotency_key")
         replays = state.tables["omnitensor.transfers"]
         if isinstance(key, str) and key in replays:

@@ -130,6 +130,8 @@ class EmulatorState:
     presign_ttl: float = 900.0
     #: Largest page of a Theta listing served, whatever ``number`` asks (the real cap is unknown).
     theta_page_cap: int = 1000
+    #: Refuse what the vendor contracts do not allow (see :mod:`.strict`).
+    strict: bool = False
     seed: int | None = None
 
     def __post_init__(self) -> None:

@@ -15,6 +15,18 @@ from starlette.types import ASGIApp
 from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, read_json, vendor_app
 from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
+from airflow_provider_edgeinfer.emulator.strict import (
+    INTEGER,
+    OPEN_OBJECT,
+    STRING,
+    Problem,
+    Shape,
+    array,
+    enforce,
+    obj,
+    problems,
+    query_problems,
+)
 
 VENDOR = "theta"
 PROJECT_ID = "prj_emulator"
@@ -239,6 +251,39 @@ def _output(state: EmulatorState, job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Strict mode (contract, "Create", "Presigned uploads"): what a create or presign body may hold.
+CREATE_BODY = obj(
+    ["input"], input=OPEN_OBJECT, wait=INTEGER, variant=STRING.nullable(), webhook=STRING.nullable()
+)
+PRESIGN_BODY = obj(input_fields=array(STRING))
+#: The query parameters each endpoint takes (contract: ``?expand=``, ``?page=&number=``, ``?wait=``...).
+SERVICE_LIST_QUERY = ("expand", "page", "number")
+CREATE_QUERY = ("wait", "prediction")
+LIST_QUERY = ("page", "number", "state")
+#: ``input_vars`` type names -> the JSON value they take.
+VAR_SHAPES: dict[str, Shape] = {
+    "file": STRING,
+    "str": STRING,
+    "int": INTEGER,
+    "float": Shape(("number",)),
+    "bool": Shape(("boolean",)),
+    "list": array(),
+}
+
+
+def input_problems(service: dict[str, Any], prediction: str, input_: dict[str, Any]) -> list[Problem]:
+    """Input fields the prediction does not declare, and values of the wrong type."""
+    declared = {v["name"]: v for v in service["predictions"][prediction]["input_vars"]}
+    fields = {name: VAR_SHAPES.get(var["type"], Shape(("any",))) for name, var in declared.items()}
+    found = problems(input_, obj(**fields), ["body", "input"])
+    if _streams(service, prediction, input_) and "stream" not in input_:
+        # The client did not ask: an LLM prediction would answer with an event stream it may not read.
+        found.append(
+            (["body", "input", "stream"], "must be false unless the client reads server-sent events")
+        )
+    return found
+
+
 def _streams(service: dict[str, Any], prediction: str, input_: dict[str, Any]) -> bool:
     """LLM predictions stream unless the input says ``"stream": false`` (contract, "Outputs by service")."""
     takes_stream = any(v["name"] == "stream" for v in service["predictions"][prediction]["input_vars"])
@@ -265,6 +310,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
 
     async def list_services(request: Request) -> Response:
         state.count(VENDOR, "list_services")
+        enforce(state, VENDOR, query_problems(request, SERVICE_LIST_QUERY))
         page = request.query_params.get("page")
         number = request.query_params.get("number")
         items = SERVICES
@@ -297,11 +343,13 @@ def create_app(state: EmulatorState) -> ASGIApp:
         if len(raw) > MAX_INPUT_BYTES:
             raise HTTPError(413, "input too large")
         body = await read_json(request)
+        enforce(state, VENDOR, query_problems(request, CREATE_QUERY) + problems(body, CREATE_BODY))
         prediction = prediction or request.query_params.get("prediction")
         service, name = _service(alias, prediction)
         input_ = body.get("input")
         if not isinstance(input_, dict):
             raise HTTPError(400, "input must be an object")
+        enforce(state, VENDOR, input_problems(service, name, input_))
         for var in service["predictions"][name]["input_vars"]:
             if var["required"] and var["name"] not in input_:
                 raise HTTPError(400, f"missing required input {var['name']}")
@@ -332,6 +380,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def cancel(request: Request, request_id: str) -> Response:
         state.count(VENDOR, "cancel_request")
         _authorize(request, state)
+        enforce(state, VENDOR, query_problems(request) + problems(await read_json(request), obj()))
         job = _jobs(state).get(request_id)
         if job is None:
             raise HTTPError(404, f"inference request {request_id} not found")
@@ -345,6 +394,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def get_request(request: Request) -> Response:
         state.count(VENDOR, "get_request")
         _authorize(request, state)
+        enforce(state, VENDOR, query_problems(request))
         request_id = request.path_params["request_id"]
         job = _jobs(state).get(request_id)
         if job is None:
@@ -355,6 +405,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def list_requests(request: Request) -> Response:
         state.count(VENDOR, "list_requests")
         _authorize(request, state)
+        enforce(state, VENDOR, query_problems(request, LIST_QUERY))
         project = request.path_params["project_id"]
         if project != PROJECT_ID:
             raise HTTPError(404, f"project {project} not found")
@@ -378,6 +429,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         service, name = _service(alias, prediction)
         file_vars = [v["name"] for v in service["predictions"][name]["input_vars"] if v["type"] == "file"]
         body = await read_json(request)
+        enforce(state, VENDOR, query_problems(request) + problems(body, PRESIGN_BODY))
         fields_ = body.get("input_fields") or file_vars
         unknown = [f for f in fields_ if f not in file_vars]
         if unknown:

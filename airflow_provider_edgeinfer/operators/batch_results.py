@@ -138,8 +138,13 @@ def round_items(header: Header, total: int) -> list[list[int]]:
 
 
 def write_native(hook: EdgeInferHook, header: Header, items: list[BatchItem], writer: ResultsWriter) -> None:
-    """Every item from the last round that ran it, read a page at a time."""
-    api: Any = hook.api
+    """Every item from the last round that ran it, read a page at a time.
+
+    Results are checked as they are read (:class:`~.batch_native.NativeResults`): an item without a
+    result gets a failed row, and a batch that ended with items missing fails the task.
+    """
+    from airflow_provider_edgeinfer.operators.batch_native import NativeResults
+
     positions = round_items(header, len(items))
     final_round = [0] * len(items)
     for number, indices in enumerate(positions):
@@ -148,38 +153,46 @@ def write_native(hook: EdgeInferHook, header: Header, items: list[BatchItem], wr
     for number, batch_round in enumerate(header.rounds):
         if batch_round.batch_id is None:
             continue
-        for page in patient_pages(hook, api.batch_results(batch_round.batch_id, limit=NATIVE_PAGE_LIMIT)):
-            for result in page.items:
-                index = positions[number][result.index]
-                if final_round[index] != number:
-                    continue
-                item = items[index]
-                ok = result.state == "succeeded"
-                output, files = writer.media(item, result.response) if ok else (None, 0)
-                error = result.error.model_dump() if result.error is not None else None
-                if error is not None:
-                    error = {"type": "JobFailedError", **error}
-                writer.row(
-                    item,
-                    succeeded=ok,
-                    request_id=f"{batch_round.batch_id}#{result.index}",
-                    output=output,
-                    error=error,
-                    cost_usd=result.cost_usd,
-                    files=files,
-                )
+        results = NativeResults(hook, batch_round.batch_id, len(positions[number]), NATIVE_PAGE_LIMIT)
+        for result in results:
+            index = positions[number][result.index]
+            if final_round[index] != number:
+                continue
+            item = items[index]
+            ok = result.state == "succeeded"
+            output, files = writer.media(item, result.response) if ok else (None, 0)
+            error = result.error.model_dump() if result.error is not None else None
+            if error is not None:
+                error = {"type": "JobFailedError", **error}
+            writer.row(
+                item,
+                succeeded=ok,
+                request_id=f"{batch_round.batch_id}#{result.index}",
+                output=output,
+                error=error,
+                cost_usd=result.cost_usd,
+                files=files,
+            )
+        for position in results.missing:
+            index = positions[number][position]
+            if final_round[index] == number:
+                message = f"infrai batch {batch_round.batch_id} returned no result for this item"
+                writer.row(items[index], succeeded=False, request_id=None, error=_error(message))
+        results.check_complete()
 
 
 def native_retryable(hook: EdgeInferHook, batch_id: str, indices: list[int]) -> list[int]:
     """Global indices of a round's items that failed for a reason worth another try."""
-    api: Any = hook.api
+    from airflow_provider_edgeinfer.operators.batch_native import NativeResults
+
     out = []
-    for page in patient_pages(hook, api.batch_results(batch_id, limit=NATIVE_PAGE_LIMIT)):
-        for result in page.items:
-            if result.state != "succeeded" and (
-                result.error is None or result.error.code in TRANSIENT_ITEM_CODES
-            ):
-                out.append(indices[result.index])
+    results = NativeResults(hook, batch_id, len(indices), NATIVE_PAGE_LIMIT)
+    for result in results:
+        if result.state != "succeeded" and (
+            result.error is None or result.error.code in TRANSIENT_ITEM_CODES
+        ):
+            out.append(indices[result.index])
+    results.check_complete()
     return out
 
 
