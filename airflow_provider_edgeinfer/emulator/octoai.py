@@ -81,8 +81,13 @@ class Invalid(Exception):
         self.detail = detail
 
 
+#: What a 422 ``detail`` entry carries (contract, "Errors", and the OpenAPI ``ValidationError``).
+DETAIL_FIELDS = ("loc", "msg", "type")
+
+
 def unprocessable(detail: list[dict[str, Any]]) -> Response:
-    return JSONResponse({"detail": detail}, status_code=422)
+    entries = [{k: entry[k] for k in DETAIL_FIELDS if k in entry} for entry in detail]
+    return JSONResponse({"detail": entries}, status_code=422)
 
 
 def error(status: int, message: str, code: str = "") -> Response:
@@ -435,7 +440,10 @@ def create_app(state: EmulatorState) -> ASGIApp:
         state.count(VENDOR, "list_models")
         _authorize(request, state)
         _strict(state, query_problems(request))
-        data = [{"id": m, "object": "model", "owned_by": "octoai"} for m in TEXT_MODELS]
+        # OpenAI's model object: id, object, created, owned_by.
+        data = [
+            {"id": m, "object": "model", "created": 1_717_200_000, "owned_by": "octoai"} for m in TEXT_MODELS
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     routes = [

@@ -239,6 +239,7 @@ def _output(state: EmulatorState, job: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": "chatcmpl-" + job["id"][-12:],
         "object": "chat.completion",
+        "created": int(state.clock.epoch(job["ends"])),
         "model": alias,
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}

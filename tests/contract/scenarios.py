@@ -1,0 +1,218 @@
+"""How to make the emulator give each contract answer: one function per fixture ``emulator`` name.
+
+Each function drives the emulator the way the provider would (calls built by the client's API
+class), bringing it to the state the fixture shows (a pending request, a finished batch...), and
+returns the raw answer of the endpoint the fixture stands for.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from airflow_provider_edgeinfer.emulator.state import Timing
+from tests.contract.harness import Emulated
+
+Scenario = Callable[[Emulated], httpx.Response]
+SCENARIOS: dict[str, dict[str, Scenario]] = {"theta": {}, "octoai": {}, "infrai": {}, "omnitensor": {}}
+
+WHISPER_INPUT = {"audio_filename": "upl_k3v9x2m8q4w7e1r5t6y0", "language": "en"}
+PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+
+
+def scenario(vendor: str, name: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS[vendor][name] = fn
+        return fn
+
+    return register
+
+
+def ok_json(response: httpx.Response) -> Any:
+    assert response.is_success, f"HTTP {response.status_code}: {response.text[:500]}"
+    return response.json()
+
+
+# -- Theta ------------------------------------------------------------------------------------
+
+
+def theta_create(emu: Emulated, alias: str = "whisper", input: dict[str, Any] | None = None) -> str:
+    body = ok_json(emu.send(emu.api.create_request(alias, input or WHISPER_INPUT)))
+    return str(body["body"]["infer_requests"][0]["id"])
+
+
+@scenario("theta", "list_services")
+def _theta_services(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.list_services(page=0, number=1))
+
+
+@scenario("theta", "create_pending")
+def _theta_create_pending(emu: Emulated) -> httpx.Response:
+    emu.state.timing["theta"] = Timing(queued=600.0, running=1.0)
+    return emu.send(emu.api.create_request("whisper", WHISPER_INPUT))
+
+
+@scenario("theta", "get_success")
+def _theta_get(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.get_request(theta_create(emu)))
+
+
+@scenario("theta", "get_llm")
+def _theta_get_llm(emu: Emulated) -> httpx.Response:
+    chat = {"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 16}
+    return emu.send(emu.api.get_request(theta_create(emu, "llama_3_1_70b", chat)))
+
+
+@scenario("theta", "list_requests")
+def _theta_list(emu: Emulated) -> httpx.Response:
+    theta_create(emu)
+    return emu.send(emu.api.list_requests("prj_emulator", page=0, number=50))
+
+
+@scenario("theta", "presigned_urls")
+def _theta_presign(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.presigned_urls("whisper", input_fields=["audio_filename"]))
+
+
+@scenario("theta", "cancel")
+def _theta_cancel(emu: Emulated) -> httpx.Response:
+    emu.state.timing["theta"] = Timing(queued=600.0, running=1.0)
+    return emu.send(emu.api.cancel_request(theta_create(emu)))
+
+
+@scenario("theta", "error_unauthorized")
+def _theta_401(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.get_request(theta_create(emu)), key="not-the-key")
+
+
+@scenario("theta", "error_not_found")
+def _theta_404(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.get_request("infr_rqst_" + "0" * 26))
+
+
+@scenario("theta", "error_no_capacity")
+def _theta_409(emu: Emulated) -> httpx.Response:
+    emu.state.scripted["theta"].append({"kind": "5xx", "status": 409, "path": "/infer_request"})
+    return emu.send(emu.api.create_request("whisper", WHISPER_INPUT))
+
+
+@scenario("theta", "error_quota")
+def _theta_429(emu: Emulated) -> httpx.Response:
+    emu.state.scripted["theta"].append({"kind": "429", "path": "/infer_request"})
+    return emu.send(emu.api.create_request("whisper", WHISPER_INPUT))
+
+
+# -- OctoAI -------------------------------------------------------------------------------------
+
+SDXL = {"prompt": "a lighthouse at dawn", "width": 64, "height": 64}
+
+
+def octoai_submit(emu: Emulated) -> str:
+    return str(ok_json(emu.send(emu.api.infer_async("generate/sdxl", SDXL)))["response_id"])
+
+
+@scenario("octoai", "generate_image")
+def _octo_image(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.generate_image("sdxl", SDXL))
+
+
+@scenario("octoai", "generate_image_removed")
+def _octo_removed(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.generate_image("sdxl", {**SDXL, "prompt": "removed-for-safety"}))
+
+
+@scenario("octoai", "generate_video")
+def _octo_video(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.generate_video({"image": PNG_1X1}))
+
+
+@scenario("octoai", "infer_async")
+def _octo_async(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.infer_async("generate/sdxl", SDXL))
+
+
+@scenario("octoai", "infer_async_deployment")
+def _octo_async_deployment(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.infer_async("whisper", emu.api.whisper_input(b"RIFF\x24\x00\x00\x00WAVE")))
+
+
+@scenario("octoai", "poll_pending")
+def _octo_pending(emu: Emulated) -> httpx.Response:
+    emu.state.timing["octoai"] = Timing(queued=600.0, running=1.0)
+    return emu.send(emu.api.poll(octoai_submit(emu)))
+
+
+@scenario("octoai", "poll_running")
+def _octo_running(emu: Emulated) -> httpx.Response:
+    emu.state.timing["octoai"] = Timing(queued=0.0, running=600.0)
+    return emu.send(emu.api.poll(octoai_submit(emu)))
+
+
+@scenario("octoai", "poll_completed")
+def _octo_completed(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.poll(octoai_submit(emu)))
+
+
+@scenario("octoai", "poll_failed")
+def _octo_failed(emu: Emulated) -> httpx.Response:
+    emu.state.faults["octoai"].job_failure_rate = 1.0
+    return emu.send(emu.api.poll(octoai_submit(emu)))
+
+
+@scenario("octoai", "poll_not_found")
+def _octo_poll_404(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.poll("0000000000-00000"))
+
+
+@scenario("octoai", "get_response")
+def _octo_response(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.get_response(octoai_submit(emu)))
+
+
+@scenario("octoai", "get_response_expired")
+def _octo_expired(emu: Emulated) -> httpx.Response:
+    emu.state.octoai_retention_seconds = 0.0
+    return emu.send(emu.api.get_response(octoai_submit(emu)))
+
+
+@scenario("octoai", "transcribe")
+def _octo_transcribe(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.transcribe("whisper", b"RIFF\x24\x00\x00\x00WAVE"))
+
+
+@scenario("octoai", "chat_completions")
+def _octo_chat(emu: Emulated) -> httpx.Response:
+    messages = [{"role": "user", "content": "Say hi"}]
+    return emu.send(emu.api.chat_completions("meta-llama-3.1-8b-instruct", messages, max_tokens=16))
+
+
+@scenario("octoai", "list_text_models")
+def _octo_models(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.list_text_models())
+
+
+@scenario("octoai", "error_validation")
+def _octo_422(emu: Emulated) -> httpx.Response:
+    # The client refuses this body before sending; what the server says is sent by hand.
+    key = emu.state.keys["octoai"]
+    body = {"prompt": "a lighthouse", "steps": 500}
+    return emu.raw("POST", "/generate/sdxl", json=body, headers={"Authorization": f"Bearer {key}"})
+
+
+@scenario("octoai", "error_policy")
+def _octo_policy(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.infer("generate/sdxl", {**SDXL, "prompt": "violates-policy"}))
+
+
+@scenario("octoai", "error_unauthorized")
+def _octo_401(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.poll("0000000000-00000"), key="not-the-token")
+
+
+@scenario("octoai", "error_rate_limited")
+def _octo_429(emu: Emulated) -> httpx.Response:
+    emu.state.scripted["octoai"].append({"kind": "429", "path": "/generate"})
+    return emu.send(emu.api.infer("generate/sdxl", SDXL))
