@@ -70,9 +70,13 @@ class RateGate:
         self.holds += 1
         self._until = max(self._until, time.monotonic() + seconds)
 
-    async def wait(self) -> None:
-        # The deadline may move further while we sleep (another 429), hence the re-check.
-        while (delay := self._until - time.monotonic()) > 0:  # noqa: ASYNC110
+    async def wait(self, deadline: float = float("inf")) -> None:
+        """Until the gate opens or the wall-clock ``deadline`` passes, whichever comes first.
+
+        A vendor's ``Retry-After`` may ask for any pause (``999999999``); the batch's timeout wins.
+        """
+        # The gate may close further while we sleep (another 429), hence the re-check.
+        while (delay := min(self._until - time.monotonic(), deadline - time.time())) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
 
@@ -171,7 +175,7 @@ class FanOut:
         )
         attempt = 0
         while True:
-            await self.gate.wait()
+            await self.gate.wait(self.deadline)
             if time.time() >= self.deadline:
                 await self._fail(item, "not submitted before the batch timeout", transient=True)
                 return
@@ -193,7 +197,7 @@ class FanOut:
                     if exc.retry_after is not None:
                         self.gate.hold(wait)
                     else:
-                        await asyncio.sleep(wait)
+                        await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
                     continue
                 await self._fail(item, exc, transient=is_transient(exc))
                 return

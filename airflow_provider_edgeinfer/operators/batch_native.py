@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.exceptions import BudgetExceededError, UnexpectedResponseError
@@ -16,6 +17,7 @@ from airflow_provider_edgeinfer.exceptions import BudgetExceededError, Unexpecte
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_edgeinfer.clients.infrai_models import BatchResultItem
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
     from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
 
@@ -137,3 +139,77 @@ def export(hook: EdgeInferHook, batch_id: str, format: str, output_dir: ObjectSt
         )
     _download(job.download_url, target)
     return str(target)
+
+
+class NativeResults:
+    """The results of one native batch of ``size`` items, read a page at a time, trusting nothing.
+
+    A broken or hostile vendor could otherwise make the task read for ever (a ``next_cursor`` that
+    never ends), write an answer to the wrong item (an index out of range, or negative, which
+    Python would count from the end), or write an item twice. Each is an
+    :class:`UnexpectedResponseError` naming the batch: an index outside ``0..size-1``, an index
+    seen twice, a cursor seen twice, or more pages than a batch of ``size`` items can fill (each
+    page but the last must bring at least one item). Iterate once; then :attr:`missing` lists the
+    positions that got no result, and :meth:`check_complete` refuses them if the batch has ended.
+    """
+
+    def __init__(self, hook: EdgeInferHook, batch_id: str, size: int, limit: int) -> None:
+        self.hook = hook
+        self.batch_id = batch_id
+        self.size = size
+        self.limit = limit
+        self.seen: set[int] = set()
+
+    def _bad(self, what: str) -> UnexpectedResponseError:
+        return UnexpectedResponseError(
+            f"infrai batch {self.batch_id} ({self.size} items): {what}; its results were not trusted",
+            vendor=self.hook.vendor,
+            operation="batch.results",
+            request_id=self.batch_id,
+        )
+
+    def __iter__(self) -> Iterator[BatchResultItem]:
+        from airflow_provider_edgeinfer.operators.batch_results import patient_read
+
+        api: Any = self.hook.api
+        call: Any = api.batch_results(self.batch_id, limit=self.limit)
+        cursors: set[Any] = set()
+        max_pages = self.size + 1
+        pages = 0
+        while call is not None:
+            pages += 1
+            if pages > max_pages:
+                raise self._bad(f"the vendor kept sending pages of results (more than {max_pages})")
+            page = patient_read(self.hook, call)
+            for result in page.items:
+                if not 0 <= result.index < self.size:
+                    raise self._bad(f"a result has index {result.index}, outside 0..{self.size - 1}")
+                if result.index in self.seen:
+                    raise self._bad(f"the result of index {result.index} was sent twice")
+                self.seen.add(result.index)
+                yield result
+            call = page.next_call
+            if call is not None:
+                cursor = (call.params or {}).get("cursor")
+                if cursor in cursors:
+                    raise self._bad(f"the results cursor {cursor!r} came back: the pages would never end")
+                cursors.add(cursor)
+
+    @property
+    def missing(self) -> list[int]:
+        """Positions in the batch that no page carried."""
+        return [position for position in range(self.size) if position not in self.seen]
+
+    def check_complete(self) -> None:
+        """Refuse missing results of a batch that has ended (one still cancelling may lack some)."""
+        missing = self.missing
+        if not missing:
+            return
+        api: Any = self.hook.api
+        job = self.hook.run(api.batch_status_job(self.batch_id))
+        if job.terminal and job.vendor_state != "cancelling":
+            shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise self._bad(
+                f"the batch ended ({job.vendor_state}) but {len(missing)} of its items have no result "
+                f"(index {shown})"
+            )
