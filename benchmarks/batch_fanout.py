@@ -44,7 +44,7 @@ def _inputs(n: int, tag: str) -> list[dict[str, Any]]:
 def _control(base: str, path: str, body: dict[str, Any] | None = None) -> Any:
     if body is None:
         return httpx.get(f"{base}/_emulator/{path}", timeout=30).json()
-    return httpx.post(f"{base}/_emulator/{path}", content=json.dumps(body), timeout=30).json()
+    return httpx.post(f"{base}/_emulator/{path}", json=body, timeout=30).json()
 
 
 # -- 1. the operator, in its own process ---------------------------------------------------------

@@ -192,7 +192,7 @@ def main() -> int:
             ]
             for round_ in range(args.repeat):
                 for i in range(len(runs)):
-                    httpx.post(f"{base}/_emulator/uploads/drop", timeout=60).raise_for_status()
+                    httpx.post(f"{base}/_emulator/uploads/drop", json={}, timeout=60).raise_for_status()
                     os.sync()  # every run starts from the same disk state, whoever went before
                     runs[(i + round_) % len(runs)]()
             best_curl = min(curl_s)

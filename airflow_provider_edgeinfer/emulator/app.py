@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -56,6 +56,33 @@ def _vendors(body: dict[str, Any]) -> list[str]:
     if vendor not in VENDORS:
         raise ValueError(f"unknown vendor {vendor!r}")
     return [vendor]
+
+
+def _json_only(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A control POST must say it is JSON: a cross-site HTML form can only send form or text
+    types, so it is refused (415) before it can inject faults, move the clock or reset counters."""
+
+    async def guarded(request: Request) -> Response:
+        if request.method == "POST":
+            media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if media_type != "application/json":
+                return JSONResponse(
+                    {"error": "control requests must be sent as Content-Type: application/json"},
+                    status_code=415,
+                )
+            try:
+                return await handler(request)
+            except json.JSONDecodeError as exc:
+                return JSONResponse({"error": f"the body is not valid JSON: {exc}"}, status_code=400)
+        return await handler(request)
+
+    return guarded
+
+
+def bound_base(request: Request) -> str:
+    """This server's own address (the socket it listens on), never the client's Host header."""
+    host, port = request.scope["server"]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def control_routes(state: EmulatorState) -> list[Route]:
@@ -121,8 +148,7 @@ def control_routes(state: EmulatorState) -> list[Route]:
         return JSONResponse(state.settings())
 
     async def conns(request: Request) -> Response:
-        base = f"{request.url.scheme}://{request.url.netloc}"
-        lines = [f"export {k}='{v}'" for k, v in connections(base, state).items()]
+        lines = [f"export {k}='{v}'" for k, v in connections(bound_base(request), state).items()]
         return PlainTextResponse("\n".join(lines) + "\n")
 
     async def drop_uploads(request: Request) -> Response:
@@ -134,13 +160,13 @@ def control_routes(state: EmulatorState) -> list[Route]:
     return [
         Route("/_emulator/health", health),
         Route("/_emulator/counters", counters),
-        Route("/_emulator/reset", reset, methods=["POST"]),
-        Route("/_emulator/faults", faults, methods=["GET", "POST"]),
-        Route("/_emulator/clock", clock, methods=["POST"]),
-        Route("/_emulator/timing", timing, methods=["POST"]),
-        Route("/_emulator/settings", settings, methods=["GET", "POST"]),
+        Route("/_emulator/reset", _json_only(reset), methods=["POST"]),
+        Route("/_emulator/faults", _json_only(faults), methods=["GET", "POST"]),
+        Route("/_emulator/clock", _json_only(clock), methods=["POST"]),
+        Route("/_emulator/timing", _json_only(timing), methods=["POST"]),
+        Route("/_emulator/settings", _json_only(settings), methods=["GET", "POST"]),
         Route("/_emulator/connections", conns),
-        Route("/_emulator/uploads/drop", drop_uploads, methods=["POST"]),
+        Route("/_emulator/uploads/drop", _json_only(drop_uploads), methods=["POST"]),
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from types import TracebackType
@@ -84,7 +83,7 @@ class EmulatorServer:
             if body is None:
                 response = client.get(f"/_emulator/{path}")
             else:
-                response = client.post(f"/_emulator/{path}", content=json.dumps(body))
+                response = client.post(f"/_emulator/{path}", json=body)
             response.raise_for_status()
             return response.json()
 

@@ -167,7 +167,7 @@ def test_counters(ctl: httpx.Client, emu: EmulatorServer) -> None:
 def test_reset(ctl: httpx.Client, emu: EmulatorServer) -> None:
     job = create_theta(emu).json()["body"]["infer_requests"][0]
     ctl.post("/faults", json={"vendor": "theta", "rate_429": 0.5, "script": [{"kind": "drop"}]})
-    assert ctl.post("/reset").json() == {"ok": True}
+    assert ctl.post("/reset", json={}).json() == {"ok": True}
     counters = ctl.get("/counters").json()
     assert counters["requests"] == {}
     assert counters["submissions"]["theta"] == {}
