@@ -438,14 +438,13 @@ class InfraiAPI(VendorAPI):
     def batch_cancel(
         self, batch_id: str, *, idempotency_key: str | None = None
     ) -> Call[Enveloped[BatchStatus]]:
-        # Documented idempotent: cancelling twice is harmless, so it is retried like a read.
-        body = _drop_none({"batch_id": batch_id, "idempotency_key": idempotency_key})
+        # Documented idempotent: cancelling twice is harmless, so it is retried like a read. The
+        # contract gives the call no body (the id is in the path); a key travels as the header.
         return Call(
             "batch.cancel",
             "POST",
             self._url(NATIVE_PREFIX + "/batch/cancel", batch_id),
             self._enveloped(BatchStatus, batch_id),
-            json=body,
             headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
             request_id=batch_id,
         )
@@ -489,9 +488,8 @@ class InfraiAPI(VendorAPI):
             raise InputValidationError(
                 f"retention_days must be positive, got {retention_days}", vendor=self.vendor
             )
-        body = _drop_none(
-            {"batch_id": batch_id, "retention_days": retention_days, "idempotency_key": idempotency_key}
-        )
+        # The contract's body is {retention_days} (the id is in the path); a key travels as the header.
+        body = {"retention_days": retention_days}
         # Documented idempotent: setting the same retention twice changes nothing more.
         return Call(
             "batch.set_retention",

@@ -99,7 +99,6 @@ TRANSCRIPTION_MODELS = ("whisper-1", "gpt-4o-transcribe")
 TRANSCRIPTION_PRICE_PER_SECOND = 0.0001
 RERANK_MODELS = ("rerank-v3.5", "jina-reranker-v2", "gte-rerank")
 RERANK_PRICE_USD = 0.00002
-REALTIME_MODEL = "gpt-4o-realtime-preview"
 
 VOICES: list[dict[str, str]] = [
     {"id": "alloy", "name": "Alloy", "language": "en", "gender": "neutral"},
@@ -739,11 +738,7 @@ class Batches:
             "failed_count": len(finished) - len(succeeded),
             "created_at": _iso(batch.created_wall),
             "total_cost_usd": round(sum(item.cost_usd for item in succeeded), 8),
-            "batch_timeout": batch.batch_timeout,
-            "metadata": batch.metadata,
         }
-        if batch.retention_days is not None:
-            out["retention_days"] = batch.retention_days
         return out
 
     def results(self, batch: Batch) -> list[dict[str, Any]]:
@@ -1233,9 +1228,8 @@ def create_app(state: EmulatorState) -> ASGIApp:
             for i, text in enumerate(texts)
         ]
         scored.sort(key=lambda s: (-s[0], s[1]))
-        model = str(body.get("model") or RERANK_MODELS[0])
         return _ok(
-            {"model": model, "results": [{"index": i, "relevance_score": s} for s, i in scored[:top_n]]},
+            {"results": [{"index": i, "relevance_score": s} for s, i in scored[:top_n]]},
             cost_usd=RERANK_PRICE_USD * len(texts),
             routed="cohere",
         )
@@ -1321,8 +1315,6 @@ def create_app(state: EmulatorState) -> ASGIApp:
                 "token": "ifr_vs_" + secrets.token_urlsafe(24),
                 "expires_at": _iso(time.time() + ttl),
                 "url": f"{scheme}://{request.url.netloc}{root}/voice/realtime?session={session}",
-                "model": str(body.get("model") or REALTIME_MODEL),
-                "voice": voice,
             }
         )
 

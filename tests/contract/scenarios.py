@@ -7,7 +7,6 @@ returns the raw answer of the endpoint the fixture stands for.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -216,3 +215,156 @@ def _octo_401(emu: Emulated) -> httpx.Response:
 def _octo_429(emu: Emulated) -> httpx.Response:
     emu.state.scripted["octoai"].append({"kind": "429", "path": "/generate"})
     return emu.send(emu.api.infer("generate/sdxl", SDXL))
+
+
+# -- infrai -------------------------------------------------------------------------------------
+
+CHAT = [{"role": "user", "content": "Say hi"}]
+CHAT_ITEM = {"capability": "chat.completions", "body": {"model": "deepseek-chat", "messages": CHAT}}
+
+
+def infrai_batch(emu: Emulated, items: int = 2) -> str:
+    requests = [{**CHAT_ITEM, "custom_id": f"item-{i}"} for i in range(items)]
+    return str(ok_json(emu.send(emu.api.batch_submit(requests)))["data"]["batch_id"])
+
+
+@scenario("infrai", "chat_completion")
+def _ifr_chat(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.chat_completion({"model": "gpt-4o-mini", "messages": CHAT}))
+
+
+@scenario("infrai", "embeddings")
+def _ifr_embeddings(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.embeddings({"model": "text-embedding-3-small", "input": "hello"}))
+
+
+@scenario("infrai", "image_generation")
+def _ifr_images(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.image_generation({"prompt": "a lighthouse", "size": "64x64"}))
+
+
+@scenario("infrai", "transcription_json")
+def _ifr_transcription(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.transcription(b"RIFF\x24\x00\x00\x00WAVE", model="whisper-1"))
+
+
+@scenario("infrai", "transcription_text")
+def _ifr_transcription_text(emu: Emulated) -> httpx.Response:
+    return emu.send(
+        emu.api.transcription(b"RIFF\x24\x00\x00\x00WAVE", model="whisper-1", response_format="text")
+    )
+
+
+@scenario("infrai", "speech")
+def _ifr_speech(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.speech({"model": "tts-1", "input": "hello", "voice": "alloy"}))
+
+
+@scenario("infrai", "list_models")
+def _ifr_models(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.list_models())
+
+
+@scenario("infrai", "batch_submit")
+def _ifr_submit(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.batch_submit([CHAT_ITEM]))
+
+
+@scenario("infrai", "batch_status")
+def _ifr_status(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.batch_status(infrai_batch(emu)))
+
+
+@scenario("infrai", "batch_results")
+def _ifr_results(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.batch_results(infrai_batch(emu), limit=1))
+
+
+@scenario("infrai", "batch_results_failed")
+def _ifr_results_failed(emu: Emulated) -> httpx.Response:
+    emu.state.faults["infrai"].job_failure_rate = 1.0
+    return emu.send(emu.api.batch_results(infrai_batch(emu, 1)))
+
+
+@scenario("infrai", "batch_list")
+def _ifr_list(emu: Emulated) -> httpx.Response:
+    infrai_batch(emu)
+    return emu.send(emu.api.batch_list())
+
+
+@scenario("infrai", "batch_cancel")
+def _ifr_cancel(emu: Emulated) -> httpx.Response:
+    emu.state.timing["infrai"] = Timing(queued=600.0, running=1.0)
+    return emu.send(emu.api.batch_cancel(infrai_batch(emu)))
+
+
+@scenario("infrai", "batch_export")
+def _ifr_export(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.batch_export(infrai_batch(emu), format="jsonl"))
+
+
+@scenario("infrai", "batch_set_retention")
+def _ifr_retention(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.batch_set_retention(infrai_batch(emu), 7))
+
+
+@scenario("infrai", "cost_estimate")
+def _ifr_estimate(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.cost_estimate(CHAT, model="deepseek-chat"))
+
+
+@scenario("infrai", "cost_compare")
+def _ifr_compare(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.cost_compare(CHAT, models=["deepseek-chat", "gpt-4o-mini"]))
+
+
+@scenario("infrai", "tokens_count")
+def _ifr_tokens(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.tokens_count(CHAT, model="deepseek-chat"))
+
+
+@scenario("infrai", "rerank")
+def _ifr_rerank(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.rerank("red fox", ["a red fox", "a blue whale"], top_n=1))
+
+
+@scenario("infrai", "image_upscale")
+def _ifr_upscale(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.image_upscale(PNG_1X1, factor=2))
+
+
+@scenario("infrai", "tts_voices")
+def _ifr_voices(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.tts_voices(limit=1))
+
+
+@scenario("infrai", "voice_session")
+def _ifr_voice_session(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.voice_session(voice="alloy", ttl_seconds=60))
+
+
+@scenario("infrai", "account_topup")
+def _ifr_topup(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.account_topup(10))
+
+
+@scenario("infrai", "error_insufficient_credit")
+def _ifr_402(emu: Emulated) -> httpx.Response:
+    emu.state.tables["infrai.config"]["credit_usd"] = 0.0
+    return emu.send(emu.api.batch_submit([CHAT_ITEM]))
+
+
+@scenario("infrai", "error_not_found")
+def _ifr_404(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.batch_status("batch_" + "0" * 24))
+
+
+@scenario("infrai", "error_rate_limited")
+def _ifr_429(emu: Emulated) -> httpx.Response:
+    emu.state.scripted["infrai"].append({"kind": "429", "path": "/batch/status"})
+    return emu.send(emu.api.batch_status("batch_" + "0" * 24))
+
+
+@scenario("infrai", "error_core_unauthorized")
+def _ifr_401(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.list_models(), key="ifr_pk_proj_wrong")

@@ -479,10 +479,8 @@ def test_retention(native: httpx.Client, emu: EmulatorServer) -> None:
     for days in (0, -1, "7", True, 5000):
         response = native.post(f"batch/set_retention/{batch_id}", json={"retention_days": days})
         native_error(response, 400, "INVALID_REQUEST")
-    assert (
-        data(native.post(f"batch/set_retention/{batch_id}", json={"retention_days": 0.5}))["retention_days"]
-        == 0.5
-    )
+    status = data(native.post(f"batch/set_retention/{batch_id}", json={"retention_days": 0.5}))
+    assert status["batch_id"] == batch_id  # the answer is the batch's status
     emu.state.clock.advance(0.5 * infrai.DAY_SECONDS)
     native_error(native.get(f"batch/results/{batch_id}"), 404, "NOT_FOUND")
     native_error(native.post(f"batch/export/{batch_id}", json={}), 404, "NOT_FOUND")
@@ -552,7 +550,7 @@ def test_voices_and_sessions(native: httpx.Client) -> None:
     assert voices["total_count"] == len(infrai.VOICES) and "next_cursor" not in voices
     assert all(set(v) == {"id", "name", "language", "gender"} for v in voices["voices"])
     session = data(native.post("voice/session", json={"voice": "yunxi", "ttl_seconds": 30}))
-    assert {"token", "expires_at", "url"} <= set(session) and session["voice"] == "yunxi"
+    assert set(session) == {"token", "expires_at", "url"}
     native_error(native.post("voice/session", json={"voice": "robot"}), 400, "INVALID_REQUEST")
     native_error(native.post("voice/session", json={"ttl_seconds": 5}), 400, "INVALID_REQUEST")
 
