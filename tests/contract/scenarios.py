@@ -7,6 +7,7 @@ returns the raw answer of the endpoint the fixture stands for.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -368,3 +369,90 @@ def _ifr_429(emu: Emulated) -> httpx.Response:
 @scenario("infrai", "error_core_unauthorized")
 def _ifr_401(emu: Emulated) -> httpx.Response:
     return emu.send(emu.api.list_models(), key="ifr_pk_proj_wrong")
+
+
+# -- OmniTensor ---------------------------------------------------------------------------------
+
+
+def omnitensor_token(emu: Emulated) -> str:
+    body = {"api_key": emu.state.keys["omnitensor"], "secret": emu.state.omnitensor_secret}
+    return str(ok_json(emu.raw("POST", "/auth/token", json=body))["token"])
+
+
+@scenario("omnitensor", "token")
+def _omni_token(emu: Emulated) -> httpx.Response:
+    body = {"api_key": emu.state.keys["omnitensor"], "secret": emu.state.omnitensor_secret}
+    return emu.raw("POST", "/auth/token", json=body)
+
+
+@scenario("omnitensor", "token_refused")
+def _omni_token_refused(emu: Emulated) -> httpx.Response:
+    return emu.raw("POST", "/auth/token", json={"api_key": emu.state.keys["omnitensor"], "secret": "wrong"})
+
+
+@scenario("omnitensor", "upload_model")
+def _omni_upload(emu: Emulated) -> httpx.Response:
+    data = b"\x00\x01\x02\x03\x04\x05"
+    call = emu.api.upload_model_from(
+        lambda: io.BytesIO(data), len(data), "tiny.bin", "tiny", framework="pytorch", version="1.0"
+    )
+    return emu.send(call)
+
+
+@scenario("omnitensor", "list_models")
+def _omni_models(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.list_models(page=1, limit=50))
+
+
+@scenario("omnitensor", "inference")
+def _omni_inference(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.inference("sentiment-v1", {"text": "great results"}))
+
+
+@scenario("omnitensor", "allocate_compute")
+def _omni_allocate(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.allocate_compute("A100", gpu_count=1, duration_hours=2))
+
+
+def omnitensor_dataset(emu: Emulated) -> httpx.Response:
+    return emu.send(
+        emu.api.upload_dataset(io.BytesIO(b"a,b\n1,2\n"), "tiny", description="two rows", format="csv")
+    )
+
+
+@scenario("omnitensor", "upload_dataset")
+def _omni_dataset(emu: Emulated) -> httpx.Response:
+    return omnitensor_dataset(emu)
+
+
+@scenario("omnitensor", "dataset_metadata")
+def _omni_metadata(emu: Emulated) -> httpx.Response:
+    dataset_id = ok_json(omnitensor_dataset(emu))["dataset_id"]
+    return emu.send(emu.api.dataset_metadata(dataset_id))
+
+
+@scenario("omnitensor", "balance")
+def _omni_balance(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.balance())
+
+
+@scenario("omnitensor", "transfer")
+def _omni_transfer(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.transfer("acct_other", "10.00", idempotency_key="t-1"))
+
+
+@scenario("omnitensor", "error_model_not_found")
+def _omni_404(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.inference("abc123", {"text": "hi"}))
+
+
+@scenario("omnitensor", "error_insufficient_balance")
+def _omni_402(emu: Emulated) -> httpx.Response:
+    return emu.send(emu.api.transfer("acct_other", "99999.00"))
+
+
+@scenario("omnitensor", "error_no_capacity")
+def _omni_503(emu: Emulated) -> httpx.Response:
+    omnitensor_token(emu)  # the exchange itself must not meet the fault
+    emu.state.scripted["omnitensor"].append({"kind": "5xx", "status": 503, "path": "/compute"})
+    return emu.send(emu.api.allocate_compute("H100"))

@@ -156,12 +156,26 @@ def test_strict_emulator_accepts_request_variants(
 ) -> None:
     vendor, spec = case
     emu = Emulated(vendor, edgeinfer_emulator, http)
-    values = {"key": edgeinfer_emulator.state.keys[vendor]}
+    values = {
+        "key": edgeinfer_emulator.state.keys[vendor],
+        "secret": edgeinfer_emulator.state.omnitensor_secret,
+    }
     if "{request_id}" in spec["path"]:
         values["request_id"] = theta_create(emu)
     headers = {k: v.format(**values) for k, v in spec.get("headers", {}).items()}
     kwargs: dict[str, Any] = {"headers": headers}
     if "json" in spec:
-        kwargs["json"] = spec["json"]
+        kwargs["json"] = _filled(spec["json"], values)
     response = emu.raw(spec["method"], spec["path"].format(**values), **kwargs)
     assert response.status_code == spec["status"], response.text[:500]
+
+
+def _filled(value: Any, values: dict[str, str]) -> Any:
+    """``"{key}"`` placeholders filled in every string of a JSON value."""
+    if isinstance(value, str):
+        return value.format(**values)
+    if isinstance(value, dict):
+        return {k: _filled(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_filled(v, values) for v in value]
+    return value
