@@ -27,6 +27,11 @@ NOT_FINITE = [math.nan, math.inf, -math.inf, "nan", "inf", "Infinity", "-inf"]
 THETA = "edgeinfer_theta_default"
 
 
+def context() -> Any:
+    """The part of an Airflow context the operators read here."""
+    return {"ti": FakeTI()}
+
+
 class FakeTI:
     dag_id, task_id, run_id, map_index = "numbers", "task", "manual__numbers", -1
 
@@ -156,7 +161,7 @@ def test_poll_interval_zero_does_not_flood_the_vendor(emulated: Any) -> None:
         deferrable=False,
     )
     started = time.monotonic()
-    result = operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    result = operator.execute(context())
     took = time.monotonic() - started
     assert result["state"] == "succeeded"
     requests = emulated.counters()["requests"]
@@ -202,6 +207,6 @@ def test_a_non_finite_budget_is_refused_before_anything_is_sent(
         deferrable=False,
     )
     with pytest.raises(ConfigurationError, match="max_cost_usd must be") as raised:
-        operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+        operator.execute(context())
     assert raised.value.vendor == "infrai"
     assert emulated.counters()["requests"] == {}
