@@ -349,7 +349,8 @@ async def test_deeply_nested_answers_through_every_stack(stack: str, serve: Any,
 async def test_a_non_finite_number_is_refused_before_anything_is_sent(
     stack: str, serve: Any, value: float
 ) -> None:
-    server = serve(lambda conn, head: server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
+    server = serve(lambda conn, head: None)
+    server.reply = lambda conn, head: server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
     api = FakeAPI(server.url)
     with pytest.raises(InputValidationError) as raised:
         await send(stack, api, api.post({"input": {"steps": [1, 2, {"cfg": value}]}}))
@@ -393,7 +394,12 @@ async def test_lean_sender_guards_hosts_like_the_httpx_shells(url: str, allowed:
     except ConfigurationError:
         lean_ok = False
     seen: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(200))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(handler)
     httpx_ok = True
     with SyncClient(api, Credentials.of(KEY), settings(), transport=transport) as client:
         assert isinstance(client.auth, BearerAuth)
@@ -402,6 +408,7 @@ async def test_lean_sender_guards_hosts_like_the_httpx_shells(url: str, allowed:
         except ConfigurationError:
             httpx_ok = False
     assert lean_ok is httpx_ok is allowed
+    assert bool(seen) is allowed
 
 
 async def test_lean_sender_takes_the_connections_timeouts_and_proxies() -> None:
