@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -263,12 +264,17 @@ class OmniTensorAPI(VendorAPI):
         self.max_model_bytes = max_model_bytes
         self._token_clock = token_clock
         self._renew_margin = renew_margin
+        # The latest exchanged tokens, scrubbed from errors should the vendor echo one back.
+        self._session_tokens: deque[str] = deque(maxlen=4)
 
     def __repr__(self) -> str:
         return f"OmniTensorAPI(base_url={self.base_url!r})"
 
     def base_urls(self) -> tuple[str, ...]:
         return (self.base_url,)
+
+    def session_secrets(self) -> tuple[str, ...]:
+        return tuple(self._session_tokens)
 
     def _url(self, *parts: str) -> str:
         return self.base_url + "/" + "/".join(quote(p, safe="") for p in parts)
@@ -312,6 +318,7 @@ class OmniTensorAPI(VendorAPI):
                     http_status=result.status,
                     operation="auth_token",
                 )
+            self._session_tokens.append(token)
             return token, float(expires_in)
 
         return TokenExchangeAuth(

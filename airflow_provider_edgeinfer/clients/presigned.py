@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-import httpx
-
 from airflow_provider_edgeinfer.clients.core import Call, HttpResult, is_loopback
 from airflow_provider_edgeinfer.clients.redact import REDACTED, redact_text, redact_url
 from airflow_provider_edgeinfer.clients.retry import Safety, parse_retry_after
@@ -68,31 +66,6 @@ _MAX_QUOTED = 200
 _XML_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _XML_MESSAGE = re.compile(r"<Message>([^<]{1,300})</Message>")
 _URL_QUERY = re.compile(r"(https?://[^\s?\"'<>]+)\?[^\s\"'<>]*")
-
-
-class _RedactLoggedURLs(logging.Filter):
-    """httpx logs every request's full URL at INFO ("HTTP Request: PUT https://...?X-Amz-Signature=..."),
-    and Airflow writes INFO into the task log: cut the query of every URL it logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                redact_url(str(a)) if isinstance(a, httpx.URL) and a.query else a for a in record.args
-            )
-        return True
-
-
-_URL_FILTER = _RedactLoggedURLs()
-
-
-def protect_httpx_log() -> None:
-    """Install the filter on httpx's logger (idempotent; done when this module is imported)."""
-    logger = logging.getLogger("httpx")
-    if _URL_FILTER not in logger.filters:
-        logger.addFilter(_URL_FILTER)
-
-
-protect_httpx_log()
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,39 @@
 """Keep credentials out of text: presigned-URL signatures, bearer tokens, API keys.
 
 Presigned URLs are bearer credentials (their query string is the signature), so any URL that may
-reach a log line, an exception or XCom goes through :func:`redact_url` first.
+reach a log line, an exception or XCom goes through :func:`redact_url` first. httpx logs every
+request's full URL at INFO, and Airflow writes INFO into the task log: importing this module (which
+the HTTP layer always does, through :mod:`~airflow_provider_edgeinfer.clients.core`) installs a
+filter that cuts the query of every URL httpx logs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 REDACTED = "***"
 
+#: Known secrets shorter than this are not searched for: they would shred ordinary text.
+MIN_SECRET_LENGTH = 4
+
+_QUOTE = "[\"']?"
+_SCHEME = r"(?:bearer|basic|token|digest|apikey|key|hmac|aws4-hmac-sha256|negotiate|ntlm)\s+"
+# An Authorization value is masked whole (only a known scheme word is kept): a Basic, Token or
+# Digest credential follows the scheme after a space and is as secret as a bearer token. A quoted
+# value ends at its closing quote; an unquoted one (a header line) at the end of the line.
+_AUTHORIZATION = re.compile(
+    rf"(?i)({_QUOTE}(?:proxy-)?authorization{_QUOTE}\s*[:=]\s*)"
+    rf"(?:([\"'])({_SCHEME})?[^\"'\r\n]+|({_SCHEME})?[^\r\n]+)"
+)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+# ``signature`` also covers ``X-Amz-Signature``; ``token`` covers ``access_token`` and
+# ``X-Amz-Security-Token``; ``api[_-]?key`` covers ``x-theta-api-key``.
 _SECRET_KEYS = re.compile(
-    r'(?i)("?(?:api[_-]?key|secret|token|password|authorization|signature|sig|x-amz-signature)"?\s*[:=]\s*"?)'
-    r'[^"&\s,}]+'
+    rf"(?i)({_QUOTE}(?:api[_-]?key|secret|token|password|signature|sig){_QUOTE}\s*[:=]\s*{_QUOTE})"
+    r"[^\"'&\s,}]+"
 )
 
 
@@ -22,21 +41,62 @@ def redact_url(url: str) -> str:
     """The URL without its query string and user info: enough to say where, nothing to replay."""
     try:
         parts = urlsplit(str(url))
+        port = parts.port
     except ValueError:
         return REDACTED
     host = parts.hostname or ""
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    if port:
+        host = f"{host}:{port}"
     query = REDACTED if parts.query else ""
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
+def _forms(secret: str) -> list[str]:
+    """A secret as it may be echoed: raw, percent-encoded (a URL) or escaped (a JSON string)."""
+    return list(dict.fromkeys((secret, quote(secret, safe=""), json.dumps(secret)[1:-1])))
+
+
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Mask bearer tokens, ``key=value`` secrets and any known secret value inside free text."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+    """Mask Authorization values, bearer tokens, ``key=value`` secrets and any known secret value."""
+    # Longest first: a secret containing a shorter one must not leave its tail behind.
+    for secret in sorted((s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True):
+        for form in _forms(secret):
+            text = text.replace(form, REDACTED)
+    text = _AUTHORIZATION.sub(
+        lambda m: m.group(1) + (m.group(2) or "") + (m.group(3) or m.group(4) or "") + REDACTED, text
+    )
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
     return _SECRET_KEYS.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+class _RedactLoggedURLs(logging.Filter):
+    """Cuts the query of every URL in a log record's arguments (httpx: ``"HTTP Request: %s %s"``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_without_query(a) for a in record.args)
+        return True
+
+
+def _without_query(value: object) -> object:
+    # httpx passes an ``httpx.URL``; matching by its text keeps httpx out of this light module.
+    if isinstance(value, str) or type(value).__name__ == "URL":
+        text = str(value)
+        if text.startswith(("http://", "https://")) and ("?" in text or "@" in text):
+            return redact_url(text)
+    return value
+
+
+_URL_FILTER = _RedactLoggedURLs()
+
+
+def protect_httpx_log() -> None:
+    """Install the filter on httpx's logger (idempotent; done when this module is imported)."""
+    logger = logging.getLogger("httpx")
+    if _URL_FILTER not in logger.filters:
+        logger.addFilter(_URL_FILTER)
+
+
+protect_httpx_log()
