@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -57,10 +56,6 @@ class Summary:
     failure_examples: list[str] = field(default_factory=list)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80] or "item"
-
-
 class ResultsWriter:
     """The two JSONL files, open for writing; :meth:`row` writes one item."""
 
@@ -87,7 +82,8 @@ class ResultsWriter:
 
         if output is None:
             return None, 0
-        writer = MediaWriter(self.media_dir, f"{item.index:06d}_{_safe(item.custom_id)}")
+        # MediaWriter makes the stem one safe path segment (custom ids are arbitrary text).
+        writer = MediaWriter(self.media_dir, f"{item.index:06d}_{item.custom_id}")
         return writer.walk(output), len(writer.files)
 
     def row(

@@ -1,15 +1,21 @@
 """Turning a finished job into files under ``output_path`` and a small XCom result.
 
-Media never stays inline: base64 images are decoded to files and ``*_url`` media are streamed
-down, each replaced in the written JSON by the file it became. XCom carries the result only when
-it is small; a large output without ``output_path`` is a clear error, not a database failure.
+Media never stays inline: base64 images and audio are decoded to files and ``*_url`` media are
+streamed down, each replaced in the written JSON by the file it became. XCom carries the result only
+when it is small; a large output without ``output_path`` is a clear error, not a database failure.
+
+Vendor answers are untrusted: every file name built from them (request ids, item ids, URL
+extensions) goes through :func:`safe_segment`, and every hop of a media download is checked before
+it is connected to (:mod:`~airflow_provider_edgeinfer.clients.media_urls`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,8 +29,15 @@ if TYPE_CHECKING:
 
 #: Default largest output returned inline through XCom.
 DEFAULT_XCOM_OUTPUT_MAX_BYTES = 48 * 1024
-_BASE64_KEYS = ("image_b64", "b64_json", "video_b64", "audio_b64")
-_URL_KEYS = ("image_url", "audio_url", "video_url")
+#: Inline media fields and the field naming the file each becomes.
+_BASE64_KEYS = {
+    "image_b64": "image_path",
+    "b64_json": "image_path",
+    "video_b64": "video_path",
+    "audio_b64": "audio_path",
+    "audio_base64": "audio_path",
+}
+_URL_KEYS = {"image_url": "image_path", "audio_url": "audio_path", "video_url": "video_path"}
 _MAGIC = (
     (b"\x89PNG", ".png"),
     (b"\xff\xd8\xff", ".jpg"),
@@ -33,7 +46,34 @@ _MAGIC = (
     (b"\x1aE\xdf\xa3", ".webm"),
     (b"ID3", ".mp3"),
 )
+#: Extensions a linked media file may keep from its URL; anything else (``.py``, ``.sh``) is ``.bin``.
+_MEDIA_EXTENSIONS = frozenset(
+    {"png", "jpg", "jpeg", "gif", "webp", "bmp", "tif", "tiff", "wav", "mp3", "ogg", "oga", "opus",
+     "flac", "m4a", "aac", "mp4", "m4v", "mov", "webm", "mkv", "avi"}
+)  # fmt: skip
 _CHUNK = 1024 * 1024
+_SEGMENT_SAFE = re.compile(r"[^A-Za-z0-9._-]")
+#: Longest name :func:`safe_segment` returns: room for ``_<n>.<ext>`` and ``.json`` within the
+#: 255-byte limit of common file systems, and short enough to read.
+SEGMENT_MAX = 64
+_SEGMENT_PREFIX = 40
+
+
+def safe_segment(name: str) -> str:
+    """``name`` as one safe path segment, for every file named from vendor (or item) data.
+
+    The rule: a name made only of ASCII letters, digits, ``.``, ``_`` and ``-``, not starting with
+    ``.`` and at most :data:`SEGMENT_MAX` characters is kept as it is. Any other name (``../../x``,
+    ``/etc/x``, NUL, newline, unicode, too long, empty) becomes a readable prefix (up to 40 of its
+    characters, each unsafe one replaced by ``_``, leading dots dropped) joined by ``-`` to 16 hex
+    digits of the SHA-256 of the original, so two different names never share a file and the paid
+    result is always kept. The result never contains a path separator and is never ``.`` or ``..``.
+    """
+    if name and len(name) <= SEGMENT_MAX and not name.startswith(".") and not _SEGMENT_SAFE.search(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    prefix = _SEGMENT_SAFE.sub("_", name[:_SEGMENT_PREFIX]).lstrip(".")
+    return f"{prefix}-{digest}" if prefix else digest
 
 
 def as_storage_path(value: Any, field: str = "output_path") -> ObjectStoragePath:
@@ -79,35 +119,66 @@ def _suffix(data: bytes, default: str = ".bin") -> str:
 
 
 def _download(url: str, target: ObjectStoragePath) -> int:
-    """Stream ``url`` into ``target``; returns bytes written. Media URLs carry no credential."""
+    """Stream ``url`` into ``target``; returns bytes written. Media URLs carry no credential.
+
+    The URL and every redirect hop (at most ``MAX_REDIRECTS``) pass
+    :class:`~airflow_provider_edgeinfer.clients.media_urls.MediaURLGuard` before anything connects.
+    """
     import httpx
 
-    from airflow_provider_edgeinfer.clients.core import is_loopback
+    from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, MediaURLGuard, check_media_url
     from airflow_provider_edgeinfer.clients.redact import redact_url
 
-    parts = urlsplit(url)
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
-        raise UnexpectedResponseError(f"refusing to download media from {redact_url(url)} (https required)")
+    check_media_url(url)
+    client = httpx.Client(
+        timeout=60.0,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+        event_hooks={"request": [MediaURLGuard()]},
+    )
     size = 0
-    with httpx.stream("GET", url, timeout=60.0, follow_redirects=True) as response:
-        if response.status_code != 200:
-            raise UnexpectedResponseError(
-                f"media download from {redact_url(url)} answered HTTP {response.status_code}",
-                http_status=response.status_code,
-            )
-        with target.open("wb") as out:
-            for chunk in response.iter_bytes(_CHUNK):
-                out.write(chunk)
-                size += len(chunk)
+    try:
+        with client, client.stream("GET", url) as response:
+            if response.status_code != 200:
+                where = redact_url(str(response.url))
+                raise UnexpectedResponseError(
+                    f"media download from {where} answered HTTP {response.status_code}",
+                    http_status=response.status_code,
+                )
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes(_CHUNK):
+                    out.write(chunk)
+                    size += len(chunk)
+    except httpx.TooManyRedirects:
+        raise UnexpectedResponseError(
+            f"media download from {redact_url(url)} redirected more than {MAX_REDIRECTS} times"
+        ) from None
+    except httpx.RemoteProtocolError as exc:
+        if "location" not in str(exc).lower():
+            raise
+        raise UnexpectedResponseError(
+            f"media download from {redact_url(url)} redirected to an invalid URL"
+        ) from None
     return size
 
 
+def _url_suffix(url: str) -> str:
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return f".{extension}" if extension in _MEDIA_EXTENSIONS else ".bin"
+
+
 class MediaWriter:
-    """Replaces inline and linked media in an output by files under one directory."""
+    """Replaces inline and linked media in an output by files under one directory.
+
+    Files are named ``<stem>_<n><suffix>``: ``stem`` passes through :func:`safe_segment`, ``n``
+    counts the media of this output (so several never overwrite each other) and the suffix comes
+    from the data's magic bytes or a known media extension, never from arbitrary vendor text.
+    """
 
     def __init__(self, directory: ObjectStoragePath, stem: str) -> None:
         self.directory = directory
-        self.stem = stem
+        self.stem = safe_segment(stem)
         self.files: list[str] = []
 
     def _target(self, suffix: str) -> ObjectStoragePath:
@@ -116,6 +187,8 @@ class MediaWriter:
         return target
 
     def walk(self, value: Any) -> Any:
+        from airflow_provider_edgeinfer.clients.redact import redact_url
+
         if isinstance(value, list):
             return [self.walk(v) for v in value]
         if not isinstance(value, dict):
@@ -132,15 +205,12 @@ class MediaWriter:
                 target = self._target(_suffix(data))
                 with target.open("wb") as handle:
                     handle.write(data)
-                out[key.replace("b64", "path").replace("_json", "_path")] = str(target)
+                out[_BASE64_KEYS[key]] = str(target)
             elif key in _URL_KEYS and isinstance(item, str) and item.startswith("http"):
-                suffix = (
-                    "." + urlsplit(item).path.rsplit(".", 1)[-1] if "." in urlsplit(item).path else ".bin"
-                )
-                target = self._target(suffix[:6])
+                target = self._target(_url_suffix(item))
                 _download(item, target)
-                out[key] = item.split("?", 1)[0]  # a signed media URL is a credential: keep no query
-                out[key.replace("_url", "_path")] = str(target)
+                out[key] = redact_url(item)  # a signed media URL is a credential: keep no query
+                out[_URL_KEYS[key]] = str(target)
             else:
                 out[key] = self.walk(item)
         return out
@@ -173,7 +243,7 @@ def build_result(
         directory.mkdir(parents=True, exist_ok=True)
         writer = MediaWriter(directory, job.request_id)
         written = writer.walk(output)
-        result_file = directory / f"{job.request_id}.json"
+        result_file = directory / f"{writer.stem}.json"
         with result_file.open("wb") as handle:
             handle.write(
                 json.dumps(
