@@ -195,6 +195,14 @@ class ServerError(VendorAPIError):
 #: ``code`` of an :class:`UnexpectedResponseError` whose body was not even valid JSON (a garbled or
 #: cut answer): transient by nature, so a read may simply be repeated.
 MALFORMED_BODY = "MALFORMED_BODY"
+#: ``code`` of an :class:`UnexpectedResponseError` whose answer passed the connection's size limit
+#: (``max_response_bytes``, ``max_download_bytes``): it was abandoned unread, and is not retried.
+RESPONSE_TOO_LARGE = "RESPONSE_TOO_LARGE"
+#: ``code`` of an :class:`UnexpectedResponseError` whose JSON nests deeper than a decoder can follow.
+NESTING_TOO_DEEP = "NESTING_TOO_DEEP"
+#: ``code`` of a :class:`VendorTimeoutError` or :class:`OutcomeUnknownError` whose exchange outlived
+#: its total deadline (``call_deadline``, ``download_deadline``) however often bytes trickled in.
+DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 
 
 class UnexpectedResponseError(EdgeInferError):

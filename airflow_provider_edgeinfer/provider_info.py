@@ -30,6 +30,26 @@ _COMMON_FIELDS: dict[str, Any] = {
         "description": "Upper bound of one call's retries, waits included. Default 120.",
         "schema": _NUMBER,
     },
+    "max_response_bytes": {
+        "label": "Max answer size (bytes)",
+        "description": "Largest decoded API answer, counted as it arrives. Default 67108864 (64 MiB).",
+        "schema": _INTEGER,
+    },
+    "call_deadline": {
+        "label": "Call deadline (s)",
+        "description": "Longest API exchange, connect to last byte, however slowly it drips. Default 300.",
+        "schema": _NUMBER,
+    },
+    "max_download_bytes": {
+        "label": "Max media download (bytes)",
+        "description": "Largest media file downloaded from an output URL. Default 2147483648 (2 GiB).",
+        "schema": _INTEGER,
+    },
+    "download_deadline": {
+        "label": "Media download deadline (s)",
+        "description": "Longest media download. Default 3600.",
+        "schema": _NUMBER,
+    },
 }
 
 

@@ -7,21 +7,40 @@ than the whole aiohttp exchange (measured by ``benchmarks/batch_fanout.py``). On
 ``send``: the fan-out owns retries and the shared 429 gate.
 
 It serves only what it can serve exactly like the httpx shells: JSON or raw bodies, and a bearer
-key sent to the connection's own hosts. :func:`supports` says whether a call qualifies; anything
-else (token-exchange auth, multipart, streams) goes through the httpx ``AsyncClient``.
+key sent to the connection's own hosts (``*.domain`` patterns included). :func:`supports` says
+whether a call qualifies; anything else (token-exchange auth, multipart, streams) goes through the
+httpx ``AsyncClient``. It applies the connection's ``HttpSettings`` as that client does:
+timeouts, proxies from the environment, the answer's size limit counted as it is decoded, the total
+deadline, and transport errors told from safe parts only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 
 from airflow_provider_edgeinfer import __version__
+from airflow_provider_edgeinfer.clients.auth import host_allowed
 from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI, host_of
+from airflow_provider_edgeinfer.clients.limits import (
+    ACCEPT_ENCODING,
+    BoundedBody,
+    Deadline,
+    check_json_input,
+    deadline_reason,
+    declared_too_large,
+    is_transport_failure,
+    too_deep,
+    too_large,
+)
 from airflow_provider_edgeinfer.clients.redact import redact_url
+from airflow_provider_edgeinfer.clients.transport import HttpSettings
 from airflow_provider_edgeinfer.exceptions import (
+    DEADLINE_EXCEEDED,
     ConfigurationError,
     EdgeInferError,
 )
@@ -41,14 +60,21 @@ class LeanSender:
     """``async with LeanSender(api, credentials, limit) as sender: job = await sender.send(call)``."""
 
     def __init__(
-        self, api: VendorAPI, credentials: Credentials, limit: int, *, read_timeout: float = 60.0
+        self,
+        api: VendorAPI,
+        credentials: Credentials,
+        limit: int,
+        *,
+        read_timeout: float | None = None,
+        settings: HttpSettings | None = None,
     ) -> None:
         self.api = api
         self._secrets = credentials.values()
         self._authorization = f"Bearer {credentials.api_key.get_secret_value()}"
         self._allowed = api.allowed_hosts()
         self._limit = limit
-        self._read_timeout = read_timeout
+        settings = settings or HttpSettings()
+        self.settings = settings if read_timeout is None else _with_read_timeout(settings, read_timeout)
         self._session: Any = None
 
     def __repr__(self) -> str:
@@ -62,15 +88,32 @@ class LeanSender:
         )
         # The key is a session header (merging it into every request's headers costs more CPU than
         # the rest of the request); every call is checked against the allowed hosts before it goes.
+        # Bodies are decoded here, under the size limit (auto_decompress would inflate them whole);
+        # trust_env honours HTTP(S)_PROXY / NO_PROXY as the httpx shells do.
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers={
                 "User-Agent": f"airflow-provider-edgeinfer/{__version__}",
                 "Authorization": self._authorization,
+                "Accept-Encoding": ACCEPT_ENCODING,
             },
-            timeout=aiohttp.ClientTimeout(sock_connect=10.0, sock_read=self._read_timeout),
+            timeout=self._timeout(None),
+            auto_decompress=False,
+            trust_env=True,
+            json_serialize=_strict_json,
         )
         return self
+
+    def _timeout(self, read: float | None) -> Any:
+        """The httpx shells' timeouts in aiohttp's terms (as httpx-aiohttp maps them)."""
+        import aiohttp
+
+        settings = self.settings
+        return aiohttp.ClientTimeout(
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout if read is None else read,
+            connect=settings.connect_timeout,
+        )
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -80,15 +123,16 @@ class LeanSender:
     def _check(self, call: Call[Any]) -> None:
         if not call.authenticated:
             raise ConfigurationError("LeanSender carries authenticated calls only", vendor=self.api.vendor)
-        if host_of(call.url) not in self._allowed:
+        # The same guard as the httpx shells' BearerAuth (OctoAI's *.domain deployment hosts).
+        if not host_allowed(host_of(call.url), self._allowed):
             raise ConfigurationError(
                 f"refusing to send the {self.api.vendor} credential to {redact_url(call.url)}",
                 vendor=self.api.vendor,
             )
+        if call.json is not None:
+            check_json_input(call.json, vendor=self.api.vendor)
 
     async def send(self, call: Call[T]) -> T:
-        import aiohttp
-
         self._check(call)
         kwargs: dict[str, Any] = {}
         if call.headers:
@@ -100,21 +144,66 @@ class LeanSender:
         if call.params:
             kwargs["params"] = {k: str(v) for k, v in call.params.items() if v is not None}
         if call.read_timeout is not None:
-            kwargs["timeout"] = aiohttp.ClientTimeout(sock_connect=10.0, sock_read=call.read_timeout)
+            kwargs["timeout"] = self._timeout(call.read_timeout)
+        limit, seconds = self.settings.limits_of(call)
+        deadline = Deadline(seconds, asyncio.get_running_loop().time)
         try:
-            async with self._session.request(
-                call.method, call.url, allow_redirects=False, **kwargs
-            ) as response:
-                body = await response.read()
-                result = HttpResult(response.status, httpx.Headers(dict(response.headers)), body, call.url)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise self._transport_error(call, exc) from None
-        if not result.ok:
-            raise self.api.map_error(call, result, self._secrets)
-        return call.parse(result)
+            async with (
+                asyncio.timeout(seconds),
+                self._session.request(call.method, call.url, allow_redirects=False, **kwargs) as response,
+            ):
+                headers = httpx.Headers(dict(response.headers))
 
-    def _transport_error(self, call: Call[Any], exc: BaseException) -> EdgeInferError:
+                def overflow() -> EdgeInferError:
+                    error = too_large(
+                        "the answer", call.url, limit, "max_response_bytes", status=response.status
+                    )
+                    error.vendor, error.operation = self.api.vendor, call.operation
+                    error.request_id = call.request_id
+                    error.args = (error._render(),)
+                    return error
+
+                if declared_too_large(headers, limit):
+                    raise overflow()
+                body = BoundedBody(headers.get("content-encoding"), limit, overflow)
+                parts = [piece async for raw in response.content.iter_any() for piece in body.feed(raw)]
+                parts.extend(body.finish())
+                result = HttpResult(response.status, headers, b"".join(parts), call.url)
+        except EdgeInferError:
+            raise
+        except Exception as exc:
+            if not is_transport_failure(exc):
+                raise
+            raise self._transport_error(call, exc, deadline) from None
+        try:
+            if not result.ok:
+                raise self.api.map_error(call, result, self._secrets)
+            return call.parse(result)
+        except RecursionError:
+            raise too_deep(result.url, result.status, call.request_id, self.api.vendor) from None
+
+    def _transport_error(self, call: Call[Any], exc: BaseException, deadline: Deadline) -> EdgeInferError:
         import aiohttp
 
+        if deadline.passed:
+            return self.api.transport_error(
+                call,
+                exc,
+                self._secrets,
+                never_sent=False,
+                reason=deadline_reason(deadline.seconds, "call_deadline"),
+                code=DEADLINE_EXCEEDED,
+            )
         never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
         return self.api.transport_error(call, exc, self._secrets, never_sent=never_sent)
+
+
+def _strict_json(value: Any) -> str:
+    """JSON as httpx writes it: NaN and infinity refused (``_check`` names the field first)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _with_read_timeout(settings: HttpSettings, read_timeout: float) -> HttpSettings:
+    from dataclasses import replace
+
+    return replace(settings, read_timeout=read_timeout)

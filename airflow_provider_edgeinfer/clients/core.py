@@ -21,6 +21,7 @@ import msgspec
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from airflow_provider_edgeinfer.clients.jobs import Job
+from airflow_provider_edgeinfer.clients.limits import describe_failure, too_deep
 from airflow_provider_edgeinfer.clients.redact import redact_text, redact_url
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
@@ -90,6 +91,10 @@ class Call(Generic[T]):
     authenticated: bool = True
     #: Per-call error mapping that wins over the vendor's (e.g. OctoAI 404 on a result = expired).
     on_error: Callable[[HttpResult], EdgeInferError | None] | None = None
+    #: Largest decoded answer this call accepts, overriding the connection's ``max_response_bytes``.
+    max_response_bytes: int | None = None
+    #: Total seconds this exchange may take, overriding the connection's ``call_deadline``.
+    deadline: float | None = None
 
     def reparse(self, parse: Callable[[HttpResult], U]) -> Call[U]:
         """The same request, answered through another parser (e.g. into the normalized Job)."""
@@ -225,8 +230,12 @@ class VendorAPI:
             return msgspec.json.decode(result.content)
         except msgspec.DecodeError:
             pass  # what msgspec refuses but json accepts (NaN, huge integers) is still an answer
+        except RecursionError:
+            raise too_deep(result.url, result.status, call_request_id, self.vendor) from None
         try:
             return json.loads(result.content)
+        except RecursionError:
+            raise too_deep(result.url, result.status, call_request_id, self.vendor) from None
         except (ValueError, UnicodeDecodeError):
             raise UnexpectedResponseError(
                 f"malformed JSON in the answer from {redact_url(result.url)} (HTTP {result.status}, "
@@ -296,15 +305,24 @@ class VendorAPI:
         return ()
 
     def transport_error(
-        self, call: Call[Any], exc: BaseException, secrets: tuple[str, ...] = (), *, never_sent: bool
+        self,
+        call: Call[Any],
+        exc: BaseException,
+        secrets: tuple[str, ...] = (),
+        *,
+        never_sent: bool,
+        reason: str | None = None,
+        code: str | None = None,
     ) -> EdgeInferError:
         """The exception for a call that got no complete answer (whatever HTTP stack sent it).
 
         ``never_sent``: nothing left this machine, so the call may be sent again whatever it does.
-        Otherwise a call that creates work may have done so: its outcome is unknown.
+        Otherwise a call that creates work may have done so: its outcome is unknown. The message is
+        built from safe parts only (:func:`~airflow_provider_edgeinfer.clients.limits.describe_failure`):
+        an HTTP library's own exception text may quote the request's headers.
         """
         where = redact_url(call.url)
-        what = redact_text(f"{type(exc).__name__}: {exc}", (*secrets, *self.session_secrets()))
+        what = describe_failure(exc, call.method, call.url, (*secrets, *self.session_secrets()), reason)
         cls: type[EdgeInferError]
         if never_sent:
             cls, message = VendorConnectionError, f"could not reach {where} ({what})"
@@ -315,7 +333,9 @@ class VendorAPI:
                 OutcomeUnknownError,
                 f"{call.method} {where} was sent but no answer came back ({what})",
             )
-        return cls(message, vendor=self.vendor, request_id=call.request_id, operation=call.operation)
+        return cls(
+            message, vendor=self.vendor, request_id=call.request_id, operation=call.operation, code=code
+        )
 
     def map_error(self, call: Call[Any], result: HttpResult, secrets: tuple[str, ...] = ()) -> EdgeInferError:
         """The exception for a non-2xx answer: class by status/code, message quoted and scrubbed."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
@@ -38,6 +38,10 @@ COMMON_EXTRAS: dict[str, str] = {
     "retry_max_delay": "longest single backoff delay in seconds (default 30)",
     "retry_max_total_delay": "longest whole retry sequence in seconds (default 120)",
     "max_connections": "connection pool size (default 100)",
+    "max_response_bytes": "largest decoded API answer in bytes, counted as it arrives (default 64 MiB)",
+    "call_deadline": "longest API exchange in seconds, connect to last byte (default 300)",
+    "max_download_bytes": "largest media file downloaded from an output URL, in bytes (default 2 GiB)",
+    "download_deadline": "longest media download in seconds (default 3600)",
 }
 
 
@@ -48,6 +52,13 @@ def common_conn_fields() -> dict[str, Any]:
         "timeout": {"label": "Read timeout (s)", "schema": number},
         "max_retries": {"label": "Max retries per call", "schema": {"type": ["integer", "null"]}},
         "retry_max_total_delay": {"label": "Max total retry delay (s)", "schema": number},
+        "max_response_bytes": {"label": "Max answer size (bytes)", "schema": {"type": ["integer", "null"]}},
+        "call_deadline": {"label": "Call deadline (s)", "schema": number},
+        "max_download_bytes": {
+            "label": "Max media download (bytes)",
+            "schema": {"type": ["integer", "null"]},
+        },
+        "download_deadline": {"label": "Media download deadline (s)", "schema": number},
     }
 
 
@@ -224,6 +235,7 @@ class EdgeInferHook(BaseHook):
 
     def http_settings(self, conn: Connection) -> HttpSettings:
         from airflow_provider_edgeinfer.arguments import finite_extras
+        from airflow_provider_edgeinfer.clients import limits
         from airflow_provider_edgeinfer.clients.retry import RetrySettings
         from airflow_provider_edgeinfer.clients.transport import HttpSettings
 
@@ -248,13 +260,26 @@ class EdgeInferHook(BaseHook):
                 read_timeout=float(extra.get("timeout", 60.0)),
                 max_connections=int(extra.get("max_connections", 100)),
                 retry=retry,
+                max_response_bytes=int(extra.get("max_response_bytes", limits.DEFAULT_MAX_RESPONSE_BYTES)),
+                call_deadline=float(extra.get("call_deadline", limits.DEFAULT_CALL_DEADLINE)),
+                max_download_bytes=int(extra.get("max_download_bytes", limits.DEFAULT_MAX_DOWNLOAD_BYTES)),
+                download_deadline=float(extra.get("download_deadline", limits.DEFAULT_DOWNLOAD_DEADLINE)),
             )
-            if min(settings.connect_timeout, settings.read_timeout, settings.max_connections) <= 0:
-                raise ValueError("timeouts and max_connections must be positive")
+            bounds = (
+                settings.connect_timeout,
+                settings.read_timeout,
+                settings.max_connections,
+                settings.max_response_bytes,
+                settings.call_deadline,
+                settings.max_download_bytes,
+                settings.download_deadline,
+            )
+            if min(bounds) <= 0:
+                raise ValueError("timeouts, deadlines, sizes and max_connections must be positive")
             return settings
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(
-                f"connection {self.conn_id!r} has an invalid timeout or retry extra: {exc}",
+                f"connection {self.conn_id!r} has an invalid timeout, limit or retry extra: {exc}",
                 vendor=self.vendor,
             ) from None
 
@@ -304,6 +329,16 @@ class EdgeInferHook(BaseHook):
 
     async def arelease(self) -> None:
         await shared_clients.release(self._shared_key())
+
+    def download(self, url: str, out: IO[bytes]) -> int:
+        """Stream the media at ``url`` (an output's ``*_url``) into ``out``; returns the bytes written.
+
+        Bounded by the connection's ``max_download_bytes`` and ``download_deadline``; no credential
+        is sent. See :func:`~airflow_provider_edgeinfer.clients.transport.download_media`.
+        """
+        from airflow_provider_edgeinfer.clients.transport import download_media
+
+        return download_media(url, out, self.http_settings(self.connection), vendor=self.vendor)
 
     async def arun(self, call: Call[T]) -> T:
         """Send one call from an event loop, on the shared client."""

@@ -11,15 +11,18 @@ result=TriggerEvent<{...}>``) and stores it in the metadata database (the task i
   ran in the triggerer, so its answer exists only there and nothing can fetch it again. It travels
   inside the event **sealed**: AES-256-GCM under a key derived (HKDF-SHA256) from the connection's
   secret (API key, and OmniTensor's secret) and the task instance's identity (dag, run, task, map
-  index, try). The triggerer and the worker both already read that connection, so both derive the
+  index: Airflow's key of a task instance, the same in the triggerer and on the resumed worker; a
+  try is left out, so a deferral never depends on how an Airflow version numbers resumed tries).
+  The triggerer and the worker both already read that connection, so both derive the
   key and nothing new is shared between machines; the log and the database hold only ciphertext;
   the identity is also the AEAD's associated data, so a sealed output opens only for the task
   instance it was made for, and any change to it is detected.
 
 Why not the alternatives:
 
-- Airflow's own Fernet key encrypts trigger kwargs in the database, but Airflow 3 workers do not
-  hold it (they reach the database only through the API server), and events are not encrypted with it.
+- Airflow's own Fernet key encrypts trigger kwargs in the database, but events (``next_kwargs``) are
+  stored as plain JSON, and Airflow 3 workers need not hold that key (they reach the database only
+  through the API server).
 - The task state store is not reachable from a trigger: Airflow 3.3's triggerer answers XCom,
   variable, connection and asset-state requests from triggers, not task-state-store ones.
 - XCom written by the trigger (``SetXCom`` is answered) would work, but puts the whole output in
@@ -131,19 +134,14 @@ def rebuild_error(payload: ErrorPayload) -> exceptions.EdgeInferError:
 # -- sealing a synchronous vendor's output --------------------------------------------------------
 
 
-def task_identity(
-    dag_id: str, run_id: str, task_id: str, map_index: int | None, try_number: int | None
-) -> str:
+def task_identity(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
     """The task instance a sealed output belongs to; the same in the triggerer and on the worker."""
-    parts = [dag_id, run_id, task_id, str(-1 if map_index is None else map_index), str(try_number or 0)]
-    return "\x1f".join(parts)
+    return "\x1f".join([dag_id, run_id, task_id, str(-1 if map_index is None else map_index)])
 
 
 def task_identity_of(ti: Any) -> str:
     """:func:`task_identity` of a task instance (Airflow's runtime one or any with the same fields)."""
-    return task_identity(
-        ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), getattr(ti, "try_number", 0)
-    )
+    return task_identity(ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1))
 
 
 def _aead(secrets: tuple[str, ...], identity: str) -> Any:

@@ -65,6 +65,18 @@ Outcome = Job | EdgeInferError
 RUNNING = None
 
 
+def contained(error: Exception, vendor: str, what: str) -> EdgeInferError:
+    """``error`` as it may reach a trigger event or a log line.
+
+    The provider's own errors already carry safe messages. Anything else is named by its class
+    alone: a foreign exception's text or repr may quote the request (an aiohttp error's repr holds
+    its headers, the credential among them) or bytes the server chose.
+    """
+    if isinstance(error, EdgeInferError):
+        return error
+    return EdgeInferError(f"{what} failed with {type(error).__name__}", vendor=vendor)
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether a poll failure may be tolerated (the next poll may succeed)."""
     return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
@@ -172,10 +184,13 @@ class Poller:
             return
         # Not stopped by the last watcher: the loop is shutting down or the poller hit a bug. Wake
         # everyone with an error rather than leave them waiting for their deadlines.
-        error = EdgeInferError(
-            "the poller stopped unexpectedly" + ("" if task.cancelled() else f": {task.exception()!r}"),
-            vendor=self.client.api.vendor,
-        )
+        failure = None if task.cancelled() else task.exception()
+        cause = f": {type(failure).__name__}" if failure is not None else ""
+        if isinstance(failure, EdgeInferError):
+            cause = f": {failure}"
+        error = EdgeInferError(f"the poller stopped unexpectedly{cause}", vendor=self.client.api.vendor)
+        if failure is not None:
+            log.error("%s poller %s stopped%s", self.client.api.vendor, self.key, cause)
         for watches in self._watches.values():
             for watch in watches:
                 watch.settle(error)
@@ -207,9 +222,10 @@ class Poller:
             except RateLimitError as exc:
                 self.limiter.throttled(exc.retry_after)
                 return None
-            except EdgeInferError as exc:
-                log.warning("%s request %s: poll failed: %s", self.client.api.vendor, request_id, exc)
-                return exc
+            except Exception as exc:
+                error = contained(exc, self.client.api.vendor, f"polling request {request_id}")
+                log.warning("%s request %s: poll failed: %s", self.client.api.vendor, request_id, error)
+                return error
         self.limiter.succeeded()
         return job
 
@@ -230,6 +246,20 @@ class Poller:
             if request_id in self._watches and not self._stopping:
                 self._schedule(request_id, self._interval(request_id))
 
+    def _poll_done(self, task: asyncio.Task[None]) -> None:
+        """Retrieve a poll task's end, so asyncio never logs an exception's repr as "never retrieved"."""
+        self._inflight.discard(task)
+        if task.cancelled():
+            return
+        failure = task.exception()
+        if failure is not None:
+            log.error(
+                "%s poller %s: a poll failed with %s",
+                self.client.api.vendor,
+                self.key,
+                type(failure).__name__,
+            )
+
     async def _run_schedule(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -240,7 +270,7 @@ class Poller:
                     continue  # its triggers left
                 task = loop.create_task(self._polled_then_rescheduled(request_id))
                 self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+                task.add_done_callback(self._poll_done)
             self._wake.clear()
             delay = self._due[0][0] - now if self._due else None
             with contextlib.suppress(TimeoutError):
@@ -273,11 +303,12 @@ class Poller:
                 if throttled >= MAX_THROTTLED_PER_ROUND:
                     return
                 continue
-            except EdgeInferError as exc:
+            except Exception as exc:
                 # The listing failed: one failed poll for every request it would have answered.
-                log.warning("%s: listing requests failed (%d watched): %s", api.vendor, len(wanted), exc)
+                error = contained(exc, api.vendor, "listing requests")
+                log.warning("%s: listing requests failed (%d watched): %s", api.vendor, len(wanted), error)
                 for request_id in wanted:
-                    self._record(request_id, exc)
+                    self._record(request_id, error)
                 return
             self.limiter.succeeded()
             pages += 1
@@ -375,4 +406,4 @@ async def watch(
         await pollers.leave(poller, entry)
 
 
-__all__ = ["Outcome", "Poller", "Watch", "is_transient", "pollers", "watch"]
+__all__ = ["Outcome", "Poller", "Watch", "contained", "is_transient", "pollers", "watch"]

@@ -26,6 +26,11 @@ from airflow_provider_edgeinfer.operators.batch import BatchOperator
 BOUND_SECONDS = 30.0
 
 
+def context() -> Any:
+    """The part of an Airflow context the operators read here."""
+    return {"ti": FakeTI()}
+
+
 class FakeTI:
     dag_id, task_id, run_id, map_index = "hostile_dag", "batch", "manual__hostile", -1
 
@@ -39,7 +44,7 @@ def run_bounded(operator: BatchOperator) -> tuple[BaseException | None, float]:
 
     def target() -> None:
         try:
-            operator.execute({"ti": FakeTI()})  # type: ignore[arg-type]
+            operator.execute(context())
         except BaseException as exc:  # handed to the test thread
             outcome.append(exc)
         else:

@@ -191,13 +191,13 @@ def test_a_sealed_output_opens_only_with_its_key_and_task_instance() -> None:
     assert open_output(sealed, secrets=("key-1",), identity=identity) == {"text": REPLY}
     assert seal_output({"text": REPLY}, secrets=("key-1",), identity=identity) != sealed, "fresh nonce"
 
-    other_try = task_identity_of(SimpleNamespace(**{**vars(TI), "try_number": 2}))
+    other_ti = task_identity_of(SimpleNamespace(**{**vars(TI), "map_index": 3}))
     version, _, body = sealed.partition(".")
     raw = bytearray(base64.urlsafe_b64decode(body))
     raw[-1] ^= 1
     for text, secrets, who in [
         (sealed, ("key-2",), identity),  # the connection's key changed
-        (sealed, ("key-1",), other_try),  # made for another task instance
+        (sealed, ("key-1",), other_ti),  # made for another task instance
         (f"{version}.{base64.urlsafe_b64encode(bytes(raw)).decode()}", ("key-1",), identity),  # altered
         ("v0." + body, ("key-1",), identity),  # unknown format
     ]:
