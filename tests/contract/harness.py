@@ -52,16 +52,22 @@ def build_api(vendor: str, base: str | None = None) -> VendorAPI:
     from airflow_provider_edgeinfer.clients.omnitensor import OmniTensorAPI
     from airflow_provider_edgeinfer.clients.theta import ThetaAPI
 
+    if base is None:
+        defaults: dict[str, VendorAPI] = {
+            "theta": ThetaAPI(project_id="prj_2f8k3m9q"),
+            "octoai": OctoAIAPI(),
+            "infrai": InfraiAPI(),
+            "omnitensor": OmniTensorAPI(),
+        }
+        return defaults[vendor]
+    root = f"{base}/{vendor}"
     if vendor == "theta":
-        return ThetaAPI(*([f"{base}/theta"] if base else []), project_id="prj_2f8k3m9q")
+        return ThetaAPI(root, project_id="prj_2f8k3m9q")
     if vendor == "octoai":
-        if base is None:
-            return OctoAIAPI()
-        root = f"{base}/octoai"
         return OctoAIAPI(root, root, f"{root}/text", f"{root}/deployments/{{name}}")
     if vendor == "infrai":
-        return InfraiAPI(*([f"{base}/infrai"] if base else []))
-    return OmniTensorAPI(*([f"{base}/omnitensor"] if base else []))
+        return InfraiAPI(root)
+    return OmniTensorAPI(root)
 
 
 def argument(value: Any, tmp: Path) -> Any:

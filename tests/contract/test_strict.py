@@ -79,7 +79,8 @@ def test_theta_refuses_what_the_contract_does_not_list(
 def test_theta_llm_without_stream_false_is_a_violation_in_strict_mode_only(
     emu: Any, http: httpx.Client
 ) -> None:
-    body = {"input": {"messages": CHAT}, "wait": 0}
+    chat: dict[str, Any] = {"messages": CHAT}
+    body = {"input": chat, "wait": 0}
     refused = _post(emu, http, "theta", "/infer_request/llama_3_1_70b", body)
     assert refused.status_code == 400 and "body.input.stream" in refused.json()["message"]
     emu.state.strict = False
@@ -91,7 +92,7 @@ def test_theta_llm_without_stream_false_is_a_violation_in_strict_mode_only(
         http,
         "theta",
         "/infer_request/llama_3_1_70b",
-        {**body, "input": {**body["input"], "stream": True}},
+        {**body, "input": {**chat, "stream": True}},
     )
     assert asked.headers["content-type"].startswith("text/event-stream"), "a client that asks may read SSE"
 
