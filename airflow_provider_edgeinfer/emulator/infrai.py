@@ -1,4 +1,4 @@
-"""infrai, as shared/vendors/infrai.md describes it: the OpenAI-compatible core and the native ``/v1/ai``.
+"""infrai, as its vendor contract describes it: the OpenAI-compatible core and the native ``/v1/ai``.
 
 Two sub-apps share one state because the two surfaces answer errors differently: the core speaks
 OpenAI's ``{"error": {...}}`` (so the official SDK maps them), the native methods the

@@ -1,4 +1,4 @@
-"""OctoAI, as shared/vendors/octoai.md describes it.
+"""OctoAI, as its vendor contract describes it (example answers: ``tests/contract/octoai``).
 
 Mounted at ``BASE/octoai``, which is at once the generation, async and text "host":
 

@@ -1,4 +1,4 @@
-"""OmniTensor, as shared/vendors/omnitensor.md describes it.
+"""OmniTensor, as its vendor contract describes it (example answers: ``tests/contract/omnitensor``).
 
 Tokens come from ``POST /auth/token`` and expire on the emulator's clock; every other endpoint needs
 one. Uploads are streamed: a model's base64 is decoded while the body arrives and a dataset's

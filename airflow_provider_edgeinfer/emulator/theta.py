@@ -1,4 +1,4 @@
-"""Theta EdgeCloud, as shared/vendors/theta.md describes it."""
+"""Theta EdgeCloud, as its vendor contract describes it (example answers: ``tests/contract/theta``)."""
 
 from __future__ import annotations
 
