@@ -78,8 +78,11 @@ class BatchOperator(BaseOperator):
     :param max_failed_ratio: largest tolerated share of failed items (0: any failure fails the task,
         after every result is written).
     :param item_retries: rounds of resubmission for items that failed transiently.
-    :param poll_interval: seconds between polls of the whole batch.
-    :param timeout: seconds (or timedelta) per round before unfinished work is cancelled.
+    :param poll_interval: seconds between polls of the whole batch; below 1 s
+        (``arguments.MIN_POLL_INTERVAL``) it is raised to 1 s, with a warning.
+    :param timeout: seconds (or timedelta) per round before unfinished work is cancelled; it also
+        ends any pause a vendor's ``Retry-After`` asks of the fan-out. Every numeric argument must
+        be a finite number (``nan``, ``inf`` are refused).
     :param cancel_on_kill: cancel remote work when the task is killed or times out.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param max_cost_usd: budget. infrai: the batch is refused before submission when
