@@ -79,9 +79,10 @@ class InferenceOperator(BaseOperator):
     :param output_path: a directory (local path, URI or ``ObjectStoragePath``) receiving the result
         JSON and decoded/downloaded media. Templated.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
-    :param poll_interval: seconds between status checks.
+    :param poll_interval: seconds between status checks; below 1 s (``arguments.MIN_POLL_INTERVAL``)
+        it is raised to 1 s, with a warning.
     :param timeout: seconds (or timedelta) from submission before the request is cancelled and the
-        task fails.
+        task fails. Every numeric argument must be a finite number (``nan``, ``inf`` are refused).
     :param cancel_on_kill: cancel the remote request when the task is killed or times out.
     :param resubmit_on_unknown_outcome: when a previous try's submission has an unknown outcome and
         the vendor offers no way to find it, resubmit (may pay twice) instead of failing.
