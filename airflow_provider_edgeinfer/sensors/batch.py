@@ -31,6 +31,7 @@ class BatchSensor(BaseSensorOperator):
     fan-out, whose manifest lists its requests; the latest round is watched). Deferrable by default
     (``[operators] default_deferrable``) through the BatchTrigger. It did not start the batch, so it
     does not cancel it when killed unless ``cancel_on_kill=True``. Returns the counts.
+    A ``poke_interval`` below 1 s is raised to 1 s; every numeric argument must be finite.
     """
 
     template_fields: Sequence[str] = ("conn_id", "batch_id", "output_path")

@@ -22,6 +22,7 @@ class InferenceRequestSensor(BaseSensorOperator):
     Deferrable by default (``[operators] default_deferrable``), through the same trigger the
     InferenceOperator uses. It did not create the request, so by default it does not cancel it when
     killed (``cancel_on_kill=False``). Returns a small summary: vendor, request id, state, cost.
+    A ``poke_interval`` below 1 s is raised to 1 s; ``timeout`` and ``poke_interval`` must be finite.
     """
 
     template_fields: Sequence[str] = ("conn_id", "request_id")
