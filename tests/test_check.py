@@ -42,6 +42,7 @@ def test_read_only_check_passes_and_spends_nothing(
     assert f"edgeinfer check of connection '{_conn_id(vendor)}': {vendor}" in out
     assert "FAIL" not in out and "result: " in out and " 0 failed" in out
     assert "not asked (--spend-up-to); nothing was billed" in out
+    assert "fields the contract does not list" not in out  # the emulator answers the contract
     assert _creations(emulated, vendor) == 0
     snapshot = emulated.state.snapshot()["requests"]
     assert snapshot.get(f"{vendor}.strict_violation", 0) == 0
@@ -100,6 +101,7 @@ def test_paid_check_on_infrai_uses_the_cheapest_estimate(
     assert main(["--conn-id", "edgeinfer_infrai_default", "--spend-up-to", "0.01"]) == 0
     out = capsys.readouterr().out
     assert "ok    paid inference: gpt-4o-mini" in out and "USD" in out
+    assert "fields the contract does not list" not in out
     assert _creations(emulated, "infrai") == 1
 
 

@@ -100,16 +100,20 @@ class Usage(_Lenient):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    #: Assumed: what the call cost, when the gateway says (see ``core_cost``).
+    cost_usd: float | None = None
 
 
 class ChatMessage(_Lenient):
     role: str
     content: Any = None
+    refusal: str | None = None
 
 
 class ChatChoice(_Lenient):
     index: int
     message: ChatMessage
+    logprobs: Any = None
     finish_reason: str | None = None
 
 
@@ -120,6 +124,7 @@ class ChatCompletion(_Lenient):
     model: str
     choices: list[ChatChoice]
     usage: Usage | None = None
+    system_fingerprint: str | None = None
 
     @property
     def text(self) -> str | None:

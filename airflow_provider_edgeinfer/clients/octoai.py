@@ -250,11 +250,16 @@ class ChatCompletion(_Lenient):
 
 
 class TextModel(_Lenient):
+    """OpenAI's model object."""
+
     id: str
     object: str | None = None
+    created: int | None = None
+    owned_by: str | None = None
 
 
 class ModelList(_Lenient):
+    object: str | None = None
     data: list[TextModel] = Field(default_factory=list)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_provider_edgeinfer.check import unknown_fields
 from tests.contract.harness import (
     PROVENANCE_WORDS,
     Emulated,
@@ -103,6 +104,9 @@ def test_client_parses_the_example(case: tuple[str, dict[str, Any]], tmp_path: P
             continue  # a normalized Job: the expectations speak of the vendor's own object
         for path, expected in answer.get("expect", {}).items():
             assert lookup(value, path) == expected, (spec[0], path)
+        # The client's models declare every field of the contract's examples; only a tolerated
+        # alternative spelling is kept as an unknown extra (and reported by the connection check).
+        assert unknown_fields(value) == answer.get("unknown", []), spec[0]
 
 
 #: Calls answered as a normalized Job; parsing them proves the shape reads, the rest is elsewhere.
