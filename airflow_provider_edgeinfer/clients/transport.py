@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Generic, Self, TypeVar
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -32,7 +31,6 @@ from airflow_provider_edgeinfer.clients.core import (
     HttpResult,
     Page,
     VendorAPI,
-    is_loopback,
 )
 from airflow_provider_edgeinfer.clients.limits import (
     ACCEPT_ENCODING,
@@ -50,7 +48,7 @@ from airflow_provider_edgeinfer.clients.limits import (
     too_deep,
     too_large,
 )
-from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, MediaURLGuard
+from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, MediaURLGuard, check_media_url
 from airflow_provider_edgeinfer.clients.redact import redact_url
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, retry_kwargs
 from airflow_provider_edgeinfer.exceptions import (
@@ -585,11 +583,7 @@ def download_media(
     """
     settings = settings or HttpSettings()
     where = redact_url(url)
-    parts = urlsplit(url)
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
-        raise UnexpectedResponseError(
-            f"refusing to download media from {where} (https required)", vendor=vendor
-        )
+    check_media_url(url, vendor=vendor)
     limit = settings.max_download_bytes
     deadline = Deadline(settings.download_deadline)
     written = 0
@@ -610,8 +604,9 @@ def download_media(
     try:
         with client, client.stream("GET", url) as response:
             if response.status_code != 200:
+                final = redact_url(str(response.url))  # after redirects
                 raise UnexpectedResponseError(
-                    f"media download from {where} answered HTTP {response.status_code}",
+                    f"media download from {final} answered HTTP {response.status_code}",
                     vendor=vendor,
                     http_status=response.status_code,
                 )
@@ -635,9 +630,18 @@ def download_media(
             written = body.size
     except EdgeInferError:
         raise
+    except httpx.TooManyRedirects:
+        raise UnexpectedResponseError(
+            f"media download from {where} redirected more than {MAX_REDIRECTS} times", vendor=vendor
+        ) from None
     except Exception as exc:
         if not is_transport_failure(exc):
             raise
+        if isinstance(exc, httpx.RemoteProtocolError) and "location" in str(exc).lower():
+            # A redirect whose Location httpx cannot even parse: the answer's fault, not the network's.
+            raise UnexpectedResponseError(
+                f"media download from {where} redirected to an invalid URL", vendor=vendor
+            ) from None
         reason = deadline_reason(deadline.seconds, "download_deadline") if deadline.passed else None
         what = describe_failure(exc, "GET", url, reason=reason)
         cls = VendorConnectionError if isinstance(exc, httpx.ConnectError) else VendorTimeoutError

@@ -466,3 +466,30 @@ def test_an_unasked_content_encoding_is_malformed(serve: Any) -> None:
     ):
         client.send(api.get())
     assert raised.value.code == MALFORMED_BODY
+
+
+def redirect(server: Hostile, location: bytes) -> Reply:
+    return lambda conn, head: server.send(
+        conn, b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
+def test_media_download_follows_only_redirects_it_may_and_not_for_ever(serve: Any) -> None:
+    target = serve(lambda conn, head: None)
+    target.reply = lambda conn, head: target.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    hop = serve(lambda conn, head: None)
+    hop.reply = redirect(hop, (target.url + "/b.png").encode())
+    out = io.BytesIO()
+    assert download_media(hop.url + "/a.png", out) == 2 and out.getvalue() == b"ok"
+
+    internal = serve(lambda conn, head: None)
+    internal.reply = redirect(internal, b"http://169.254.169.254/latest/meta-data")
+    with pytest.raises(UnexpectedResponseError, match="refusing to follow the redirect"):
+        download_media(internal.url + "/a.png", io.BytesIO())
+
+    loop = serve(lambda conn, head: None)
+    loop.reply = redirect(loop, (loop.url + "/again").encode())
+    with pytest.raises(UnexpectedResponseError, match="redirected more than"):
+        download_media(loop.url + "/a.png", io.BytesIO())
+    with pytest.raises(UnexpectedResponseError, match="https required"):
+        download_media("http://example.invalid/a.png", io.BytesIO())
