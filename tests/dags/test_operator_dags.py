@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airflow_provider_edgeinfer.emulator.state import Timing
 from tests.dags.conftest import task_states
 
@@ -26,6 +28,25 @@ def _creates(emulator: Any) -> int:
     return int(emulator.state.snapshot()["requests"].get("theta.create_request", 0))
 
 
+def _try_numbers(dag_run: Any) -> dict[str, int]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: ti.try_number for ti in dag_run.get_task_instances(session=session)}
+
+
+def _xcom(dag_run: Any, task_id: str, key: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, task_ids=task_id, key=key)
+        ).first()
+        assert row is not None, f"no XCom {key!r} from {task_id}"
+        return XComModel.deserialize_value(row)
+
+
 def test_deferred_inference_succeeds_and_submits_once(airflow_db: None, emulated: Any) -> None:
     emulated.state.timing["theta"] = Timing(0.2, 0.6)
     run = _dag("edgeinfer_test_basic").test()
@@ -34,16 +55,34 @@ def test_deferred_inference_succeeds_and_submits_once(airflow_db: None, emulated
     assert not emulated.state.snapshot()["duplicates"]["theta"]
 
 
-def test_retry_reattaches_instead_of_resubmitting(airflow_db: None, emulated: Any) -> None:
+def _no_client_retries(emulator: Any, monkeypatch: pytest.MonkeyPatch, vendor: str = "theta") -> None:
+    """Each call is made once, so an injected fault reaches the operator instead of a client retry."""
+    name = f"AIRFLOW_CONN_EDGEINFER_{vendor.upper()}_DEFAULT"
+    conn = json.loads(emulator.connections()[name])
+    conn["extra"]["max_retries"] = 0
+    monkeypatch.setenv(name, json.dumps(conn))
+
+
+def test_retry_reattaches_instead_of_resubmitting(
+    airflow_db: None, emulated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_client_retries(emulated, monkeypatch)
     emulated.state.timing["theta"] = Timing(0.2, 1.0)
-    # The trigger's first poll gets a 503; with no tolerance the first try fails after submitting.
+    # Try 1 submits, records the request id and defers; its first poll gets a 500 that neither the
+    # client (no retries) nor the trigger (no tolerance) absorbs, so try 1 fails with the request
+    # still running. Try 2 must find it through the task state store and wait on it.
     emulated.state.scripted["theta"].append(
         {"kind": "5xx", "status": 500, "path": "/infer_request/infr_rqst_", "method": "GET"}
     )
     run = _dag("edgeinfer_test_reattach").test()
     assert task_states(run) == {"infer": "success"}
-    assert emulated.state.snapshot()["faults_injected"] == {"theta.5xx": 1}
-    assert _creates(emulated) == 1, "the retry must reattach, not submit again"
+    assert _try_numbers(run) == {"infer": 2}, "the first try must fail, so that a retry happens"
+    snapshot = emulated.state.snapshot()
+    assert snapshot["faults_injected"] == {"theta.5xx": 1}
+    assert list(snapshot["submissions"]["theta"].values()) == [1], "the retry must reattach, not submit again"
+    assert _creates(emulated) == 1
+    [first] = emulated.state.tables["theta.jobs"]
+    assert _xcom(run, "infer", "return_value")["request_id"] == first
 
 
 def test_failed_vendor_job_fails_the_task(airflow_db: None, emulated: Any) -> None:

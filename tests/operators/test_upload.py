@@ -511,27 +511,31 @@ def test_fingerprint_follows_the_sources_not_the_upload_names(emu: EmulatorServe
 
 
 def test_a_lost_submission_is_found_by_the_recorded_upload_names(emu: EmulatorServer, tmp_path: Path) -> None:
-    from airflow_provider_edgeinfer.operators._sources import expand_sources
-    from airflow_provider_edgeinfer.operators.inference import STATE_KEY
+    from airflow_provider_edgeinfer.exceptions import EdgeInferError
 
     audio = tmp_path / "call.wav"
     audio.write_bytes(_bytes(5_000, seed=9))
-    op = _infer(input_files={FIELD: str(audio)})
-    # A previous try uploaded and submitted, then died before it learned the request id.
-    with _hook() as hook:
-        [name] = upload_files(hook, "whisper", None, FIELD, [str(audio)])
-        hook.run(hook.api.create_request("whisper", {"language": "en", FIELD: name}))
     store = _Store()
-    fp = op._fingerprint("theta", {"language": "en"}, {FIELD: expand_sources(str(audio))[0]})
-    store.set(
-        STATE_KEY, {"fingerprint": fp, "request_id": None, "submitted_at": 0, "uploaded": {FIELD: name}}
+    # Try 1 uploads and submits; the vendor creates the request but its answer is lost.
+    # (Scripted faults match by substring: a zero-second delay takes the upload URL request first.)
+    emu.state.scripted["theta"].extend(
+        [
+            {"kind": "slow", "seconds": 0, "path": "/input_presigned_urls", "method": "POST"},
+            {"kind": "drop", "path": "/infer_request/whisper", "method": "POST"},
+        ]
     )
+    with pytest.raises(EdgeInferError):
+        _infer(input_files={FIELD: str(audio)}).execute({"ti": _TI(), "task_state_store": store})  # type: ignore[arg-type]
+    assert emu.state.snapshot()["faults_injected"] == {"theta.slow": 1, "theta.drop": 1}
+    [first] = emu.state.tables["theta.jobs"]
     before = _requests(emu)
-    result = op.execute({"ti": _TI(), "task_state_store": store})  # type: ignore[arg-type]
-    assert result["state"] == "succeeded"
+    # Try 2 can only find it by the input it sent, which names the upload try 1 made.
+    result = _infer(input_files={FIELD: str(audio)}).execute({"ti": _TI(), "task_state_store": store})  # type: ignore[arg-type]
+    assert result["state"] == "succeeded" and result["request_id"] == first
     after = _requests(emu)
     for counter in ("theta.create_request", "theta.presigned_urls", "storage.put"):
         assert after[counter] == before[counter], counter
+    assert sum(emu.state.snapshot()["submissions"]["theta"].values()) == 1
 
 
 @pytest.mark.parametrize(
