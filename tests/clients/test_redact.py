@@ -129,6 +129,18 @@ def test_redact_text_masks_the_longer_secret_first() -> None:
     assert redact_text("tok-abcd-efgh here", ("tok-abcd", "tok-abcd-efgh")) == "*** here"
 
 
+@pytest.mark.parametrize(
+    "scheme",
+    ["Bearer", "Basic", "Token", "Digest", "ApiKey", "Key", "HMAC", "AWS4-HMAC-SHA256", "Negotiate", "NTLM"],
+)
+def test_redact_text_keeps_each_known_authorization_scheme(scheme: str) -> None:
+    assert redact_text(f"Authorization: {scheme} c2VjcmV0") == f"Authorization: {scheme} ***"
+    assert (
+        redact_text(f'{{"authorization": "{scheme.lower()} c2VjcmV0"}}')
+        == f'{{"authorization": "{scheme.lower()} ***"}}'
+    )
+
+
 def test_redact_text_short_secrets() -> None:
     # A secret shorter than MIN_SECRET_LENGTH would shred every message; empty ones must not loop.
     assert MIN_SECRET_LENGTH == 4
@@ -141,6 +153,7 @@ def test_redact_text_short_secrets() -> None:
 
 def test_the_filter_is_installed_on_import_and_once() -> None:
     logger = logging.getLogger("httpx")
+    assert redact._URL_FILTER in logger.filters  # importing the module was enough
     protect_httpx_log()
     protect_httpx_log()
     assert logger.filters.count(redact._URL_FILTER) == 1
@@ -151,6 +164,8 @@ def test_the_filter_is_installed_on_import_and_once() -> None:
     [
         (httpx.URL("https://s3.example.com/o.png?X-Amz-Signature=f00d"), "https://s3.example.com/o.png?***"),
         ("https://u:pw@h.example.com/x", "https://h.example.com/x"),
+        ("http://127.0.0.1:9/x?sig=1", "http://127.0.0.1:9/x?***"),
+        ("ftp://h.example.com/x?sig=1", "ftp://h.example.com/x?sig=1"),
         (httpx.URL("https://h.example.com/x"), httpx.URL("https://h.example.com/x")),
         ("GET", "GET"),
         (200, 200),
@@ -160,6 +175,13 @@ def test_the_filter_cuts_queries_from_log_arguments(arg: object, expected: objec
     record = logging.LogRecord("httpx", logging.INFO, __file__, 1, 'HTTP Request: %s "%s"', (arg, "x"), None)
     assert redact._URL_FILTER.filter(record) is True
     assert record.args == (expected, "x")
+
+
+def test_the_filter_leaves_mapping_arguments_alone() -> None:
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, "%(url)s", None, None)
+    record.args = {"url": "https://h.example.com/x?sig=1"}
+    assert redact._URL_FILTER.filter(record) is True
+    assert record.args == {"url": "https://h.example.com/x?sig=1"}
 
 
 def test_the_filter_lets_records_without_arguments_through() -> None:

@@ -6,6 +6,7 @@ import email.utils
 import time
 
 import pytest
+from tenacity import RetryCallState, Retrying
 
 from airflow_provider_edgeinfer.clients import retry
 from airflow_provider_edgeinfer.clients.retry import (
@@ -19,6 +20,7 @@ from airflow_provider_edgeinfer.clients.retry import (
     wait_seconds,
 )
 from airflow_provider_edgeinfer.exceptions import (
+    MALFORMED_BODY,
     AuthenticationError,
     ConflictError,
     EdgeInferError,
@@ -235,3 +237,82 @@ def test_retry_kwargs_shape() -> None:
     assert kwargs["retry"].predicate(ERRORS["500"]) is False
     hook = object()
     assert retry_kwargs(Safety.NEVER, settings, before_sleep=hook)["before_sleep"] is hook  # type: ignore[arg-type]
+
+
+# -- what the retryer is built from ----------------------------------------------------------------
+
+
+def _state(attempt: int, elapsed: float, error: BaseException | None = None) -> RetryCallState:
+    state = RetryCallState(retry_object=Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.start_time = 1000.0
+    state.outcome_timestamp = 1000.0 + elapsed
+    if error is not None:
+        state.set_exception((type(error), error, None))
+    return state
+
+
+@pytest.mark.parametrize(
+    ("attempt", "elapsed", "stops"),
+    [(1, 0.0, False), (2, 59.9, False), (3, 0.0, True), (4, 1.0, True), (1, 60.0, True), (2, 600.0, True)],
+)
+def test_retry_kwargs_stop_after_attempts_or_total_delay(attempt: int, elapsed: float, stops: bool) -> None:
+    kwargs = retry_kwargs(Safety.IDEMPOTENT, RetrySettings(max_attempts=3, max_total_delay=60.0))
+    assert kwargs["stop"](_state(attempt, elapsed)) is stops
+
+
+def test_retry_kwargs_wait_reads_the_failed_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+
+    def fake(attempt: int, settings: RetrySettings) -> float:
+        seen.append(attempt)
+        return 0.125
+
+    monkeypatch.setattr(retry, "backoff_delay", fake)
+    wait = retry_kwargs(Safety.IDEMPOTENT, RetrySettings())["wait"]
+    assert wait(_state(2, 1.0, _api_error(RateLimitError, 429, retry_after=7.0))) == 7.0
+    assert wait(_state(3, 1.0, _api_error(ServerError, 500))) == 0.125
+    assert wait(_state(4, 1.0)) == 0.125  # no outcome yet: plain backoff
+    assert seen == [3, 4]
+
+
+def test_retry_kwargs_retry_follows_the_safety() -> None:
+    settings = RetrySettings()
+    malformed = UnexpectedResponseError("garbled", vendor="v", code=MALFORMED_BODY)
+    assert retry_kwargs(Safety.IDEMPOTENT, settings)["retry"].predicate(malformed) is True
+    assert retry_kwargs(Safety.CREATES_WORK, settings)["retry"].predicate(malformed) is False
+    assert retry_kwargs(Safety.NEVER, settings)["retry"].predicate(ERRORS["connect"]) is False
+
+
+def test_a_garbled_answer_is_read_again_only_when_reading_is_free() -> None:
+    malformed = UnexpectedResponseError("garbled", vendor="v", code=MALFORMED_BODY)
+    other = UnexpectedResponseError("unknown state", vendor="v", code="OTHER")
+    assert is_retryable(malformed, Safety.IDEMPOTENT) is True
+    assert is_retryable(malformed, Safety.CREATES_WORK) is False
+    assert is_retryable(malformed, Safety.NEVER) is False
+    assert is_retryable(other, Safety.IDEMPOTENT) is False
+
+
+def test_a_503_without_retry_after_is_not_repeated_for_paid_work() -> None:
+    assert is_retryable(_api_error(ServerError, 503), Safety.CREATES_WORK) is False
+    assert is_retryable(_api_error(ServerError, 502, retry_after=1.0), Safety.CREATES_WORK) is False
+    assert is_retryable(_api_error(ServerError, 503, retry_after=0.0), Safety.CREATES_WORK) is True
+
+
+def test_backoff_exponent_stops_growing_so_it_never_overflows() -> None:
+    # Without a cap on the exponent, 2.0 ** 10_000 raises OverflowError; with max_delay unbounded
+    # the ceiling shows where the exponent stops: 2 ** 62 times the initial delay.
+    settings = RetrySettings(initial_delay=1.0, max_delay=float("inf"))
+    assert backoff_delay(10_000, settings, rng=lambda: 1.0) == 2.0**62
+    assert backoff_delay(63, settings, rng=lambda: 1.0) == 2.0**62
+    assert backoff_delay(62, settings, rng=lambda: 1.0) == 2.0**61
+
+
+@pytest.mark.parametrize("attempt", [0, -3])
+def test_backoff_before_a_first_attempt_uses_the_initial_delay(attempt: int) -> None:
+    assert backoff_delay(attempt, RetrySettings(initial_delay=0.5), rng=lambda: 1.0) == 0.5
+
+
+def test_parse_retry_after_without_now_uses_the_clock() -> None:
+    header = email.utils.formatdate(time.time() + 120, usegmt=True)
+    assert parse_retry_after(header) == pytest.approx(120.0, abs=2.0)
