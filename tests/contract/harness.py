@@ -71,11 +71,20 @@ def build_api(vendor: str, base: str | None = None) -> VendorAPI:
 
 
 def argument(value: Any, tmp: Path) -> Any:
-    """JSON stands for bytes and files with ``{"$bytes": base64}`` and ``{"$path": base64}``."""
+    """JSON stands for what it cannot hold: ``{"$bytes": b64}`` (bytes), ``{"$file": b64}`` (an open
+    file), ``{"$path": b64}`` (a file on disk), ``{"$opener": b64}`` (a function opening one) and
+    ``{"$job": {...}}`` (a normalized Job)."""
     if isinstance(value, dict) and set(value) == {"$bytes"}:
         return base64.b64decode(value["$bytes"])
     if isinstance(value, dict) and set(value) == {"$file"}:
         return io.BytesIO(base64.b64decode(value["$file"]))
+    if isinstance(value, dict) and set(value) == {"$opener"}:
+        data = base64.b64decode(value["$opener"])
+        return lambda: io.BytesIO(data)
+    if isinstance(value, dict) and set(value) == {"$job"}:
+        from airflow_provider_edgeinfer.clients.jobs import Job
+
+        return Job.model_validate(value["$job"])
     if isinstance(value, dict) and set(value) == {"$path"}:
         path = tmp / "upload.bin"
         path.write_bytes(base64.b64decode(value["$path"]))

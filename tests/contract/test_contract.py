@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,24 @@ def test_every_fixture_says_where_it_comes_from(vendor: str) -> None:
         assert (entry["status"] >= 400) == ("error" in entry), entry["name"]
         if entry.get("emulator"):
             assert entry["emulator"] in SCENARIOS[vendor], f"{entry['name']}: no scenario"
+
+
+@pytest.mark.parametrize("vendor", ["theta", "octoai", "infrai", "omnitensor"])
+def test_every_call_of_the_client_has_an_example(vendor: str) -> None:
+    """Each method of the vendor's API class that builds a call is exercised by some fixture."""
+    api_class = type(build_api(vendor))
+    exercised = {spec[0] for answer in load(vendor)["answers"] for spec in answer["calls"]}
+    builders = {
+        name
+        for name, member in vars(api_class).items()
+        if inspect.isfunction(member)
+        and not name.startswith("_")
+        and str(inspect.signature(member).return_annotation).startswith("Call[")
+    }
+    if "build_auth" in vars(api_class):
+        builders.add("build_auth")
+    assert builders, "the API class builds calls"
+    assert sorted(builders - exercised) == []
 
 
 def test_shape_diff_reports_every_kind_of_difference() -> None:
