@@ -54,6 +54,8 @@ class CheckResult:
     #: Shapes the vendor chose where the client tolerates more than one.
     notes: list[str] = field(default_factory=list)
     cost: str | None = None
+    #: The parsed answer, for a check that builds on it (not reported).
+    value: Any = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -134,6 +136,7 @@ def _attempt(
         f"{describe(value, result)} ({where})",
         unknown_fields=unknown_fields(value),
         notes=notes(value, result) if notes else [],
+        value=value,
     )
 
 
@@ -183,7 +186,7 @@ def _theta_checks(hook: Any) -> Iterator[CheckResult]:
         lambda page, _: _count(page, "services: " + ", ".join(s.alias for s in page.items[:8])),
     )
     if api.project_id:
-        yield _attempt(
+        listing = _attempt(
             "key accepted (project listing)",
             hook,
             api.list_requests(number=1),
@@ -192,6 +195,16 @@ def _theta_checks(hook: Any) -> Iterator[CheckResult]:
             ),
             lambda page, _: [] if page.total is not None else ["the listing gave no pagination.total"],
         )
+        yield listing
+        if listing.ok and listing.value.items:
+            newest = listing.value.items[0].id
+            yield _attempt(
+                "one request read",
+                hook,
+                api.get_request(newest),
+                lambda request, _: f"{request.id}: {request.state}",
+                _theta_get_shape,
+            )
         return
     try:
         hook.run(api.get_request(THETA_PROBE_ID))
@@ -203,6 +216,19 @@ def _theta_checks(hook: Any) -> Iterator[CheckResult]:
     yield CheckResult(
         "project listing", None, "no project_id extra: set it to let retries find lost submissions"
     )
+
+
+def _theta_get_shape(request: Any, result: HttpResult) -> list[str]:
+    """Which of the two tolerated forms ``GET /infer_request/{id}`` answered in."""
+    import json
+
+    try:
+        body = json.loads(result.content).get("body")
+    except (ValueError, AttributeError):
+        return []
+    if isinstance(body, dict) and "infer_requests" in body:
+        return ["one request came as body.infer_requests[0] (the form public clients read)"]
+    return ["one request came as a bare body (the tolerated alternative; please report it)"]
 
 
 def _octoai_checks(hook: Any) -> Iterator[CheckResult]:

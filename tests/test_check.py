@@ -86,6 +86,19 @@ def test_theta_without_project_probes_the_key(
     assert "skip  project listing: no project_id extra" in out
 
 
+def test_theta_check_reads_the_newest_request_and_names_its_shape(
+    emulated: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_edgeinfer.hooks.theta import ThetaHook
+
+    with ThetaHook() as hook:
+        created = hook.run(hook.api.create_request("flux", {"prompt": "a cat"})).request
+    assert main(["--conn-id", "edgeinfer_theta_default"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok    one request read: {created.id}: success" in out
+    assert "shape: one request came as body.infer_requests[0]" in out
+
+
 def test_paid_check_spends_once_within_the_limit(emulated: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--conn-id", "edgeinfer_theta_default", "--spend-up-to", "0.01"]) == 0
     out = capsys.readouterr().out
