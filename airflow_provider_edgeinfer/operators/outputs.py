@@ -12,9 +12,9 @@ it is connected to (:mod:`~airflow_provider_edgeinfer.clients.media_urls`).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
+import posixpath
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -126,10 +126,9 @@ def _download(url: str, target: ObjectStoragePath) -> int:
     """
     import httpx
 
-    from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, MediaURLGuard, check_media_url
+    from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, MediaURLGuard
     from airflow_provider_edgeinfer.clients.redact import redact_url
 
-    check_media_url(url)
     client = httpx.Client(
         timeout=60.0,
         follow_redirects=True,
@@ -163,9 +162,8 @@ def _download(url: str, target: ObjectStoragePath) -> int:
 
 
 def _url_suffix(url: str) -> str:
-    name = urlsplit(url).path.rsplit("/", 1)[-1]
-    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return f".{extension}" if extension in _MEDIA_EXTENSIONS else ".bin"
+    extension = posixpath.splitext(urlsplit(url).path)[1].lower()
+    return extension if extension[1:] in _MEDIA_EXTENSIONS else ".bin"
 
 
 class MediaWriter:
@@ -198,7 +196,7 @@ class MediaWriter:
             if key in _BASE64_KEYS and isinstance(item, str) and item:
                 try:
                     data = base64.b64decode(item, validate=True)
-                except (binascii.Error, ValueError):
+                except ValueError:  # binascii.Error is one
                     raise UnexpectedResponseError(
                         f"field {key!r} of the output is not valid base64"
                     ) from None

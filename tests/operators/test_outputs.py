@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from airflow_provider_edgeinfer.clients.jobs import Job, JobState
 from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, check_media_url
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
 from airflow_provider_edgeinfer.operators.outputs import (
+    _MEDIA_EXTENSIONS,
+    DEFAULT_XCOM_OUTPUT_MAX_BYTES,
     SEGMENT_MAX,
     MediaWriter,
     _download,
@@ -119,7 +123,8 @@ def test_safe_segment_never_merges_two_names() -> None:
 
 
 def test_safe_segment_survives_lone_surrogates() -> None:
-    assert safe_segment("\ud800id").endswith(safe_segment("\ud800id")[-16:])
+    # Not encodable as UTF-8 (a JSON answer can still carry one): hashed all the same.
+    assert safe_segment("\ud800id") == "_id-" + hashlib.sha256(b"\xed\xa0\x80id").hexdigest()[:16]
 
 
 # -- as_storage_path / prepare_output_dir ---------------------------------------------------------
@@ -133,15 +138,31 @@ def test_as_storage_path_makes_a_local_path_absolute(tmp_path: Path, monkeypatch
 
 
 def test_as_storage_path_refuses_an_unusable_uri() -> None:
-    with pytest.raises(ConfigurationError, match="not a usable path"):
+    with pytest.raises(ConfigurationError) as raised:
         as_storage_path("nosuchscheme-xyz://bucket/key")
+    assert raised.value.message.startswith(
+        "output_path 'nosuchscheme-xyz://bucket/key' is not a usable path: "
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        as_storage_path("nosuchscheme-xyz://b", "inputs")
+    assert raised.value.message.startswith("inputs 'nosuchscheme-xyz://b' is not a usable path: ")
+
+
+def test_as_storage_path_keeps_a_uri() -> None:
+    assert str(as_storage_path("file:///tmp/x/y")) == "file:///tmp/x/y"
 
 
 def test_prepare_output_dir_creates_it_and_leaves_no_probe(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b"
-    prepare_output_dir(str(target), "theta")
+    assert str(prepare_output_dir(str(target), "theta")) == f"file://{target}"
     assert target.is_dir()
     assert list(target.iterdir()) == []
+
+
+def test_prepare_output_dir_accepts_an_existing_directory(tmp_path: Path) -> None:
+    (tmp_path / "kept.txt").write_text("x")
+    assert str(prepare_output_dir(str(tmp_path), "theta")) == f"file://{tmp_path}"
+    assert [p.name for p in tmp_path.iterdir()] == ["kept.txt"]
 
 
 def test_prepare_output_dir_refuses_an_unwritable_directory(tmp_path: Path) -> None:
@@ -179,9 +200,12 @@ def test_inline_media_becomes_a_file(
     assert writer.files == [f"file://{tmp_path}/req_0{suffix}"]
 
 
-def test_invalid_base64_is_an_unexpected_response(tmp_path: Path) -> None:
+@pytest.mark.parametrize("value", ["not base64!", "aGVsbG8=!!", "aGVsbG8"])
+def test_invalid_base64_is_an_unexpected_response(tmp_path: Path, value: str) -> None:
+    # "aGVsbG8=!!" decodes to b"hello" if stray characters are skipped: they must not be.
     with pytest.raises(UnexpectedResponseError, match="'image_b64' of the output is not valid base64"):
-        MediaWriter(as_storage_path(tmp_path), "req").walk({"image_b64": "not base64!"})
+        MediaWriter(as_storage_path(tmp_path), "req").walk({"image_b64": value})
+    assert _files(tmp_path) == []
 
 
 def test_empty_or_non_string_media_fields_stay_as_they_are(tmp_path: Path) -> None:
@@ -209,6 +233,21 @@ def test_linked_media_is_downloaded_and_its_query_dropped(
     out = MediaWriter(as_storage_path(tmp_path), "req").walk({key: url})
     assert out == {key: f"{hostile.url}/m/{name}?***", path_key: f"file://{tmp_path}/req_0{suffix}"}
     assert (tmp_path / f"req_0{suffix}").read_bytes() == b"media-bytes-" + name.encode()
+
+
+@pytest.mark.parametrize("extension", sorted(_MEDIA_EXTENSIONS))
+def test_every_known_media_extension_is_kept(tmp_path: Path, hostile: HostileServer, extension: str) -> None:
+    url = hostile.media(f"/m.d/file.{extension.upper()}", b"x")
+    writer = MediaWriter(as_storage_path(tmp_path), "req")
+    writer.walk({"video_url": url})
+    assert writer.files == [f"file://{tmp_path}/req_0.{extension}"]
+
+
+@pytest.mark.parametrize("path", ["/m.png/noext", "/m/archive.tar.gz", "/m/.png", "/m/a.png/"])
+def test_other_url_paths_give_bin(tmp_path: Path, hostile: HostileServer, path: str) -> None:
+    writer = MediaWriter(as_storage_path(tmp_path), "req")
+    writer.walk({"image_url": hostile.media(path, b"x")})
+    assert writer.files == [f"file://{tmp_path}/req_0.bin"]
 
 
 def test_several_media_in_one_output_are_kept_apart(tmp_path: Path, hostile: HostileServer) -> None:
@@ -330,6 +369,35 @@ def test_loopback_redirects_are_followed(tmp_path: Path, hostile: HostileServer)
     assert (tmp_path / "x.png").read_bytes() == b"final"
 
 
+def test_a_redirect_to_an_unparsable_location_is_refused(tmp_path: Path, hostile: HostileServer) -> None:
+    hostile.redirect("/bad", "http://[::1")
+    with pytest.raises(UnexpectedResponseError) as raised:
+        _download(f"{hostile.url}/bad?sig=zz", as_storage_path(tmp_path) / "x.bin")
+    assert raised.value.message == f"media download from {hostile.url}/bad?*** redirected to an invalid URL"
+
+
+def test_a_broken_http_answer_is_not_mistaken_for_a_bad_redirect(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_garbage() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=answer_garbage, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):
+            _download(f"http://127.0.0.1:{listener.getsockname()[1]}/a.png", as_storage_path(tmp_path) / "x")
+    finally:
+        thread.join(5)
+        listener.close()
+
+
 def test_a_redirect_loop_ends(tmp_path: Path, hostile: HostileServer) -> None:
     hostile.redirect("/loop", "/loop")
     with pytest.raises(UnexpectedResponseError, match=f"redirected more than {MAX_REDIRECTS} times"):
@@ -354,6 +422,67 @@ def test_build_result_writes_the_output_and_media(tmp_path: Path, hostile: Hosti
     assert result["output_path"] == f"file://{tmp_path}/out/req_7.json"
     assert result["files"] == [f"file://{tmp_path}/out/req_7_0.png"]
     assert "f00dfeed" not in json.dumps(result) + json.dumps(written)
+
+
+def test_default_xcom_limit() -> None:
+    assert DEFAULT_XCOM_OUTPUT_MAX_BYTES == 48 * 1024
+
+
+def test_build_result_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime
+    import decimal
+
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: 1000.0)
+    job = Job(
+        vendor="theta",
+        request_id="req_9",
+        state=JobState.SUCCEEDED,
+        vendor_state="success",
+        service="whisper",
+        cost_usd=0.25,
+    )
+    output = {"when": datetime.date(2026, 1, 2), "amount": decimal.Decimal("1.5")}
+    result = build_result(job, output, output_path=str(tmp_path), submitted_at=998.76543, xcom_max_bytes=1000)
+    assert result == {
+        "vendor": "theta",
+        "request_id": "req_9",
+        "service": "whisper",
+        "state": "succeeded",
+        "cost_usd": 0.25,
+        "timings": {"submitted_at": 998.76543, "completed_at": 1000.0, "duration_s": 1.235},
+        "output_path": f"file://{tmp_path}/req_9.json",
+        "files": [],
+        "output": output,
+    }
+    text = (tmp_path / "req_9.json").read_text()
+    assert text.startswith('{\n  "result": {\n    "vendor": "theta",')
+    assert json.loads(text) == {
+        "result": {
+            "vendor": "theta",
+            "request_id": "req_9",
+            "service": "whisper",
+            "state": "succeeded",
+            "cost_usd": 0.25,
+        },
+        "output": {"when": "2026-01-02", "amount": "1.5"},
+    }
+
+
+def test_build_result_xcom_limit_is_inclusive(tmp_path: Path) -> None:
+    output = {"text": "x" * 10}
+    size = len(json.dumps(output))
+    at_limit = build_result(_job(), output, output_path=str(tmp_path), submitted_at=None, xcom_max_bytes=size)
+    assert at_limit["output"] == output
+    inline = build_result(_job(), output, output_path=None, submitted_at=None, xcom_max_bytes=size)
+    assert inline["output"] == output
+    with pytest.raises(ConfigurationError) as raised:
+        build_result(_job("req_x"), output, output_path=None, submitted_at=None, xcom_max_bytes=size - 1)
+    assert (raised.value.vendor, raised.value.request_id) == ("theta", "req_x")
+    assert raised.value.message == (
+        f"the output of request req_x is {size} bytes, above the XCom limit of {size - 1} bytes"
+    )
 
 
 def test_build_result_keeps_a_large_output_out_of_xcom(tmp_path: Path) -> None:
