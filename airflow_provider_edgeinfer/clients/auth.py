@@ -61,7 +61,9 @@ class TokenExchangeAuth(httpx.Auth):
     connection, so every call of that connection shares one token.
     """
 
-    requires_response_body = True
+    #: False: httpx would then read every answer whole before the shell bounds its size; both flows
+    #: read the token exchange's answers themselves and leave the vendor's answers to the shell.
+    requires_response_body = False
 
     def __init__(
         self,
@@ -137,6 +139,19 @@ class TokenExchangeAuth(httpx.Auth):
                     self._store(response)
             request.headers["Authorization"] = f"Bearer {self._token}"
             yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """:meth:`auth_flow`, reading only the token exchange's answers (see ``requires_response_body``)."""
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if outgoing is not request:
+                response.read()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         _guard(request, self._allowed, self._vendor)

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from airflow_provider_edgeinfer.clients.aiosend import LeanSender
-from airflow_provider_edgeinfer.clients.auth import BearerAuth
+from airflow_provider_edgeinfer.clients.auth import BearerAuth, TokenExchangeAuth
 from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
 from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety
@@ -493,3 +493,37 @@ def test_media_download_follows_only_redirects_it_may_and_not_for_ever(serve: An
         download_media(loop.url + "/a.png", io.BytesIO())
     with pytest.raises(UnexpectedResponseError, match="https required"):
         download_media("http://example.invalid/a.png", io.BytesIO())
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_a_token_exchange_connection_bounds_its_answers_too(mode: str, serve: Any) -> None:
+    """The exchange's auth flow must not read every answer whole before the shell counts it."""
+    total = 64 * MiB
+    server = serve(lambda conn, head: None)
+    big = undeclared_body(server, total)
+
+    def reply(conn: socket.socket, head: bytes) -> None:
+        if head.startswith(b"POST /token"):
+            server.send(conn, b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"token": "tk"}')
+        else:
+            big(conn, head)
+
+    server.reply = reply
+    api = FakeAPI(server.url)
+    auth = TokenExchangeAuth(
+        lambda: httpx.Request("POST", server.url + "/token"),
+        lambda result: (api.json_body(result)["token"], 3600.0),
+        api.allowed_hosts(),
+        "fake",
+    )
+    small = settings(max_response_bytes=MiB)
+    with pytest.raises(UnexpectedResponseError) as raised:
+        if mode == "sync":
+            with SyncClient(api, Credentials.of(KEY), small, auth=auth) as client:
+                client.send(api.get())
+        else:
+            async with AsyncClient(api, Credentials.of(KEY), small, auth=auth) as aclient:
+                await aclient.send(api.get())
+    assert raised.value.code == RESPONSE_TOO_LARGE
+    assert auth.exchanges == 1
+    assert server.sent < total / 4
