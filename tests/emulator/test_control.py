@@ -113,7 +113,7 @@ def test_clock_moves_jobs(ctl: httpx.Client, emu: EmulatorServer) -> None:
         f"{emu.vendor_url('theta')}/infer_request/{job['id']}",
         headers={"Authorization": f"Bearer {emu.state.keys['theta']}"},
     )
-    assert again.json()["body"]["state"] == "success"
+    assert again.json()["body"]["infer_requests"][0]["state"] == "success"
 
 
 def test_timing(ctl: httpx.Client, emu: EmulatorServer) -> None:
