@@ -104,7 +104,7 @@ def sender_for(api: VendorAPI, credentials: Any, settings: HttpSettings, probe: 
     except ImportError:  # aiohttp missing
         return AsyncClient(api, credentials, settings)
     if supports(api, probe):
-        return LeanSender(api, credentials, settings.max_connections, read_timeout=settings.read_timeout)
+        return LeanSender(api, credentials, settings.max_connections, settings=settings)
     return AsyncClient(api, credentials, settings)
 
 
