@@ -126,8 +126,19 @@ class Manifest:
     # -- header --------------------------------------------------------------------------------
 
     def read_header(self) -> Header | None:
+        """The header, or None for a new batch; never None while a journal shows submissions.
+
+        A missing header beside journal segments would otherwise read as "no batch here", and the
+        operator would reset the journal and send every item again.
+        """
         path = self.directory / HEADER
         if not path.exists():
+            if self._segments():
+                raise ConfigurationError(
+                    f"the batch manifest {self.directory} has a journal of submissions but no {HEADER}",
+                    hint="Requests of this batch may be running (and billed). Delete the output directory's "
+                    "_edgeinfer folder only if no batch of it is running.",
+                )
             return None
         try:
             return Header.model_validate_json(path.read_bytes())

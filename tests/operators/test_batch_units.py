@@ -132,10 +132,13 @@ def test_group_commit_makes_intents_durable_before_returning(tmp_path: Path) -> 
                 await writer.append({"k": "sub", "i": i, "r": 0, "id": f"r{i}"})
 
             await asyncio.gather(*(one(i) for i in range(50)))
-            return writer.writes
+        return writer.writes  # after the close, which writes what was still pending
 
     writes = asyncio.run(run())
-    assert writes < 100, "records pending together share one write"
+    segments = list((tmp_path / "_edgeinfer" / "journal").iterdir())
+    assert writes == len(segments), "every write is counted"
+    # 100 records from 50 concurrent senders: the intents share a write, and so do the results.
+    assert 2 <= writes <= 4, "records pending together share one write"
     assert {i: r.request_id for i, r in manifest.items().items()} == {i: f"r{i}" for i in range(50)}
 
 

@@ -1,0 +1,230 @@
+"""The batch manifest keeps the evidence of what a batch submitted: a retry never loses it and pays again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_edgeinfer.exceptions import ConfigurationError
+from airflow_provider_edgeinfer.triggers.batch_manifest import (
+    HEADER,
+    Header,
+    JournalWriter,
+    Manifest,
+    Round,
+)
+
+ITEMS = 6
+
+
+def _manifest(tmp_path: Path) -> Manifest:
+    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+
+    return Manifest(as_storage_path(str(tmp_path)))
+
+
+def _header(**round_fields: Any) -> Header:
+    now = time.time()
+    return Header(
+        fingerprint="f" * 32,
+        vendor="infrai",
+        service="chat.completions",
+        mode="native",
+        total=3,
+        created_at=now,
+        rounds=[Round(number=0, started_at=now, **round_fields)],
+    )
+
+
+# -- a retry of an unfinished batch ------------------------------------------------------------------
+
+
+@pytest.fixture
+def theta(edgeinfer_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from airflow_provider_edgeinfer.emulator.state import Timing
+
+    for name, value in edgeinfer_emulator.connections().items():
+        monkeypatch.setenv(name, value)
+    edgeinfer_emulator.state.timing["theta"] = Timing(0.0, 600.0)  # still running when the retry comes
+    return edgeinfer_emulator
+
+
+def _submitted(emulator: Any) -> int:
+    return sum(emulator.state.snapshot()["submissions"]["theta"].values())
+
+
+def _try(tmp_path: Path) -> None:
+    """One try of a fan-out batch: it submits what the manifest does not show as sent, then defers."""
+    from airflow_provider_edgeinfer.operators.batch import BatchOperator
+    from tests.operators.batch_worker import FakeTI
+
+    op = BatchOperator(
+        task_id="batch",
+        conn_id="edgeinfer_theta_default",
+        service="whisper",
+        inputs=[{"audio_filename": f"https://example.invalid/m-{n}.wav"} for n in range(ITEMS)],
+        output_path=str(tmp_path),
+        deferrable=True,
+    )
+    op.execute({"ti": FakeTI()})  # type: ignore[typeddict-item]
+
+
+def _first_try(tmp_path: Path) -> None:
+    """A fan-out that submitted every item and deferred; then the task was lost."""
+    with pytest.raises(TaskDeferred):
+        _try(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b'{"version": 1, "fingerprint": "', b"\xff\xfe not json"],
+    ids=["empty", "torn", "garbage"],
+)
+def test_an_unreadable_header_fails_the_retry_and_keeps_the_journal(
+    theta: Any, tmp_path: Path, damage: bytes
+) -> None:
+    _first_try(tmp_path)
+    assert _submitted(theta) == ITEMS
+    journal = sorted(p.name for p in (tmp_path / "_edgeinfer" / "journal").iterdir())
+    (tmp_path / "_edgeinfer" / HEADER).write_bytes(damage)
+
+    with pytest.raises(ConfigurationError, match=r"batch manifest .*batch\.json is unreadable"):
+        _try(tmp_path)
+    assert _submitted(theta) == ITEMS, "nothing may be sent again"
+    assert sorted(p.name for p in (tmp_path / "_edgeinfer" / "journal").iterdir()) == journal
+
+
+def test_a_missing_header_beside_a_journal_fails_the_retry_and_keeps_the_journal(
+    theta: Any, tmp_path: Path
+) -> None:
+    _first_try(tmp_path)
+    (tmp_path / "_edgeinfer" / HEADER).unlink()
+
+    with pytest.raises(ConfigurationError, match=r"journal of submissions but no batch\.json"):
+        _try(tmp_path)
+    assert _submitted(theta) == ITEMS, "nothing may be sent again"
+    assert list((tmp_path / "_edgeinfer" / "journal").iterdir())
+
+
+def test_an_empty_manifest_directory_is_a_new_batch(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    assert manifest.read_header() is None
+    (tmp_path / "_edgeinfer" / "journal").mkdir(parents=True)
+    assert manifest.read_header() is None
+
+
+# -- has_submissions, reset ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("round_fields", "segment", "expected"),
+    [
+        ({}, False, False),
+        ({"key": "edgeinfer-k"}, False, True),  # the submit went out; its answer may have been lost
+        ({"key": "edgeinfer-k", "batch_id": "batch_1"}, False, True),
+        ({"batch_id": "batch_1"}, False, True),
+        ({}, True, True),
+    ],
+    ids=["nothing", "native key only", "native batch", "batch id only", "fan-out journal"],
+)
+def test_has_submissions(tmp_path: Path, round_fields: dict[str, Any], segment: bool, expected: bool) -> None:
+    manifest = _manifest(tmp_path)
+    header = _header(**round_fields)
+    manifest.write_header(header)
+    if segment:
+        manifest.write_segment([{"k": "intent", "i": 0, "r": 0}])
+    assert manifest.has_submissions(header) is expected
+
+
+def test_has_submissions_looks_at_every_round(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    header = _header(key="edgeinfer-k", batch_id="batch_1")
+    header.rounds.append(Round(number=1, started_at=time.time(), indices=[2]))
+    assert manifest.has_submissions(header)
+
+
+def test_reset_forgets_the_header_the_sources_and_every_segment(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.write_header(_header())
+    manifest.write_sources(["a.wav"])
+    for i in range(3):
+        manifest.write_segment([{"k": "sub", "i": i, "r": 0, "id": f"r{i}"}])
+    manifest.reset()
+    assert manifest.read_header() is None
+    assert manifest.read_sources() is None
+    assert manifest.items() == {}
+    assert not manifest.has_submissions(_header())
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+def test_an_error_is_permanent_unless_marked_transient(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.write_segment(
+        [
+            {"k": "err", "i": 0, "r": 0, "e": {"type": "InputValidationError", "message": "bad"}},
+            {"k": "err", "i": 1, "r": 0, "t": True, "e": {"type": "ServerError", "message": "503"}},
+            {"k": "err", "i": 2, "r": 0, "t": False, "e": {"type": "JobFailedError", "message": "x"}},
+        ]
+    )
+    manifest.write_segment([{"k": "sub", "i": 3, "r": 0, "id": "r3"}])
+    items = manifest.items()
+    assert {i: r.transient for i, r in items.items()} == {0: False, 1: True, 2: False, 3: False}
+    manifest.compact()
+    assert {i: r.transient for i, r in manifest.items().items()} == {0: False, 1: True, 2: False, 3: False}
+    # A permanent error is not even written as a flag: its absence must mean "not transient".
+    [segment] = (tmp_path / "_edgeinfer" / "journal").iterdir()
+    records = [json.loads(line) for line in segment.read_text().splitlines()]
+    assert [r.get("t") for r in records] == [None, True, None, None]
+
+
+# -- the journal writer ----------------------------------------------------------------------------
+
+
+class _Broken(Manifest):
+    """A manifest whose storage refuses the second write."""
+
+    def __init__(self, output_dir: Any) -> None:
+        super().__init__(output_dir)
+        self.calls = 0
+
+    def write_segment(self, records: Any, *, prefix: str = "") -> None:
+        self.calls += 1
+        if self.calls >= 2:
+            raise OSError("the object store refused the write")
+        super().write_segment(records, prefix=prefix)
+
+
+def test_a_sender_waiting_on_a_failed_write_learns_it(tmp_path: Path) -> None:
+    """Nobody may send an item whose intent is not durable: the waiter gets the error, not silence."""
+    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+
+    manifest = _Broken(as_storage_path(str(tmp_path)))
+    outcomes: list[str] = []
+
+    async def sender(writer: JournalWriter, i: int) -> None:
+        try:
+            await writer.append({"k": "intent", "i": i, "r": 0}, durable=True)
+        except OSError:
+            outcomes.append("refused")
+            return
+        outcomes.append("sent")
+
+    async def run() -> None:
+        writer = JournalWriter(manifest)
+        await writer.__aenter__()
+        await sender(writer, 0)
+        await asyncio.wait_for(asyncio.gather(*(sender(writer, i) for i in (1, 2, 3))), timeout=5)
+        with pytest.raises(OSError):
+            await writer.__aexit__(None, None, None)
+
+    asyncio.run(run())
+    assert outcomes == ["sent", "refused", "refused", "refused"]
+    assert list(manifest.items()) == [0]
