@@ -147,8 +147,8 @@ def _path(url: str) -> str:
 
 
 def _error(exc: EdgeInferError) -> str:
-    status = f"HTTP {exc.http_status}: " if getattr(exc, "http_status", None) else ""
-    return f"{type(exc).__name__}: {status}{exc}"
+    # The message names the vendor, the operation and the HTTP status already.
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _count(value: Any, what: str) -> str:

@@ -69,7 +69,8 @@ def test_wrong_key_fails_without_retrying(
     monkeypatch.setenv("AIRFLOW_CONN_EDGEINFER_INFRAI_DEFAULT", json.dumps(conn))
     assert main(["--conn-id", "edgeinfer_infrai_default"]) == 1
     out = capsys.readouterr().out
-    assert "FAIL  key accepted (models listed): AuthenticationError: HTTP 401" in out
+    assert "FAIL  key accepted (models listed): AuthenticationError: [infrai models.list]" in out
+    assert "(HTTP 401, code UNAUTHORIZED)" in out
     assert "ifr_pk_proj_wrong_key_value" not in out
     assert emulated.state.snapshot()["requests"]["infrai.models.list"] == 1  # sent once: no retries
 
