@@ -1,4 +1,4 @@
-"""infrai: the OpenAI-compatible core and the native ``/v1/ai`` methods (contract: shared/vendors/infrai.md).
+"""infrai: the OpenAI-compatible core and the native ``/v1/ai`` methods (examples: ``tests/contract/infrai``).
 
 Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
 ``SyncClient`` or ``AsyncClient``. Native answers come back as

@@ -1,4 +1,4 @@
-"""Request and answer shapes of infrai (contract: shared/vendors/infrai.md).
+"""Request and answer shapes of infrai (contract examples: ``tests/contract/infrai``).
 
 The OpenAI-compatible core uses plain OpenAI bodies; the native ``/v1/ai`` methods wrap their
 answer in ``{ok, data, error, metadata}``, kept here as :class:`Enveloped` so the vendor's cost and

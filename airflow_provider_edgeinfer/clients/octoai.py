@@ -1,4 +1,4 @@
-"""OctoAI image generation, deployed endpoints and text (contract: shared/vendors/octoai.md).
+"""OctoAI image generation, deployed endpoints and text (contract examples: ``tests/contract/octoai``).
 
 Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
 ``SyncClient`` or ``AsyncClient``.
@@ -68,7 +68,7 @@ MODELS_PATH = "/v1/models"
 #: Assumed (octoai.md, "A failed inference"): a 4xx on poll fails the request, except these, which
 #: speak about our credential, a timeout or the rate limit rather than about the inference.
 POLL_STATUSES_NOT_FAILURE = frozenset({401, 403, 408, 429})
-#: OctoAI's OpenAPI description of the image engines (a copy of shared/vendors/octoai-image-gen.openapi.json).
+#: OctoAI's OpenAPI description of the image engines (as OctoAI publishes it).
 SCHEMA_RESOURCE = "schemas/octoai_image_gen.openapi.json"
 #: Engines octoai.md lists that the OpenAPI file has no path for (``sd``: SD 1.5, which the file's
 #: size notes mention); they take the image request and answer the image response.

@@ -1,4 +1,4 @@
-"""OmniTensor (contract: shared/vendors/omnitensor.md).
+"""OmniTensor (contract examples: ``tests/contract/omnitensor``).
 
 Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
 ``SyncClient`` or ``AsyncClient``. The credential is an API key plus a secret, exchanged for a

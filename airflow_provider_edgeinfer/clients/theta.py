@@ -1,4 +1,4 @@
-"""Theta EdgeCloud on-demand inference (contract: shared/vendors/theta.md).
+"""Theta EdgeCloud on-demand inference (contract examples: ``tests/contract/theta``).
 
 Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
 ``SyncClient`` or ``AsyncClient``.
