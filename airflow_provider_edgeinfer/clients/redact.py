@@ -81,11 +81,10 @@ class _RedactLoggedURLs(logging.Filter):
 
 
 def _without_query(value: object) -> object:
-    # httpx passes an ``httpx.URL``; matching by its text keeps httpx out of this light module.
-    if isinstance(value, str) or type(value).__name__ == "URL":
-        text = str(value)
-        if text.startswith(("http://", "https://")) and ("?" in text or "@" in text):
-            return redact_url(text)
+    # httpx passes an ``httpx.URL``; judging it by its text keeps httpx out of this light module.
+    text = str(value)
+    if text.startswith(("http://", "https://")) and ("?" in text or "@" in text):
+        return redact_url(text)
     return value
 
 
@@ -94,9 +93,7 @@ _URL_FILTER = _RedactLoggedURLs()
 
 def protect_httpx_log() -> None:
     """Install the filter on httpx's logger (idempotent; done when this module is imported)."""
-    logger = logging.getLogger("httpx")
-    if _URL_FILTER not in logger.filters:
-        logger.addFilter(_URL_FILTER)
+    logging.getLogger("httpx").addFilter(_URL_FILTER)  # addFilter skips a filter already there
 
 
 protect_httpx_log()

@@ -126,6 +126,8 @@ def test_redact_text_masks_known_secrets_as_echoed_in_urls_and_json() -> None:
 
 
 def test_redact_text_masks_the_longer_secret_first() -> None:
+    # By length, not by text: "zzzz" sorts after "a-zzzz-b" yet must not cut it in three.
+    assert redact_text("a-zzzz-b here", ("zzzz", "a-zzzz-b")) == "*** here"
     assert redact_text("tok-abcd-efgh here", ("tok-abcd", "tok-abcd-efgh")) == "*** here"
 
 
