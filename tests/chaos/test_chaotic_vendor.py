@@ -9,6 +9,7 @@ test shows that a lost submission answer is reported, never repeated.
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import pytest
@@ -67,7 +68,7 @@ def test_example_dag_survives_a_chaotic_vendor(
 
 
 def test_lost_theta_submission_answer_is_found_not_resubmitted(airflow_db: None, emulated: Any) -> None:
-    from tests.dags.test_operator_dags import _dag
+    from tests.dags.test_operator_dags import _dag, _try_numbers
 
     emulated.state.timing["theta"] = Timing(0.1, 0.3)
     emulated.state.scripted["theta"].append(
@@ -75,20 +76,38 @@ def test_lost_theta_submission_answer_is_found_not_resubmitted(airflow_db: None,
     )
     run = _dag("edgeinfer_test_reattach").test()
     assert task_states(run) == {"infer": "success"}
+    assert _try_numbers(run) == {"infer": 2}, "try 1 fails on the lost answer; try 2 finds the request"
     snapshot = emulated.state.snapshot()
     assert snapshot["faults_injected"] == {"theta.drop": 1}
     assert list(snapshot["submissions"]["theta"].values()) == [1]
     assert snapshot["requests"]["theta.create_request"] == 1
 
 
-def test_lost_octoai_submission_answer_is_reported_not_repeated(airflow_db: None, emulated: Any) -> None:
+def test_lost_octoai_submission_answer_is_reported_not_repeated(
+    airflow_db: None, emulated: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import timedelta
+
+    from airflow.utils.session import create_session
+
     emulated.state.scripted["octoai"].append({"kind": "drop", "path": "/generate/sdxl", "method": "POST"})
     dag = load_dag("edgeinfer_octoai_sdxl")
     for task in dag.tasks:
         task.retries = 1
-        task.retry_delay = __import__("datetime").timedelta(seconds=0)
+        task.retry_delay = timedelta(seconds=0)
     run = dag.test()
     assert task_states(run) == {"generate": "failed"}
+    with create_session() as session:
+        assert [ti.try_number for ti in run.get_task_instances(session=session)] == [2]
+    # What each try failed with, from the task log (under dag.test it goes to stdout).
+    failures = re.findall(
+        r"^airflow_provider_edgeinfer\.exceptions\.(\w+): (.*)$", capsys.readouterr().out, re.M
+    )
+    assert [kind for kind, _ in failures] == ["OutcomeUnknownError", "OutcomeUnknownError"]
+    # Try 1: the answer to the submission was lost, and the submission was not repeated.
+    assert "was sent but no answer came back" in failures[0][1]
+    # Try 2: OctoAI cannot be searched for the request, so the retry refuses to pay again.
+    assert "a previous try sent this request but never learned its id" in failures[1][1]
     snapshot = emulated.state.snapshot()
     assert list(snapshot["submissions"]["octoai"].values()) == [1], (
         "an unknown outcome must not be resubmitted"
