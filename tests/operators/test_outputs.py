@@ -431,7 +431,6 @@ def test_default_xcom_limit() -> None:
 def test_build_result_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datetime
     import decimal
-
     import time
 
     monkeypatch.setattr(time, "time", lambda: 1000.0)
