@@ -186,21 +186,31 @@ def declared_too_large(headers: Any, limit: int) -> bool:
 
 
 class Deadline:
-    """A total time bound for one exchange (monotonic clock), restartable once an upload is sent."""
+    """A total time bound for one exchange (monotonic clock).
+
+    An upload suspends it while its body streams out (each write stays bounded by the write
+    timeout; a large file legitimately takes longer than any answer) and restarts it once the body
+    is sent, so the answer gets the whole deadline.
+    """
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self._clock = clock
         self.end = clock() + seconds
-        self._restarts: list[Callable[[float], None]] = []
+        self._moves: list[Callable[[float | None], None]] = []
 
-    def on_restart(self, callback: Callable[[float], None]) -> None:
-        self._restarts.append(callback)
+    def on_move(self, callback: Callable[[float | None], None]) -> None:
+        """Call ``callback(seconds left)`` on a restart, ``callback(None)`` on a suspension."""
+        self._moves.append(callback)
+
+    def suspend(self) -> None:
+        self.end = math.inf
+        for callback in self._moves:
+            callback(None)
 
     def restart(self) -> None:
-        """The request's body is sent: the answer gets the whole deadline from now."""
         self.end = self._clock() + self.seconds
-        for callback in self._restarts:
+        for callback in self._moves:
             callback(self.seconds)
 
     def remaining(self) -> float:
@@ -210,9 +220,12 @@ class Deadline:
     def passed(self) -> bool:
         return self.remaining() <= 0
 
-    def clamp(self, timeout: float | None) -> float:
+    def clamp(self, timeout: float | None) -> float | None:
         """``timeout`` shortened to what is left (at least a sliver, so the read fails as a timeout)."""
-        left = max(self.remaining(), 0.001)
+        left = self.remaining()
+        if math.isinf(left):
+            return timeout
+        left = max(left, 0.001)
         return left if timeout is None else min(timeout, left)
 
 

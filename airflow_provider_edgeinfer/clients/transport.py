@@ -213,17 +213,19 @@ def _bound_sync_client(client: httpx.Client) -> httpx.Client:
 
 
 class _UploadStream(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A request body that restarts the exchange's deadline once it has been handed over whole."""
+    """A request body that suspends the exchange's deadline while it streams out, then restarts it."""
 
     def __init__(self, inner: Any, deadline: Deadline) -> None:
         self._inner = inner
         self._deadline = deadline
 
     def __iter__(self) -> Iterator[bytes]:
+        self._deadline.suspend()
         yield from self._inner
         self._deadline.restart()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._deadline.suspend()
         async for chunk in self._inner:
             yield chunk
         self._deadline.restart()
@@ -238,10 +240,10 @@ class _UploadStream(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 
 def _wrap_upload(request: httpx.Request, deadline: Deadline) -> None:
-    """Give an upload's answer the whole deadline from the moment its streamed body is sent.
+    """Let a streamed body (an upload) take its time, then give the answer the whole deadline.
 
     A large upload legitimately takes longer than any answer; its writes stay bounded by the write
-    timeout. An in-memory body goes at once and needs no restart.
+    timeout. An in-memory body goes at once and counts against the deadline like the rest.
     """
     if not isinstance(request.stream, httpx.ByteStream):
         request.stream = _UploadStream(request.stream, deadline)
@@ -507,7 +509,11 @@ class AsyncClient(_Shell[A]):
         deadline = Deadline(seconds, asyncio.get_running_loop().time)
         try:
             async with asyncio.timeout(seconds) as scope:
-                deadline.on_restart(lambda left: scope.reschedule(asyncio.get_running_loop().time() + left))
+                deadline.on_move(
+                    lambda left: scope.reschedule(
+                        None if left is None else asyncio.get_running_loop().time() + left
+                    )
+                )
                 request = self._http.build_request(**self._request_kwargs(call))
                 _wrap_upload(request, deadline)
                 response = await self._http.send(request, auth=self._call_auth(call), stream=True)

@@ -470,7 +470,11 @@ def test_an_unasked_content_encoding_is_malformed(serve: Any) -> None:
 
 def redirect(server: Hostile, location: bytes) -> Reply:
     return lambda conn, head: server.send(
-        conn, b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+        # Connection: close, as the server hangs up after each answer (no reuse racing the close).
+        conn,
+        b"HTTP/1.1 302 Found\r\nLocation: "
+        + location
+        + b"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     )
 
 
@@ -504,7 +508,9 @@ async def test_a_token_exchange_connection_bounds_its_answers_too(mode: str, ser
 
     def reply(conn: socket.socket, head: bytes) -> None:
         if head.startswith(b"POST /token"):
-            server.send(conn, b'HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"token": "tk"}')
+            server.send(
+                conn, b'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 15\r\n\r\n{"token": "tk"}'
+            )
         else:
             big(conn, head)
 
@@ -538,3 +544,40 @@ def test_the_batch_fan_out_gives_the_lean_sender_the_connections_settings() -> N
     sender = sender_for(api, Credentials.of(KEY), http, api.submit("whisper", {"audio_filename": "a"}))
     assert isinstance(sender, LeanSender)
     assert sender.settings == http
+
+
+@pytest.mark.parametrize("stack", ["sync", "async-aiohttp", "async-httpx"])
+@pytest.mark.parametrize("answer", ["prompt", "drip"])
+async def test_an_upload_may_outlast_the_deadline_but_its_answer_may_not(
+    stack: str, answer: str, serve: Any
+) -> None:
+    server = serve(lambda conn, head: None)
+    if answer == "prompt":
+        server.reply = lambda conn, head: server.send(conn, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    else:
+        server.reply = drip(server, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+    chunks = 8
+
+    def body() -> Iterator[bytes]:
+        for _ in range(chunks):
+            time.sleep(0.12)  # about 1 s in all, twice the deadline
+            yield b"x" * 1024
+
+    api = FakeAPI(server.url)
+    call = Call(
+        "upload",
+        "PUT",
+        server.url + "/file",
+        api.json_body,
+        headers={"Content-Length": str(chunks * 1024)},
+        stream=body,
+    )
+    started = time.monotonic()
+    if answer == "prompt":
+        assert await send(stack, api, call, settings(call_deadline=0.5)) == {}
+        assert time.monotonic() - started > 0.9
+        return
+    with pytest.raises(VendorTimeoutError) as raised:
+        await send(stack, api, call, settings(call_deadline=0.5))
+    assert raised.value.code == DEADLINE_EXCEEDED
+    assert time.monotonic() - started < 3.0
