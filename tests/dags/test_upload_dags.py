@@ -37,16 +37,26 @@ def _requests(emulator: Any) -> dict[str, int]:
 
 
 def test_retry_of_an_input_files_task_reattaches_without_uploading_again(
-    airflow_db: None, emulated: Any, tmp_path: Path
+    airflow_db: None, emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from airflow.utils.session import create_session
+
     audio = tmp_path / "call.wav"
     audio.write_bytes(random.Random(1).randbytes(123_456))
     emulated.state.timing["theta"] = Timing(0.2, 1.0)
+    # The first poll's 500 is neither retried by the client nor tolerated by the trigger: try 1 fails
+    # after uploading and submitting, and try 2 must reattach.
+    name = "AIRFLOW_CONN_EDGEINFER_THETA_DEFAULT"
+    conn = json.loads(emulated.connections()[name])
+    conn["extra"]["max_retries"] = 0
+    monkeypatch.setenv(name, json.dumps(conn))
     emulated.state.scripted["theta"].append(
         {"kind": "5xx", "status": 500, "path": "/infer_request/infr_rqst_", "method": "GET"}
     )
     run = _dag("edgeinfer_test_input_files_reattach").test(run_conf={"audio": str(audio)})
     assert task_states(run) == {"transcribe": "success"}
+    with create_session() as session:
+        assert [ti.try_number for ti in run.get_task_instances(session=session)] == [2]
     requests = _requests(emulated)
     assert emulated.state.snapshot()["faults_injected"] == {"theta.5xx": 1}
     assert requests["theta.create_request"] == 1, "the retry must reattach, not submit again"
