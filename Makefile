@@ -7,7 +7,7 @@ DEMO_STAMP := $(VENV)/.installed
 # Pinned, tested versions (see the file's header); without them pip can backtrack for half an hour.
 CONSTRAINTS := .ci/constraints-3.11.txt
 
-.PHONY: demo test lint typecheck unit emulator reliability clean
+.PHONY: demo test lint typecheck unit mutation emulator reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,16 +25,22 @@ demo: $(DEMO_STAMP)
 	$(BIN)/python -m airflow_provider_edgeinfer.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_edgeinfer dags_examples tests benchmarks
-	$(BIN)/ruff format --check airflow_provider_edgeinfer dags_examples tests benchmarks
+	$(BIN)/ruff check airflow_provider_edgeinfer dags_examples tests benchmarks tools
+	$(BIN)/ruff format --check airflow_provider_edgeinfer dags_examples tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy tools
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
+
+# Mutation testing of the code that is costly to get wrong (never pay twice, batch manifest,
+# redaction, outputs, retries, job states); not part of `make test`. See tools/mutation.py.
+mutation: $(STAMP)
+	$(BIN)/python tools/mutation.py --jobs 2 --fail-under 0.90
 
 # Real Airflow processes and the emulator, with crashes injected (~3-5 min); see benchmarks/reliability/run.py.
 reliability: $(STAMP)
