@@ -236,11 +236,27 @@ def test_timeout_cancels_unfinished_requests_and_writes_results(
     assert len(rows) == 5 and all(r["state"] == "failed" for r in rows)
 
 
-def test_task_retry_resumes_instead_of_resubmitting(airflow_db: None, emulated: Any, tmp_path: Path) -> None:
+def test_task_retry_resumes_instead_of_resubmitting(
+    airflow_db: None, emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.utils.session import create_session
+
+    # The first poll's 500 is neither retried by the client nor tolerated by the trigger, so try 1
+    # fails after its fan-out and try 2 must resume from the manifest.
+    name = "AIRFLOW_CONN_EDGEINFER_THETA_DEFAULT"
+    conn = json.loads(emulated.connections()[name])
+    conn["extra"]["max_retries"] = 0
+    monkeypatch.setenv(name, json.dumps(conn))
     emulated.state.timing["theta"] = Timing(0.0, 0.5)
-    emulated.state.scripted["theta"].append({"kind": "5xx", "status": 500, "path": "/list", "method": "GET"})
+    # The project's request listing is what the trigger polls (the service list is read before sending).
+    emulated.state.scripted["theta"].append(
+        {"kind": "5xx", "status": 500, "path": "/infer_request/prj_emulator/list", "method": "GET"}
+    )
     run = _dag("edgeinfer_test_batch_retry_task").test(run_conf={"output_path": str(tmp_path)})
     assert task_states(run) == {"batch": "success"}
+    with create_session() as session:
+        assert [ti.try_number for ti in run.get_task_instances(session=session)] == [2]
+    assert emulated.state.snapshot()["faults_injected"] == {"theta.5xx": 1}
     assert _creates(emulated) == 10
     assert not emulated.state.snapshot()["duplicates"]["theta"]
 
