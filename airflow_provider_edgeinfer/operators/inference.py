@@ -354,10 +354,18 @@ class InferenceOperator(BaseOperator):
             sent = {**self._input_dict(hook.vendor), **(record.get("uploaded") or {})}
             found = hook.find_submission(self.service, self.prediction, sent, submitted_at)
             if found is not None:
+                if found.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+                    self.log.info(
+                        "found the request %s that a previous try submitted; reattaching", found.request_id
+                    )
+                    return found, submitted_at
+                # As for a recorded request: one that ended without a result is paid for again.
                 self.log.info(
-                    "found the request %s that a previous try submitted; reattaching", found.request_id
+                    "found the request %s of a previous try, which ended %s; submitting again",
+                    found.request_id,
+                    found.state.value,
                 )
-                return found, submitted_at
+                return None, now
             if api.honours_idempotency:
                 self.log.info(
                     "a previous try's submission has an unknown outcome; resubmitting with the same "

@@ -199,6 +199,28 @@ def test_a_retry_submits_again_when_the_previous_request_ended_without_a_result(
     assert _created(emulated) == 2
 
 
+@pytest.mark.parametrize(
+    ("ending", "state"), [(_fail, "failed"), (_cancel, "cancelled")], ids=["failed", "cancelled"]
+)
+def test_a_lost_submission_found_ended_without_a_result_is_submitted_again(
+    emulated: Any, ending: Any, state: str
+) -> None:
+    emulated.state.timing["theta"] = Timing(10.0, 20.0)
+    emulated.state.faults["theta"].job_failure_rate = 1.0 if state == "failed" else 0.0
+    _lose_the_submission_answer(emulated)
+    store = _Store()
+    with pytest.raises(EdgeInferError):
+        _run_try(_op(), store, 1)
+    [first] = emulated.state.tables["theta.jobs"]
+    ending(emulated, first)
+    emulated.state.clock.advance(LATER)
+    assert _state_of("theta", first) == state
+
+    second = _run_try(_op(), store, 2)
+    assert second != first
+    assert _created(emulated) == 2
+
+
 def test_a_retry_with_a_different_input_submits_anew(emulated: Any) -> None:
     emulated.state.timing["theta"] = TIMINGS["running"]
     store = _Store()
