@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import io
 import json
 import os
 import queue
@@ -48,6 +49,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -433,7 +435,7 @@ def _kind(mutant: Mutant) -> str:
     return "constant" if re.match(r"(-?[\d.]+|b?'.*'|b?\".*\") -> ", text) else "operator"
 
 
-def collect(target: Target, root: Path = REPO, every: bool = False) -> list[Mutant]:
+def collect(target: Target, root: Path, every: bool = False) -> list[Mutant]:
     """The target's mutants; unless ``every``, one per line and kind for the kinds that repeat."""
     source = (root / PACKAGE / target.module).read_bytes()
     collector = _Collector(target.module, source, target.names)
@@ -497,6 +499,7 @@ class Worker:
     """One private copy of the repository; only one mutant at a time runs in it."""
 
     home: Path
+    root: Path  # what is copied: the snapshot of HEAD, or the work tree
     repo: Path = field(init=False)
     tmp: Path = field(init=False)
 
@@ -505,10 +508,10 @@ class Worker:
         self.repo.mkdir(parents=True)
         ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
         for name in COPIED:
-            if (REPO / name).is_dir():
-                shutil.copytree(REPO / name, self.repo / name, ignore=ignore)
-            elif (REPO / name).exists():
-                shutil.copy2(REPO / name, self.repo / name)
+            if (self.root / name).is_dir():
+                shutil.copytree(self.root / name, self.repo / name, ignore=ignore)
+            elif (self.root / name).exists():
+                shutil.copy2(self.root / name, self.repo / name)
         (self.repo / "_mutation_trace.py").write_text(TRACE_PLUGIN)
 
     def module(self, module: str) -> Path:
@@ -556,13 +559,13 @@ class Worker:
         return codes.get(proc.returncode, "error"), tail
 
 
-def selection(target: Target) -> list[str]:
-    """The target's test entries that exist in the work tree, in the order given."""
+def selection(target: Target, root: Path) -> list[str]:
+    """The target's test entries that exist under ``root``, in the order given."""
     found: list[str] = []
     for entry in target.tests:
         path, sep, node = entry.partition("::")
-        matches = sorted(REPO.glob(path)) if any(c in path for c in "*?[") else [REPO / path]
-        found += [f"{m.relative_to(REPO)}{sep}{node}" for m in matches if m.exists()]
+        matches = sorted(root.glob(path)) if any(c in path for c in "*?[") else [root / path]
+        found += [f"{m.relative_to(root)}{sep}{node}" for m in matches if m.exists()]
     return found
 
 
@@ -572,13 +575,14 @@ class Plan:
 
     target: Target
     tests: list[str]
+    root: Path
     timeout: float = 0.0
     order: list[str] = field(default_factory=list)
     hits: dict[str, set[int]] = field(default_factory=dict)
     uses: dict[str, set[int]] = field(default_factory=dict)  # name -> lines that read it
 
     def __post_init__(self) -> None:
-        for node in ast.walk(ast.parse((REPO / PACKAGE / self.target.module).read_bytes())):
+        for node in ast.walk(ast.parse((self.root / PACKAGE / self.target.module).read_bytes())):
             name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
             if isinstance(name, str) and isinstance(getattr(node, "ctx", None), ast.Load):
                 self.uses.setdefault(name, set()).add(getattr(node, "lineno", 0))
@@ -673,50 +677,61 @@ def _score(counts: dict[str, int]) -> float:
     return (counts["killed"] + counts["timeout"]) / relevant if relevant else 1.0
 
 
+def snapshot(home: Path) -> Path:
+    """The committed tree (HEAD) of the copied paths: edits in progress in the work tree, a test
+    being written or a file another tool mutates in place never reach a run."""
+    root, git = home / "snapshot", shutil.which("git") or "git"
+    ls_tree = [git, "ls-tree", "--name-only", "HEAD"]
+    listed = subprocess.run(ls_tree, cwd=REPO, capture_output=True, check=True)  # noqa: S603
+    paths = [name for name in COPIED if name in listed.stdout.decode().split()]
+    tar = subprocess.run([git, "archive", "HEAD", *paths], cwd=REPO, capture_output=True, check=True)  # noqa: S603
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+        archive.extractall(root, filter="data")
+    return root
+
+
 def run(
-    targets: list[Target], mutants: list[Mutant], sources: dict[str, bytes], jobs: int
+    targets: list[Target], mutants: list[Mutant], root: Path, home: Path, jobs: int
 ) -> tuple[list[tuple[Mutant, str]], list[str]]:
     """Baselines first, then every mutant not known to be equivalent, ``jobs`` at a time."""
-    home, started = Path(tempfile.mkdtemp(prefix="edgeinfer-mutation-")), time.monotonic()
-    try:
-        workers: queue.Queue[Worker] = queue.Queue()
-        for i in range(jobs):
-            workers.put(Worker(home / f"w{i}"))
+    started = time.monotonic()
+    sources = {t.module: (root / PACKAGE / t.module).read_bytes() for t in targets}
+    workers: queue.Queue[Worker] = queue.Queue()
+    for i in range(jobs):
+        workers.put(Worker(home / f"w{i}", root))
 
-        def on_baseline(plan: Plan) -> str | None:
-            worker = workers.get()
-            try:
-                return baseline(plan, worker)
-            finally:
-                workers.put(worker)
+    def on_baseline(plan: Plan) -> str | None:
+        worker = workers.get()
+        try:
+            return baseline(plan, worker)
+        finally:
+            workers.put(worker)
 
-        def on_mutant(mutant: Mutant) -> str:
-            worker = workers.get()
-            try:
-                return run_mutant(mutant, plans[mutant.module], worker, sources[mutant.module])
-            finally:
-                workers.put(worker)
+    def on_mutant(mutant: Mutant) -> str:
+        worker = workers.get()
+        try:
+            return run_mutant(mutant, plans[mutant.module], worker, sources[mutant.module])
+        finally:
+            workers.put(worker)
 
-        plans = {t.module: Plan(t, selection(t)) for t in targets}
-        with ThreadPoolExecutor(jobs) as pool:
-            verdicts = dict(zip(plans, pool.map(on_baseline, plans.values()), strict=True))
-            errors = [error for error in verdicts.values() if error]
-            for error in errors:
-                print(f"ABORTED {error}", flush=True)
-            todo = [m for m in mutants if not verdicts[m.module]]
-            results = [(m, "equivalent") for m in todo if m.key in EQUIVALENT]
-            running = [(m, pool.submit(on_mutant, m)) for m in todo if m.key not in EQUIVALENT]
-            for done, (mutant, future) in enumerate(running, 1):
-                results.append((mutant, future.result()))
-                print(
-                    f"[{done}/{len(running)} {time.monotonic() - started:.0f}s] {results[-1][1]:8} "
-                    f"{mutant.module}:{mutant.line} {mutant.scope}: {mutant.description}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        return results, errors
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    plans = {t.module: Plan(t, selection(t, root), root) for t in targets}
+    with ThreadPoolExecutor(jobs) as pool:
+        verdicts = dict(zip(plans, pool.map(on_baseline, plans.values()), strict=True))
+        errors = [error for error in verdicts.values() if error]
+        for error in errors:
+            print(f"ABORTED {error}", flush=True)
+        todo = [m for m in mutants if not verdicts[m.module]]
+        results = [(m, "equivalent") for m in todo if m.key in EQUIVALENT]
+        running = [(m, pool.submit(on_mutant, m)) for m in todo if m.key not in EQUIVALENT]
+        for done, (mutant, future) in enumerate(running, 1):
+            results.append((mutant, future.result()))
+            print(
+                f"[{done}/{len(running)} {time.monotonic() - started:.0f}s] {results[-1][1]:8} "
+                f"{mutant.module}:{mutant.line} {mutant.scope}: {mutant.description}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results, errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -727,26 +742,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-mutants", type=int, default=None, help="at most this many per module")
     parser.add_argument("--every", action="store_true", help="all mutants of a kind on a line, not one")
     parser.add_argument("--fail-under", type=float, default=None, help="exit 1 below this score")
+    parser.add_argument("--worktree", action="store_true", help="test the work tree, not the last commit")
     args = parser.parse_args(argv)
     unknown = set(args.module) - {t.module for t in TARGETS}
     if unknown:
         parser.error(f"unknown module(s) {sorted(unknown)}; known: {[t.module for t in TARGETS]}")
     targets = [t for t in TARGETS if not args.module or t.module in args.module]
-    sources = {t.module: (REPO / PACKAGE / t.module).read_bytes() for t in targets}
-    mutants = [m for t in targets for m in collect(t, every=args.every)[: args.max_mutants]]
-    if args.list:
-        for m in mutants:
-            print(
-                f"{m.module} {m.scope} line {m.line}: {m.description}"
-                + (" [equivalent]" if m.key in EQUIVALENT else "")
-            )
-        print(f"{len(mutants)} mutants")
-        return 0
-    started = time.monotonic()
-    results, errors = run(targets, mutants, sources, max(1, args.jobs))
-    results.sort(
-        key=lambda r: (targets.index(next(t for t in targets if t.module == r[0].module)), r[0].start)
-    )
+    started, home = time.monotonic(), Path(tempfile.mkdtemp(prefix="edgeinfer-mutation-"))
+    try:
+        root = REPO if args.worktree else snapshot(home)
+        sources = {t.module: (root / PACKAGE / t.module).read_bytes() for t in targets}
+        mutants = [m for t in targets for m in collect(t, root, args.every)[: args.max_mutants]]
+        if args.list:
+            for m in mutants:
+                flag = " [equivalent]" if m.key in EQUIVALENT else ""
+                print(f"{m.module} {m.scope} line {m.line}: {m.description}{flag}")
+            print(f"{len(mutants)} mutants")
+            return 0
+        results, errors = run(targets, mutants, root, home, max(1, args.jobs))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    order = [t.module for t in targets]
+    results.sort(key=lambda r: (order.index(r[0].module), r[0].start))
     print(f"ran in {time.monotonic() - started:.0f} s with {args.jobs} jobs", flush=True)
     status = report(results, sources, args.fail_under)
     return 1 if errors else status
