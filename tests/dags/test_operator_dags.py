@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +93,19 @@ def test_failed_vendor_job_fails_the_task(airflow_db: None, emulated: Any) -> No
     assert _creates(emulated) == 1
 
 
-def test_timeout_cancels_the_remote_request(airflow_db: None, emulated: Any) -> None:
+def test_timeout_cancels_the_remote_request(
+    airflow_db: None, emulated: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     emulated.state.timing["theta"] = Timing(0.0, 600.0)
     run = _dag("edgeinfer_test_timeout").test()
     assert task_states(run) == {"infer": "failed"}
     assert emulated.state.snapshot()["cancellations"] == {"theta": 1}
+    # Why it failed, from the task log (under dag.test it goes to stdout).
+    failures = re.findall(
+        r"^airflow_provider_edgeinfer\.exceptions\.(\w+): (.*)$", capsys.readouterr().out, re.M
+    )
+    assert [kind for kind, _ in failures] == ["JobTimeoutError"]
+    assert "did not finish within 1 s" in failures[0][1]
 
 
 def test_blocking_mode_polls_on_the_worker(airflow_db: None, emulated: Any) -> None:
