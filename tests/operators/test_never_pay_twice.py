@@ -245,6 +245,31 @@ def test_a_finished_task_leaves_nothing_to_reattach_to(emulated: Any) -> None:
     assert _created(emulated) == 2
 
 
+def test_a_retry_after_an_expired_result_submits_anew(emulated: Any) -> None:
+    """Nothing is left to reattach to: waiting on the old request would fail on every retry."""
+    import asyncio
+
+    from airflow_provider_edgeinfer.exceptions import ResultExpiredError
+
+    emulated.state.octoai_retention_seconds = 30
+    emulated.state.timing["octoai"] = TIMINGS["succeeded"]
+    store = _Store()
+    op = _op("octoai")
+    context = {"ti": _TI(1), "task_state_store": store}
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)  # type: ignore[arg-type]
+    first = deferred.value.trigger.request_id  # type: ignore[attr-defined]
+    emulated.state.clock.advance(LATER)
+    event = asyncio.run(InferenceOperator._wait_on_worker(deferred.value.trigger))  # type: ignore[arg-type]
+    emulated.state.clock.advance(LATER)  # the result expires before the task reads it
+    with pytest.raises(ResultExpiredError):
+        op.execute_complete(context, event)  # type: ignore[arg-type]
+
+    second = _run_try(_op("octoai"), store, 2)
+    assert second != first
+    assert _created(emulated, "octoai") == 2
+
+
 def test_a_reattaching_retry_uploads_nothing(emulated: Any, tmp_path: Path) -> None:
     audio = tmp_path / "call.wav"
     audio.write_bytes(b"RIFF" + bytes(4000))
