@@ -142,6 +142,9 @@ class _SharedClients:
 
 shared_clients = _SharedClients()
 
+#: Longest the UI's Test button waits for any one call.
+TEST_CONNECTION_SECONDS = 10.0
+
 
 class EdgeInferHook(BaseHook):
     """Base of the vendor hooks: an Airflow connection turned into a vendor API client."""
@@ -177,10 +180,6 @@ class EdgeInferHook(BaseHook):
                 hint="Put the key in the connection's password field.",
             )
         return Credentials.of(key)
-
-    def test_call(self, api: Any) -> Call[Any]:
-        """A cheap authenticated call used by :meth:`test_connection`."""
-        raise NotImplementedError
 
     def validate_submission(
         self, service: str, prediction: str | None, input: dict[str, Any], **options: Any
@@ -363,10 +362,18 @@ class EdgeInferHook(BaseHook):
     # -- Airflow UI ----------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
+        """The UI's Test button: the read-only checks of ``python -m airflow_provider_edgeinfer.check``.
+
+        Every call is sent once (no retries) and bounded by :data:`TEST_CONNECTION_SECONDS`, so the
+        button answers quickly and says which call failed.
+        """
+        from airflow_provider_edgeinfer.check import check_settings, read_only_checks, summary
+
+        probe = type(self)(self.conn_id, http_settings=check_settings(TEST_CONNECTION_SECONDS))
         try:
-            self.run(self.test_call(self.api))
-        except Exception as exc:  # the UI shows the message; our errors carry no secrets
+            results = read_only_checks(probe)
+        except Exception as exc:  # a connection that cannot be used; our errors carry no secrets
             return False, str(exc)
         finally:
-            self.close()
-        return True, f"Connected to {self.vendor} at {self.api.base_urls()[0]}"
+            probe.close()
+        return not any(r.ok is False for r in results), summary(results)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call
     from airflow_provider_edgeinfer.clients.infrai import InfraiAPI
 
 
@@ -37,7 +36,3 @@ class InfraiHook(EdgeInferHook):
         from airflow_provider_edgeinfer.clients.infrai import BASE_URL, InfraiAPI
 
         return InfraiAPI(base_url_from(conn, BASE_URL, self.vendor))
-
-    def test_call(self, api: Any) -> Call[Any]:
-        # The model list is authenticated and creates no work.
-        return api.list_models()  # type: ignore[no-any-return]

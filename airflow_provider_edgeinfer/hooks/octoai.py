@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
@@ -10,7 +10,6 @@ from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call
     from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
 
 #: Where the other OctoAI hosts live relative to a loopback host (the emulator's layout).
@@ -79,8 +78,3 @@ class OctoAIHook(EdgeInferHook):
             for name, default in zip(names, defaults, strict=True)
         )
         return OctoAIAPI(image, async_url, text_url, template)
-
-    def test_call(self, api: Any) -> Call[Any]:
-        # Listing text models is free and authenticated; it does not prove the image host, which
-        # shares the token. Polling an unknown id would be answered 404, proving nothing.
-        return api.list_text_models()  # type: ignore[no-any-return]

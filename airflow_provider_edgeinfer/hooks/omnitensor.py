@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_edgeinfer.clients.auth import TokenExchangeAuth
-    from airflow_provider_edgeinfer.clients.core import Call, Credentials
+    from airflow_provider_edgeinfer.clients.core import Credentials
     from airflow_provider_edgeinfer.clients.omnitensor import OmniTensorAPI
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, SyncClient
 
@@ -67,9 +67,6 @@ class OmniTensorHook(EdgeInferHook):
                 hint="Put the OmniTensor secret in the connection's extra 'secret'.",
             )
         return Credentials.of(key, str(secret))
-
-    def test_call(self, api: Any) -> Call[Any]:
-        return api.balance()  # type: ignore[no-any-return]
 
     # -- one token per connection -----------------------------------------------------------------
 

@@ -9,14 +9,11 @@ from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.clients.theta import Service, ThetaAPI
 
 #: Tolerated difference between this machine's clock and Theta's when matching a lost submission.
 SUBMISSION_CLOCK_SKEW = 300.0
-#: A well-formed request id that never exists, for checking a key without a project id.
-PROBE_REQUEST_ID = "infr_rqst_" + "0" * 26
 #: How many pages of 100 requests are searched for a lost submission.
 FIND_SUBMISSION_MAX_PAGES = 5
 
@@ -95,26 +92,3 @@ class ThetaHook(EdgeInferHook):
             if pages >= FIND_SUBMISSION_MAX_PAGES:
                 return None
         return None
-
-    def test_connection(self) -> tuple[bool, str]:
-        from airflow_provider_edgeinfer.exceptions import NotFoundError
-
-        try:
-            if self.api.project_id:
-                return super().test_connection()
-            # Without a project only one-request reads are authenticated: a well-formed id that does
-            # not exist answers 404 to a valid key and 401 to a wrong one.
-            self.run(self.api.get_request(PROBE_REQUEST_ID))
-        except NotFoundError:
-            return True, f"Connected to theta at {self.api.base_url} (key accepted)"
-        except Exception as exc:
-            return False, str(exc)
-        finally:
-            self.close()
-        return True, f"Connected to theta at {self.api.base_url}"
-
-    def test_call(self, api: Any) -> Call[Any]:
-        # /service/list needs no key, so list one page of the project's requests when we can.
-        if api.project_id:
-            return api.list_requests(number=1)  # type: ignore[no-any-return]
-        return api.list_services(page=0, number=1)  # type: ignore[no-any-return]

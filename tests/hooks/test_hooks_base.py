@@ -222,8 +222,26 @@ def emu_env(edgeinfer_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch)
 def test_test_connection_ok(emu_env: EmulatorServer) -> None:
     ok, message = ThetaHook().test_connection()
     assert ok, message
-    assert emu_env.vendor_url("theta") in message
-    assert emu_env.state.snapshot()["requests"] == {"theta.list_requests": 1}
+    assert "key accepted (project listing)" in message
+    assert emu_env.state.snapshot()["requests"] == {"theta.list_services": 1, "theta.list_requests": 1}
+
+
+def test_test_connection_sends_each_call_once_and_quickly(
+    emu_env: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI's Test button: no retries, whatever the connection's own max_retries says."""
+    set_conn(
+        monkeypatch,
+        "theta_patient",
+        host=emu_env.vendor_url("theta"),
+        password=emu_env.state.keys["theta"],
+        extra={"project_id": "prj_emulator", "max_retries": 8},
+    )
+    emu_env.state.faults["theta"].update({"rate_5xx": 1.0})
+    ok, message = ThetaHook("theta_patient").test_connection()
+    assert not ok
+    assert "HTTP 5" in message
+    assert emu_env.state.snapshot()["faults_injected"] == {"theta.5xx": 2}  # two checks, one attempt each
 
 
 def test_test_connection_wrong_key(emu_env: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> None:
