@@ -77,7 +77,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year like 99999999999 overflows
         return None
     if when is None:
         return None

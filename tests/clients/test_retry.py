@@ -80,6 +80,25 @@ def test_parse_retry_after_http_date_minus_zero_zone_is_utc(monkeypatch: pytest.
         time.tzset()
 
 
+def test_parse_retry_after_keeps_a_date_s_own_offset() -> None:
+    # Only a zone-less date is taken as UTC; "+0200" is two hours ahead of it.
+    assert parse_retry_after("Wed, 21 Oct 2015 09:28:00 +0200", now=1445412480.0) == 0.0
+    assert parse_retry_after("Wed, 21 Oct 2015 09:28:00 +0200", now=1445412480.0 - 60) == 60.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Wed, 21 Oct 99999999999 07:28:00 GMT",
+        "Wed, 21 Oct 2015 25:61:61 GMT",
+        "Wed, 32 Oct 2015 07:28:00 GMT",
+    ],
+)
+def test_parse_retry_after_a_hostile_date_is_none(value: str) -> None:
+    # A vendor's header must never crash error mapping (the huge year once raised OverflowError).
+    assert parse_retry_after(value, now=NOW) is None
+
+
 def test_parse_retry_after_http_date_in_past_is_zero() -> None:
     header = email.utils.formatdate(NOW - 300, usegmt=True)
     assert parse_retry_after(header, now=NOW) == 0.0

@@ -516,6 +516,14 @@ def test_build_result_xcom_limit_is_inclusive(tmp_path: Path) -> None:
     )
 
 
+def test_build_result_without_output_path_accepts_non_json_values() -> None:
+    import datetime
+
+    output = {"when": datetime.date(2026, 1, 2)}
+    result = build_result(_job(), output, output_path=None, submitted_at=None, xcom_max_bytes=100)
+    assert result["output"] == output
+
+
 def test_build_result_keeps_a_large_output_out_of_xcom(tmp_path: Path) -> None:
     output = {"text": "x" * 200}
     result = build_result(_job(), output, output_path=str(tmp_path), submitted_at=None, xcom_max_bytes=100)

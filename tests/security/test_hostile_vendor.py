@@ -198,6 +198,19 @@ def test_authorization_values_echoed_in_an_error_body_are_masked(
     assert raised.value.message == shown
 
 
+def test_an_unparsable_retry_after_still_maps_to_a_rate_limit(hostile: HostileServer) -> None:
+    from airflow_provider_edgeinfer.exceptions import RateLimitError
+
+    hostile.routes[("POST", "/v1/chat/completions")] = lambda seen: Answer.json(
+        {"error": {"message": "slow down"}}, 429, {"Retry-After": "Wed, 21 Oct 99999999999 07:28:00 GMT"}
+    )
+    client = SyncClient(InfraiAPI(hostile.url), Credentials.of(KEY), _no_retries())
+    call = client.api.chat_completion({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    with pytest.raises(RateLimitError) as raised:
+        client.send(call)
+    assert raised.value.retry_after is None
+
+
 def _omnitensor(server: HostileServer) -> None:
     server.routes[("POST", "/auth/token")] = lambda seen: Answer.json(
         {"token": SESSION_TOKEN, "expires_in": 3600}
