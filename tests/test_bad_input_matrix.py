@@ -619,7 +619,7 @@ CASES: list[Case] = [
         "upload-dataset-kind-on-theta",
         _upload(THETA, lambda env: env.file("a.csv"), kind="dataset"),
         IVE,
-        ("dataset uploads", "OmniTensor"),
+        ("takes no dataset uploads", "kind='input'"),
         "theta",
     ),
     Case(

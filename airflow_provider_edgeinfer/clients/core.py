@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,6 +41,9 @@ from airflow_provider_edgeinfer.exceptions import (
     VendorTimeoutError,
     VendorValidationError,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.clients.theta_listing import ListedRequest, ListingScan
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -221,6 +224,106 @@ class VendorAPI:
     def console_url(self, request_id: str) -> str | None:
         """A page for humans about this request (operator extra link), if the vendor has one."""
         return None
+
+    # -- what this vendor can do, beyond submit and status ---------------------------------------
+    #
+    # Operators, triggers and sensors choose by these, never by the vendor's name. Every default
+    # means "cannot". Cancelling is :meth:`cancel` returning None; the hook declares the abilities
+    # that take several calls (finding lost submissions, uploads, native batches).
+
+    #: Runs a whole batch itself: ``batch_submit``, ``batch_status_job``, ``batch_results``,
+    #: ``batch_cancel`` (and optionally ``batch_export``, ``batch_set_retention``) are its calls.
+    runs_native_batches: ClassVar[bool] = False
+
+    @property
+    def lists_request_states(self) -> bool:
+        """Many requests' states come in one call: a listing of recent requests, newest first."""
+        return False
+
+    def scan_requests(self, since: float) -> ListingScan:
+        """The walk down the listing for requests made since ``since`` (see :class:`ListingScan`).
+
+        Only when :attr:`lists_request_states`.
+        """
+        raise ConfigurationError(f"{self.vendor} cannot list its requests", vendor=self.vendor)
+
+    def job_if_ended(self, listed: ListedRequest, service: str | None = None) -> Job | None:
+        """A listed request as a Job once it ended; None, unvalidated, while it runs."""
+        raise ConfigurationError(f"{self.vendor} cannot list its requests", vendor=self.vendor)
+
+    def listed_job(self, listed: ListedRequest, service: str | None = None) -> Job:
+        """A listed request as a Job, whatever its state."""
+        raise ConfigurationError(f"{self.vendor} cannot list its requests", vendor=self.vendor)
+
+    def batch_submit(
+        self,
+        requests: Sequence[Mapping[str, Any]],
+        *,
+        batch_timeout: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Call[Any]:
+        """Submit a native batch of ``{"capability", "body", "custom_id"}`` requests."""
+        raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)
+
+    def batch_status_job(self, batch_id: str) -> Call[Job]:
+        """A native batch's state, as a Job whose request id is the batch id."""
+        raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)
+
+    def batch_results(
+        self, batch_id: str, *, cursor: str | None = None, limit: int | None = None
+    ) -> Call[Page[Any]]:
+        """The first page of a native batch's per-item results (``index``, ``state``, ``response``, ...)."""
+        raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)
+
+    def batch_cancel(self, batch_id: str, *, idempotency_key: str | None = None) -> Call[Any]:
+        raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)
+
+    def batch_export(
+        self, batch_id: str, *, format: str | None = None, idempotency_key: str | None = None
+    ) -> Call[Any]:
+        """The vendor's own export of a native batch (its answer's ``data`` carries ``download_url``)."""
+        raise ConfigurationError(f"{self.vendor} exports no batches", vendor=self.vendor)
+
+    def batch_set_retention(
+        self, batch_id: str, retention_days: float, *, idempotency_key: str | None = None
+    ) -> Call[Any]:
+        raise ConfigurationError(f"{self.vendor} keeps no batch results", vendor=self.vendor)
+
+    #: What this vendor takes as uploaded files: ``"input"`` (a file an inference input then names,
+    #: see the hook's ``presign_input_upload``), ``"dataset"`` (:meth:`upload_dataset`) or ``"model"``
+    #: (:meth:`upload_model_from`). Empty: files travel inline in the input.
+    upload_kinds: ClassVar[frozenset[str]] = frozenset()
+
+    def upload_dataset(
+        self,
+        file: IO[bytes],
+        name: str,
+        *,
+        description: str | None = None,
+        format: str | None = None,
+        filename: str | None = None,
+    ) -> Call[Any]:
+        """Stream an open file as a dataset; the answer has ``dataset_id``, size and sha256."""
+        raise ConfigurationError(f"{self.vendor} takes no dataset uploads", vendor=self.vendor)
+
+    def dataset_metadata(self, dataset_id: str) -> Call[Any]:
+        """What the vendor holds of a dataset (``name``, ``size_bytes``, ``checksum_sha256``)."""
+        raise ConfigurationError(f"{self.vendor} takes no dataset uploads", vendor=self.vendor)
+
+    def upload_model_from(
+        self,
+        open_file: Callable[[], IO[bytes]],
+        size: int,
+        label: str,
+        model_name: str,
+        *,
+        framework: str,
+        version: str,
+        description: str = "",
+    ) -> Call[Any]:
+        """Upload a model file (``open_file`` opens it afresh for each attempt); answers ``model_id``."""
+        raise ConfigurationError(f"{self.vendor} takes no model uploads", vendor=self.vendor)
 
     # -- answers -------------------------------------------------------------------------------
 

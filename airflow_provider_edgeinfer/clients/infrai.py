@@ -141,6 +141,7 @@ class InfraiAPI(VendorAPI):
     vendor: ClassVar[str] = "infrai"
     #: The OpenAI-compatible core answers in the submitting call; batches have their own operator.
     synchronous: ClassVar[bool] = True
+    runs_native_batches: ClassVar[bool] = True
     honours_idempotency: ClassVar[bool] = True
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
 

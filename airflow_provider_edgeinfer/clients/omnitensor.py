@@ -247,6 +247,7 @@ class OmniTensorAPI(VendorAPI):
 
     vendor: ClassVar[str] = "omnitensor"
     synchronous: ClassVar[bool] = True
+    upload_kinds: ClassVar[frozenset[str]] = frozenset({"dataset", "model"})
 
     def __init__(
         self,

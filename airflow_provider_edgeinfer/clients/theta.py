@@ -15,7 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Page, VendorAPI, check_base_url
 from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
 from airflow_provider_edgeinfer.clients.retry import Safety
-from airflow_provider_edgeinfer.clients.theta_listing import ListedRequest, decode_listing
+from airflow_provider_edgeinfer.clients.theta_listing import (
+    PAGE_SIZE,
+    ListedRequest,
+    ListingScan,
+    decode_listing,
+)
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     InputValidationError,
@@ -433,6 +438,21 @@ class ThetaAPI(VendorAPI):
 
     def console_url(self, request_id: str) -> str | None:
         return f"{CONSOLE_URL}/{quote(request_id, safe='')}"
+
+    # -- capabilities ------------------------------------------------------------------------
+
+    upload_kinds: ClassVar[frozenset[str]] = frozenset({"input"})
+
+    @property
+    def lists_request_states(self) -> bool:
+        """The project listing, when the connection names a project."""
+        return bool(self.project_id)
+
+    def scan_requests(self, since: float) -> ListingScan:
+        return ListingScan(self.list_request_states(number=PAGE_SIZE), since)
+
+    def listed_job(self, listed: ListedRequest, service: str | None = None) -> Job:
+        return self.to_job(self.listed_request(listed), service)
 
     # -- normalized view ---------------------------------------------------------------------
 

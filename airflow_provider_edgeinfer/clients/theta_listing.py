@@ -1,18 +1,34 @@
-"""Theta project listings read for their states: a thousand requests a page, each parsed only if needed.
+"""Theta project listings read for their states, and the one walk down them (:class:`ListingScan`).
 
 A poller watching thousands of requests reads pages of the project listing every interval and needs
 each item's ``id`` and ``state``; the whole request only for the few that ended. Decoding a page into
 dicts (``json.loads``) was most of a trigger fleet's own CPU time; here each item stays the raw bytes
-the vendor sent, beside a three-field head, and :meth:`ListedRequest.request` validates it on demand.
+the vendor sent, beside a three-field head, and the client validates it on demand.
+
+Everything that reads the listing to find requests (a trigger watching a batch, a fan-out's results,
+a lost submission) walks it with :class:`ListingScan`: one page size, one clock-skew allowance and one
+stop rule, following the pagination each answer gives.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from airflow_provider_edgeinfer.exceptions import MALFORMED_BODY, UnexpectedResponseError
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.clients.core import Call, Page
+
+#: Requests asked for per listing page. A server may serve fewer (its pagination says how many, and
+#: the walk follows it: :func:`~airflow_provider_edgeinfer.clients.theta.listing_goes_on`).
+PAGE_SIZE = 1000
+#: Tolerated difference between this machine's clock and the vendor's when judging that a listed
+#: request is older than anything sought.
+CLOCK_SKEW_SECONDS = 300.0
 
 
 class _Head(msgspec.Struct):
@@ -86,3 +102,57 @@ def decode_listing(
         ) from None
     pagination = envelope.body.pagination or _Pagination()
     return items, pagination.total, pagination.number
+
+
+def epoch_of(value: str | None) -> float | None:
+    """Epoch seconds of an ISO-8601 timestamp (``Z`` allowed); None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class ListingScan:
+    """One walk down a listing, newest first, to the oldest request that can be one sought.
+
+    Sought requests were made at or after ``since`` (this machine's clock). The walk ends at the
+    first entry created before ``since`` minus :data:`CLOCK_SKEW_SECONDS` (everything further down
+    is older, and is not yielded), at the listing's last page, or when the caller stops iterating
+    (it found everything it wanted). An entry without a readable creation time is yielded.
+
+    Pure: :meth:`walk` (blocking) and :meth:`awalk` (async) take the function that sends a call.
+    """
+
+    def __init__(self, first: Call[Page[ListedRequest]], since: float) -> None:
+        self.next_call: Call[Page[ListedRequest]] | None = first
+        self.cutoff = since - CLOCK_SKEW_SECONDS
+        #: Pages read so far (a cost measure for pollers and tests).
+        self.pages = 0
+
+    def take(self, page: Page[ListedRequest]) -> list[ListedRequest]:
+        """The entries of one page within the window; decides whether another page is read."""
+        self.pages += 1
+        self.next_call = page.next_call
+        kept: list[ListedRequest] = []
+        for entry in page.items:
+            created = epoch_of(entry.create_time)
+            if created is not None and created < self.cutoff:
+                self.next_call = None
+                break
+            kept.append(entry)
+        return kept
+
+    def walk(
+        self, send: Callable[[Call[Page[ListedRequest]]], Page[ListedRequest]]
+    ) -> Iterator[ListedRequest]:
+        while self.next_call is not None:
+            yield from self.take(send(self.next_call))
+
+    async def awalk(
+        self, send: Callable[[Call[Page[ListedRequest]]], Awaitable[Page[ListedRequest]]]
+    ) -> AsyncIterator[ListedRequest]:
+        while self.next_call is not None:
+            for entry in self.take(await send(self.next_call)):
+                yield entry

@@ -8,7 +8,10 @@ connection share one connection pool (and OmniTensor one token) instead of one e
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import weakref
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_edgeinfer.clients.core import Call, Credentials, VendorAPI
     from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.presigned import PresignedTarget
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
 
 T = TypeVar("T")
@@ -43,6 +47,11 @@ COMMON_EXTRAS: dict[str, str] = {
     "max_download_bytes": "largest media file downloaded from an output URL, in bytes (default 2 GiB)",
     "download_deadline": "longest media download in seconds (default 3600)",
 }
+
+
+def input_hash(input: Mapping[str, Any]) -> str:
+    """A short digest of an inference input, to match a lost submission without keeping its input."""
+    return hashlib.sha256(json.dumps(input, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def common_conn_fields() -> dict[str, Any]:
@@ -200,6 +209,35 @@ class EdgeInferHook(BaseHook):
                 f"unsupported vendor option for {self.vendor}: {exc}", vendor=self.vendor
             ) from None
 
+    # -- what this vendor can do that takes more than one call ---------------------------------
+    #
+    # Operators and sensors choose by these (and by the client's, see ``VendorAPI``), never by the
+    # vendor's name. Every default means "cannot".
+
+    @property
+    def finds_lost_submissions(self) -> bool:
+        """Submissions whose answer was lost can be found at the vendor (:meth:`find_lost_submissions`)."""
+        return False
+
+    def find_lost_submissions(
+        self,
+        service: str,
+        prediction: str | None,
+        lost: Mapping[int, tuple[str, float]],
+        known_ids: Collection[str] = (),
+        *,
+        send: Callable[[Call[Any]], Any] | None = None,
+    ) -> dict[int, Job]:
+        """Requests at the vendor that match submissions whose answer was lost.
+
+        ``lost`` maps a key to (:func:`input_hash` of the input sent, when it was sent). A match has
+        the same service, prediction and input, was made no earlier than it was sent (give or take
+        the clocks' difference), and is not one of ``known_ids``; submissions with equal inputs are
+        matched one request each. ``send`` reads each page (default :meth:`run`). Without
+        :attr:`finds_lost_submissions` nothing is found: a key missing from the answer may still exist.
+        """
+        return {}
+
     def find_submission(
         self, service: str, prediction: str | None, input: dict[str, Any], since: float
     ) -> Job | None:
@@ -207,6 +245,26 @@ class EdgeInferHook(BaseHook):
 
         Used when a previous try died between sending a request and learning its id.
         """
+        if not self.finds_lost_submissions:
+            return None
+        return self.find_lost_submissions(service, prediction, {0: (input_hash(input), since)}).get(0)
+
+    def check_upload_field(self, service: str, prediction: str | None, field: str) -> None:
+        """Refuse, before any upload, an input ``field`` the service does not take (if the vendor says)."""
+
+    def presign_input_upload(self, service: str, prediction: str | None, field: str) -> PresignedTarget:
+        """Where one file for input ``field`` goes; only when ``"input"`` is in ``api.upload_kinds``."""
+        raise ConfigurationError(f"{self.vendor} takes no uploaded input files", vendor=self.vendor)
+
+    def inline_files_hint(self) -> str:
+        """How to give this vendor a file instead of uploading it (an error's hint)."""
+        return "Put the data inline in the input. Nothing was sent."
+
+    def check_native_batch_service(self, service: str) -> None:
+        """Refuse, before anything is sent, a service the vendor's native batch does not run."""
+
+    def estimate_batch_cost(self, service: str, inputs: Sequence[dict[str, Any]]) -> float | None:
+        """The vendor's estimate of a native batch's cost before it is submitted, if it gives one."""
         return None
 
     # -- connection ----------------------------------------------------------------------------

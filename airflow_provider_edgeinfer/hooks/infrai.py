@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
 
@@ -10,6 +11,25 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_edgeinfer.clients.infrai import InfraiAPI
+
+
+#: Expected output tokens of a chat item without ``max_tokens`` (infrai's own estimate default).
+DEFAULT_EXPECTED_OUTPUT_TOKENS = 256
+#: One estimate call carries at most this much prompt text; larger groups are split.
+MAX_ESTIMATE_TEXT = 1_000_000
+
+
+def _text(messages: Any) -> str:
+    if not isinstance(messages, list):
+        return str(messages or "")
+    parts: list[str] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else message
+        if isinstance(content, list):  # multimodal parts
+            parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        else:
+            parts.append("" if content is None else str(content))
+    return "\n".join(parts)
 
 
 class InfraiHook(EdgeInferHook):
@@ -36,3 +56,57 @@ class InfraiHook(EdgeInferHook):
         from airflow_provider_edgeinfer.clients.infrai import BASE_URL, InfraiAPI
 
         return InfraiAPI(base_url_from(conn, BASE_URL, self.vendor))
+
+    def inline_files_hint(self) -> str:
+        return (
+            "infrai takes media inline: put the file base64-encoded (or a URL it can fetch) in the "
+            "input, e.g. ai.image.upscale's 'image'; infrai documents no size limit, so keep inline "
+            "media to a few MB. Nothing was sent."
+        )
+
+    # -- native batches ------------------------------------------------------------------------
+
+    def check_native_batch_service(self, service: str) -> None:
+        from airflow_provider_edgeinfer.clients.infrai import CORE_ROUTES
+        from airflow_provider_edgeinfer.exceptions import InputValidationError
+
+        if service not in CORE_ROUTES:
+            raise InputValidationError(
+                f"unknown infrai batch capability {service!r} (known: {', '.join(CORE_ROUTES)})",
+                vendor=self.vendor,
+            )
+
+    def estimate_batch_cost(self, service: str, inputs: Sequence[dict[str, Any]]) -> float | None:
+        """The batch's estimated cost from ``cost.estimate``, or None if infrai cannot estimate it.
+
+        ``cost.estimate`` prices chat prompts: items are grouped by model and each group's prompts are
+        estimated together (prices are per token, so one call per group gives the same sum as one per
+        item), in as few calls as the text size allows. Other capabilities have no estimate before
+        submission; the submit's own ``estimated_cost_usd`` is checked for them instead.
+        """
+        if service != "chat.completions":
+            return None
+        groups: dict[str, list[tuple[str, int]]] = {}
+        for body in inputs:
+            expected = (
+                body.get("max_tokens") or body.get("max_completion_tokens") or DEFAULT_EXPECTED_OUTPUT_TOKENS
+            )
+            groups.setdefault(str(body.get("model") or ""), []).append(
+                (_text(body.get("messages")), int(expected))
+            )
+        total = 0.0
+        for model, prompts in groups.items():
+            text: list[str] = []
+            size = tokens = 0
+            for prompt, expected in [*prompts, ("", -1)]:
+                if expected < 0 or (text and size + len(prompt) > MAX_ESTIMATE_TEXT):
+                    call = self.api.cost_estimate(
+                        "\n".join(text), model=model or None, expected_output_tokens=tokens
+                    )
+                    total += self.run(call).data.breakdown.total_usd
+                    text, size, tokens = [], 0, 0
+                if expected >= 0:
+                    text.append(prompt)
+                    size += len(prompt) + 1
+                    tokens += expected
+        return round(total, 8)

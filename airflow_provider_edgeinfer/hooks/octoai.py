@@ -78,3 +78,12 @@ class OctoAIHook(EdgeInferHook):
             for name, default in zip(names, defaults, strict=True)
         )
         return OctoAIAPI(image, async_url, text_url, template)
+
+    def inline_files_hint(self) -> str:
+        from airflow_provider_edgeinfer.clients.octoai import MAX_ASYNC_BODY_BYTES
+
+        return (
+            "OctoAI takes media inline: put the file base64-encoded in the input (e.g. 'image' or "
+            f"'audio'), at most {MAX_ASYNC_BODY_BYTES:,} bytes for a whole asynchronous request, or "
+            "give a URL it can fetch. Nothing was sent."
+        )

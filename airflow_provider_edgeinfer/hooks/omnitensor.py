@@ -68,6 +68,12 @@ class OmniTensorHook(EdgeInferHook):
             )
         return Credentials.of(key, str(secret))
 
+    def inline_files_hint(self) -> str:
+        return (
+            "OmniTensor takes files as datasets or models: use PresignedUploadOperator(kind='dataset') "
+            "or kind='model', or put the data inline in the input. Nothing was sent."
+        )
+
     # -- one token per connection -----------------------------------------------------------------
 
     @cached_property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
@@ -9,13 +10,9 @@ from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
+    from airflow_provider_edgeinfer.clients.core import Call
     from airflow_provider_edgeinfer.clients.jobs import Job
-    from airflow_provider_edgeinfer.clients.theta import Service, ThetaAPI
-
-#: Tolerated difference between this machine's clock and Theta's when matching a lost submission.
-SUBMISSION_CLOCK_SKEW = 300.0
-#: How many pages of 100 requests are searched for a lost submission.
-FIND_SUBMISSION_MAX_PAGES = 5
+    from airflow_provider_edgeinfer.clients.theta import PresignedUpload, Service, ThetaAPI
 
 
 class ThetaHook(EdgeInferHook):
@@ -66,29 +63,76 @@ class ThetaHook(EdgeInferHook):
         validate_input(catalogue[service], prediction, input)
         super().validate_submission(service, prediction, input, **options)
 
-    def find_submission(
-        self, service: str, prediction: str | None, input: dict[str, Any], since: float
-    ) -> Job | None:
-        """Search the project's newest requests for one with this service and input made since ``since``."""
-        from datetime import datetime
+    @property
+    def finds_lost_submissions(self) -> bool:
+        """The project listing shows every request, so a lost one can be found (with a project id)."""
+        return self.api.lists_request_states
 
-        if not self.api.project_id:
-            return None
-        wanted = self.services().get(service)
-        for pages, page in enumerate(self.get_conn().pages(self.api.list_requests(number=100)), start=1):
-            for request in page.items:
-                created = datetime.fromisoformat(
-                    (request.create_time or "").replace("Z", "+00:00")
-                ).timestamp()
-                if created < since - SUBMISSION_CLOCK_SKEW:
-                    return None  # newest first: everything further is older
-                same_service = wanted is None or request.service_id == wanted.id
-                if (
-                    same_service
-                    and request.input == input
-                    and (not prediction or request.prediction == prediction)
-                ):
-                    return self.api.to_job(request, service)
-            if pages >= FIND_SUBMISSION_MAX_PAGES:
-                return None
-        return None
+    def find_lost_submissions(
+        self,
+        service: str,
+        prediction: str | None,
+        lost: Mapping[int, tuple[str, float]],
+        known_ids: Collection[str] = (),
+        *,
+        send: Callable[[Call[Any]], Any] | None = None,
+    ) -> dict[int, Job]:
+        """Walk the project's newest requests (one scan, :meth:`ThetaAPI.scan_requests`) for them."""
+        from airflow_provider_edgeinfer.hooks.base import input_hash
+
+        if not lost or not self.finds_lost_submissions:
+            return {}
+        wanted: dict[str, list[int]] = {}
+        for key, (digest, _) in sorted(lost.items()):
+            wanted.setdefault(digest, []).append(key)
+        listed_service = self.services().get(service)
+        service_id = listed_service.id if listed_service is not None else None
+        found: dict[int, Job] = {}
+        scan = self.api.scan_requests(min(sent_at for _, sent_at in lost.values()))
+        for listed in scan.walk(send or self.run):
+            request = self.api.listed_request(listed)
+            if request.id in known_ids or (service_id and request.service_id != service_id):
+                continue
+            if prediction and request.prediction != prediction:
+                continue
+            keys = wanted.get(input_hash(request.input or {}))
+            if keys:
+                found[keys.pop(0)] = self.api.to_job(request, service)
+                if not any(wanted.values()):
+                    break
+        return found
+
+    # -- uploads -------------------------------------------------------------------------------
+
+    def check_upload_field(self, service: str, prediction: str | None, field: str) -> None:
+        """The service takes ``field`` (from the catalogue, one unauthenticated call), before any upload."""
+        from airflow_provider_edgeinfer.exceptions import InputValidationError
+
+        catalogue = self.services()
+        if service not in catalogue:
+            raise InputValidationError(
+                f"unknown service {service!r} (available: {', '.join(sorted(catalogue))})", vendor=self.vendor
+            )
+        name, spec = catalogue[service].prediction(prediction)
+        if not spec.input_vars:
+            return  # the vendor publishes no inputs for this prediction: its answer will judge
+        if field not in {v.name for v in spec.input_vars}:
+            files = [v.name for v in spec.input_vars if (v.type or "").lower() in ("file", "filename")]
+            raise InputValidationError(
+                f"service {service!r} prediction {name!r} takes no input field {field!r} "
+                f"(file inputs: {', '.join(files) or 'none'}; "
+                f"all inputs: {', '.join(v.name for v in spec.input_vars)})",
+                vendor=self.vendor,
+            )
+
+    def presign_input_upload(self, service: str, prediction: str | None, field: str) -> PresignedUpload:
+        """A fresh presigned URL for one file of input ``field``."""
+        from airflow_provider_edgeinfer.exceptions import UnexpectedResponseError
+
+        urls = self.run(self.api.presigned_urls(service, prediction=prediction, input_fields=[field]))
+        if field not in urls:
+            raise UnexpectedResponseError(
+                f"the presigned URL answer for {service!r} has no entry for field {field!r}",
+                vendor=self.vendor,
+            )
+        return urls[field]

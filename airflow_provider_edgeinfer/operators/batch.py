@@ -1,6 +1,6 @@
 """BatchOperator: thousands of inferences in one task, results as JSONL in object storage.
 
-infrai gets one native batch; Theta, OctoAI and OmniTensor get a fan-out from the worker. Either
+A vendor that runs batches itself gets one native batch; any other gets a fan-out from the worker. Either
 way the task then defers to the :class:`~airflow_provider_edgeinfer.triggers.batch.BatchTrigger`
 with a reference (batch id, or the output directory whose manifest lists the requests), and
 ``execute_complete`` streams the results into ``output_path``. The logic lives in small modules:
@@ -65,15 +65,17 @@ class BatchOperator(BaseOperator):
     """Run ``inputs`` through ``service`` on the vendor behind ``conn_id``, as one task.
 
     :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor.
-    :param service: Theta alias, OctoAI endpoint, infrai route (batch capability) or OmniTensor model.
+    :param service: what the vendor runs each item through (as for InferenceOperator; for a native
+        batch, one of the services its batches take).
     :param inputs: a list of input objects; or a JSONL file (path, URI or ``ObjectStoragePath``), one
         input per line; or a glob of files (``s3://bucket/audio/*.wav``) with ``file_field``. An item
         may carry ``custom_id`` (``{"custom_id": "a", "input": {...}}``, or a ``custom_id`` key beside
         the input's fields); otherwise its index is its id.
     :param output_path: directory receiving ``results.jsonl``, ``failures.jsonl``, ``media/`` and the
         manifest (``_edgeinfer/``). Required; declared as an asset outlet when not templated.
-    :param file_field: with a glob: the input field each uploaded file fills (Theta).
-    :param prediction: Theta prediction name.
+    :param file_field: with a glob: the input field each uploaded file fills (vendors that take
+        uploaded input files).
+    :param prediction: the vendor's prediction name, for vendors whose services have several.
     :param max_concurrency: requests in flight during a fan-out (and result fetches).
     :param max_failed_ratio: largest tolerated share of failed items (0: any failure fails the task,
         after every result is written).
@@ -85,11 +87,12 @@ class BatchOperator(BaseOperator):
         be a finite number (``nan``, ``inf`` are refused).
     :param cancel_on_kill: cancel remote work when the task is killed or times out.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
-    :param max_cost_usd: budget. infrai: the batch is refused before submission when
-        ``cost.estimate`` says it costs more. Other vendors publish no estimate: setting it is an error.
-    :param retention_days: infrai: keep the batch's results this long at the vendor.
-    :param export_format: infrai: also download the vendor's own export (``jsonl`` or ``csv``).
-    :param batch_timeout: infrai: the vendor-side batch timeout (``"24h"``).
+    :param max_cost_usd: budget, for native batches: the batch is refused before submission when the
+        vendor's estimate says it costs more (or cancelled at once when only the submit estimates it).
+        Vendors without native batches publish no estimate: setting it is an error.
+    :param retention_days: native batches: keep the batch's results this long at the vendor.
+    :param export_format: native batches: also download the vendor's own export (``jsonl`` or ``csv``).
+    :param batch_timeout: native batches: the vendor-side batch timeout (``"24h"``).
     :param resubmit_on_unknown_outcome: resubmit items whose submission answer was lost when the
         vendor offers no way to find them (may pay twice); by default they are reported as failed.
     :param vendor_options: extra keyword arguments for the vendor's submit.
@@ -204,7 +207,7 @@ class BatchOperator(BaseOperator):
             raise ConfigurationError(str(exc)) from None
 
     def _mode(self, hook: EdgeInferHook) -> str:
-        if hook.vendor == "infrai":
+        if hook.api.runs_native_batches:
             return "native"
         return "sync" if hook.api.synchronous else "fanout"
 
@@ -218,16 +221,10 @@ class BatchOperator(BaseOperator):
             raise ConfigurationError(
                 f"max_cost_usd needs a vendor that estimates cost before submitting; {hook.vendor} does not",
                 vendor=hook.vendor,
-                hint="Use an infrai connection, or drop max_cost_usd.",
+                hint="Use a connection whose vendor runs native batches, or drop max_cost_usd.",
             )
         if mode == "native":
-            from airflow_provider_edgeinfer.clients.infrai import CORE_ROUTES
-
-            if self.service not in CORE_ROUTES:
-                raise InputValidationError(
-                    f"unknown infrai batch capability {self.service!r} (known: {', '.join(CORE_ROUTES)})",
-                    vendor=hook.vendor,
-                )
+            hook.check_native_batch_service(self.service)
             return
         for item in items:
             try:
@@ -338,7 +335,9 @@ class BatchOperator(BaseOperator):
 
         current = header.current
         if current.batch_id is not None:
-            self.log.info("reattaching to infrai batch %s (round %d)", current.batch_id, current.number)
+            self.log.info(
+                "reattaching to %s batch %s (round %d)", hook.vendor, current.batch_id, current.number
+            )
             return current.batch_id
         chosen = items if current.indices is None else [items[i] for i in current.indices]
         budget = self._budget()
@@ -357,12 +356,15 @@ class BatchOperator(BaseOperator):
         current.batch_id = batch_id
         manifest.write_header(header)
         self.log.info(
-            "submitted infrai batch %s with %d items (estimated $%s)", batch_id, len(chosen), estimate
+            "submitted %s batch %s with %d items (estimated $%s)",
+            hook.vendor,
+            batch_id,
+            len(chosen),
+            estimate,
         )
         batch_native.over_budget_after_submit(hook, batch_id, estimate, budget)
         if self.retention_days is not None:
-            api: Any = hook.api
-            hook.run(api.batch_set_retention(batch_id, self.retention_days))
+            hook.run(hook.api.batch_set_retention(batch_id, self.retention_days))
         return batch_id
 
     # -- fan-out -------------------------------------------------------------------------------

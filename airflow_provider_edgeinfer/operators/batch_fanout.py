@@ -1,6 +1,6 @@
 """Fan-out: a batch sent as one request per item, from the worker, with bounded async concurrency.
 
-Used for the vendors without a native batch (Theta, OctoAI, and OmniTensor, whose synchronous
+Used for the vendors without a native batch (for a vendor that answers in the submitting call, the
 fan-out is the inference itself). A fixed pool of ``concurrency`` senders pulls items, so memory does
 not grow with the batch. A 429 (or a 503 with ``Retry-After``) closes a gate that every sender
 waits on: the whole fan-out backs off, not just the request that was refused. Each call is sent
@@ -14,8 +14,6 @@ or ``err``. A send whose answer was lost stays at ``intent``: :func:`resolve_unk
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -30,8 +28,8 @@ from airflow_provider_edgeinfer.exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
-from airflow_provider_edgeinfer.operators.batch_results import patient_pages
-from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
+from airflow_provider_edgeinfer.hooks.base import input_hash
+from airflow_provider_edgeinfer.operators.batch_results import patient_read
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
@@ -43,15 +41,6 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.triggers.batch_manifest import ItemRecord, JournalWriter
 
 log = logging.getLogger("airflow_provider_edgeinfer.batch")
-
-#: Tolerated difference between this machine's clock and the vendor's when matching lost submissions.
-CLOCK_SKEW_SECONDS = 300.0
-#: Page size when searching Theta's project listing for lost submissions.
-SEARCH_PAGE_SIZE = 1000
-
-
-def input_hash(input: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(input, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def is_transient(error: BaseException) -> bool:
@@ -242,30 +231,12 @@ def resolve_unknown(
     """
     if not unknown:
         return {}, True
-    if hook.vendor != "theta" or not getattr(hook.api, "project_id", None):
+    if not hook.finds_lost_submissions:
         return {}, False
-    api: Any = hook.api
-    wanted: dict[str, list[int]] = {}
-    for index, record in sorted(unknown.items()):
-        if record.input_hash:
-            wanted.setdefault(record.input_hash, []).append(index)
-    since = min((r.at or time.time()) for r in unknown.values()) - CLOCK_SKEW_SECONDS
-    services: Any = getattr(hook, "services", dict)()
-    service_id = getattr(services.get(service), "id", None)
-    found: dict[int, str] = {}
+    now = time.time()
+    lost = {i: (r.input_hash, r.at or now) for i, r in unknown.items() if r.input_hash}
     # Read patiently: giving up here fails the task with paid work in flight.
-    for page in patient_pages(hook, api.list_requests(number=SEARCH_PAGE_SIZE)):
-        for request in page.items:
-            created = epoch_of(request.create_time)
-            if created is not None and created < since:
-                return found, True
-            if request.id in known_ids or (service_id and request.service_id != service_id):
-                continue
-            if prediction and request.prediction != prediction:
-                continue
-            indices = wanted.get(input_hash(request.input or {}))
-            if indices:
-                found[indices.pop(0)] = request.id
-        if not any(wanted.values()):
-            return found, True
-    return found, True
+    found = hook.find_lost_submissions(
+        service, prediction, lost, known_ids, send=lambda call: patient_read(hook, call)
+    )
+    return {index: job.request_id for index, job in found.items()}, True

@@ -3,8 +3,8 @@
 One line per item: ``custom_id``, ``index``, ``input_ref``, ``request_id``, ``state``, ``output`` or
 ``error``, ``cost_usd``. Media (base64 or linked) is written under ``media/`` beside the JSONL and
 replaced by its path. Nothing holds a whole batch's results: native results are read a page at a
-time; a fan-out's jobs are read through the vendor's listing (Theta) or fetched in small chunks by
-a thread pool (others), and each chunk is written before the next is fetched.
+time; a fan-out's jobs are read through the vendor's listing of request states (when it has one) or
+fetched in small chunks by a thread pool, and each chunk is written before the next is fetched.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError, NotFoundError
 from airflow_provider_edgeinfer.triggers.batch import is_transient
-from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
@@ -38,11 +37,9 @@ FETCH_CHUNK = 256
 #: Threads fetching results and media: enough to hide latency, few enough to keep memory flat.
 MAX_FETCH_THREADS = 16
 NATIVE_PAGE_LIMIT = 1000
-LIST_PAGE_SIZE = 500
-CLOCK_SKEW_SECONDS = 300.0
 #: Rounds of (already retried) reads of one item's result before the task gives up on it.
 RESULT_READ_ROUNDS = 4
-#: infrai item error codes worth resubmitting (``item_retries``): the input itself was fine.
+#: Native batch item error codes worth resubmitting (``item_retries``): the input itself was fine.
 TRANSIENT_ITEM_CODES = frozenset({"UPSTREAM_ERROR", "RATE_LIMITED", "EXPIRED", "CANCELLED", "INTERNAL"})
 
 
@@ -125,7 +122,7 @@ class ResultsWriter:
                 summary.failure_examples.append(f"{item.custom_id}: {str(message)[:120]}")
 
 
-# -- native infrai batches ------------------------------------------------------------------------
+# -- native batches -----------------------------------------------------------------------------
 
 
 def round_items(header: Header, total: int) -> list[list[int]]:
@@ -172,7 +169,7 @@ def write_native(hook: EdgeInferHook, header: Header, items: list[BatchItem], wr
         for position in results.missing:
             index = positions[number][position]
             if final_round[index] == number:
-                message = f"infrai batch {batch_round.batch_id} returned no result for this item"
+                message = f"{hook.vendor} batch {batch_round.batch_id} returned no result for this item"
                 writer.row(items[index], succeeded=False, request_id=None, error=_error(message))
         results.check_complete()
 
@@ -213,23 +210,21 @@ class FanOutResults:
             return None, error_payload(exc)
 
     def listed(self, wanted: dict[str, int], since: float) -> Iterator[tuple[int, Job]]:
-        """Theta: jobs of ``wanted`` (request id -> index) from the project listing, newest first.
+        """Jobs of ``wanted`` (request id -> index) from the vendor's listing, newest first.
 
-        Listed requests stay raw JSON; only this batch's are validated (most of a page's cost).
+        Only when the vendor lists request states. Listed requests stay unparsed; only this batch's
+        are validated (most of a page's cost).
         """
-        api: Any = self.hook.api
-        if self.hook.vendor != "theta" or not getattr(api, "project_id", None):
+        api = self.hook.api
+        if not wanted or not api.lists_request_states:
             return
-        for page in patient_pages(self.hook, api.list_request_states(number=LIST_PAGE_SIZE)):
-            oldest = None
-            for listed in page.items:
-                oldest = listed.create_time
-                index = wanted.pop(listed.id, None)
-                if index is not None:
-                    yield index, api.to_job(api.listed_request(listed), self.service)
-            stamp = epoch_of(oldest)
-            if not wanted or (stamp is not None and stamp < since - CLOCK_SKEW_SECONDS):
-                return
+        scan = api.scan_requests(since)
+        for listed in scan.walk(lambda call: patient_read(self.hook, call)):
+            index = wanted.pop(listed.id, None)
+            if index is not None:
+                yield index, api.listed_job(listed, self.service)
+                if not wanted:
+                    return
 
     def jobs(self, records: dict[int, ItemRecord]) -> Iterator[tuple[int, Job | None, dict[str, Any] | None]]:
         """(index, final job or None, error) of every submitted item (``sub`` records)."""
@@ -344,15 +339,6 @@ def patient_read(hook: EdgeInferHook, call: Any) -> Any:
                 raise
             time.sleep(min(2.0**attempt, 30.0) * random.random())
     raise AssertionError("unreachable")
-
-
-def patient_pages(hook: EdgeInferHook, first: Any) -> Iterator[Any]:
-    """Every page of a listing, each read patiently."""
-    call = first
-    while call is not None:
-        page = patient_read(hook, call)
-        yield page
-        call = page.next_call
 
 
 def _error(message: str, type_: str = "JobFailedError") -> dict[str, Any]:

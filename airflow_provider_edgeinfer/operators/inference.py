@@ -69,13 +69,15 @@ class InferenceOperator(BaseOperator):
     """Run one inference on the vendor behind ``conn_id``, without holding a worker slot while it runs.
 
     :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor.
-    :param service: Theta alias, OctoAI endpoint (``generate/sdxl`` or a deployment name), infrai route
-        (``chat.completions``...) or OmniTensor model id. Templated.
+    :param service: what the vendor runs: a service alias, endpoint, route or model id, in the vendor's
+        own naming (the README's vendor table lists them). Templated.
     :param input: the inference input (dict, or a ``.json`` template file). Templated.
     :param input_files: input field -> one file (local path, URI such as ``s3://conn_id@bucket/key``,
         or ``ObjectStoragePath``) uploaded to the vendor before submitting; the field then names the
-        uploaded file. Theta only (presigned uploads). A retry that reattaches uploads nothing. Templated.
-    :param prediction: Theta prediction name (default: the service's default). Templated.
+        uploaded file. Only for vendors that take uploaded input files (``"input"`` in the client's
+        ``upload_kinds``). A retry that reattaches uploads nothing. Templated.
+    :param prediction: the prediction name, for services that have several (default: the service's
+        default). Templated.
     :param output_path: a directory (local path, URI or ``ObjectStoragePath``) receiving the result
         JSON and decoded/downloaded media. Templated.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
@@ -86,7 +88,7 @@ class InferenceOperator(BaseOperator):
     :param cancel_on_kill: cancel the remote request when the task is killed or times out.
     :param resubmit_on_unknown_outcome: when a previous try's submission has an unknown outcome and
         the vendor offers no way to find it, resubmit (may pay twice) instead of failing.
-    :param vendor_options: extra keyword arguments for the vendor's submit (e.g. Theta ``wait``).
+    :param vendor_options: extra keyword arguments for the vendor's submit (e.g. ``wait``).
     :param xcom_output_max_bytes: largest output returned inline through XCom.
     """
 
@@ -506,7 +508,7 @@ class InferenceOperator(BaseOperator):
         """Write the result of an ended request; ``output_known`` says whether ``job.output`` holds it.
 
         An output not known is read exactly once: from the vendor's result endpoint if it has one
-        (OctoAI), else from one status read that carries it (Theta).
+        (``fetch_output``), else from one status read that carries it.
         """
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.operators.outputs import build_result

@@ -1,12 +1,13 @@
 """PresignedUploadOperator: stream large inputs from disk or object storage to the vendor, in constant memory.
 
-- Theta (``kind="input"``): one presigned URL per file, streamed ``PUT`` s with bounded concurrency;
+What a vendor takes is its client's ``upload_kinds``:
+
+- ``kind="input"``: one presigned URL per file, streamed ``PUT`` s with bounded concurrency;
   XCom gets ``{field: uploaded_filename}`` (a list of them, in input order, for a list or a glob),
   ready to template into, or ``.expand()`` over, an :class:`InferenceOperator`'s ``input``.
-- OmniTensor (``kind="dataset"`` / ``kind="model"``): streamed multipart dataset upload whose size
-  and sha256 are checked against the vendor's metadata; streamed base64 model upload, size limit
-  checked before sending.
-- OctoAI and infrai have no upload API: the error names the alternative (inline base64).
+- ``kind="dataset"`` / ``kind="model"``: streamed multipart dataset upload whose size and sha256
+  are checked against the vendor's metadata; streamed model upload, size limit checked before sending.
+- a vendor that takes none: the error names the alternative its hook gives (e.g. inline base64).
 
 :func:`expand_sources` and :func:`upload_files` are the reusable pieces (BatchOperator,
 ``InferenceOperator(input_files=...)``). This module is imported when DAG files are parsed: vendor
@@ -32,45 +33,20 @@ from airflow_provider_edgeinfer.operators._sources import expand_sources, is_man
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
-    from airflow_provider_edgeinfer.clients.presigned import LogLike, UploadSource
+    from airflow_provider_edgeinfer.clients.presigned import LogLike, PresignedTarget, UploadSource
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
-    from airflow_provider_edgeinfer.hooks.omnitensor import OmniTensorHook
-    from airflow_provider_edgeinfer.hooks.theta import ThetaHook
 
 #: Files uploaded at once by default (threads sharing the hook's connection pool).
 DEFAULT_MAX_CONCURRENCY = 8
-#: What ``kind`` may be, and the vendors that take it.
-KINDS: dict[str, tuple[str, ...]] = {
-    "input": ("theta",),
-    "dataset": ("omnitensor",),
-    "model": ("omnitensor",),
-}
+#: What ``kind`` may be (a vendor takes those in its client's ``upload_kinds``).
+KINDS: tuple[str, ...] = ("input", "dataset", "model")
 
 log = logging.getLogger("airflow_provider_edgeinfer.uploads")
 
 
-def no_upload_alternative(vendor: str) -> str:
-    """What to do instead on a vendor without presigned input uploads (the error's hint)."""
-    if vendor == "octoai":
-        from airflow_provider_edgeinfer.clients.octoai import MAX_ASYNC_BODY_BYTES
-
-        return (
-            "OctoAI takes media inline: put the file base64-encoded in the input (e.g. 'image' or "
-            f"'audio'), at most {MAX_ASYNC_BODY_BYTES:,} bytes for a whole asynchronous request, or "
-            "give a URL it can fetch. Nothing was sent."
-        )
-    if vendor == "infrai":
-        return (
-            "infrai takes media inline: put the file base64-encoded (or a URL it can fetch) in the "
-            "input, e.g. ai.image.upscale's 'image'; infrai documents no size limit, so keep inline "
-            "media to a few MB. Nothing was sent."
-        )
-    if vendor == "omnitensor":
-        return (
-            "OmniTensor takes files as datasets or models: use PresignedUploadOperator(kind='dataset') "
-            "or kind='model', or put the data inline in the input. Nothing was sent."
-        )
-    return "Put the data inline in the input. Nothing was sent."
+def no_upload_alternative(hook: EdgeInferHook) -> str:
+    """What to do instead on a vendor without uploaded input files (the error's hint)."""
+    return hook.inline_files_hint()
 
 
 def require_uploads(hook: EdgeInferHook, field: str) -> None:
@@ -79,39 +55,26 @@ def require_uploads(hook: EdgeInferHook, field: str) -> None:
 
 
 def _require(hook: EdgeInferHook, kind: str, field: str | None = None) -> None:
-    if hook.vendor in KINDS[kind]:
+    kinds = hook.api.upload_kinds
+    if kind in kinds:
         return
     if kind == "input":
         raise InputValidationError(
             f"{hook.vendor} has no presigned upload API, so field {field!r} cannot take an uploaded file",
             vendor=hook.vendor,
-            hint=no_upload_alternative(hook.vendor),
+            hint=no_upload_alternative(hook),
         )
+    takes = f" It takes kind={', '.join(repr(k) for k in sorted(kinds))}." if kinds else ""
     raise InputValidationError(
-        f"{kind} uploads are an OmniTensor API; connection {hook.conn_id!r} is {hook.vendor}",
+        f"{hook.vendor} takes no {kind} uploads (connection {hook.conn_id!r})",
         vendor=hook.vendor,
-        hint="Theta takes input files with kind='input'. Nothing was sent.",
+        hint=f"Use a connection whose vendor takes {kind} uploads.{takes} Nothing was sent.",
     )
 
 
-def check_upload_field(hook: ThetaHook, service: str, prediction: str | None, field: str) -> None:
-    """The service takes ``field`` (from the catalogue, one unauthenticated call), before any upload."""
-    catalogue = hook.services()
-    if service not in catalogue:
-        raise InputValidationError(
-            f"unknown service {service!r} (available: {', '.join(sorted(catalogue))})", vendor=hook.vendor
-        )
-    name, spec = catalogue[service].prediction(prediction)
-    if not spec.input_vars:
-        return  # the vendor publishes no inputs for this prediction: its answer will judge
-    if field not in {v.name for v in spec.input_vars}:
-        files = [v.name for v in spec.input_vars if (v.type or "").lower() in ("file", "filename")]
-        raise InputValidationError(
-            f"service {service!r} prediction {name!r} takes no input field {field!r} "
-            f"(file inputs: {', '.join(files) or 'none'}; "
-            f"all inputs: {', '.join(v.name for v in spec.input_vars)})",
-            vendor=hook.vendor,
-        )
+def check_upload_field(hook: EdgeInferHook, service: str, prediction: str | None, field: str) -> None:
+    """The service takes ``field`` (when the vendor publishes its inputs), before any upload."""
+    hook.check_upload_field(service, prediction, field)
 
 
 def upload_files(
@@ -127,7 +90,7 @@ def upload_files(
 ) -> list[str]:
     """Upload files for input ``field`` of ``service``; the uploaded filename of each, in input order.
 
-    Theta: one presigned URL per file (asked right before it goes), streamed ``PUT`` s on at most
+    One presigned URL per file (asked right before it goes), streamed ``PUT`` s on at most
     ``max_concurrency`` threads; a dropped connection or 5xx restarts that file, an expired URL is
     renewed once. ``sources`` may hold globs (expanded by :func:`expand_sources`); every source is
     checked before any request. Other vendors: an :class:`InputValidationError` naming the alternative.
@@ -139,23 +102,15 @@ def upload_files(
         raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
     with naming_vendor(hook.vendor):
         paths = expand_sources(sources, conn_id=source_conn_id)
-    theta: ThetaHook = hook  # type: ignore[assignment]
-    check_upload_field(theta, service, prediction, field)
+    hook.check_upload_field(service, prediction, field)
     files = [upload_source(p) for p in paths]
-    api = theta.api
-    theta.get_conn()  # one client, built before the threads share it
+    hook.get_conn()  # one client, built before the threads share it
 
-    def presign() -> Any:
-        urls = theta.run(api.presigned_urls(service, prediction=prediction, input_fields=[field]))
-        if field not in urls:
-            raise UnexpectedResponseError(
-                f"the presigned URL answer for {service!r} has no entry for field {field!r}",
-                vendor=hook.vendor,
-            )
-        return urls[field]
+    def presign() -> PresignedTarget:
+        return hook.presign_input_upload(service, prediction, field)
 
     return upload_many(
-        theta.run,
+        hook.run,
         presign,
         files,
         vendor=hook.vendor,
@@ -166,14 +121,14 @@ def upload_files(
 
 
 def upload_dataset(
-    hook: OmniTensorHook,
+    hook: EdgeInferHook,
     source: UploadSource,
     *,
     name: str | None = None,
     description: str | None = None,
     format: str | None = None,
 ) -> dict[str, Any]:
-    """Stream one file to OmniTensor as a dataset, then prove the vendor holds exactly what was sent."""
+    """Stream one file to the vendor as a dataset, then prove it holds exactly what was sent."""
     from airflow_provider_edgeinfer.clients.presigned import HashingReader
 
     vendor = hook.vendor
@@ -222,18 +177,20 @@ class PresignedUploadOperator(BaseOperator):
     :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor. Templated.
     :param source: a path, a URI (``file://``, ``s3://conn_id@bucket/key``), a glob
         (``s3://bucket/audio/*.wav``) or a list of them. Templated.
-    :param service: Theta service alias (``kind="input"``). Templated.
-    :param field: Theta input field the file fills (``audio_filename``). Templated.
-    :param prediction: Theta prediction (default: the service's default). Templated.
-    :param kind: ``"input"`` (Theta presigned input files), ``"dataset"`` or ``"model"`` (OmniTensor).
+    :param service: the service whose input takes the file (``kind="input"``). Templated.
+    :param field: the input field the file fills (``audio_filename``). Templated.
+    :param prediction: the service's prediction (default: the service's default). Templated.
+    :param kind: ``"input"`` (presigned input files), ``"dataset"`` or ``"model"``: which ones a
+        vendor takes is its client's ``upload_kinds`` (the error on any other names the alternative).
     :param source_conn_id: Airflow connection for reading URIs that name none (e.g. ``aws_default``).
     :param max_concurrency: files uploaded at once.
-    :param options: OmniTensor metadata: for a dataset ``name``, ``description``, ``format``; for a
+    :param options: upload metadata: for a dataset ``name``, ``description``, ``format``; for a
         model ``model_name``, ``framework``, ``version`` (both required), ``description``. Templated.
 
     Returns (XCom) one result for a single source and a list in input order for a list or a glob:
-    ``{field: filename}`` (Theta), ``{dataset_id, name, size_bytes, checksum_sha256, source}`` or
-    ``{model_id, model_name, size_bytes, source}`` (OmniTensor). Presigned URLs never appear in it.
+    ``{field: filename}`` (input), ``{dataset_id, name, size_bytes, checksum_sha256, source}``
+    (dataset) or ``{model_id, model_name, size_bytes, source}`` (model). Presigned URLs never appear
+    in it.
     """
 
     template_fields: Sequence[str] = (
@@ -308,7 +265,6 @@ class PresignedUploadOperator(BaseOperator):
             return [{self.field: name} for name in names]
         from airflow_provider_edgeinfer.clients.presigned import map_bounded
 
-        omni: OmniTensorHook = hook  # type: ignore[assignment]
         files = [upload_source(p) for p in expand_sources(self.source, conn_id=self.source_conn_id)]
         options = dict(self.options)
         if self.kind == "dataset":
@@ -321,11 +277,11 @@ class PresignedUploadOperator(BaseOperator):
                 )
             results = map_bounded(
                 files,
-                lambda f, _abort: upload_dataset(omni, f, **options),
+                lambda f, _abort: upload_dataset(hook, f, **options),
                 max_concurrency=self.max_concurrency,
             )
         else:
-            results = self._upload_models(omni, files, options)
+            results = self._upload_models(hook, files, options)
         for result in results:
             self.log.info(
                 "uploaded %s to %s as %s",
@@ -336,7 +292,7 @@ class PresignedUploadOperator(BaseOperator):
         return results
 
     def _upload_models(
-        self, hook: OmniTensorHook, files: list[UploadSource], options: dict[str, Any]
+        self, hook: EdgeInferHook, files: list[UploadSource], options: dict[str, Any]
     ) -> list[dict[str, Any]]:
         from airflow_provider_edgeinfer.clients.presigned import map_bounded
 

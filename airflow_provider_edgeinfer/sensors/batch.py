@@ -1,4 +1,4 @@
-"""BatchSensor: wait for a batch started elsewhere (an infrai batch id, or a fan-out's output directory)."""
+"""BatchSensor: wait for a batch started elsewhere (a native batch's id, or a fan-out's output directory)."""
 
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 class BatchSensor(BaseSensorOperator):
     """Succeeds when the batch is over and at least ``min_success_ratio`` of its items succeeded.
 
-    Give ``batch_id`` (an infrai native batch) or ``output_path`` (the directory of a BatchOperator
-    fan-out, whose manifest lists its requests; the latest round is watched). Deferrable by default
-    (``[operators] default_deferrable``) through the BatchTrigger. It did not start the batch, so it
-    does not cancel it when killed unless ``cancel_on_kill=True``. Returns the counts.
+    Give ``batch_id`` (a native batch, on a vendor that runs them) or ``output_path`` (the directory
+    of a BatchOperator fan-out, whose manifest lists its requests; the latest round is watched).
+    Deferrable by default (``[operators] default_deferrable``) through the BatchTrigger. It did not
+    start the batch, so it does not cancel it when killed unless ``cancel_on_kill=True``. Returns
+    the counts.
     A ``poke_interval`` below 1 s is raised to 1 s; every numeric argument must be finite.
     """
 
@@ -53,7 +54,7 @@ class BatchSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.poke_interval = poll_interval("poke_interval", self.poke_interval, owner=self.task_id)
         if (batch_id is None) == (output_path is None):
-            raise ValueError("give exactly one of batch_id (infrai batch) and output_path (fan-out)")
+            raise ValueError("give exactly one of batch_id (native batch) and output_path (fan-out)")
         min_success_ratio = finite("min_success_ratio", min_success_ratio, minimum=0, maximum=1)
         self.conn_id = conn_id
         self.batch_id = batch_id

@@ -430,7 +430,7 @@ def test_omnitensor_model_upload_and_its_limit(
 
 def test_dataset_kind_on_theta_is_refused(emu: EmulatorServer, tmp_path: Path) -> None:
     _write(tmp_path / "a.csv", 10)
-    with pytest.raises(InputValidationError, match="dataset uploads are an OmniTensor API"):
+    with pytest.raises(InputValidationError, match="takes no dataset uploads"):
         _op(kind="dataset", source=str(tmp_path / "a.csv")).execute({})  # type: ignore[arg-type]
 
 
