@@ -3,10 +3,13 @@
 Pure: every method returns a :class:`~airflow_provider_edgeinfer.clients.core.Call`; send it with
 ``SyncClient`` or ``AsyncClient``.
 
-A *service* is either an image engine path (``"generate/sdxl"``, on the generation host) or the
-name of a deployed endpoint (``"whisper"``, served at the deployment URL template). Image-engine
-bodies are validated locally against OctoAI's published OpenAPI description, which ships with this
-package, so a bad field is reported before anything is sent or billed.
+A *service* is an image engine path (``"generate/sdxl"``, on the generation host), the name of a
+deployed endpoint (``"whisper"``, served at the deployment URL template), or ``"chat/completions"``
+(also spelled ``"chat.completions"``, infrai's route name): the OpenAI-compatible text API on the
+text host, whose input is the OpenAI body (``model``, ``messages``, ...) and which answers in the
+call itself (:meth:`OctoAIAPI.answers_in_call`). Image-engine bodies are validated locally against
+OctoAI's published OpenAPI description, which ships with this package, so a bad field is reported
+before anything is sent or billed.
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ RESPONSE_PATH = "/v1/responses/{response_id}"
 #: Path of a deployed endpoint's inference route (observed for Whisper deployments).
 PREDICT_PATH = "/predict"
 CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
+#: Service names of the text API's chat completions (``text.octoai.run/v1/chat/completions``, OpenAI-
+#: compatible, documented). The dotted one is infrai's route name, so a DAG can switch connection.
+#: Neither can be a deployment (a deployment name has no "/" or ".") or an image engine.
+TEXT_CHAT_SERVICES = ("chat/completions", "chat.completions")
 #: Assumed: an OpenAI-compatible text API lists its models here; the hook's connection test uses it.
 MODELS_PATH = "/v1/models"
 #: Assumed (octoai.md, "A failed inference"): a 4xx on poll fails the request, except these, which
@@ -801,6 +808,44 @@ class OctoAIAPI(VendorAPI):
 
     # -- vendor-neutral surface ----------------------------------------------------------------
 
+    @staticmethod
+    def _is_text(service: str) -> bool:
+        return service.strip().strip("/") in TEXT_CHAT_SERVICES
+
+    def answers_in_call(self, service: str) -> bool:
+        """True for the text API (synchronous, with no status endpoint); images and deployments are
+        submitted asynchronously and polled."""
+        return self._is_text(service)
+
+    def _chat_job(self, service: str, input: Mapping[str, Any]) -> Call[Job]:
+        """The text API as an inference: the answer is the finished Job, its output the raw body."""
+        body = dict(input)
+        model, messages = body.pop("model", None), body.pop("messages", None)
+        if not isinstance(model, str) or not model.strip():
+            raise InputValidationError(
+                f"{service} needs input['model'], a text model id (GET {MODELS_PATH} lists them)",
+                vendor=self.vendor,
+            )
+        if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+            raise InputValidationError(
+                f"{service} needs input['messages'], a list of {{role, content}} objects", vendor=self.vendor
+            )
+        call = self.chat_completions(model, messages, **body)
+
+        def parse(result: HttpResult) -> Job:
+            completion: ChatCompletion = call.parse(result)  # validates the answer's shape
+            return Job(
+                vendor=self.vendor,
+                request_id=completion.id,
+                state=JobState.SUCCEEDED,
+                vendor_state="completed",
+                service=service,
+                output=self._object(result),
+                cost_usd=None,  # the text API states no cost: unknown, not free
+            )
+
+        return _reparse(call, "submit", parse)
+
     def submit(
         self,
         service: str,
@@ -809,13 +854,19 @@ class OctoAIAPI(VendorAPI):
         prediction: str | None = None,
         idempotency_key: str | None = None,  # OctoAI honours none: reattach relies on the task state store
     ) -> Call[Job]:
-        """Asynchronous inference; the Job's ``request_id`` is OctoAI's ``response_id``."""
+        """Asynchronous inference; the Job's ``request_id`` is OctoAI's ``response_id``.
+
+        The text API (:data:`TEXT_CHAT_SERVICES`) answers in the call instead: the Job is finished and
+        its ``request_id`` is the completion's ``id``.
+        """
         if prediction is not None:
             raise InputValidationError(
                 f"OctoAI has no predictions (got {prediction!r}); name the engine or deployment as the "
                 "service",
                 vendor=self.vendor,
             )
+        if self._is_text(service):
+            return self._chat_job(service, input)
         call = self.infer_async(service, input)
 
         def parse(result: HttpResult) -> Job:
@@ -842,8 +893,13 @@ class OctoAIAPI(VendorAPI):
         """None: OctoAI's contract has no cancel endpoint, so a started inference runs to its end."""
         return None
 
-    def fetch_output(self, job: Job) -> Call[Any]:
-        """The finished job's result: ``job.result_url`` (checked against this connection) or its id."""
+    def fetch_output(self, job: Job) -> Call[Any] | None:
+        """The finished job's result: ``job.result_url`` (checked against this connection) or its id.
+
+        None for the text API: its answer came in the call and is ``job.output``.
+        """
+        if job.service is not None and self._is_text(job.service):
+            return None
         call = self.get_response(job.result_url or job.request_id)
         schemas = image_engines().get(self.endpoint(job.service).engine or "") if job.service else None
         if schemas is None:
@@ -887,6 +943,7 @@ __all__ = [
     "IMAGE_BASE_URL",
     "MAX_ASYNC_BODY_BYTES",
     "TEXT_BASE_URL",
+    "TEXT_CHAT_SERVICES",
     "AsyncAccepted",
     "ChatCompletion",
     "DecodedMedia",

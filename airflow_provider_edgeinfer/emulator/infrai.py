@@ -432,19 +432,15 @@ def check_speech(body: dict[str, Any]) -> None:
         raise _invalid("speed must be 0.25..4.0")
 
 
-def check_transcription_item(body: dict[str, Any]) -> None:
-    _check_model(body)
-    if not isinstance(body.get("file"), str) or not body["file"]:
-        raise _invalid("a batch transcription needs 'file': a media URL or base64 audio")
-
-
+#: Batch capabilities: a batch item's ``body`` is JSON, so a core route whose body is a multipart
+#: form with the file itself (transcription) is not one; the contract names no other form for it.
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "chat.completions": check_chat,
     "embeddings": check_embeddings,
     "images.generations": check_images,
-    "audio.transcriptions": check_transcription_item,
     "audio.speech": check_speech,
 }
+MULTIPART_ONLY = {"audio.transcriptions": "/v1/audio/transcriptions"}
 
 
 def estimate_usd(capability: str, body: dict[str, Any]) -> float:
@@ -466,8 +462,6 @@ def estimate_usd(capability: str, body: dict[str, Any]) -> float:
         return IMAGE_PRICE_USD * (n if isinstance(n, int) else 1)
     if capability == "audio.speech":
         return len(str(body.get("input", ""))) * SPEECH_PRICE_PER_CHAR
-    if capability == "audio.transcriptions":
-        return len(str(body.get("file", ""))) / 32_000 * TRANSCRIPTION_PRICE_PER_SECOND
     return 0.0
 
 
@@ -556,19 +550,6 @@ def speech_audio(body: dict[str, Any]) -> tuple[bytes, str]:
     if body.get("response_format") == "pcm":
         return audio[44:], "audio/pcm"
     return audio, "audio/wav"
-
-
-def _batch_audio(state: EmulatorState, reference: str) -> bytes:
-    """A batch transcription's audio: a media URL of this emulator, or base64, or the text itself."""
-    blob = _media_id(reference)
-    if blob is not None:
-        data = state.read_blob(blob)
-        if data is not None:
-            return data
-    try:
-        return base64.b64decode(reference, validate=True)
-    except (binascii.Error, ValueError):
-        return reference.encode()
 
 
 # -- batches ----------------------------------------------------------------------------------
@@ -768,12 +749,6 @@ class Batches:
                 item.response = embedding_list(body)
             elif item.capability == "images.generations":
                 item.response = images_response(self.state, body, batch.base)
-            elif item.capability == "audio.transcriptions":
-                item.response = {
-                    "text": media.transcript(
-                        _batch_audio(self.state, body["file"]), str(body.get("language") or "")
-                    )
-                }
             else:
                 audio, content_type = speech_audio(body)
                 blob = self.state.save_media(audio, ".wav" if content_type == "audio/wav" else ".pcm")
@@ -1015,6 +990,12 @@ def create_app(state: EmulatorState) -> ASGIApp:
             for i, entry in enumerate(requests):
                 if not isinstance(entry, dict) or not isinstance(entry.get("body"), dict):
                     raise _invalid(f"requests[{i}] must be an object with a 'body' object")
+                route = MULTIPART_ONLY.get(str(entry.get("capability")))
+                if route is not None:
+                    raise _invalid(
+                        f"requests[{i}].capability {entry['capability']!r} takes a multipart file upload, "
+                        f"which a batch body cannot carry; POST each file to {route}"
+                    )
                 if entry.get("capability") not in CHECKS:
                     raise _invalid(
                         f"requests[{i}].capability {entry.get('capability')!r} is not one of "
