@@ -8,10 +8,11 @@ connection share one connection pool (and OmniTensor one token) instead of one e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import weakref
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
@@ -96,57 +97,192 @@ def base_url_from(conn: Connection, default: str, vendor: str) -> str:
     return check_base_url(url, vendor=vendor)
 
 
+class _Entry:
+    """One shared client and how many leases on it are outstanding."""
+
+    __slots__ = ("client", "key", "users")
+
+    def __init__(self, key: str, client: AsyncClient[Any]) -> None:
+        self.key = key
+        self.client = client
+        self.users = 0
+
+
+class ClientLease:
+    """One user's hold on a connection's shared client (:meth:`EdgeInferHook.alease`).
+
+    :meth:`release` gives back exactly this hold, once: later calls do nothing, and it never touches
+    another user's client (a newer client of the same connection included). The client is closed
+    when its last lease is released, never before.
+    """
+
+    __slots__ = ("_entry", "_registry", "client")
+
+    def __init__(self, registry: _SharedClients, entry: _Entry) -> None:
+        self._registry = registry
+        self._entry: _Entry | None = entry
+        self.client = entry.client
+
+    def __repr__(self) -> str:
+        key = self._entry.key if self._entry else None
+        return f"ClientLease(key={key!r}, released={self.released})"
+
+    @property
+    def released(self) -> bool:
+        return self._entry is None
+
+    def another(self) -> ClientLease:
+        """A second lease on this very client, for a helper that may outlive this holder (a poller)."""
+        if self._entry is None:
+            raise RuntimeError("the lease was released: take a new one from the hook")
+        self._entry.users += 1
+        return ClientLease(self._registry, self._entry)
+
+    def release_nowait(self) -> asyncio.Task[None] | None:
+        """Give the lease back at once; returns the client's close if this was its last lease."""
+        entry, self._entry = self._entry, None
+        return None if entry is None else self._registry._drop(entry)
+
+    async def release(self) -> None:
+        """Give the lease back (once) and, if it was the client's last, wait for the client to close.
+
+        Cancelled while waiting, the lease is already back and the close goes on in the background.
+        """
+        closing = self.release_nowait()
+        if closing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(closing)
+
+
 class _SharedClients:
-    """One AsyncClient per (event loop, connection), counted so the last user closes it."""
+    """One AsyncClient per (event loop, connection), leased to its users; the last lease closes it.
+
+    Rules that hold however the users' tasks end (finished, failed, cancelled at any await):
+
+    - A user is counted only once :meth:`lease` (or :meth:`acquire`) returns its lease. Building a
+      client may suspend the builder, even in code that looks synchronous: in the triggerer, reading
+      a connection's extras sends ``MaskSecret`` to the supervisor through greenback, and other
+      triggers run meanwhile. :meth:`lease` lets one user build while the others wait for it, and
+      :meth:`acquire` reads the table again after its factory, so users who joined meanwhile stay
+      joined to the one client (a client built in vain is closed, never left to the collector).
+    - A lease releases its own entry, once. A client leaves the table the moment its last lease
+      goes, before it is closed, so no one can join a client being closed; the close runs shielded,
+      so a release cancelled half-way still closes it.
+    """
 
     def __init__(self) -> None:
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any]]] = (
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Entry]] = (
             weakref.WeakKeyDictionary()
         )
+        #: Clients being built, per loop and key, with the users waiting for them (one future each).
+        self._building: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, list[asyncio.Future[None]]]
+        ] = weakref.WeakKeyDictionary()
+        #: Closes under way (clients built in vain, releases cancelled while closing): kept referenced.
+        self._closing: set[asyncio.Task[None]] = set()
 
-    def _table(self) -> dict[str, list[Any]]:
+    def _table(self) -> dict[str, _Entry]:
         loop = asyncio.get_running_loop()
         return self._by_loop.setdefault(loop, {})
 
-    def acquire(self, key: str, factory: Any) -> AsyncClient[Any]:
-        table = self._table()
-        entry = table.get(key)
-        if entry is None or entry[0].closed:
-            entry = table[key] = [factory(), 0]
-        entry[1] += 1
-        return entry[0]  # type: ignore[no-any-return]
+    async def lease(self, key: str, build: Callable[[], Awaitable[AsyncClient[Any]]]) -> ClientLease:
+        """A lease on the client of ``key``; only the first of many users arriving together builds it.
 
-    def acquire_live(self, key: str) -> AsyncClient[Any] | None:
-        """Another reference to the open client of ``key`` on this loop, or None if there is none."""
-        entry = self._table().get(key)
-        if entry is None or entry[0].closed:
-            return None
-        entry[1] += 1
-        return entry[0]  # type: ignore[no-any-return]
+        The others wait for that build (a waiter cancelled holds nothing; a build that fails or is
+        cancelled lets the next waiter try).
+        """
+        loop = asyncio.get_running_loop()
+        building = self._building.setdefault(loop, {})
+        while True:
+            live = self.acquire_live(key)
+            if live is not None:
+                return live
+            waiting = building.get(key)
+            if waiting is None:
+                break
+            # A future of its own: cancelling this waiter cancels no one else's wait.
+            mine = loop.create_future()
+            waiting.append(mine)
+            await mine
+        waiting = building[key] = []
+        try:
+            client = await build()
+            return self.acquire(key, lambda: client)
+        finally:
+            del building[key]
+            # Woken now, ahead of any task the builder goes on to start (a poller): they join first.
+            for waiter in waiting:
+                if not waiter.done():
+                    waiter.set_result(None)
 
-    def peek(self, key: str) -> AsyncClient[Any] | None:
-        entry = self._table().get(key)
-        return entry[0] if entry else None
-
-    async def release(self, key: str) -> None:
+    def acquire(self, key: str, factory: Callable[[], AsyncClient[Any]]) -> ClientLease:
+        """A lease on the client of ``key``, built by ``factory`` if there is none on this loop."""
         table = self._table()
         entry = table.get(key)
         if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del table[key]
-            await entry[0].aclose()
+            client = factory()  # may suspend this task (see the class docstring)
+            entry = table.get(key)
+            if entry is None:
+                entry = table[key] = _Entry(key, client)
+            else:
+                self._close_later(client)
+        entry.users += 1
+        return ClientLease(self, entry)
+
+    def acquire_live(self, key: str) -> ClientLease | None:
+        """A lease on the client of ``key`` already on this loop, or None if there is none."""
+        entry = self._table().get(key)
+        if entry is None:
+            return None
+        entry.users += 1
+        return ClientLease(self, entry)
+
+    def peek(self, key: str) -> AsyncClient[Any] | None:
+        entry = self._table().get(key)
+        return entry.client if entry else None
+
+    def users(self, key: str) -> int:
+        """Leases outstanding on the client of ``key`` on this loop (0 when there is none)."""
+        entry = self._table().get(key)
+        return entry.users if entry else 0
+
+    def _drop(self, entry: _Entry) -> asyncio.Task[None] | None:
+        entry.users -= 1
+        if entry.users > 0:
+            return None
+        table = self._table()
+        if table.get(entry.key) is entry:
+            del table[entry.key]
+        return self._close_later(entry.client)
+
+    def _close_later(self, client: AsyncClient[Any]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(client.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closed)
+        return task
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a failed close frees nothing more and must not be logged as unread
 
     def active(self) -> int:
         """Open shared clients on the running loop (tests assert none leak)."""
         return len(self._table())
 
+    async def drain(self) -> None:
+        """Wait for every close under way on this loop (tests and shutdown)."""
+        loop = asyncio.get_running_loop()
+        while mine := [task for task in self._closing if task.get_loop() is loop]:
+            await asyncio.gather(*mine, return_exceptions=True)
+
     async def close_all(self) -> None:
+        """Close every client on this loop, leased or not (shutdown; later releases are harmless)."""
         table = self._table()
         while table:
-            _, (client, _) = table.popitem()
-            await client.aclose()
+            _, entry = table.popitem()
+            await entry.client.aclose()
+        await self.drain()
 
 
 shared_clients = _SharedClients()
@@ -169,6 +305,8 @@ class EdgeInferHook(BaseHook):
         self.conn_id = conn_id or self.default_conn_name
         self._http_settings = http_settings
         self._conn: Connection | None = None
+        #: Leases taken by :meth:`aget_client`, given back by :meth:`arelease` (newest first).
+        self._leases: list[ClientLease] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"
@@ -364,28 +502,42 @@ class EdgeInferHook(BaseHook):
     def _shared_key(self) -> str:
         return f"{self.conn_type}:{self.conn_id}"
 
-    async def aget_client(self) -> AsyncClient[Any]:
-        """The async client shared by every user of this connection on the running loop.
-
-        Callers that hold it across awaits pair this with :meth:`arelease`.
-        """
+    def async_client(self, conn: Connection) -> AsyncClient[Any]:
+        """A new async client of ``conn`` (the shared registry decides when one is needed)."""
         from airflow_provider_edgeinfer.clients.transport import AsyncClient
 
-        # While a client of this connection is open on the loop it is what every user gets, so a
-        # thousand triggers joining it need not look the connection up a thousand times.
-        live = shared_clients.acquire_live(self._shared_key())
-        if live is not None:
-            return live
-        conn = await self.aconnection()
-        api = self.api if "api" in self.__dict__ else self.__dict__.setdefault("api", self.build_api(conn))
+        return AsyncClient(self.api, self.credentials(conn), self.http_settings(conn))
 
-        def factory() -> AsyncClient[Any]:
-            return AsyncClient(api, self.credentials(conn), self.http_settings(conn))
+    async def alease(self) -> ClientLease:
+        """A lease on the async client shared by every user of this connection on the running loop.
 
-        return shared_clients.acquire(self._shared_key(), factory)
+        Release it exactly once (``await lease.release()``, harmless to repeat); the client stays
+        open while any lease on it is held. Cancelled while waiting, it holds nothing. Only the
+        first user reads the connection and builds the client: a thousand triggers joining it (or
+        starting together) neither look the connection up a thousand times nor build spare clients.
+        """
+
+        async def build() -> AsyncClient[Any]:
+            conn = await self.aconnection()
+            if "api" not in self.__dict__:
+                self.__dict__["api"] = self.build_api(conn)
+            return self.async_client(conn)
+
+        return await shared_clients.lease(self._shared_key(), build)
+
+    async def aget_client(self) -> AsyncClient[Any]:
+        """The shared async client (see :meth:`alease`), held until this hook's :meth:`arelease`.
+
+        Each call takes one lease and each :meth:`arelease` gives back this hook's latest one, so a
+        hook that took none releases nothing.
+        """
+        lease = await self.alease()
+        self._leases.append(lease)
+        return lease.client
 
     async def arelease(self) -> None:
-        await shared_clients.release(self._shared_key())
+        if self._leases:
+            await self._leases.pop().release()
 
     def download(self, url: str, out: IO[bytes]) -> int:
         """Stream the media at ``url`` (an output's ``*_url``) into ``out``; returns the bytes written.

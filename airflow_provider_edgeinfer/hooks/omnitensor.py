@@ -6,7 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
-from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from, shared_clients
+from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -88,19 +88,9 @@ class OmniTensorHook(EdgeInferHook):
         conn = self.connection
         return SyncClient(self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth)
 
-    async def aget_client(self) -> AsyncClient[Any]:
+    def async_client(self, conn: Connection) -> AsyncClient[Any]:
         from airflow_provider_edgeinfer.clients.transport import AsyncClient
 
-        conn = await self.aconnection()
-        if "api" not in self.__dict__:
-            self.__dict__["api"] = self.build_api(conn)
-
-        def factory() -> AsyncClient[Any]:
-            # The connection is already loaded, so building the auth here never blocks the loop.
-            return AsyncClient(
-                self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth
-            )
-
-        # The first hook of this connection on the loop creates the shared client (and its token);
-        # later hooks reuse it, so a thousand triggers still make one exchange.
-        return shared_clients.acquire(self._shared_key(), factory)
+        # Built once per connection and loop (the shared registry leases it to every later hook), so
+        # a thousand triggers still make one token exchange. The connection is already loaded.
+        return AsyncClient(self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth)
