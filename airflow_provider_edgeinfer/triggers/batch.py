@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
@@ -30,7 +29,8 @@ from airflow_provider_edgeinfer.exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
-from airflow_provider_edgeinfer.triggers.events import error_payload
+from airflow_provider_edgeinfer.hooks.base import ClientLease
+from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger
 
 DEFAULT_MAX_TRANSIENT_FAILURES = 5
 POLL_JITTER = 0.2
@@ -205,7 +205,7 @@ class FanOutWatch(Watch):
         return len(ids)
 
 
-class BatchTrigger(BaseTrigger):
+class BatchTrigger(EdgeInferTrigger):
     """Fires one event: ``success`` (the batch is over, whatever its items did), ``cancelled``,
     ``timeout`` or ``error``, with counts.
 
@@ -216,6 +216,20 @@ class BatchTrigger(BaseTrigger):
     :param round: the fan-out round to watch (``item_retries`` resubmits in later rounds).
     :param deadline: epoch seconds after which ``timeout`` fires.
     """
+
+    serialized: ClassVar[tuple[str, ...]] = (
+        "vendor",
+        "conn_id",
+        "deadline",
+        "batch_id",
+        "output_path",
+        "round",
+        "poll_interval",
+        "cancel_on_kill",
+        "max_transient_failures",
+        "page_size",
+        "poll_concurrency",
+    )
 
     def __init__(
         self,
@@ -232,11 +246,9 @@ class BatchTrigger(BaseTrigger):
         page_size: int = DEFAULT_PAGE_SIZE,
         poll_concurrency: int = DEFAULT_POLL_CONCURRENCY,
     ) -> None:
-        super().__init__()
         if (batch_id is None) == (output_path is None):
             raise ValueError("give exactly one of batch_id (native batch) and output_path (fan-out)")
-        self.vendor = vendor
-        self.conn_id = conn_id
+        super().__init__(vendor=vendor, conn_id=conn_id)
         self.deadline = deadline
         self.batch_id = batch_id
         self.output_path = output_path
@@ -252,41 +264,17 @@ class BatchTrigger(BaseTrigger):
         what = f"batch_id={self.batch_id!r}" if self.batch_id else f"output_path={self.output_path!r}"
         return f"BatchTrigger(vendor={self.vendor!r}, conn_id={self.conn_id!r}, {what}, round={self.round})"
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "vendor": self.vendor,
-                "conn_id": self.conn_id,
-                "deadline": self.deadline,
-                "batch_id": self.batch_id,
-                "output_path": self.output_path,
-                "round": self.round,
-                "poll_interval": self.poll_interval,
-                "cancel_on_kill": self.cancel_on_kill,
-                "max_transient_failures": self.max_transient_failures,
-                "page_size": self.page_size,
-                "poll_concurrency": self.poll_concurrency,
-            },
-        )
-
-    def _hook(self) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
-
-        return hook_class_for_vendor(self.vendor)(self.conn_id)
+    def event_fields(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "output_path": self.output_path,
+            "round": self.round,
+            "counts": None,
+        }
 
     def _event(self, status: str, progress: Progress | None = None, **extra: Any) -> TriggerEvent:
-        return TriggerEvent(
-            {
-                "status": status,
-                "vendor": self.vendor,
-                "batch_id": self.batch_id,
-                "output_path": self.output_path,
-                "round": self.round,
-                "counts": progress.as_dict() if progress is not None else None,
-                **extra,
-            }
-        )
+        counts = progress.as_dict() if progress is not None else None
+        return self.event(status, counts=counts, **extra)
 
     async def make_watch(self) -> Watch:
         if self.batch_id is not None:
@@ -295,39 +283,20 @@ class BatchTrigger(BaseTrigger):
             load_fanout_watch, str(self.output_path), self.round, self.page_size, self.poll_concurrency
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
-        try:
-            client = await hook.aget_client()
-        except EdgeInferError as exc:
-            yield self._event("error", error=error_payload(exc))
-            return
-        try:
-            async for event in self._poll(client):
-                yield event
-                return
-        finally:
-            await hook.arelease()
-
-    async def _poll(self, client: Any) -> AsyncIterator[TriggerEvent]:
+    async def watch(self, lease: ClientLease) -> TriggerEvent:
+        client = lease.client
         failures = 0
         reporter = ProgressReporter(self.log)
-        try:
-            self._watch = await self.make_watch()
-        except EdgeInferError as exc:
-            yield self._event("error", error=error_payload(exc))
-            return
+        self._watch = await self.make_watch()
         while True:
             if time.time() >= self.deadline:
-                yield self._event("timeout")
-                return
+                return self._event("timeout")
             try:
                 progress = await self._watch.poll(client)
             except EdgeInferError as exc:
                 failures += 1
                 if not is_transient(exc) or failures > self.max_transient_failures:
-                    yield self._event("error", error=error_payload(exc))
-                    return
+                    return self.error_event(exc)
                 self.log.warning(
                     "batch poll failed (%s of %s tolerated): %s", failures, self.max_transient_failures, exc
                 )
@@ -336,8 +305,7 @@ class BatchTrigger(BaseTrigger):
                 reporter.report(progress)
                 if progress.finished:
                     cancelled = progress.state in ("cancelled", "cancelling")
-                    yield self._event("cancelled" if cancelled else "success", progress)
-                    return
+                    return self._event("cancelled" if cancelled else "success", progress)
             interval = self.poll_interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
             await asyncio.sleep(max(0.0, min(interval, self.deadline - time.time())))
 
@@ -345,18 +313,14 @@ class BatchTrigger(BaseTrigger):
         """A user killed the task: cancel the native batch, or every unfinished request of the fan-out."""
         if not self.cancel_on_kill:
             return
-        hook = self._hook()
+
+        async def cancel(lease: ClientLease) -> None:
+            await cancel_batch(lease.client, self.batch_id, self._watch or await self.make_watch(), self.log)
+
         try:
-            client = await hook.aget_client()
+            await self.with_lease(cancel)
         except EdgeInferError as exc:
             self.log.warning("could not cancel the batch: %s", exc)
-            return
-        try:
-            await cancel_batch(client, self.batch_id, self._watch or await self.make_watch(), self.log)
-        except EdgeInferError as exc:
-            self.log.warning("could not cancel the batch: %s", exc)
-        finally:
-            await hook.arelease()
 
 
 async def cancel_batch(client: Any, batch_id: str | None, watch: Watch, log: Any) -> int:

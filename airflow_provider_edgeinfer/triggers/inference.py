@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, ClassVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferError
+from airflow_provider_edgeinfer.hooks.base import ClientLease
+from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger
 from airflow_provider_edgeinfer.triggers.events import error_payload, job_event
 from airflow_provider_edgeinfer.triggers.poller import Outcome, is_transient, watch
 
@@ -28,7 +29,7 @@ from airflow_provider_edgeinfer.triggers.poller import Outcome, is_transient, wa
 DEFAULT_MAX_TRANSIENT_FAILURES = 5
 
 
-class InferenceTrigger(BaseTrigger):
+class InferenceTrigger(EdgeInferTrigger):
     """Fires exactly one event: ``success``, ``failed``, ``cancelled``, ``timeout`` or ``error``.
 
     :param vendor: which hook to use (``theta``, ``octoai``, ``infrai``, ``omnitensor``).
@@ -42,6 +43,17 @@ class InferenceTrigger(BaseTrigger):
         ``task`` is the task instance's identity, for which the answer is sealed.
     """
 
+    serialized: ClassVar[tuple[str, ...]] = (
+        "vendor",
+        "conn_id",
+        "request_id",
+        "deadline",
+        "poll_interval",
+        "cancel_on_kill",
+        "max_transient_failures",
+        "submit",
+    )
+
     def __init__(
         self,
         *,
@@ -54,9 +66,7 @@ class InferenceTrigger(BaseTrigger):
         max_transient_failures: int = DEFAULT_MAX_TRANSIENT_FAILURES,
         submit: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        self.vendor = vendor
-        self.conn_id = conn_id
+        super().__init__(vendor=vendor, conn_id=conn_id)
         self.request_id = request_id
         self.deadline = deadline
         self.poll_interval = poll_interval
@@ -70,53 +80,18 @@ class InferenceTrigger(BaseTrigger):
             f"request_id={self.request_id!r}, deadline={self.deadline:.0f})"
         )
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "vendor": self.vendor,
-                "conn_id": self.conn_id,
-                "request_id": self.request_id,
-                "deadline": self.deadline,
-                "poll_interval": self.poll_interval,
-                "cancel_on_kill": self.cancel_on_kill,
-                "max_transient_failures": self.max_transient_failures,
-                "submit": self.submit,
-            },
-        )
+    def event_fields(self) -> dict[str, Any]:
+        return {"request_id": self.request_id}
 
-    def _hook(self) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
+    async def watch(self, lease: ClientLease) -> TriggerEvent:
+        if self.submit is not None:
+            return await self._call_synchronously(lease.client)
+        return await self._poll(lease)
 
-        return hook_class_for_vendor(self.vendor)(self.conn_id)
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = self._hook()
-        try:
-            client = await hook.aget_client()
-        except EdgeInferError as exc:
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "vendor": self.vendor,
-                    "request_id": self.request_id,
-                    "error": error_payload(exc),
-                }
-            )
-            return
-        try:
-            if self.submit is not None:
-                yield await self._call_synchronously(hook, client)
-                return
-            async for event in self._poll(hook, client):
-                yield event
-                return
-        finally:
-            await hook.arelease()
-
-    async def _call_synchronously(self, hook: Any, client: Any) -> TriggerEvent:
+    async def _call_synchronously(self, client: Any) -> TriggerEvent:
         spec = self.submit or {}
         identity = spec.get("task")
+        hook = await self.hook()
         try:
             if not identity:
                 # Without it the answer could not be sealed, and it must not travel in clear: pay nothing.
@@ -133,20 +108,19 @@ class InferenceTrigger(BaseTrigger):
             )
             job = await asyncio.wait_for(client.send(call), timeout=max(1.0, self.deadline - time.time()))
         except TimeoutError:
-            return TriggerEvent({"status": "timeout", "vendor": self.vendor, "request_id": None})
+            return self.event("timeout")
         except EdgeInferError as exc:
-            return TriggerEvent(
-                {"status": "error", "vendor": self.vendor, "request_id": None, "error": error_payload(exc)}
-            )
+            return self.error_event(exc)
         return TriggerEvent(job_event(job, secrets=secrets, identity=str(identity)))
 
-    async def _poll(self, hook: Any, client: Any) -> AsyncIterator[TriggerEvent]:
+    async def _poll(self, lease: ClientLease) -> TriggerEvent:
         """Wait, through the connection's poller, for the request to end or the deadline to pass."""
         if self.request_id is None:
             raise ValueError("InferenceTrigger needs a request_id or a submit spec")
+        hook = await self.hook()
         async with watch(
             hook._shared_key(),
-            client,
+            lease,
             self.request_id,
             interval=self.poll_interval,
             max_failures=self.max_transient_failures,
@@ -157,37 +131,30 @@ class InferenceTrigger(BaseTrigger):
                     outcome = await entry.future
             except TimeoutError:
                 outcome = None
-        # Out of the poller before yielding: a caller that stops at the first event leaves nothing behind.
         if outcome is None:
-            yield TriggerEvent({"status": "timeout", "vendor": self.vendor, "request_id": self.request_id})
-            return
+            return self.event("timeout")
         if isinstance(outcome, EdgeInferError):
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "vendor": self.vendor,
-                    "request_id": self.request_id,
-                    "error": error_payload(outcome),
-                }
-            )
-            return
-        yield TriggerEvent(job_event(outcome))
+            return self.event("error", error=error_payload(outcome))
+        return TriggerEvent(job_event(outcome))
 
     async def on_kill(self) -> None:
         """A user killed the task (mark failed/success, clear): cancel the remote request."""
         if not self.cancel_on_kill or not self.request_id:
             return
-        hook = self._hook()
-        try:
-            api = hook.build_api(await hook.aconnection())
-            call = api.cancel(self.request_id)
+        request_id = self.request_id
+
+        async def cancel(lease: ClientLease) -> None:
+            call = lease.client.api.cancel(request_id)
             if call is None:
-                self.log.info("%s cannot cancel requests; %s keeps running", self.vendor, self.request_id)
+                self.log.info("%s cannot cancel requests; %s keeps running", self.vendor, request_id)
                 return
-            await hook.arun(call)
-            self.log.info("cancelled %s request %s", self.vendor, self.request_id)
+            await lease.client.send(call)
+            self.log.info("cancelled %s request %s", self.vendor, request_id)
+
+        try:
+            await self.with_lease(cancel)
         except EdgeInferError as exc:
-            self.log.warning("could not cancel %s request %s: %s", self.vendor, self.request_id, exc)
+            self.log.warning("could not cancel %s request %s: %s", self.vendor, request_id, exc)
 
 
 __all__ = ["DEFAULT_MAX_TRANSIENT_FAILURES", "InferenceTrigger", "is_transient"]

@@ -21,8 +21,10 @@ a 429 pauses the whole connection for its ``Retry-After``. A 429 never counts ag
 failure tolerance: it says nothing about the request, and the trigger's deadline still bounds the wait.
 
 The poller lives exactly as long as some trigger watches through it: the last one to leave
-(completion, cancellation, triggerer shutdown or reassignment) stops it and awaits its tasks before
-releasing its own reference to the shared client, so nothing outlives the triggers.
+(completion, cancellation, triggerer shutdown or reassignment) stops it and awaits its tasks. It
+holds its own lease on the connection's shared client (taken from the first watcher's, given back
+once when it stops), so the client stays open while the poller may use it, whichever watcher leaves
+first, and nothing outlives the triggers.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from airflow_provider_edgeinfer.exceptions import (
     TransportError,
     UnexpectedResponseError,
 )
+from airflow_provider_edgeinfer.hooks.base import ClientLease
 from airflow_provider_edgeinfer.triggers.ratelimit import RateLimiter
 
 log = logging.getLogger("airflow_provider_edgeinfer.triggers.poller")
@@ -120,9 +123,11 @@ class Watch:
 class Poller:
     """Polls every watched request of one connection on one event loop (see the module docstring)."""
 
-    def __init__(self, key: str, client: Any, *, rng: Callable[[], float] = random.random) -> None:
+    def __init__(self, key: str, lease: ClientLease, *, rng: Callable[[], float] = random.random) -> None:
         self.key = key
-        self.client = client
+        #: The poller's own lease on the shared client (released once, by :meth:`stop`).
+        self._leases = [lease]
+        self.client = client = lease.client
         self.limiter = RateLimiter()
         self._rng = rng
         self._watches: dict[str, list[Watch]] = {}
@@ -171,13 +176,26 @@ class Poller:
             self._depth.pop(watch.request_id, None)
         return not self._watches
 
+    def use(self, lease: ClientLease) -> None:
+        """Poll with ``lease``'s client from now on (the one in use was closed by a shutdown)."""
+        self._leases.append(lease)
+        self.client = lease.client
+
     async def stop(self) -> None:
         self._stopping = True
         tasks = [self._task, *self._inflight]
         for task in tasks:
             task.cancel()
-        # Awaited, so no task outlives the last trigger nor touches the client after its release.
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            # Awaited, so no task outlives the last trigger nor touches the client after its release.
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            # Even if this wait is cancelled: the leases go back exactly once, the client closes
+            # only when no one else holds it.
+            leases, self._leases = self._leases, []
+            closing = [c for c in (lease.release_nowait() for lease in leases) if c is not None]
+            if closing:
+                await asyncio.shield(asyncio.gather(*closing, return_exceptions=True))
 
     def _on_exit(self, task: asyncio.Task[None]) -> None:
         if self._stopping:
@@ -362,14 +380,15 @@ class _Pollers:
     def _table(self) -> dict[str, Poller]:
         return self._by_loop.setdefault(asyncio.get_running_loop(), {})
 
-    def join(self, key: str, client: Any) -> Poller:
+    def join(self, key: str, lease: ClientLease) -> Poller:
+        """The poller of ``key``, started with a lease of its own (from ``lease``) if there is none."""
         table = self._table()
         poller = table.get(key)
         if poller is None:
-            poller = table[key] = Poller(key, client)
-        elif poller.client.closed:
-            # The shared client was closed under us (close_all) and a fresh one handed out: use it.
-            poller.client = client
+            poller = table[key] = Poller(key, lease.another())
+        elif poller.client.closed and poller.client is not lease.client:
+            # Only a shutdown (close_all) closes a leased client, and a fresh one was handed out: use it.
+            poller.use(lease.another())
         return poller
 
     async def leave(self, poller: Poller, watch: Watch) -> None:
@@ -392,13 +411,13 @@ pollers = _Pollers()
 
 @contextlib.asynccontextmanager
 async def watch(
-    key: str, client: Any, request_id: str, *, interval: float, max_failures: int
+    key: str, lease: ClientLease, request_id: str, *, interval: float, max_failures: int
 ) -> AsyncIterator[Watch]:
     """Watch ``request_id`` through the connection's poller while the block runs.
 
-    ``client`` is the caller's reference to the connection's shared client, held for the whole block.
+    ``lease`` is the caller's, held for the whole block; a poller started here takes its own.
     """
-    poller = pollers.join(key, client)
+    poller = pollers.join(key, lease)
     entry = poller.add(request_id, interval, max_failures)
     try:
         yield entry

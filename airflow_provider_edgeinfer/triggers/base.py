@@ -1,0 +1,106 @@
+"""What every trigger of this provider shares: its kwargs, its hook, its lease on the client, its errors.
+
+Each trigger here fires exactly one event. A subclass declares the constructor arguments it
+serializes (:attr:`EdgeInferTrigger.serialized`, once), the fields every event of it carries
+(:meth:`~EdgeInferTrigger.event_fields`) and how its event is made while it holds a lease on the
+connection's shared client (:meth:`~EdgeInferTrigger.watch`). The base does the rest:
+
+- **The client's lifecycle.** ``run()`` takes one lease on the connection's shared client and gives
+  it back exactly once, before the event is yielded, whether ``watch()`` returned, raised or was
+  cancelled. Nothing is held while the triggerer logs and stores the event, so a runner that cancels
+  the trigger there (the supervisor does when the event was persisted before the trigger reported
+  finished) or never resumes the generator leaks nothing; ``cleanup()`` has nothing left to give back.
+  The client is closed when its last lease goes, never under another user (see
+  :class:`~airflow_provider_edgeinfer.hooks.base.ClientLease`).
+- **Error events.** A provider error raised before or in ``watch()`` becomes an ``error`` event with
+  the trigger's fields and a short, redacted payload.
+- **Nothing blocking on start.** The vendor's hook module is imported off the loop the first time;
+  the connection is read with the async API, and only by the first trigger of that connection on the
+  loop (the others lease its open client without reading it again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_edgeinfer.exceptions import EdgeInferError
+from airflow_provider_edgeinfer.hooks import VENDORS, hook_class_for_vendor
+from airflow_provider_edgeinfer.hooks.base import ClientLease, EdgeInferHook
+from airflow_provider_edgeinfer.triggers.events import error_payload
+
+T = TypeVar("T")
+
+
+async def hook_class(vendor: str) -> type[EdgeInferHook]:
+    """The hook class of ``vendor``; its first import in a process runs in a thread, not on the loop."""
+    module = VENDORS.get(vendor, "").rpartition(".")[0]
+    if module in sys.modules:
+        return hook_class_for_vendor(vendor)
+    return await asyncio.to_thread(hook_class_for_vendor, vendor)
+
+
+class EdgeInferTrigger(BaseTrigger):
+    """Base of this provider's triggers (see the module docstring)."""
+
+    #: Constructor arguments, read back from attributes of the same name, that :meth:`serialize` returns.
+    serialized: ClassVar[tuple[str, ...]] = ("vendor", "conn_id")
+
+    def __init__(self, *, vendor: str, conn_id: str) -> None:
+        super().__init__()
+        self.vendor = vendor
+        self.conn_id = conn_id
+        self._hook: EdgeInferHook | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {name: getattr(self, name) for name in self.serialized},
+        )
+
+    # -- what a subclass defines ---------------------------------------------------------------
+
+    def event_fields(self) -> dict[str, Any]:
+        """Fields every event of this trigger carries besides ``status`` and ``vendor``."""
+        return {}
+
+    async def watch(self, lease: ClientLease) -> TriggerEvent:
+        """Wait for what this trigger watches and return its one event (``lease`` is held meanwhile)."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------
+
+    def event(self, status: str, **extra: Any) -> TriggerEvent:
+        return TriggerEvent({"status": status, "vendor": self.vendor, **self.event_fields(), **extra})
+
+    def error_event(self, error: EdgeInferError) -> TriggerEvent:
+        return self.event("error", error=error_payload(error))
+
+    async def hook(self) -> EdgeInferHook:
+        """This trigger's hook (one per trigger; its connection is read at most once)."""
+        if self._hook is None:
+            self._hook = (await hook_class(self.vendor))(self.conn_id)
+        return self._hook
+
+    async def with_lease(self, work: Callable[[ClientLease], Awaitable[T]]) -> T:
+        """``work`` run with a lease on the connection's shared client, released once however it ends."""
+        lease = await (await self.hook()).alease()
+        try:
+            return await work(lease)
+        finally:
+            await lease.release()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        # A coroutine, not the generator, holds the lease: it is back before the yield.
+        try:
+            event = await self.with_lease(self.watch)
+        except EdgeInferError as exc:
+            event = self.error_event(exc)
+        yield event
+
+
+__all__ = ["EdgeInferTrigger", "hook_class"]
