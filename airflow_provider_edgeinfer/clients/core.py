@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
@@ -114,6 +114,22 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, repr=False)
+class InlineFile:
+    """A file carried inside the submitting call itself (a multipart part), read whole beforehand.
+
+    Only for a service whose client takes files inline (:meth:`VendorAPI.takes_files_inline`), which
+    also bounds its size (:attr:`VendorAPI.max_inline_file_bytes`). ``repr`` shows no content.
+    """
+
+    name: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+    def __repr__(self) -> str:
+        return f"InlineFile({self.name!r}, {len(self.content)} bytes, {self.content_type!r})"
+
+
+@dataclass(frozen=True, repr=False)
 class Credentials:
     """An API key and, for OmniTensor, a secret. ``repr`` shows neither."""
 
@@ -173,8 +189,13 @@ class VendorAPI:
     """Base of the pure vendor API classes: error mapping and helpers shared by all four."""
 
     vendor: ClassVar[str] = "vendor"
-    #: Inference answers in the submitting call itself (no status endpoint): infrai core, OmniTensor.
+    #: Every inference answers in the submitting call itself (no status endpoint): infrai core,
+    #: OmniTensor. A vendor with both kinds of service answers :meth:`answers_in_call` per service.
     synchronous: ClassVar[bool] = False
+    #: Services whose ``submit`` takes a file inline, as an :class:`InlineFile` input value.
+    inline_file_services: ClassVar[frozenset[str]] = frozenset()
+    #: Largest file a service of :attr:`inline_file_services` takes.
+    max_inline_file_bytes: ClassVar[int] = 0
     #: The vendor honours idempotency keys, so a submission can be repeated safely with the same key.
     honours_idempotency: ClassVar[bool] = False
     #: Response headers that carry the vendor's own request id, appended to error messages.
@@ -192,6 +213,17 @@ class VendorAPI:
         from airflow_provider_edgeinfer.clients.auth import BearerAuth
 
         return BearerAuth(credentials.api_key.get_secret_value(), self.allowed_hosts(), self.vendor)
+
+    # -- capabilities: what operators ask instead of which vendor this is ----------------------
+
+    def answers_in_call(self, service: str) -> bool:
+        """Whether ``submit(service, ...)`` answers with the finished job (nothing to poll or fetch)."""
+        return self.synchronous
+
+    @classmethod
+    def takes_files_inline(cls, service: str) -> bool:
+        """Whether ``submit(service, ...)`` takes input files inline (:class:`InlineFile` values)."""
+        return service in cls.inline_file_services
 
     # -- the vendor-neutral surface used by operators, triggers and sensors ---------------------
     #
@@ -476,12 +508,41 @@ class VendorAPI:
         )
 
 
+def _subclasses(cls: type[VendorAPI]) -> Iterator[type[VendorAPI]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def api_classes(vendors: Iterable[str]) -> dict[str, type[VendorAPI]]:
+    """Each vendor's API class: for capability questions asked without a connection (e.g. which
+    vendors take input files). A packaged vendor's client module ``clients/<vendor>.py`` is loaded
+    first; a vendor defined elsewhere is found among the API classes already loaded, or left out."""
+    from importlib import import_module
+
+    for vendor in vendors:
+        name = f"{__package__}.{vendor}"
+        try:
+            import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    wanted = set(vendors)
+    out: dict[str, type[VendorAPI]] = {}
+    for cls in _subclasses(VendorAPI):
+        if cls.vendor in wanted:
+            out.setdefault(cls.vendor, cls)  # the vendor's own class, not a subclass of it
+    return out
+
+
 __all__ = [
     "Call",
     "Credentials",
     "HttpResult",
+    "InlineFile",
     "Page",
     "VendorAPI",
+    "api_classes",
     "check_base_url",
     "host_of",
     "is_loopback",

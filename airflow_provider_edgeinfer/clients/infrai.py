@@ -23,7 +23,14 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
 
-from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Page, VendorAPI, check_base_url
+from airflow_provider_edgeinfer.clients.core import (
+    Call,
+    HttpResult,
+    InlineFile,
+    Page,
+    VendorAPI,
+    check_base_url,
+)
 from airflow_provider_edgeinfer.clients.infrai_models import (
     BatchListPage,
     BatchRequestItem,
@@ -89,8 +96,24 @@ CORE_ROUTES: dict[str, str] = {
     "audio.transcriptions": "/v1/audio/transcriptions",
     "audio.speech": "/v1/audio/speech",
 }
-#: Core routes the vendor-neutral ``submit`` serves (transcription needs a multipart upload).
-SUBMIT_SERVICES = ("chat.completions", "embeddings", "images.generations", "audio.speech")
+#: Core routes the vendor-neutral ``submit`` serves; transcription takes its audio as an
+#: :class:`~airflow_provider_edgeinfer.clients.core.InlineFile` under ``input["file"]``.
+SUBMIT_SERVICES = (
+    "chat.completions",
+    "embeddings",
+    "images.generations",
+    "audio.speech",
+    "audio.transcriptions",
+)
+#: Core routes whose body is OpenAI's multipart form with the file itself (contract: "POST
+#: /v1/audio/transcriptions (multipart)"). A native batch item's ``body`` is JSON and the contract
+#: names no URL or base64 form for the file, so a batch cannot run them.
+MULTIPART_ROUTES = frozenset({"audio.transcriptions"})
+#: Form fields of a transcription besides ``file`` (OpenAI's ``createTranscription`` form).
+TRANSCRIPTION_FIELDS = ("model", "language", "prompt", "response_format", "temperature")
+#: Largest audio file a transcription takes. infrai's core is OpenAI's API, whose speech-to-text guide
+#: says "File uploads are currently limited to 25 MB"; read as decimal megabytes, the stricter reading.
+MAX_TRANSCRIPTION_FILE_BYTES = 25_000_000
 
 #: Batch states (assumed, following the OpenAI batch lifecycle the core mirrors).
 BATCH_STATES: dict[str, JobState] = {
@@ -141,6 +164,8 @@ class InfraiAPI(VendorAPI):
     vendor: ClassVar[str] = "infrai"
     #: The OpenAI-compatible core answers in the submitting call; batches have their own operator.
     synchronous: ClassVar[bool] = True
+    inline_file_services: ClassVar[frozenset[str]] = MULTIPART_ROUTES
+    max_inline_file_bytes: ClassVar[int] = MAX_TRANSCRIPTION_FILE_BYTES
     runs_native_batches: ClassVar[bool] = True
     honours_idempotency: ClassVar[bool] = True
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
@@ -271,13 +296,20 @@ class InfraiAPI(VendorAPI):
         language: str | None = None,
         prompt: str | None = None,
         response_format: str | None = None,
+        temperature: float | None = None,
         idempotency_key: str | None = None,
     ) -> Call[Transcription]:
         """Multipart upload; a file object is streamed (and rewound if the call is repeated)."""
         fields = self._request(
             TranscriptionRequest,
             _drop_none(
-                {"model": model, "language": language, "prompt": prompt, "response_format": response_format}
+                {
+                    "model": model,
+                    "language": language,
+                    "prompt": prompt,
+                    "response_format": response_format,
+                    "temperature": temperature,
+                }
             ),
             "audio.transcriptions request",
         ).body()
@@ -339,6 +371,23 @@ class InfraiAPI(VendorAPI):
 
     # -- native: batches -----------------------------------------------------------------------
 
+    def check_batch_capability(self, capability: str) -> None:
+        """Refuse, before anything is sent, a capability a native batch cannot run."""
+        if capability in MULTIPART_ROUTES:
+            raise InputValidationError(
+                f"{capability} cannot run in a batch: it takes the file itself as a multipart upload, "
+                "which a batch item's JSON body cannot carry",
+                vendor=self.vendor,
+                hint=f"Send each file in its own call: InferenceOperator(service={capability!r}, "
+                "input_files={'file': path}), mapped with .expand() for many files. Nothing was sent.",
+            )
+        if capability not in CORE_ROUTES:
+            raise InputValidationError(
+                f"unknown batch capability {capability!r} (known: "
+                f"{', '.join(r for r in CORE_ROUTES if r not in MULTIPART_ROUTES)})",
+                vendor=self.vendor,
+            )
+
     def batch_submit(
         self,
         requests: Sequence[BatchRequestItem | Mapping[str, Any]],
@@ -360,12 +409,8 @@ class InfraiAPI(VendorAPI):
             ),
             "batch.submit request",
         )
-        unknown = sorted({r.capability for r in request.requests} - set(CORE_ROUTES))
-        if unknown:
-            raise InputValidationError(
-                f"unknown batch capability {', '.join(unknown)} (known: {', '.join(CORE_ROUTES)})",
-                vendor=self.vendor,
-            )
+        for capability in sorted({r.capability for r in request.requests}):
+            self.check_batch_capability(capability)
         return Call(
             "batch.submit",
             "POST",
@@ -685,13 +730,8 @@ class InfraiAPI(VendorAPI):
             "embeddings": self.embeddings,
             "images.generations": self.image_generation,
             "audio.speech": self.speech,
+            "audio.transcriptions": self._inline_transcription,
         }
-        if service == "audio.transcriptions":
-            raise InputValidationError(
-                "audio.transcriptions needs a multipart file upload: "
-                "use InfraiAPI.transcription(file, model=...)",
-                vendor=self.vendor,
-            )
         if service not in builders:
             raise InputValidationError(
                 f"unknown infrai service {service!r} (known: {', '.join(SUBMIT_SERVICES)})",
@@ -705,17 +745,60 @@ class InfraiAPI(VendorAPI):
 
         return call.reparse(parse)
 
+    def _inline_transcription(
+        self, input: Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> Call[Transcription]:
+        """``submit("audio.transcriptions", {"file": InlineFile, "model": ...})``: the multipart call."""
+        fields = dict(input)
+        file = fields.pop("file", None)
+        if not isinstance(file, InlineFile):
+            raise InputValidationError(
+                "audio.transcriptions takes the audio itself as input['file'] (an InlineFile; with "
+                "InferenceOperator: input_files={'file': path}), sent in OpenAI's multipart form, "
+                f"not {type(file).__name__}",
+                vendor=self.vendor,
+            )
+        if len(file.content) > MAX_TRANSCRIPTION_FILE_BYTES:
+            raise InputValidationError(
+                f"{file.name} is {len(file.content):,} bytes; a transcription takes at most "
+                f"{MAX_TRANSCRIPTION_FILE_BYTES:,} bytes (25 MB). Split or compress the audio",
+                vendor=self.vendor,
+            )
+        unknown = sorted(set(fields) - set(TRANSCRIPTION_FIELDS))
+        if unknown:
+            raise InputValidationError(
+                f"audio.transcriptions takes no field {', '.join(unknown)} (form fields: file, "
+                f"{', '.join(TRANSCRIPTION_FIELDS)})",
+                vendor=self.vendor,
+            )
+        model = fields.pop("model", None)
+        if not isinstance(model, str) or not model:
+            raise InputValidationError("audio.transcriptions needs input['model']", vendor=self.vendor)
+        return self.transcription(
+            file.content,
+            model=model,
+            filename=file.name,
+            content_type=file.content_type,
+            idempotency_key=idempotency_key,
+            **fields,
+        )
+
     def core_to_job(
         self, service: str, result: HttpResult, value: Any, idempotency_key: str | None = None
     ) -> Job:
-        if isinstance(value, SpeechAudio):
+        media_type = result.headers.get("content-type", "").split(";")[0].strip()
+        if isinstance(value, Transcription) and media_type != "application/json":
+            # response_format "text": the bare transcript, which states no id and no cost.
+            output: Any = {"text": value.text}
+            body: dict[str, Any] = {}
+        elif isinstance(value, SpeechAudio):
             # Audio is not JSON: the bytes travel base64-encoded so the Job stays serializable.
-            output: Any = {
+            output = {
                 "content_type": value.content_type,
                 "size_bytes": value.size,
                 "audio_base64": base64.b64encode(value.content).decode(),
             }
-            body: dict[str, Any] = {}
+            body = {}
         else:
             body = self.json_body(result)
             output = body
@@ -773,6 +856,8 @@ __all__ = [
     "BATCH_STATES",
     "CORE_ROUTES",
     "ERROR_CODES",
+    "MAX_TRANSCRIPTION_FILE_BYTES",
+    "MULTIPART_ROUTES",
     "InfraiAPI",
     "core_cost",
     "idempotency_key_for",

@@ -61,20 +61,13 @@ class InfraiHook(EdgeInferHook):
         return (
             "infrai takes media inline: put the file base64-encoded (or a URL it can fetch) in the "
             "input, e.g. ai.image.upscale's 'image'; infrai documents no size limit, so keep inline "
-            "media to a few MB. Nothing was sent."
+            "media to a few MB; audio.transcriptions takes input_files={'file': path}. Nothing was sent."
         )
 
     # -- native batches ------------------------------------------------------------------------
 
     def check_native_batch_service(self, service: str) -> None:
-        from airflow_provider_edgeinfer.clients.infrai import CORE_ROUTES
-        from airflow_provider_edgeinfer.exceptions import InputValidationError
-
-        if service not in CORE_ROUTES:
-            raise InputValidationError(
-                f"unknown infrai batch capability {service!r} (known: {', '.join(CORE_ROUTES)})",
-                vendor=self.vendor,
-            )
+        self.api.check_batch_capability(service)
 
     def estimate_batch_cost(self, service: str, inputs: Sequence[dict[str, Any]]) -> float | None:
         """The batch's estimated cost from ``cost.estimate``, or None if infrai cannot estimate it.

@@ -209,7 +209,7 @@ class BatchOperator(BaseOperator):
     def _mode(self, hook: EdgeInferHook) -> str:
         if hook.api.runs_native_batches:
             return "native"
-        return "sync" if hook.api.synchronous else "fanout"
+        return "sync" if hook.api.answers_in_call(self.service) else "fanout"
 
     def _validate(self, hook: EdgeInferHook, items: list[BatchItem], mode: str) -> None:
         """Every input checked locally before anything is sent (and paid for)."""
@@ -330,6 +330,7 @@ class BatchOperator(BaseOperator):
         header: Header,
         items: list[BatchItem],
     ) -> str:
+        from airflow_provider_edgeinfer.costs import format_cost, usd
         from airflow_provider_edgeinfer.operators import batch_native
         from airflow_provider_edgeinfer.operators.inference import idempotency_key
 
@@ -344,7 +345,7 @@ class BatchOperator(BaseOperator):
         if budget is not None:
             estimate = batch_native.check_budget(hook, self.service, chosen, budget)
             if estimate is not None:
-                self.log.info("estimated cost $%.6f is within max_cost_usd $%.6f", estimate, budget)
+                self.log.info("estimated cost %s is within max_cost_usd %s", usd(estimate), usd(budget))
         if current.key is None:
             # Intent: written before the submit, so a retry repeats it with the same key.
             current.key = idempotency_key(context, f"batch:{header.fingerprint}:{current.number}")
@@ -356,11 +357,11 @@ class BatchOperator(BaseOperator):
         current.batch_id = batch_id
         manifest.write_header(header)
         self.log.info(
-            "submitted %s batch %s with %d items (estimated $%s)",
+            "submitted %s batch %s with %d items (estimated %s)",
             hook.vendor,
             batch_id,
             len(chosen),
-            estimate,
+            format_cost(estimate),
         )
         batch_native.over_budget_after_submit(hook, batch_id, estimate, budget)
         if self.retention_days is not None:
@@ -690,6 +691,7 @@ class BatchOperator(BaseOperator):
         items: list[BatchItem],
         status: str,
     ) -> dict[str, Any]:
+        from airflow_provider_edgeinfer.costs import format_total
         from airflow_provider_edgeinfer.operators import batch_native, batch_results
 
         output_dir = manifest.output_dir
@@ -719,7 +721,9 @@ class BatchOperator(BaseOperator):
             "total": summary.total,
             "succeeded": summary.succeeded,
             "failed": summary.failed,
-            "cost_usd": round(summary.cost_usd, 8),
+            # Only stated costs are summed: a total of unknown costs is unknown, and they are counted.
+            "cost_usd": None if summary.cost_usd is None else round(summary.cost_usd, 8),
+            "items_without_cost": summary.items_without_cost,
             "rounds": len(header.rounds),
             "output_path": str(output_dir),
             "results_path": str(output_dir / batch_results.RESULTS),
@@ -739,11 +743,11 @@ class BatchOperator(BaseOperator):
         header.outcome = "succeeded" if ok else "failed"
         manifest.write_header(header)
         self.log.info(
-            "batch finished: %d succeeded, %d failed of %d, cost $%.6f; results in %s",
+            "batch finished: %d succeeded, %d failed of %d, %s; results in %s",
             summary.succeeded,
             summary.failed,
             summary.total,
-            summary.cost_usd,
+            format_total(summary.cost_usd, summary.items_without_cost),
             result["results_path"],
         )
         if status == "timeout":

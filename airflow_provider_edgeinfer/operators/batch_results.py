@@ -48,7 +48,10 @@ class Summary:
     total: int = 0
     succeeded: int = 0
     failed: int = 0
-    cost_usd: float = 0.0
+    #: Sum of the costs the vendor stated; None while no item stated one (unknown, not $0).
+    cost_usd: float | None = None
+    #: Items whose cost the vendor did not state (including items that failed before running).
+    items_without_cost: int = 0
     files: int = 0
     failure_examples: list[str] = field(default_factory=list)
 
@@ -111,7 +114,10 @@ class ResultsWriter:
         summary = self.summary
         summary.total += 1
         summary.files += files
-        summary.cost_usd += cost_usd or 0.0
+        if cost_usd is None:
+            summary.items_without_cost += 1
+        else:
+            summary.cost_usd = (summary.cost_usd or 0.0) + cost_usd
         if succeeded:
             summary.succeeded += 1
         else:

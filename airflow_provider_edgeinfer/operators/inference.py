@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
@@ -58,6 +58,20 @@ def idempotency_key(context: Context, content: str) -> str:
     return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
+def _file_vendors() -> str:
+    """The vendors that take input files, and how: by presigned upload, or inline for some services."""
+    from airflow_provider_edgeinfer.clients.core import api_classes
+    from airflow_provider_edgeinfer.hooks import VENDORS
+
+    ways = []
+    for vendor, api in sorted(api_classes(VENDORS).items()):
+        if "input" in api.upload_kinds:
+            ways.append(f"{vendor} (presigned uploads)")
+        elif api.inline_file_services:
+            ways.append(f"{vendor} (inline: {', '.join(sorted(api.inline_file_services))})")
+    return "; ".join(ways) or "none"
+
+
 def _task_identity(context: Context) -> str:
     """Whom a synchronous vendor's answer is sealed for (see ``triggers/events.py``)."""
     from airflow_provider_edgeinfer.triggers.events import task_identity_of
@@ -70,12 +84,19 @@ class InferenceOperator(BaseOperator):
 
     :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor.
     :param service: what the vendor runs: a service alias, endpoint, route or model id, in the vendor's
-        own naming (the README's vendor table lists them). Templated.
+        own naming (the README's vendor table lists them). A service that answers in the submitting
+        call (the client's ``answers_in_call``: e.g. an OpenAI-compatible text API's
+        ``chat/completions``, with ``input={"model": ..., "messages": [...]}``) is called in the
+        triggerer when deferred, and its answer travels back sealed. Templated.
     :param input: the inference input (dict, or a ``.json`` template file). Templated.
     :param input_files: input field -> one file (local path, URI such as ``s3://conn_id@bucket/key``,
         or ``ObjectStoragePath``) uploaded to the vendor before submitting; the field then names the
         uploaded file. Only for vendors that take uploaded input files (``"input"`` in the client's
-        ``upload_kinds``). A retry that reattaches uploads nothing. Templated.
+        ``upload_kinds``), or for a service whose client takes files inline
+        (the client's ``takes_files_inline``: e.g. ``audio.transcriptions`` with ``{"file": path}``):
+        the file, at most the client's ``max_inline_file_bytes``, is read and sent inside the call,
+        which is then made on the worker even when deferrable (the file does not travel to the
+        triggerer). A retry that reattaches uploads nothing. Templated.
     :param prediction: the prediction name, for services that have several (default: the service's
         default). Templated.
     :param output_path: a directory (local path, URI or ``ObjectStoragePath``) receiving the result
@@ -180,8 +201,10 @@ class InferenceOperator(BaseOperator):
             raise InputValidationError("service is empty", vendor=vendor)
         with naming_vendor(hook.vendor):
             files = self._input_file_paths(hook, input_)
-        # A file field is checked with a stand-in name: the real one exists only after the upload.
-        checked = {**input_, **{f: f"upload-of-{f}" for f in files}}
+        inline = bool(files) and hook.api.takes_files_inline(self.service)
+        # A file field is checked with a stand-in: an upload's name exists only after the upload, and
+        # an inline file is read only when the call is about to be made.
+        checked = {**input_, **{f: self._stand_in(f, path, inline) for f, path in files.items()}}
         hook.validate_submission(self.service, self.prediction, checked, **self.vendor_options)
         if self.output_path is not None:
             from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
@@ -195,10 +218,15 @@ class InferenceOperator(BaseOperator):
         job, submitted_at = self._reattach(hook, store, fp)
         uploaded: dict[str, str] = {}
         if job is None and files:
-            uploaded = self._upload_input_files(hook, files)
-            input_ = {**input_, **uploaded}
+            if inline:
+                input_ = {**input_, **self._read_inline_files(hook, files)}
+            else:
+                uploaded = self._upload_input_files(hook, files)
+                input_ = {**input_, **uploaded}
 
-        if job is None and api.synchronous and self.deferrable:
+        if job is None and inline and self.deferrable:
+            self.log.info("the input file travels inside the call itself, so the call is made on the worker")
+        elif job is None and api.answers_in_call(self.service) and self.deferrable:
             # No status endpoint: the one (long) call itself runs in the triggerer.
             self._record(store, fp, None, time.time(), uploaded)
             self._defer(
@@ -291,9 +319,21 @@ class InferenceOperator(BaseOperator):
             raise InputValidationError(
                 f"field(s) {', '.join(both)} given both in input and in input_files", vendor=hook.vendor
             )
+        api = hook.api
+        inline = api.takes_files_inline(self.service)
+        if not inline and "input" not in api.upload_kinds:
+            fields = ", ".join(repr(f) for f in self.input_files)
+            raise InputValidationError(
+                f"input_files field {fields} cannot take a file: {hook.vendor} has no presigned upload API "
+                f"and takes no file inline for service {self.service!r}. Vendors that take input files: "
+                f"{_file_vendors()}",
+                vendor=hook.vendor,
+                hint=hook.inline_files_hint(),
+            )
         paths: dict[str, ObjectStoragePath] = {}
         for field, spec in self.input_files.items():
-            require_uploads(hook, field)
+            if not inline:
+                require_uploads(hook, field)
             if is_many(spec):
                 raise InputValidationError(
                     f"input_files[{field!r}] names several files; one inference takes one file per field",
@@ -313,6 +353,37 @@ class InferenceOperator(BaseOperator):
 
         sources = {field: identity(path) for field, path in sorted(files.items())}
         return fingerprint(vendor, self.service, self.prediction, {"input": input_, "input_files": sources})
+
+    @staticmethod
+    def _stand_in(field: str, path: ObjectStoragePath, inline: bool) -> Any:
+        from airflow_provider_edgeinfer.clients.core import InlineFile
+
+        return InlineFile(path.name, b"") if inline else f"upload-of-{field}"
+
+    def _read_inline_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, Any]:
+        """Each file read whole, for a client that sends it inside the call; never more than it takes."""
+        import mimetypes
+
+        from airflow_provider_edgeinfer.clients.core import InlineFile
+        from airflow_provider_edgeinfer.operators._sources import label
+
+        limit = hook.api.max_inline_file_bytes
+        out: dict[str, Any] = {}
+        for field, path in files.items():
+            # One byte past the limit proves a file too large, whatever its listing said.
+            with cast("Any", path).open("rb") as handle:  # ObjectStoragePath.open is untyped
+                content = handle.read(limit + 1)
+            if len(content) > limit:
+                raise InputValidationError(
+                    f"input_files[{field!r}] ({label(path)}) is larger than the {limit:,} bytes "
+                    f"{hook.vendor} takes inline for {self.service}",
+                    vendor=hook.vendor,
+                    hint="Split or compress the file. Nothing was sent.",
+                )
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            out[field] = InlineFile(path.name, content, kind)
+            self.log.info("read %s (%d bytes) to send inline as %r", label(path), len(content), field)
+        return out
 
     def _upload_input_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, str]:
         from airflow_provider_edgeinfer.operators.upload import upload_files
@@ -387,7 +458,8 @@ class InferenceOperator(BaseOperator):
                 vendor=hook.vendor,
                 hint="Check the vendor's console; to resubmit anyway set resubmit_on_unknown_outcome=True.",
             )
-        status = api.status(request_id)
+        # A service that answered in the call has nothing to read back: its answer is asked for anew.
+        status = None if api.answers_in_call(self.service) else api.status(request_id)
         if status is None:
             return None, now
         try:
@@ -470,7 +542,7 @@ class InferenceOperator(BaseOperator):
         store = context.get("task_state_store")
         record = store.get(STATE_KEY) if store is not None else None
         submitted_at = float(str(record["submitted_at"])) if isinstance(record, dict) else None
-        if not hook.api.synchronous:
+        if not hook.api.answers_in_call(self.service):
             # The event never carries the output: it is read once, here, through the client.
             return self._complete(context, hook, job, output_known=False, submitted_at=submitted_at)
         # A synchronous vendor's answer exists only in the event, sealed for this task instance.
@@ -511,6 +583,7 @@ class InferenceOperator(BaseOperator):
         (``fetch_output``), else from one status read that carries it.
         """
         from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.operators.outputs import build_result
 
         self._live_request = None
@@ -553,7 +626,7 @@ class InferenceOperator(BaseOperator):
         if store is not None:
             # Done and written: a later, deliberate re-run of this task asks for a new inference.
             store.delete(STATE_KEY)
-        self.log.info("%s request %s succeeded (cost %s USD)", hook.vendor, job.request_id, job.cost_usd)
+        self.log.info("%s request %s succeeded (%s)", hook.vendor, job.request_id, format_cost(job.cost_usd))
         return result
 
     # -- cancellation ------------------------------------------------------------------------

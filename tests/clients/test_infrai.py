@@ -283,7 +283,7 @@ async def test_submit_speech_carries_audio_as_base64(infrai: Both) -> None:
 
 
 def test_submit_refuses_what_it_cannot_send(api: InfraiAPI) -> None:
-    with pytest.raises(InputValidationError, match=r"transcription\(file"):
+    with pytest.raises(InputValidationError, match=r"the audio itself as input\['file'\]"):
         api.submit("audio.transcriptions", {"model": "whisper-1"})
     with pytest.raises(InputValidationError, match="unknown infrai service"):
         api.submit("video.generations", {})
