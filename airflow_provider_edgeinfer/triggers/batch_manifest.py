@@ -141,12 +141,20 @@ class Manifest:
                 )
             return None
         try:
-            return Header.model_validate_json(path.read_bytes())
+            header = Header.model_validate_json(path.read_bytes())
         except ValueError as exc:
             raise ConfigurationError(
                 f"the batch manifest {path} is unreadable ({exc.__class__.__name__})",
                 hint="Delete the output directory's _edgeinfer folder only if no batch of it is running.",
             ) from None
+        if header.version != VERSION:
+            # Another layout's records may mean something else: misread, they could send items again.
+            raise ConfigurationError(
+                f"the batch manifest {path} has layout version {header.version}; this release reads "
+                f"version {VERSION}",
+                hint="Finish or retry the batch with the release that started it.",
+            )
+        return header
 
     def write_header(self, header: Header) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -150,8 +150,9 @@ def test_a_lost_submission_answer_on_a_vendor_that_cannot_find_it_fails_without_
     store = _Store()
     with pytest.raises(EdgeInferError):
         _run_try(_op("octoai"), store, 1)
-    with pytest.raises(OutcomeUnknownError, match="never learned its id"):
+    with pytest.raises(OutcomeUnknownError, match="never learned its id") as unknown:
         _run_try(_op("octoai"), store, 2)
+    assert unknown.value.vendor == "octoai", "the error names the vendor whose console to check"
     assert _created(emulated, "octoai") == 1
     # Asked to, the next try pays again, knowingly.
     _run_try(_op("octoai", resubmit_on_unknown_outcome=True), store, 3)
@@ -284,6 +285,84 @@ def test_a_reattaching_retry_uploads_nothing(emulated: Any, tmp_path: Path) -> N
     requests = emulated.state.snapshot()["requests"]
     assert requests["storage.put"] == uploads, "a reattaching retry must not upload again"
     assert _created(emulated) == 1
+
+
+# -- what a retry keeps from its first try ----------------------------------------------------------
+
+
+def _deferral(op: InferenceOperator, store: _Store | None, try_number: int) -> TaskDeferred:
+    context: dict[str, Any] = {"ti": _TI(try_number)}
+    if store is not None:
+        context["task_state_store"] = store
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)  # type: ignore[arg-type]
+    return deferred.value
+
+
+def test_a_retry_does_not_extend_the_deadline_of_the_first_submission(emulated: Any) -> None:
+    """``timeout`` counts from the first try's submission: a reattaching retry keeps its deadline."""
+    emulated.state.timing["theta"] = TIMINGS["running"]
+    store = _Store()
+    first = _deferral(_op(timeout=600), store, 1).trigger
+    submitted_at = store.data["edgeinfer_inference_request"]["submitted_at"]
+    assert first.deadline == submitted_at + 600  # type: ignore[attr-defined]
+    emulated.state.clock.advance(LATER)
+    retry = _deferral(_op(timeout=600), store, 2).trigger
+    assert retry.request_id == first.request_id  # type: ignore[attr-defined]
+    assert retry.deadline == first.deadline  # type: ignore[attr-defined]
+
+
+def test_without_a_task_state_store_a_task_still_submits_and_defers(emulated: Any) -> None:
+    """Reattaching needs the store; running does not (a context without one records nothing)."""
+    emulated.state.timing["theta"] = TIMINGS["running"]
+    trigger = _deferral(_op(), None, 1).trigger
+    assert trigger.request_id  # type: ignore[attr-defined]
+    assert _created(emulated) == 1
+
+
+def test_vendor_options_reach_the_vendors_submit(emulated: Any) -> None:
+    """Theta's ``wait`` holds the submitting call until the request ends: the task then finishes
+    on the worker instead of deferring."""
+    emulated.state.timing["theta"] = Timing(0.05, 0.05)
+    context: Any = {"ti": _TI(1)}
+    with pytest.raises(TaskDeferred):
+        _op().execute(context)
+    result = _op(vendor_options={"wait": 30}).execute(context)
+    assert result["request_id"] and _created(emulated) == 2
+
+
+def test_a_retry_of_a_service_that_answers_in_the_call_asks_again(emulated: Any) -> None:
+    """A text API has no status endpoint: a recorded completion id cannot be read back, so a retry
+    (of a task that failed after the answer, e.g. on its output) asks for the answer anew."""
+    from airflow_provider_edgeinfer.emulator.octoai import TEXT_MODELS
+    from airflow_provider_edgeinfer.operators.inference import fingerprint
+
+    chat = {"model": TEXT_MODELS[0], "messages": [{"role": "user", "content": "Name a colour."}]}
+    store = _Store()
+    store.set(
+        "edgeinfer_inference_request",
+        {
+            "fingerprint": fingerprint("octoai", "chat/completions", None, chat),
+            "request_id": "chatcmpl-of-the-first-try",
+            "submitted_at": time.time(),
+        },
+    )
+    op = _op("octoai", service="chat/completions", input=chat, deferrable=False)
+    context: Any = {"ti": _TI(2), "task_state_store": store}
+    result = op.execute(context)
+    assert result["request_id"].startswith("chatcmpl-")
+    assert result["request_id"] != "chatcmpl-of-the-first-try"
+    assert emulated.state.snapshot()["requests"]["octoai.chat_completions"] == 1
+
+
+def test_an_input_that_json_cannot_encode_still_has_a_fingerprint() -> None:
+    """A rendered template may hold a datetime: it is fingerprinted by its text, not refused."""
+    from airflow_provider_edgeinfer.operators.inference import fingerprint
+
+    day = {"prompt": "x", "when": datetime(2026, 1, 1, tzinfo=UTC)}
+    other = {"prompt": "x", "when": datetime(2026, 1, 2, tzinfo=UTC)}
+    assert fingerprint("theta", "whisper", None, day) == fingerprint("theta", "whisper", None, dict(day))
+    assert fingerprint("theta", "whisper", None, day) != fingerprint("theta", "whisper", None, other)
 
 
 # -- records and keys stay readable across releases ----------------------------------------------

@@ -228,3 +228,125 @@ def test_a_sender_waiting_on_a_failed_write_learns_it(tmp_path: Path) -> None:
     asyncio.run(run())
     assert outcomes == ["sent", "refused", "refused", "refused"]
     assert list(manifest.items()) == [0]
+
+
+# -- the layout on storage: what a retry, maybe of a newer release, reads back ----------------------
+
+#: A header as this layout writes it; a retry by a later release of the same layout must read it.
+FROZEN_HEADER = (
+    b'{"version": 1, "fingerprint": "ffffffffffffffffffffffffffffffff", "vendor": "theta", '
+    b'"service": "whisper", "prediction": null, "mode": "fanout", "total": 2, "created_at": 1767225600.0, '
+    b'"rounds": [{"number": 0, "started_at": 1767225600.0, "indices": null, "key": null, '
+    b'"batch_id": null, "submitted": 2, "submit_seconds": 0.5}], "outcome": null}'
+)
+
+
+def test_a_header_of_this_layout_reads_back_and_another_layout_version_is_refused(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    (tmp_path / "_edgeinfer").mkdir()
+    (tmp_path / "_edgeinfer" / HEADER).write_bytes(FROZEN_HEADER)
+    header = manifest.read_header()
+    assert header is not None
+    assert (header.vendor, header.total, header.current.submitted) == ("theta", 2, 2)
+    manifest.write_header(header)
+    assert manifest.read_header() == header
+
+    other = json.loads(FROZEN_HEADER)
+    other["version"] = 2
+    (tmp_path / "_edgeinfer" / HEADER).write_text(json.dumps(other))
+    with pytest.raises(ConfigurationError, match="layout version 2; this release reads version 1"):
+        manifest.read_header()
+
+
+def test_a_round_no_try_has_sent_counts_nothing() -> None:
+    """The fan-out figures are sums over the tries that sent the round: they start at zero."""
+    fresh = Round(number=1, started_at=time.time(), indices=[0])
+    assert (fresh.submitted, fresh.submit_seconds) == (0, 0.0)
+
+
+def test_the_frozen_glob_matches_read_back_from_sources_json(tmp_path: Path) -> None:
+    """A retry takes the items a glob matched at the start from ``_edgeinfer/sources.json``."""
+    manifest = _manifest(tmp_path)
+    assert manifest.read_sources() is None
+    manifest.write_sources(["s3://in/a.wav", "s3://in/b.wav"])
+    assert json.loads((tmp_path / "_edgeinfer" / "sources.json").read_text()) == [
+        "s3://in/a.wav",
+        "s3://in/b.wav",
+    ]
+    assert manifest.read_sources() == ["s3://in/a.wav", "s3://in/b.wav"]
+    (tmp_path / "_edgeinfer" / "sources.json").write_text('{"not": "a list"}')
+    assert manifest.read_sources() is None
+
+
+def test_reset_of_a_partly_deleted_manifest(tmp_path: Path) -> None:
+    """Someone removed some files by hand: a re-run still starts a new batch."""
+    manifest = _manifest(tmp_path)
+    manifest.write_header(_header())
+    manifest.write_segment([{"k": "sub", "i": 0, "r": 0, "id": "r0"}])
+    (tmp_path / "_edgeinfer" / HEADER).unlink()  # and there never were sources
+    manifest.reset()
+    assert manifest.read_header() is None and manifest.items() == {}
+    manifest.reset()  # nothing left at all
+
+
+def test_writing_no_records_leaves_no_trace_of_a_submission(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    header = _header()
+    manifest.write_header(header)
+    manifest.write_segment([])
+    assert not manifest.has_submissions(header)
+
+
+def test_a_record_s_time_survives_a_read_back_and_compaction(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.write_segment([{"k": "intent", "i": 0, "r": 0, "at": 1767225600.5}])
+    manifest.write_segment([{"k": "intent", "i": 1, "r": 0}])
+    assert {i: r.at for i, r in manifest.items().items()} == {0: 1767225600.5, 1: None}
+    manifest.compact()
+    assert {i: r.at for i, r in manifest.items().items()} == {0: 1767225600.5, 1: None}
+
+
+def test_compact_folds_every_segment_into_one_and_keeps_every_item(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    journal = tmp_path / "_edgeinfer" / "journal"
+    manifest.write_segment([{"k": "intent", "i": i, "r": 0, "h": f"h{i}"} for i in range(4)])
+    manifest.write_segment([{"k": "sub", "i": i, "r": 0, "id": f"r{i}"} for i in range(3)])
+    manifest.write_segment([{"k": "err", "i": 3, "r": 0, "t": True, "e": {"type": "ServerError"}}])
+    manifest.write_segment([{"k": "done", "i": 0, "r": 0, "id": "r0", "job": {"state": "succeeded"}}])
+    before = manifest.items()
+    manifest.compact()
+    assert len(list(journal.iterdir())) == 1
+    assert manifest.items() == before
+    assert {i: r.kind for i, r in before.items()} == {0: "done", 1: "sub", 2: "sub", 3: "err"}
+
+
+def test_compact_leaves_a_journal_of_one_segment_as_it_is(tmp_path: Path) -> None:
+    """Nothing to fold: no rewrite (on object storage a rewrite is a write and a delete)."""
+    manifest = _manifest(tmp_path)
+    manifest.compact()  # no journal at all
+    manifest.write_segment([{"k": "intent", "i": 0, "r": 0}, {"k": "sub", "i": 0, "r": 0, "id": "r0"}])
+    journal = tmp_path / "_edgeinfer" / "journal"
+    [segment] = journal.iterdir()
+    manifest.compact()
+    assert list(journal.iterdir()) == [segment]
+
+
+def test_a_record_written_after_compaction_wins_even_from_a_clock_that_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compacted segment sorts before every other one, so a later record of the same round is
+    replayed after it whatever the clock of the machine that wrote it."""
+    manifest = _manifest(tmp_path)
+    clock = iter([3_000_000_000_000_000_000, 3_000_000_000_000_000_001, 3_000_000_000_000_000_002, 1])
+    monkeypatch.setattr(time, "time_ns", lambda: next(clock))
+    manifest.write_segment([{"k": "intent", "i": 0, "r": 0}])
+    manifest.write_segment([{"k": "sub", "i": 0, "r": 0, "id": "r0"}])
+    manifest.compact()
+    manifest.write_segment([{"k": "done", "i": 0, "r": 0, "id": "r0"}])  # a worker whose clock is behind
+    assert manifest.items()[0].kind == "done"
+
+
+def test_a_manifest_names_its_directory(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    assert repr(manifest) == f"Manifest({manifest.directory})"
+    assert repr(manifest).endswith("/_edgeinfer)")
