@@ -141,6 +141,71 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("triggers/batch_manifest.py", "Manifest._raw_records", "delete: continue"): (
         "the continue ends the loop body (an except clause at its end): the loop goes on the same way"
     ),
+    ("triggers/batch_manifest.py", "Header.rounds", "drop keyword default_factory=list of Field(...)"): (
+        "the default is never read: BatchOperator builds the one Header with rounds=[...], and every "
+        "batch.json written (model_dump_json writes every field) has rounds"
+    ),
+    (
+        "triggers/batch_manifest.py",
+        "Manifest.write_header",
+        "drop keyword indent=1 of header.model_dump_json(...)",
+    ): (
+        "whitespace of batch.json only: its one reader is Header.model_validate_json, and nothing "
+        "(code, README) reads its bytes by position"
+    ),
+    (
+        "triggers/batch_manifest.py",
+        "Manifest.write_segment",
+        "drop keyword separators=(',', ':') of json.dumps(...)",
+    ): (
+        "whitespace inside a journal record only: json.dumps without indent still writes one line, and "
+        "_raw_records parses each line with json.loads"
+    ),
+    ("triggers/batch_manifest.py", "Manifest.write_segment", "delete: self._journal_ready = True"): (
+        "a cache of the journal directory's existence: without it mkdir(exist_ok=True) runs on every "
+        "write, with the same result"
+    ),
+    ("triggers/batch_manifest.py", "Manifest.write_segment", "True -> False"): (
+        "a cache of the journal directory's existence: without it mkdir(exist_ok=True) runs on every "
+        "write, with the same result"
+    ),
+    ("operators/outputs.py", "_CHUNK", "1024 -> 1025"): (
+        "the size of the pieces a download is read in: the same bytes are written in the same order"
+    ),
+    ("operators/outputs.py", "prepare_output_dir", "delete: handle.write(b'ok')"): (
+        "the probe's content is never read: opening it for writing creates it (or fails), and it is "
+        "deleted at once"
+    ),
+    ("operators/outputs.py", "prepare_output_dir", "b'ok' -> b'XXokXX'"): (
+        "the probe's content is never read: it is deleted at once"
+    ),
+    ("clients/retry.py", "Safety.IDEMPOTENT", "'idempotent' -> 'XXidempotentXX'"): (
+        "Safety members are only compared by identity (`is`); no code reads .value or builds Safety(...)"
+    ),
+    ("clients/retry.py", "Safety.CREATES_WORK", "'creates_work' -> 'XXcreates_workXX'"): (
+        "Safety members are only compared by identity (`is`); no code reads .value or builds Safety(...)"
+    ),
+    ("clients/retry.py", "Safety.NEVER", "'never' -> 'XXneverXX'"): (
+        "Safety members are only compared by identity (`is`); no code reads .value or builds Safety(...)"
+    ),
+    ("clients/retry.py", "RETRYABLE_STATUSES", "drop element 408 of {408, 409, 429, 500, 502, 503, 504}"): (
+        "is_retryable answers a 408 earlier (status == 408 for any VendorAPIError, ServerError "
+        "included) and the set has no other reader"
+    ),
+    ("clients/retry.py", "parse_retry_after", "if not value -> if False"): (
+        "an empty value fails float() and then parsedate_to_datetime with ValueError: None all the same"
+    ),
+    (
+        "clients/retry.py",
+        "parse_retry_after",
+        "drop element IndexError of (TypeError, ValueError, IndexError, OverflowError)",
+    ): (
+        "Python >= 3.11's date parser (requires-python) indexes only non-empty split() tokens: "
+        "malformed text raises ValueError; IndexError is kept for older parsers' bugs"
+    ),
+    ("clients/retry.py", "parse_retry_after", "if when is None -> if False"): (
+        "since Python 3.10 parsedate_to_datetime raises ValueError instead of returning None"
+    ),
 }
 
 

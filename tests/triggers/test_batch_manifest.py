@@ -303,6 +303,7 @@ def test_a_record_s_time_survives_a_read_back_and_compaction(tmp_path: Path) -> 
     manifest.write_segment([{"k": "intent", "i": 1, "r": 0}])
     assert {i: r.at for i, r in manifest.items().items()} == {0: 1767225600.5, 1: None}
     manifest.compact()
+    assert len(list((tmp_path / "_edgeinfer" / "journal").iterdir())) == 1, "two segments fold into one"
     assert {i: r.at for i, r in manifest.items().items()} == {0: 1767225600.5, 1: None}
 
 
