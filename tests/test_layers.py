@@ -46,26 +46,9 @@ def test_the_scanner_sees_code_and_strings_but_not_comments() -> None:
     assert vendor_names_in_code('"""Docstrings describe behaviour: OctoAI counts."""\n') != []
 
 
-@pytest.mark.parametrize("layer", ["operators", "sensors"])
+@pytest.mark.parametrize("layer", ["operators", "sensors", "triggers"])
 def test_neutral_layer_names_no_vendor(layer: str) -> None:
     assert (PACKAGE / layer).is_dir()
-    assert _offenders(layer) == []
-
-
-@pytest.mark.parametrize(
-    "layer",
-    [
-        pytest.param(
-            "triggers",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="triggers/ still walk the project listing by vendor name (batch.py, poller.py) "
-                "until they use api.lists_request_states / api.scan_requests",
-            ),
-        ),
-    ],
-)
-def test_trigger_layer_names_no_vendor(layer: str) -> None:
     assert _offenders(layer) == []
 
 

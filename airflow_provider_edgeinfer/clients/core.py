@@ -298,6 +298,15 @@ class VendorAPI:
         """Submit a native batch of ``{"capability", "body", "custom_id"}`` requests."""
         raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)
 
+    def batch_status(self, batch_id: str) -> Call[Any]:
+        """A native batch's status: its answer's ``data`` has ``state``, ``total_count``,
+        ``completed_count``, ``failed_count`` and ``total_cost_usd`` (:meth:`batch_to_job` reads it)."""
+        raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)
+
+    def batch_to_job(self, status: Any) -> Job:
+        """A :meth:`batch_status` answer's ``data`` as a Job; an unknown state is an error."""
+        raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)
+
     def batch_status_job(self, batch_id: str) -> Call[Job]:
         """A native batch's state, as a Job whose request id is the batch id."""
         raise ConfigurationError(f"{self.vendor} runs no native batches", vendor=self.vendor)

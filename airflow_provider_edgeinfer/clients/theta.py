@@ -449,7 +449,7 @@ class ThetaAPI(VendorAPI):
         return bool(self.project_id)
 
     def scan_requests(self, since: float) -> ListingScan:
-        return ListingScan(self.list_request_states(number=PAGE_SIZE), since)
+        return ListingScan(self.list_request_states(number=PAGE_SIZE), since, PAGE_SIZE)
 
     def listed_job(self, listed: ListedRequest, service: str | None = None) -> Job:
         return self.to_job(self.listed_request(listed), service)

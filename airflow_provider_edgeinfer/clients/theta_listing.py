@@ -125,8 +125,10 @@ class ListingScan:
     Pure: :meth:`walk` (blocking) and :meth:`awalk` (async) take the function that sends a call.
     """
 
-    def __init__(self, first: Call[Page[ListedRequest]], since: float) -> None:
+    def __init__(self, first: Call[Page[ListedRequest]], since: float, page_size: int) -> None:
         self.next_call: Call[Page[ListedRequest]] | None = first
+        #: Requests asked for per page (a server may serve fewer: a walk follows its pagination).
+        self.page_size = page_size
         self.cutoff = since - CLOCK_SKEW_SECONDS
         #: Pages read so far (a cost measure for pollers and tests).
         self.pages = 0

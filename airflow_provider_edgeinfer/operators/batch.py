@@ -661,7 +661,7 @@ class BatchOperator(BaseOperator):
             try:
                 watch: Any = None
                 if header.current.batch_id is None:
-                    watch = load_fanout_watch(str(manifest.output_dir), header.current.number, 1000, 16)
+                    watch = load_fanout_watch(str(manifest.output_dir), header.current.number, 16)
                     await watch.poll(client)  # only still-unfinished requests are cancelled
                 await cancel_batch(client, header.current.batch_id, watch, self.log)
             finally:

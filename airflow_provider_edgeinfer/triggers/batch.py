@@ -1,9 +1,10 @@
 """BatchTrigger: waits for a whole batch in the triggerer, with few calls per poll.
 
-- infrai native batch: one ``batch.status`` call per poll.
-- Theta fan-out: the project listing (pages of many requests, newest first), read only as deep as
-  the oldest unfinished request of this batch, instead of one GET per request.
-- other fan-outs (OctoAI): bounded concurrent GETs of the unfinished requests only.
+- a native batch (a vendor that runs batches itself): one batch status call per poll.
+- a fan-out on a vendor that lists request states: its listing (pages of many requests, newest
+  first), walked by the client's one scan (``api.scan_requests``) only as deep as the oldest
+  request of this round, instead of one GET per request.
+- other fan-outs: bounded concurrent GETs of the unfinished requests only.
 
 Kwargs hold a reference (batch id, or the output directory whose manifest lists the requests),
 never thousands of ids. Like the InferenceTrigger it polls only, tolerates transient failures up
@@ -13,6 +14,7 @@ to a limit, fires ``timeout`` at its deadline and cancels remote work in ``on_ki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from dataclasses import dataclass, field
@@ -34,11 +36,7 @@ from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger
 
 DEFAULT_MAX_TRANSIENT_FAILURES = 5
 POLL_JITTER = 0.2
-#: Theta listing page size (the emulator allows up to 1000; the real maximum is not documented).
-DEFAULT_PAGE_SIZE = 1000
 DEFAULT_POLL_CONCURRENCY = 16
-#: Tolerated clock difference when deciding that a listed request is older than the batch.
-CLOCK_SKEW_SECONDS = 300.0
 
 
 def is_transient(error: BaseException) -> bool:
@@ -109,7 +107,6 @@ class FanOutWatch(Watch):
     total: int
     settled_succeeded: int = 0
     settled_failed: int = 0
-    page_size: int = DEFAULT_PAGE_SIZE
     concurrency: int = DEFAULT_POLL_CONCURRENCY
     calls: list[int] = field(default_factory=list)
     #: Requests the last listing scan did not reach, asked one by one.
@@ -137,7 +134,7 @@ class FanOutWatch(Watch):
         calls = 0
         api = client.api
         rest = sorted(self.ids)
-        if api.vendor == "theta" and getattr(api, "project_id", None) and self.ids:
+        if api.lists_request_states and self.ids:
             calls += await self._scan_listing(client)
             rest = self._unseen
         calls += await self._get_each(client, rest)
@@ -145,30 +142,24 @@ class FanOutWatch(Watch):
         return self._progress()
 
     async def _scan_listing(self, client: Any) -> int:
-        """Pages of the project's requests until every unfinished one of ours was seen."""
-        from airflow_provider_edgeinfer.triggers.batch_manifest import epoch_of
-
+        """The vendor's listing, walked until every unfinished request of ours was seen."""
         api = client.api
         unseen = set(self.ids)
-        calls = 0
+        scan = api.scan_requests(self.since)
         # Only this batch's ended requests are validated.
-        async for page in client.pages(api.list_request_states(number=self.page_size)):
-            calls += 1
-            created = None
-            for entry in page.items:
-                created = entry.create_time
-                if entry.id in unseen:
-                    request_id = entry.id
-                    unseen.discard(request_id)
-                    job = api.job_if_ended(entry)
-                    if job is not None:
-                        self._settle(request_id, job)
-            oldest = epoch_of(created)
-            if not unseen or (oldest is not None and oldest < self.since - CLOCK_SKEW_SECONDS):
-                break
+        async with contextlib.aclosing(scan.awalk(client.send)) as entries:
+            async for entry in entries:
+                if entry.id not in unseen:
+                    continue
+                unseen.discard(entry.id)
+                job = api.job_if_ended(entry)
+                if job is not None:
+                    self._settle(entry.id, job)
+                if not unseen:
+                    break
         # Not in the listing (deleted, or beyond what it returns): asked one by one below.
         self._unseen = sorted(unseen)
-        return calls
+        return int(scan.pages)
 
     async def _get_each(self, client: Any, ids: list[str]) -> int:
         if not ids:
@@ -211,7 +202,7 @@ class BatchTrigger(EdgeInferTrigger):
 
     :param vendor: hook to use.
     :param conn_id: the Airflow connection.
-    :param batch_id: infrai native batch id (mode ``native``).
+    :param batch_id: native batch id (mode ``native``).
     :param output_path: the batch's output directory URI, whose manifest lists a fan-out's requests.
     :param round: the fan-out round to watch (``item_retries`` resubmits in later rounds).
     :param deadline: epoch seconds after which ``timeout`` fires.
@@ -227,7 +218,6 @@ class BatchTrigger(EdgeInferTrigger):
         "poll_interval",
         "cancel_on_kill",
         "max_transient_failures",
-        "page_size",
         "poll_concurrency",
     )
 
@@ -243,7 +233,6 @@ class BatchTrigger(EdgeInferTrigger):
         poll_interval: float = 30.0,
         cancel_on_kill: bool = True,
         max_transient_failures: int = DEFAULT_MAX_TRANSIENT_FAILURES,
-        page_size: int = DEFAULT_PAGE_SIZE,
         poll_concurrency: int = DEFAULT_POLL_CONCURRENCY,
     ) -> None:
         if (batch_id is None) == (output_path is None):
@@ -256,7 +245,6 @@ class BatchTrigger(EdgeInferTrigger):
         self.poll_interval = poll_interval
         self.cancel_on_kill = cancel_on_kill
         self.max_transient_failures = max_transient_failures
-        self.page_size = page_size
         self.poll_concurrency = poll_concurrency
         self._watch: Watch | None = None
 
@@ -280,7 +268,7 @@ class BatchTrigger(EdgeInferTrigger):
         if self.batch_id is not None:
             return NativeWatch(self.batch_id)
         return await asyncio.to_thread(
-            load_fanout_watch, str(self.output_path), self.round, self.page_size, self.poll_concurrency
+            load_fanout_watch, str(self.output_path), self.round, self.poll_concurrency
         )
 
     async def watch(self, lease: ClientLease) -> TriggerEvent:
@@ -352,7 +340,7 @@ async def cancel_batch(client: Any, batch_id: str | None, watch: Watch, log: Any
     return cancelled
 
 
-def load_fanout_watch(output_path: str, round: int, page_size: int, concurrency: int) -> FanOutWatch:
+def load_fanout_watch(output_path: str, round: int, concurrency: int) -> FanOutWatch:
     """The requests of ``round`` still to watch, read from the manifest (blocking: run in a thread)."""
     from airflow_provider_edgeinfer.clients.jobs import JobState
     from airflow_provider_edgeinfer.operators.outputs import as_storage_path
@@ -372,7 +360,6 @@ def load_fanout_watch(output_path: str, round: int, page_size: int, concurrency:
         total=len(records),
         settled_succeeded=succeeded,
         settled_failed=failed,
-        page_size=page_size,
         concurrency=concurrency,
     )
 

@@ -1,6 +1,6 @@
 """The batch manifest under ``output_path/_edgeinfer/``: what was submitted, so a retry never pays twice.
 
-- ``batch.json``: the header (fingerprint, vendor, mode, rounds; an infrai round's idempotency key and
+- ``batch.json``: the header (fingerprint, vendor, mode, rounds; a native round's idempotency key and
   batch id). Small, rewritten whole.
 - ``journal/*.jsonl``: append-only records of a fan-out. Object stores cannot append, so each write
   is a new small segment; writes are group-committed (everything pending goes in one segment), which
@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -44,7 +43,7 @@ class Round(BaseModel):
     started_at: float
     #: Indices this round (re)submits; None means every item (round 0).
     indices: list[int] | None = None
-    #: infrai: the idempotency key, written before the submit, and the batch id, written after it.
+    #: Native batches: the idempotency key, written before the submit, and the batch id, written after it.
     key: str | None = None
     batch_id: str | None = None
     #: Fan-out figures, summed over the tries that sent this round.
@@ -237,16 +236,6 @@ class Manifest:
         )
         for path in segments:
             path.unlink()
-
-
-def epoch_of(value: str | None) -> float | None:
-    """Epoch seconds of a vendor's ISO-8601 timestamp (``Z`` allowed); None if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _raw(index: int, record: ItemRecord) -> dict[str, Any]:

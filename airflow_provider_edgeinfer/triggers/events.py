@@ -7,10 +7,10 @@ result=TriggerEvent<{...}>``) and stores it in the metadata database (the task i
 
 - **Asynchronous vendors** (the trigger only polls): the event says the request ended and
   ``execute_complete`` reads the result once, on the worker, through the normal client path.
-- **Synchronous vendors** (OmniTensor inference, infrai's OpenAI-compatible core): the deferred call
-  ran in the triggerer, so its answer exists only there and nothing can fetch it again. It travels
-  inside the event **sealed**: AES-256-GCM under a key derived (HKDF-SHA256) from the connection's
-  secret (API key, and OmniTensor's secret) and the task instance's identity (dag, run, task, map
+- **Services that answer in the call** (``api.answers_in_call``): the deferred call ran in the
+  triggerer, so its answer exists only there and nothing can fetch it again. It travels inside the
+  event **sealed**: AES-256-GCM under a key derived (HKDF-SHA256) from the connection's secrets (API
+  key, and a vendor's second secret if it has one) and the task instance's identity (dag, run, task, map
   index: Airflow's key of a task instance, the same in the triggerer and on the resumed worker; a
   try is left out, so a deferral never depends on how an Airflow version numbers resumed tries).
   The triggerer and the worker both already read that connection, so both derive the
@@ -181,7 +181,8 @@ def open_output(sealed: str, *, secrets: tuple[str, ...], identity: str, vendor:
             "the output the triggerer sealed cannot be opened here: the connection's key changed "
             "between the call and its completion, or the event was not made for this task instance",
             vendor=vendor,
-            hint="Retry the task: the call is made again (infrai deduplicates it by its idempotency key).",
+            hint="Retry the task: the call is made again (with its idempotency key, where the vendor "
+            "honours one).",
         ) from None
 
 

@@ -32,7 +32,7 @@ DEFAULT_MAX_TRANSIENT_FAILURES = 5
 class InferenceTrigger(EdgeInferTrigger):
     """Fires exactly one event: ``success``, ``failed``, ``cancelled``, ``timeout`` or ``error``.
 
-    :param vendor: which hook to use (``theta``, ``octoai``, ``infrai``, ``omnitensor``).
+    :param vendor: which hook to use (a vendor of ``hooks.VENDORS``).
     :param conn_id: the Airflow connection.
     :param request_id: the vendor's id of the request to watch.
     :param deadline: epoch seconds (anchored to the submission) after which ``timeout`` fires.

@@ -7,11 +7,12 @@ so a thousand waiting triggers cost one task, not a thousand loops of sleep and 
 
 How a round reads the states:
 
-- **Theta with a project id**: the project listing, newest first, 1,000 requests a page, unfiltered
-  (one pass gives every state), walked back while that is cheaper than reading the rest one by one;
-  anything not found there is read one by one. N watched requests made about together cost about
-  N / 1,000 calls per interval, in one short burst per round.
-- **Everything else** (OctoAI, Theta without a project): one GET per watched request per interval,
+- **A vendor that lists request states** (``api.lists_request_states``): its listing, newest first,
+  through the client's one scan (``api.scan_requests``: its page size, following the pagination the
+  server gives), unfiltered (one pass gives every state), walked back while that is cheaper than
+  reading the rest one by one; anything not found there is read one by one. N watched requests made
+  about together cost about N / page size calls per interval, in one short burst per round.
+- **Everything else**: one GET per watched request per interval,
   each request on its own schedule whose first poll falls at random within the interval (so a
   thousand triggers deferring together do not poll together), at most
   :data:`MAX_CONCURRENT_POLLS` at a time.
@@ -38,7 +39,6 @@ import math
 import random
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from airflow_provider_edgeinfer.clients.jobs import Job
 from airflow_provider_edgeinfer.exceptions import (
@@ -53,10 +53,8 @@ from airflow_provider_edgeinfer.triggers.ratelimit import RateLimiter
 
 log = logging.getLogger("airflow_provider_edgeinfer.triggers.poller")
 
-#: Requests per page of a Theta project listing (the largest page the contract's emulator serves).
-THETA_PAGE_SIZE = 1000
-#: Listing pages a round may read beyond one per THETA_PAGE_SIZE watched requests (others' newer ones).
-THETA_EXTRA_PAGES = 1
+#: Listing pages a round may read beyond one per page size of watched requests (others' newer ones).
+EXTRA_LISTING_PAGES = 1
 #: 429s a listing round waits out before it gives up until the next round.
 MAX_THROTTLED_PER_ROUND = 10
 #: Status GETs of one connection in flight at once (also capped by its pool size).
@@ -64,7 +62,7 @@ MAX_CONCURRENT_POLLS = 16
 
 #: What a watcher is woken with: the ended request, or the error that ended polling it.
 Outcome = Job | EdgeInferError
-#: A poll's answer that the request still runs, when no Job was built for it (Theta listings).
+#: A poll's answer that the request still runs, when no Job was built for it (listings).
 RUNNING = None
 
 
@@ -132,14 +130,16 @@ class Poller:
         self._rng = rng
         self._watches: dict[str, list[Watch]] = {}
         self._semaphore = asyncio.Semaphore(min(MAX_CONCURRENT_POLLS, client.settings.max_connections))
-        self._listing = _uses_listing(client.api)
+        self._listing = bool(client.api.lists_request_states)
         # The per-request schedule (not used by listing rounds): (due, tie-breaker, request id).
         self._due: list[tuple[float, int, str]] = []
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
-        #: Where each watched Theta request was last seen in the project listing (newest first).
+        #: Where each watched request was last seen in the listing (newest first).
         self._depth: dict[str, int] = {}
+        #: Requests per listing page the server serves (known once a page that is not the last came).
+        self._per_page: int | None = None
         self._stopping = False
         #: Listing rounds run so far (tests and metrics read it).
         self.rounds = 0
@@ -295,7 +295,7 @@ class Poller:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
-    # -- Theta: the project listing ----------------------------------------------------------
+    # -- a listing of request states ----------------------------------------------------------
 
     async def _run_rounds(self) -> None:
         loop = asyncio.get_running_loop()
@@ -308,10 +308,13 @@ class Poller:
         api = self.client.api
         self.rounds += 1
         wanted = set(self._open_ids())
-        budget = math.ceil(len(wanted) / THETA_PAGE_SIZE) + THETA_EXTRA_PAGES
-        call = api.list_request_states(number=THETA_PAGE_SIZE)
+        # Watchers give no submission times: a round's walk ends by cost (_worth_walking), not by age.
+        scan = api.scan_requests(-math.inf)
+        per_page = self._per_page or scan.page_size
+        budget = math.ceil(len(wanted) / per_page) + EXTRA_LISTING_PAGES
+        call = scan.next_call
         pages = offset = throttled = 0
-        while call is not None and wanted and self._worth_walking(wanted, pages, offset, budget):
+        while call is not None and wanted and self._worth_walking(wanted, pages, offset, budget, per_page):
             await self.limiter.wait()
             try:
                 page = await self.client._send_once(call)
@@ -330,7 +333,10 @@ class Poller:
                 return
             self.limiter.succeeded()
             pages += 1
-            for position, request in enumerate(page.items, start=offset):
+            if page.next_call is not None and page.items:
+                # Not the last page: what the server serves per page, whatever was asked.
+                self._per_page = per_page = len(page.items)
+            for position, request in enumerate(scan.take(page), start=offset):
                 request_id = request.id
                 if request_id not in wanted:
                     continue
@@ -343,11 +349,11 @@ class Poller:
                     continue
                 self._record(request_id, RUNNING if ended is None else ended)
             offset += len(page.items)
-            call = page.next_call
+            call = scan.next_call
         # Not worth a page (a few old ones), past the budget or in no listing (another project's).
         await asyncio.gather(*(self._poll_one(request_id) for request_id in wanted))
 
-    def _worth_walking(self, wanted: set[str], pages: int, offset: int, budget: int) -> bool:
+    def _worth_walking(self, wanted: set[str], pages: int, offset: int, budget: int, per_page: int) -> bool:
         """Whether to read one more listing page rather than read the ``wanted`` ones by one.
 
         Requests seen before are expected near the depth they had (newer ones only push them
@@ -360,13 +366,7 @@ class Poller:
         if min(depths) < 0 and pages < budget:
             return True
         deepest = max(depths)
-        return deepest >= 0 and max(1, math.ceil((deepest + 1 - offset) / THETA_PAGE_SIZE)) <= len(wanted)
-
-
-def _uses_listing(api: Any) -> bool:
-    from airflow_provider_edgeinfer.clients.theta import ThetaAPI
-
-    return isinstance(api, ThetaAPI) and bool(api.project_id)
+        return deepest >= 0 and max(1, math.ceil((deepest + 1 - offset) / per_page)) <= len(wanted)
 
 
 class _Pollers:

@@ -166,20 +166,24 @@ def test_trigger_kwargs_hold_a_reference_not_ids() -> None:
         BatchTrigger(vendor="theta", conn_id="c", deadline=1.0)
 
 
-def test_theta_listing_poll_costs_pages_not_requests(edgeinfer_emulator: Any) -> None:
+def test_theta_listing_poll_costs_pages_not_requests(
+    edgeinfer_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_edgeinfer.clients import theta
     from airflow_provider_edgeinfer.clients.core import Credentials
     from airflow_provider_edgeinfer.clients.theta import ThetaAPI
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, SyncClient
     from airflow_provider_edgeinfer.emulator.state import Timing
 
     edgeinfer_emulator.state.timing["theta"] = Timing(0.0, 0.0)
+    monkeypatch.setattr(theta, "PAGE_SIZE", 10)  # the listing scan's one page size
     api = ThetaAPI(edgeinfer_emulator.vendor_url("theta"), project_id="prj_emulator")
     key = Credentials.of(edgeinfer_emulator.state.keys["theta"])
     with SyncClient(api, key) as sync:
         ids = {sync.send(api.create_request("flux", {"prompt": f"p{n}"})).request.id for n in range(95)}
 
     async def poll() -> tuple[list[int], Any]:
-        watch = FanOutWatch(set(ids), since=time.time() - 60, total=95, page_size=10)
+        watch = FanOutWatch(set(ids), since=time.time() - 60, total=95)
         async with AsyncClient(api, key) as client:
             progress = await watch.poll(client)
         return watch.calls, progress

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_edgeinfer.clients import theta as theta_client
 from airflow_provider_edgeinfer.hooks.base import shared_clients
 from airflow_provider_edgeinfer.hooks.theta import ThetaHook
 from airflow_provider_edgeinfer.triggers import poller as poller_module
@@ -102,7 +103,7 @@ async def test_each_trigger_gets_its_own_requests_outcome(theta: Any, conn_id: s
 async def test_listing_reads_one_page_per_page_size_watched(
     theta: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(poller_module, "THETA_PAGE_SIZE", 5)
+    monkeypatch.setattr(theta_client, "PAGE_SIZE", 5)
     ids = submit(12, emulator=theta)
     tasks = [asyncio.create_task(first_event(make(rid, interval=0.05))) for rid in ids]
     await until(lambda: watching(LISTING) == 12)
@@ -124,7 +125,7 @@ async def test_listing_reads_one_page_per_page_size_watched(
 async def test_requests_past_the_page_budget_are_read_one_by_one(
     theta: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(poller_module, "THETA_PAGE_SIZE", 5)
+    monkeypatch.setattr(theta_client, "PAGE_SIZE", 5)
     oldest = submit(2, emulator=theta)
     submit(10, emulator=theta)  # newer requests of someone else, listed first
     tasks = [asyncio.create_task(first_event(make(rid))) for rid in oldest]
