@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
     from airflow_provider_edgeinfer.triggers.batch_manifest import Header, ItemRecord, Manifest
 
-DEFERRAL_GRACE_SECONDS = 120
 #: Asset alias a batch with a templated output_path emits its output directory to, once written.
 OUTPUT_ALIAS = "edgeinfer_batch_output"
 
@@ -551,21 +550,14 @@ class BatchOperator(BaseOperator):
         opened: tuple[ObjectStoragePath, Manifest, list[BatchItem]] | None = None,
     ) -> Any:
         if self.deferrable:
-            remaining = max(1.0, trigger.deadline - time.time())
+            from airflow_provider_edgeinfer.triggers.base import deferral_timeout
+
             self.defer(
                 trigger=trigger,
                 method_name="execute_complete",
-                timeout=timedelta(seconds=remaining + DEFERRAL_GRACE_SECONDS),
+                timeout=deferral_timeout(trigger.deadline - time.time()),
             )
-        event = asyncio.run(self._wait_on_worker(trigger))
-        return self._complete(context, hook, event, opened)
-
-    @staticmethod
-    async def _wait_on_worker(trigger: BatchTrigger) -> dict[str, Any]:
-        """Non-deferrable mode: the very same polling, run on the worker."""
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise RuntimeError("the trigger ended without an event")
+        return self._complete(context, hook, trigger.run_on_worker(), opened)
 
     # -- completion ----------------------------------------------------------------------------
 

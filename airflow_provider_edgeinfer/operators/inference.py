@@ -6,7 +6,6 @@ model at module level; they load when the task runs.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
 STATE_KEY = "edgeinfer_inference_request"
 #: Largest input a synchronous vendor's deferred call may carry in trigger kwargs.
 MAX_TRIGGER_INPUT_BYTES = 256 * 1024
-#: Extra time Airflow waits past our own deadline before it kills the deferral itself.
-DEFERRAL_GRACE_SECONDS = 120
 
 
 def fingerprint(vendor: str, service: str, prediction: str | None, input: Any) -> str:
@@ -251,7 +248,7 @@ class InferenceOperator(BaseOperator):
         if self.deferrable:
             self._defer(hook, job.request_id, submitted_at)
         self._live_request = (hook, job.request_id)
-        event = asyncio.run(self._wait_on_worker(self._trigger(hook, job.request_id, submitted_at)))
+        event = self._trigger(hook, job.request_id, submitted_at).run_on_worker()
         return self._execute_complete(context, hook, event)
 
     def _trigger(
@@ -287,19 +284,13 @@ class InferenceOperator(BaseOperator):
                 vendor=hook.vendor,
                 hint="Run this task with deferrable=False.",
             )
-        remaining = max(1.0, submitted_at + self.timeout - time.time())
+        from airflow_provider_edgeinfer.triggers.base import deferral_timeout
+
         self.defer(
             trigger=self._trigger(hook, request_id, submitted_at, submit),
             method_name="execute_complete",
-            timeout=timedelta(seconds=remaining + DEFERRAL_GRACE_SECONDS),
+            timeout=deferral_timeout(submitted_at + self.timeout - time.time()),
         )
-
-    @staticmethod
-    async def _wait_on_worker(trigger: InferenceTrigger) -> dict[str, Any]:
-        """Non-deferrable mode: the very same polling logic, run on the worker."""
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise RuntimeError("the trigger ended without an event")
 
     # -- input files -------------------------------------------------------------------------
 

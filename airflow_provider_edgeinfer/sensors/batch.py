@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
@@ -120,12 +119,12 @@ class BatchSensor(BaseSensorOperator):
         from airflow_provider_edgeinfer.hooks import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
+        from airflow_provider_edgeinfer.triggers.base import deferral_timeout
+
         trigger = self._trigger(hook.vendor)
         hook.close()
         self.defer(
-            trigger=trigger,
-            method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout) + 120),
+            trigger=trigger, method_name="execute_complete", timeout=deferral_timeout(float(self.timeout))
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:

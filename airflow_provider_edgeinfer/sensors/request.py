@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
@@ -92,6 +91,7 @@ class InferenceRequestSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.triggers.base import deferral_timeout
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         hook = hook_for_connection(self.conn_id)
@@ -107,7 +107,7 @@ class InferenceRequestSensor(BaseSensorOperator):
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=float(self.timeout) + 120),
+            timeout=deferral_timeout(float(self.timeout)),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -34,6 +35,15 @@ from airflow_provider_edgeinfer.hooks.base import ClientLease, EdgeInferHook
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 T = TypeVar("T")
+
+#: Airflow's own deferral timeout waits this long past a trigger's deadline, so the trigger (which
+#: cancels the remote work and says why) always ends the wait first.
+DEFERRAL_GRACE_SECONDS = 120.0
+
+
+def deferral_timeout(seconds_left: float) -> timedelta:
+    """The ``timeout`` to defer with, for a trigger whose own deadline is ``seconds_left`` away."""
+    return timedelta(seconds=max(1.0, seconds_left) + DEFERRAL_GRACE_SECONDS)
 
 
 async def hook_class(vendor: str) -> type[EdgeInferHook]:
@@ -55,6 +65,15 @@ class EdgeInferTrigger(BaseTrigger):
         self.vendor = vendor
         self.conn_id = conn_id
         self._hook: EdgeInferHook | None = None
+
+    def run_on_worker(self) -> dict[str, Any]:
+        """Non-deferrable mode: the very same polling, run on the worker until its one event."""
+        return asyncio.run(self._first_event())
+
+    async def _first_event(self) -> dict[str, Any]:
+        async for event in self.run():
+            return dict(event.payload)
+        raise RuntimeError("the trigger ended without an event")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

@@ -248,7 +248,6 @@ def test_a_finished_task_leaves_nothing_to_reattach_to(emulated: Any) -> None:
 
 def test_a_retry_after_an_expired_result_submits_anew(emulated: Any) -> None:
     """Nothing is left to reattach to: waiting on the old request would fail on every retry."""
-    import asyncio
 
     from airflow_provider_edgeinfer.exceptions import ResultExpiredError
 
@@ -261,7 +260,7 @@ def test_a_retry_after_an_expired_result_submits_anew(emulated: Any) -> None:
         op.execute(context)  # type: ignore[arg-type]
     first = deferred.value.trigger.request_id  # type: ignore[attr-defined]
     emulated.state.clock.advance(LATER)
-    event = asyncio.run(InferenceOperator._wait_on_worker(deferred.value.trigger))  # type: ignore[arg-type]
+    event = deferred.value.trigger.run_on_worker()  # type: ignore[attr-defined]
     emulated.state.clock.advance(LATER)  # the result expires before the task reads it
     with pytest.raises(ResultExpiredError):
         op.execute_complete(context, event)  # type: ignore[arg-type]

@@ -11,7 +11,6 @@ import pytest
 
 from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.hooks.base import shared_clients
-from airflow_provider_edgeinfer.operators.inference import InferenceOperator
 from airflow_provider_edgeinfer.triggers.events import parse_event
 from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 from airflow_provider_edgeinfer.triggers.poller import pollers
@@ -109,7 +108,7 @@ def test_worker_path_runs_the_same_trigger_in_its_own_loop(theta: Any) -> None:
     result: dict[str, Any] = {}
 
     def worker() -> None:
-        result["event"] = asyncio.run(InferenceOperator._wait_on_worker(make(request_id)))
+        result["event"] = make(request_id).run_on_worker()
 
     thread = threading.Thread(target=worker)
     thread.start()
