@@ -9,9 +9,12 @@ than the whole aiohttp exchange (measured by ``benchmarks/batch_fanout.py``). On
 It serves only what it can serve exactly like the httpx shells: JSON or raw bodies, and a bearer
 key sent to the connection's own hosts (``*.domain`` patterns included). :func:`supports` says
 whether a call qualifies; anything else (token-exchange auth, multipart, streams) goes through the
-httpx ``AsyncClient``. It applies the connection's ``HttpSettings`` as that client does:
-timeouts, proxies from the environment, the answer's size limit counted as it is decoded, the total
-deadline, and transport errors told from safe parts only.
+httpx ``AsyncClient``, which the sender itself hands such a call to: the fan-out chooses its sender
+by one probe call, and a later call of another shape must still be sent as the httpx shells send it
+(``tests/clients/test_stack_conformance.py`` compares the requests both stacks send). It applies
+the connection's ``HttpSettings`` as that client does: timeouts, proxies from the environment, the
+answer's size limit counted as it is decoded, the total deadline, and transport errors told from
+safe parts only.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class LeanSender:
         settings = settings or HttpSettings()
         self.settings = settings if read_timeout is None else _with_read_timeout(settings, read_timeout)
         self._session: Any = None
+        self._credentials = credentials
+        self._fallback: Any = None
 
     def __repr__(self) -> str:
         return f"LeanSender(vendor={self.api.vendor!r})"
@@ -119,6 +124,21 @@ class LeanSender:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._session.close()
+        if self._fallback is not None:
+            await self._fallback.aclose()
+
+    async def _send_by_httpx(self, call: Call[T]) -> T:
+        """A call this sender cannot reproduce, sent by the httpx shell on the same settings.
+
+        Without this, a multipart call went out without its body and a token-exchange vendor's call
+        carried the raw API key as a bearer token, where the httpx shells exchange it first.
+        """
+        from airflow_provider_edgeinfer.clients.transport import AsyncClient
+
+        if self._fallback is None:
+            self._fallback = AsyncClient(self.api, self._credentials, self.settings)
+        result: T = await self._fallback.send(call)
+        return result
 
     def _check(self, call: Call[Any]) -> None:
         if not call.authenticated:
@@ -133,8 +153,14 @@ class LeanSender:
             check_json_input(call.json, vendor=self.api.vendor)
 
     async def send(self, call: Call[T]) -> T:
+        if not supports(self.api, call):
+            return await self._send_by_httpx(call)
         self._check(call)
         kwargs: dict[str, Any] = {}
+        if call.json is None:
+            # httpx sends no Content-Type but the call's own: aiohttp would add
+            # application/octet-stream to a bodiless POST (Theta's cancel) and to raw bytes.
+            kwargs["skip_auto_headers"] = ("Content-Type",)
         if call.headers:
             kwargs["headers"] = dict(call.headers)
         if call.json is not None:
