@@ -31,10 +31,10 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
 REPO = Path(__file__).resolve().parents[1]
-PAGE_SIZE = 1000
 
 
 def _inputs(n: int, tag: str) -> list[dict[str, Any]]:
@@ -116,7 +116,7 @@ def poll_cost(base: str, output: str, key: str) -> int:
     from airflow_provider_edgeinfer.clients.transport import AsyncClient
     from airflow_provider_edgeinfer.triggers.batch import load_fanout_watch
 
-    watch = load_fanout_watch(output, 0, PAGE_SIZE, 16)
+    watch = load_fanout_watch(output, 0, 16)
     api = ThetaAPI(f"{base}/theta", project_id="prj_emulator")
 
     async def poll() -> None:
