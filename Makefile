@@ -31,6 +31,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy tools
+	$(BIN)/mypy benchmarks/*.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -17,7 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 class SleepTrigger(BaseTrigger):
     def __init__(self, wake_at: float) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.wake_at = wake_at
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -25,4 +25,4 @@ class SleepTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         await asyncio.sleep(max(0.0, self.wake_at - time.time()))
-        yield TriggerEvent({"status": "success"})
+        yield TriggerEvent({"status": "success"})  # type: ignore[no-untyped-call]

@@ -71,7 +71,7 @@ def child(output: str, items: int, concurrency: int) -> None:
         deferrable=False,
     )
     started = time.monotonic()
-    result = operator.execute({"ti": TI()})  # type: ignore[arg-type]
+    result = operator.execute({"ti": TI()})  # type: ignore[arg-type,typeddict-item]
     header = json.loads((Path(output) / "_edgeinfer" / "batch.json").read_text())
     first = header["rounds"][0]
     print(

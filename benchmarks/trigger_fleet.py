@@ -406,7 +406,7 @@ async def _watch(fleet: str, ids: list[str], args: argparse.Namespace) -> dict[s
     from airflow_provider_edgeinfer.triggers.poller import pollers
 
     workloads = _workloads(fleet, ids, args)
-    runner = TriggerRunner()
+    runner = TriggerRunner()  # type: ignore[no-untyped-call]
     events = _TimedEvents()
     runner.events = events
     gc.collect()
@@ -417,8 +417,8 @@ async def _watch(fleet: str, ids: list[str], args: argparse.Namespace) -> dict[s
     hard_stop = time.monotonic() + args.max_seconds + 6 * args.interval + 60
     while time.monotonic() < hard_stop:  # the triggerer's own loop, without the supervisor socket
         await runner.cleanup_finished_triggers()
-        await runner.create_triggers()
-        await runner.cancel_triggers()
+        await runner.create_triggers()  # type: ignore[no-untyped-call]
+        await runner.cancel_triggers()  # type: ignore[no-untyped-call]
         if not runner.triggers and not runner.to_create:
             break
         await asyncio.sleep(1)

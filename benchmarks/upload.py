@@ -142,7 +142,7 @@ def run_child(kind: str, base: str, key: str, path: str) -> None:
         from airflow_provider_edgeinfer.operators.upload import upload_files
 
         with hook_for_connection("edgeinfer_theta_default") as hook:
-            hook.services()  # the catalogue call every upload makes first, outside the timing
+            hook.services()  # type: ignore[attr-defined]  # the catalogue every upload reads first
             baseline = _peak_rss_mb()
             started = time.monotonic()
             upload_files(hook, "whisper", None, "audio_filename", [path])
