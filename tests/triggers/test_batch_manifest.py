@@ -230,6 +230,24 @@ def test_a_sender_waiting_on_a_failed_write_learns_it(tmp_path: Path) -> None:
     assert list(manifest.items()) == [0]
 
 
+def test_a_writer_takes_records_only_while_it_runs(tmp_path: Path) -> None:
+    """A record given to a writer that is not running would never be stored: it is refused."""
+    manifest = _manifest(tmp_path)
+
+    async def run() -> None:
+        writer = JournalWriter(manifest)
+        with pytest.raises(RuntimeError, match="not running"):
+            await writer.append({"k": "intent", "i": 0, "r": 0}, durable=True)
+        async with writer:
+            await asyncio.wait_for(writer.append({"k": "intent", "i": 1, "r": 0}, durable=True), timeout=5)
+        with pytest.raises(RuntimeError, match="not running"):
+            await writer.append({"k": "intent", "i": 2, "r": 0})
+        assert writer.writes == 1
+
+    asyncio.run(run())
+    assert list(manifest.items()) == [1]
+
+
 # -- the layout on storage: what a retry, maybe of a newer release, reads back ----------------------
 
 #: A header as this layout writes it; a retry by a later release of the same layout must read it.
