@@ -417,7 +417,20 @@ async def test_lean_sender_takes_the_connections_timeouts_and_proxies() -> None:
         session = sender._session
         assert session.timeout.sock_connect == 3.5 and session.timeout.connect == 3.5
         assert session.timeout.sock_read == 42.0
-        assert session.trust_env is True
+
+
+async def test_lean_sender_takes_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY and NO_PROXY are honoured as the httpx shells honour them, read once per origin."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,internal.test")
+    async with LeanSender(
+        FakeAPI("http://127.0.0.1:9"), Credentials.of(KEY), 2, settings=settings()
+    ) as sender:
+        assert str(sender._proxy("https://api.vendor.test/v1/x?a=1")[0]) == "http://proxy.test:3128"
+        assert sender._proxy("http://127.0.0.1:9/x")[0] is None
+        assert sender._proxy("https://models.internal.test/x")[0] is None
+        monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere.test:1")
+        assert str(sender._proxy("https://api.vendor.test/other")[0]) == "http://proxy.test:3128"  # cached
 
 
 # -- the connection extras ---------------------------------------------------------------------------

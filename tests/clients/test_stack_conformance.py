@@ -693,7 +693,6 @@ async def test_every_stack_takes_its_timeouts_and_limits_from_one_settings() -> 
         lean_long_timeouts = (lean_long.sock_connect, lean_long.sock_read, lean_long.connect)
         assert session.connector is not None
         lean_pool = session.connector.limit
-        lean_proxies = session.trust_env
     async with AsyncClient(api, credentials, http) as aclient:
         timeout = aclient._http.timeout
         httpx_timeouts = (timeout.connect, timeout.read, timeout.pool)
@@ -705,12 +704,14 @@ async def test_every_stack_takes_its_timeouts_and_limits_from_one_settings() -> 
         built = factory()
         assert isinstance(built, aiohttp.ClientSession) and built.connector is not None
         httpx_pool = built.connector.limit
-        httpx_proxies = built.trust_env
+        httpx_proxies = built.trust_env  # httpx-aiohttp reads the environment through aiohttp
         await built.close()
     assert lean_timeouts == httpx_timeouts == (3.5, 42.0, 3.5)
     assert lean_long_timeouts == httpx_long_timeouts == (3.5, long_call.read_timeout, 3.5)
     assert lean_pool == httpx_pool == 17
-    assert lean_proxies is httpx_proxies is True
+    # The lean sender reads the same environment once per origin: test_hostile_transport.py
+    # (test_lean_sender_takes_proxies_from_the_environment).
+    assert httpx_proxies is True
     with SyncClient(api, credentials, http) as client:
         sync = client._http.timeout
         assert (sync.connect, sync.read, sync.pool) == (3.5, 42.0, 3.5)
