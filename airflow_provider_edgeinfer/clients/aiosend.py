@@ -35,16 +35,13 @@ from airflow_provider_edgeinfer.clients.limits import (
     BoundedBody,
     Deadline,
     check_json_input,
-    deadline_reason,
     declared_too_large,
     is_transport_failure,
-    too_deep,
     too_large,
 )
 from airflow_provider_edgeinfer.clients.redact import redact_url
-from airflow_provider_edgeinfer.clients.transport import HttpSettings
+from airflow_provider_edgeinfer.clients.transport import HttpSettings, answer_of, failure_of
 from airflow_provider_edgeinfer.exceptions import (
-    DEADLINE_EXCEEDED,
     ConfigurationError,
     EdgeInferError,
 )
@@ -224,28 +221,8 @@ class LeanSender:
         except Exception as exc:
             if not is_transport_failure(exc):
                 raise
-            raise self._transport_error(call, exc, deadline) from None
-        try:
-            if not result.ok:
-                raise self.api.map_error(call, result, self._secrets)
-            return call.parse(result)
-        except RecursionError:
-            raise too_deep(result.url, result.status, call.request_id, self.api.vendor) from None
-
-    def _transport_error(self, call: Call[Any], exc: BaseException, deadline: Deadline) -> EdgeInferError:
-        import aiohttp
-
-        if deadline.passed:
-            return self.api.transport_error(
-                call,
-                exc,
-                self._secrets,
-                never_sent=False,
-                reason=deadline_reason(deadline.seconds, "call_deadline"),
-                code=DEADLINE_EXCEEDED,
-            )
-        never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-        return self.api.transport_error(call, exc, self._secrets, never_sent=never_sent)
+            raise failure_of(self.api, call, exc, self._secrets, deadline) from None
+        return answer_of(self.api, call, result, self._secrets)
 
 
 def _strict_json(value: Any) -> str:

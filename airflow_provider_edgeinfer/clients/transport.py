@@ -105,6 +105,43 @@ def default_async_transport(settings: HttpSettings) -> httpx.AsyncBaseTransport 
     return AiohttpTransport(client=session)
 
 
+def answer_of(api: VendorAPI, call: Call[T], result: HttpResult, secrets: tuple[str, ...]) -> T:
+    """A complete answer as the call's value, or the vendor's error: one rule for every sender."""
+    try:
+        if not result.ok:
+            raise api.map_error(call, result, secrets)
+        return call.parse(result)
+    except RecursionError:
+        # Any parser (a vendor's listing decoder, an error body's JSON) may meet absurd nesting.
+        raise too_deep(result.url, result.status, call.request_id, api.vendor) from None
+
+
+def failure_of(
+    api: VendorAPI,
+    call: Call[Any],
+    exc: BaseException,
+    secrets: tuple[str, ...],
+    deadline: Deadline | None = None,
+) -> EdgeInferError:
+    """A call with no complete answer, as the provider's error told from safe parts (every sender)."""
+    if deadline is not None and deadline.passed:
+        return api.transport_error(
+            call,
+            exc,
+            secrets,
+            never_sent=False,
+            reason=deadline_reason(deadline.seconds, "call_deadline"),
+            code=DEADLINE_EXCEEDED,
+        )
+    never_sent = isinstance(exc, httpx.TransportError) and _never_sent(exc)
+    if not never_sent and type(exc).__module__.startswith("aiohttp"):
+        import aiohttp
+
+        # aiohttp's own errors: the lean sender's, and those httpx-aiohttp did not map (a malformed answer).
+        never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return api.transport_error(call, exc, secrets, never_sent=never_sent)
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     """Timeouts, limits, pool size and retry policy of one connection."""
@@ -365,33 +402,12 @@ class _Shell(Generic[A]):
         return body.counted(content)
 
     def _finish(self, call: Call[T], result: HttpResult) -> T:
-        try:
-            if not result.ok:
-                raise self.api.map_error(call, result, self._secrets)
-            return call.parse(result)
-        except RecursionError:
-            # Any parser (a vendor's listing decoder, an error body's JSON) may meet absurd nesting.
-            raise too_deep(result.url, result.status, call.request_id, self.api.vendor) from None
+        return answer_of(self.api, call, result, self._secrets)
 
     def _transport_error(
         self, call: Call[Any], exc: BaseException, deadline: Deadline | None = None
     ) -> EdgeInferError:
-        if deadline is not None and deadline.passed:
-            return self.api.transport_error(
-                call,
-                exc,
-                self._secrets,
-                never_sent=False,
-                reason=deadline_reason(deadline.seconds, "call_deadline"),
-                code=DEADLINE_EXCEEDED,
-            )
-        never_sent = isinstance(exc, httpx.TransportError) and _never_sent(exc)
-        if not never_sent and type(exc).__module__.startswith("aiohttp"):
-            import aiohttp
-
-            # An aiohttp error httpx-aiohttp did not map (a malformed answer, for one).
-            never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-        return self.api.transport_error(call, exc, self._secrets, never_sent=never_sent)
+        return failure_of(self.api, call, exc, self._secrets, deadline)
 
     def _retry_kwargs(self, call: Call[Any]) -> dict[str, Any]:
         settings = self.settings.retry
