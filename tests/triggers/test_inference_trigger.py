@@ -115,3 +115,18 @@ def test_worker_path_runs_the_same_trigger_in_its_own_loop(theta: Any) -> None:
     thread.join(30)
     assert result["event"]["status"] == "success"
     assert result["event"]["request_id"] == request_id
+
+
+async def test_answers_that_never_parse_end_the_trigger_after_the_tolerated_failures(
+    theta: Any, conn_id: str
+) -> None:
+    """A vendor that keeps answering garbage is an error after max_transient_failures, not at the deadline."""
+    theta.state.timing["theta"] = Timing(0.0, 60.0)
+    (request_id,) = submit(1, emulator=theta)
+    theta.state.faults["theta"].update({"rate_malformed": 1.0, "mangle_methods": "GET"})
+    started = time.monotonic()
+    event = await first_event(make(request_id, conn_id, max_transient_failures=2, deadline=time.time() + 60))
+    assert event["status"] == "error"
+    assert event["error"]["type"] == "UnexpectedResponseError"
+    assert time.monotonic() - started < 20, "ended by the failure count, not by the 60 s deadline"
+    assert pollers.active() == 0 and shared_clients.active() == 0
