@@ -248,6 +248,21 @@ def test_a_writer_takes_records_only_while_it_runs(tmp_path: Path) -> None:
     assert list(manifest.items()) == [1]
 
 
+def test_records_that_need_not_be_durable_ride_along_with_the_next_write(tmp_path: Path) -> None:
+    """Group commit: only an intent waits for storage; a burst of records costs one segment."""
+    manifest = _manifest(tmp_path)
+
+    async def run() -> int:
+        async with JournalWriter(manifest) as writer:
+            for i in range(3):
+                await writer.append({"k": "sub", "i": i, "r": 0, "id": f"r{i}"})
+            await writer.append({"k": "intent", "i": 3, "r": 0}, durable=True)
+        return writer.writes
+
+    assert asyncio.run(run()) == 1
+    assert sorted(manifest.items()) == [0, 1, 2, 3]
+
+
 # -- the layout on storage: what a retry, maybe of a newer release, reads back ----------------------
 
 #: A header as this layout writes it; a retry by a later release of the same layout must read it.
