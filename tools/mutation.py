@@ -63,6 +63,8 @@ COPIED = (PACKAGE, "tests", "dags_examples", "pyproject.toml", "setup.cfg", "con
 #: A mutant's tests may take this many times the traced baseline of the whole selection, plus slack.
 TIMEOUT_FACTOR = 2.0
 TIMEOUT_SLACK = 20.0
+#: One stage of a mutant's tests may take this many times its tests' traced time, plus pytest's start.
+STAGE_SLACK = 30.0
 
 
 @dataclass(frozen=True)
@@ -531,6 +533,7 @@ _FILE = os.environ["MUTATION_TRACE_FILE"]
 _hits: dict = {}
 _order: list = []
 _failed: list = []
+_seconds: dict = {}
 _test = ["<import>"]
 
 
@@ -558,6 +561,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 
 def pytest_runtest_logreport(report):
+    _seconds[report.nodeid] = _seconds.get(report.nodeid, 0.0) + report.duration
     if report.failed:
         _failed.append(report.nodeid)
 
@@ -565,7 +569,7 @@ def pytest_runtest_logreport(report):
 def pytest_sessionfinish(session):
     hits = {k: sorted(v) for k, v in _hits.items()}
     with open(os.environ["MUTATION_TRACE_OUT"], "w") as out:
-        json.dump({"order": _order, "hits": hits, "failed": _failed}, out)
+        json.dump({"order": _order, "hits": hits, "failed": _failed, "seconds": _seconds}, out)
 '''
 
 
@@ -657,6 +661,7 @@ class Plan:
     order: list[str] = field(default_factory=list)
     hits: dict[str, set[int]] = field(default_factory=dict)
     uses: dict[str, set[int]] = field(default_factory=dict)  # name -> lines that read it
+    seconds: dict[str, float] = field(default_factory=dict)  # test -> its traced duration
 
     def __post_init__(self) -> None:
         for node in ast.walk(ast.parse((self.root / PACKAGE / self.target.module).read_bytes())):
@@ -699,6 +704,7 @@ def baseline(plan: Plan, worker: Worker) -> str | None:
     if outcome != "passed":
         return f"{module}: the baseline run of its tests did not pass ({outcome}):\n{tail}"
     plan.order, plan.hits = trace["order"], {k: set(v) for k, v in trace["hits"].items()}
+    plan.seconds = trace.get("seconds", {})
     if not plan.hits:
         return f"{module}: the tests never ran {worker.module(module)}; the copy is not what they import"
     plan.timeout = TIMEOUT_FACTOR * elapsed + TIMEOUT_SLACK
@@ -711,7 +717,11 @@ def run_mutant(mutant: Mutant, plan: Plan, worker: Worker, original: bytes) -> s
     try:
         deadline = time.monotonic() + plan.timeout
         for tests in plan.stages(mutant):
-            outcome, _ = worker.pytest(["-x", *tests], max(1.0, deadline - time.monotonic()))
+            # A mutant that hangs a stage is stopped once the stage's own tests overran their traced
+            # time (tracing only slows them), not after the whole selection's: hangs end sooner.
+            own = STAGE_SLACK + TIMEOUT_FACTOR * sum(plan.seconds.get(test, 0.0) for test in tests)
+            left = deadline - time.monotonic()
+            outcome, _ = worker.pytest(["-x", *tests], max(1.0, min(left, own) if plan.seconds else left))
             if outcome != "passed":
                 break
     finally:
