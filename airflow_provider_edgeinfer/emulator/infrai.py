@@ -50,6 +50,7 @@ from airflow_provider_edgeinfer.emulator.strict import (
     array,
     enforce,
     obj,
+    openai_chat_body,
     problems,
     query_problems,
 )
@@ -134,30 +135,11 @@ OPENAI_TYPES = {
 # -- strict mode: what the contract lets a request hold ------------------------------------------
 
 #: OpenAI request fields of the core routes (plain OpenAI bodies, documented).
-_MESSAGE = obj(["role"], role=STRING, content=ANY, name=STRING, tool_calls=array(), tool_call_id=STRING)
 CORE_BODIES: dict[str, Shape] = {
-    "chat.completions": obj(
-        ["model", "messages"],
-        model=STRING,
-        messages=array(_MESSAGE),
-        max_tokens=INTEGER,
-        max_completion_tokens=INTEGER,
-        temperature=NUMBER,
-        top_p=NUMBER,
-        n=INTEGER,
-        stop=ANY,
-        stream=BOOLEAN,
+    "chat.completions": openai_chat_body(
         stream_options=OPEN_OBJECT,
-        presence_penalty=NUMBER,
-        frequency_penalty=NUMBER,
-        seed=INTEGER,
-        response_format=OPEN_OBJECT,
-        user=STRING,
-        logit_bias=OPEN_OBJECT,
         logprobs=BOOLEAN,
         top_logprobs=INTEGER,
-        tools=array(OPEN_OBJECT),
-        tool_choice=ANY,
         parallel_tool_calls=BOOLEAN,
         metadata=OPEN_OBJECT,
         store=BOOLEAN,

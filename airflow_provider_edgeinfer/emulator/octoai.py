@@ -37,16 +37,11 @@ from airflow_provider_edgeinfer.emulator.common import HTTPError, bearer, public
 from airflow_provider_edgeinfer.emulator.octoai_schema import detail_for, engines
 from airflow_provider_edgeinfer.emulator.state import EmulatorState, new_id
 from airflow_provider_edgeinfer.emulator.strict import (
-    ANY,
-    BOOLEAN,
-    INTEGER,
-    NUMBER,
-    OPEN_OBJECT,
     STRING,
     Problem,
-    array,
     is_strict,
     obj,
+    openai_chat_body,
     problems,
     query_problems,
 )
@@ -155,27 +150,7 @@ async def _json_body(request: Request, asynchronous: bool) -> Any:
 #: Strict mode: a Whisper deployment's body (contract, "Transcription", observed).
 WHISPER_BODY = obj(["audio"], audio=STRING, task=STRING, language=STRING)
 #: Strict mode: an OpenAI chat-completion body (the text API is OpenAI-compatible).
-CHAT_MESSAGE = obj(["role"], role=STRING, content=ANY, name=STRING, tool_calls=array(), tool_call_id=STRING)
-CHAT_BODY = obj(
-    ["model", "messages"],
-    model=STRING,
-    messages=array(CHAT_MESSAGE),
-    max_tokens=INTEGER,
-    max_completion_tokens=INTEGER,
-    temperature=NUMBER,
-    top_p=NUMBER,
-    n=INTEGER,
-    stop=ANY,
-    stream=BOOLEAN,
-    presence_penalty=NUMBER,
-    frequency_penalty=NUMBER,
-    seed=INTEGER,
-    response_format=OPEN_OBJECT,
-    user=STRING,
-    logit_bias=OPEN_OBJECT,
-    tools=array(OPEN_OBJECT),
-    tool_choice=ANY,
-)
+CHAT_BODY = openai_chat_body()
 
 
 def _strict(state: EmulatorState, found: list[Problem]) -> None:

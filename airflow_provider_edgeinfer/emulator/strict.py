@@ -67,6 +67,37 @@ def obj(required: Iterable[str] = (), /, **fields: Shape) -> Shape:
     return Shape(("object",), dict(fields), frozenset(required))
 
 
+#: An OpenAI chat message, as OpenAI documents it (infrai's core and OctoAI's text API follow it).
+OPENAI_CHAT_MESSAGE = obj(
+    ["role"], role=STRING, content=ANY, name=STRING, tool_calls=array(), tool_call_id=STRING
+)
+
+
+def openai_chat_body(**more: Shape) -> Shape:
+    """An OpenAI chat-completion body; ``more`` adds the fields one vendor's contract also names."""
+    return obj(
+        ["model", "messages"],
+        model=STRING,
+        messages=array(OPENAI_CHAT_MESSAGE),
+        max_tokens=INTEGER,
+        max_completion_tokens=INTEGER,
+        temperature=NUMBER,
+        top_p=NUMBER,
+        n=INTEGER,
+        stop=ANY,
+        stream=BOOLEAN,
+        presence_penalty=NUMBER,
+        frequency_penalty=NUMBER,
+        seed=INTEGER,
+        response_format=OPEN_OBJECT,
+        user=STRING,
+        logit_bias=OPEN_OBJECT,
+        tools=array(OPEN_OBJECT),
+        tool_choice=ANY,
+        **more,
+    )
+
+
 def _kind_ok(value: Any, kinds: tuple[str, ...]) -> bool:
     if "any" in kinds:
         return True
