@@ -1,6 +1,6 @@
 """Check a connection against its vendor before the first real run.
 
-``python -m airflow_provider_edgeinfer.check --conn-id edgeinfer_theta_default [--spend-up-to 0.01]``
+``python -m airflow_provider_edgeinfer.check --conn-id <conn_id> [--spend-up-to 0.01]``
 
 The connection is read the way Airflow reads it (``AIRFLOW_CONN_<ID>`` works). The check sends the
 cheapest read-only calls through the vendor's hook and client (the key is accepted, the service or
