@@ -76,6 +76,9 @@ class InfraiHook(EdgeInferHook):
         estimated together (prices are per token, so one call per group gives the same sum as one per
         item), in as few calls as the text size allows. Other capabilities have no estimate before
         submission; the submit's own ``estimated_cost_usd`` is checked for them instead.
+
+        :param service: the service of the batch (only ``chat.completions`` is priced).
+        :param inputs: every item's input.
         """
         if service != "chat.completions":
             return None
