@@ -241,8 +241,12 @@ class BatchOperator(BaseOperator):
             hook.check_native_batch_service(self.service)
             return
         for item in items:
+            checked = item.input
+            if item.source is not None and self.file_field:
+                # The source's URI stands in for an upload not made yet: check with a name instead.
+                checked = {**item.input, self.file_field: f"upload-of-{self.file_field}"}
             try:
-                hook.validate_submission(self.service, self.prediction, item.input, **self.vendor_options)
+                hook.validate_submission(self.service, self.prediction, checked, **self.vendor_options)
             except InputValidationError as exc:
                 raise InputValidationError(
                     f"item {item.custom_id!r} ({item.ref}): {exc.message}", vendor=hook.vendor

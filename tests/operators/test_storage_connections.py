@@ -1,4 +1,4 @@
-"""Which storage connection a path is read or written with: the URI's own, the one given, or the scheme's default."""
+"""Which storage connection a path uses: the URI's own, the one given, or the scheme's default."""
 
 from __future__ import annotations
 
