@@ -49,7 +49,11 @@ def deferral_timeout(seconds_left: float) -> timedelta:
 
 
 class EdgeInferTrigger(BaseTrigger):
-    """Base of this provider's triggers (see the module docstring)."""
+    """Base of this provider's triggers (see the module docstring).
+
+    :param vendor: which hook to use (a vendor of ``hooks.VENDORS``).
+    :param conn_id: the Airflow connection.
+    """
 
     #: Constructor arguments, read back from attributes of the same name, that :meth:`serialize` returns.
     serialized: ClassVar[tuple[str, ...]] = ("conn_id",)
