@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
+from airflow_provider_edgeinfer.storage import as_storage_path
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -74,23 +75,6 @@ def safe_segment(name: str) -> str:
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     prefix = _SEGMENT_SAFE.sub("_", name[:_SEGMENT_PREFIX]).lstrip(".")
     return f"{prefix}-{digest}" if prefix else digest
-
-
-def as_storage_path(value: Any, field: str = "output_path") -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` from a path object, a URI, or a plain local path."""
-    import os
-
-    from airflow.sdk import ObjectStoragePath
-
-    if isinstance(value, ObjectStoragePath):
-        return value
-    text = str(value)
-    if "://" not in text:
-        text = "file://" + os.path.abspath(text)
-    try:
-        return ObjectStoragePath(text)
-    except Exception as exc:
-        raise ConfigurationError(f"{field} {value!r} is not a usable path: {exc}") from None
 
 
 def prepare_output_dir(value: Any, vendor: str) -> ObjectStoragePath:

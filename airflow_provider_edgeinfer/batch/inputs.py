@@ -96,7 +96,7 @@ def load_items(
     ``sources``: for a glob, the files it matched when the batch started (from the manifest), so
     that files arriving later do not change a running batch.
     """
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if inputs is None:
         raise InputValidationError("inputs is missing: give a list of input objects, a JSONL file or a glob")
@@ -125,8 +125,8 @@ def _file_items(spec: Any, file_field: str | None, frozen: list[str] | None) -> 
             f"inputs {spec!r} is a glob of files: also set file_field, the input field each file fills "
             "(e.g. file_field='audio_filename')"
         )
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
     from airflow_provider_edgeinfer.operators.upload import expand_sources
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     sources = [as_storage_path(s, "source") for s in frozen] if frozen is not None else expand_sources(spec)
     items = []
