@@ -57,6 +57,12 @@ def test_batch_layer_names_no_vendor() -> None:
     assert _offenders("batch") == []
 
 
+def test_the_connection_check_names_no_vendor() -> None:
+    # Each vendor's checks are its hook's (EdgeInferHook.read_only_checks, paid_check).
+    path = PACKAGE / "check.py"
+    assert vendor_names_in_code(path.read_text()) == []
+
+
 def _package_imports(path: Path) -> set[str]:
     """Every package module ``path`` imports, at module level or inside a function."""
     import ast
