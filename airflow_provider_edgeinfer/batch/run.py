@@ -48,6 +48,8 @@ class BatchSpec:
     service: str
     inputs: Any
     output_path: Any
+    source_conn_id: str | None = None
+    output_conn_id: str | None = None
     prediction: str | None = None
     file_field: str | None = None
     max_concurrency: int = 16
@@ -105,7 +107,7 @@ class BatchRun:
         spec, hook = self.spec, self.hook
         if not spec.service:
             raise ConfigurationError("service is empty", vendor=hook.vendor)
-        output_dir = prepare_output_dir(spec.output_path, hook.vendor)
+        output_dir = prepare_output_dir(spec.output_path, hook.vendor, spec.output_conn_id)
         manifest = Manifest(output_dir)
         sources = None
         if is_files(spec.inputs, spec.file_field):
@@ -114,7 +116,9 @@ class BatchRun:
                 # A running batch keeps the files its glob matched when it started.
                 sources = manifest.read_sources()
         with naming_vendor(hook.vendor):
-            items = load_items(spec.inputs, file_field=spec.file_field, sources=sources)
+            items = load_items(
+                spec.inputs, file_field=spec.file_field, sources=sources, conn_id=spec.source_conn_id
+            )
         self._opened = (output_dir, manifest, items)
         return self._opened
 
@@ -152,8 +156,12 @@ class BatchRun:
             hook.check_native_batch_service(spec.service)
             return
         for item in items:
+            checked = item.input
+            if item.source is not None and spec.file_field:
+                # The source's URI stands in for an upload not made yet: check with a name instead.
+                checked = {**item.input, spec.file_field: f"upload-of-{spec.file_field}"}
             try:
-                hook.validate_submission(spec.service, spec.prediction, item.input, **spec.vendor_options)
+                hook.validate_submission(spec.service, spec.prediction, checked, **spec.vendor_options)
             except InputValidationError as exc:
                 raise InputValidationError(
                     f"item {item.custom_id!r} ({item.ref}): {exc.message}", vendor=hook.vendor

@@ -62,6 +62,10 @@ class BatchOperator(BaseOperator):
         the input's fields); otherwise its index is its id.
     :param output_path: directory receiving ``results.jsonl``, ``failures.jsonl``, ``media/`` and the
         manifest (``_edgeinfer/``). Required; declared as an asset outlet when not templated.
+    :param source_conn_id: the storage connection an ``inputs`` URI (JSONL file or glob) that names
+        none is read with (default: the scheme's default connection, ``aws_default`` for ``s3://``).
+    :param output_conn_id: the storage connection an ``output_path`` URI that names none is written
+        with (default: the scheme's default connection, ``aws_default`` for ``s3://``).
     :param file_field: with a glob: the input field each uploaded file fills (vendors that take
         uploaded input files).
     :param prediction: the vendor's prediction name, for vendors whose services have several.
@@ -69,7 +73,7 @@ class BatchOperator(BaseOperator):
     :param max_failed_ratio: largest tolerated share of failed items (0: any failure fails the task,
         after every result is written).
     :param item_retries: rounds of resubmission for items that failed transiently.
-    :param poll_interval: seconds between polls of the whole batch; below 1 s
+    :param poll_interval: seconds between polls of the whole batch (default 30); below 1 s
         (``arguments.MIN_POLL_INTERVAL``) it is raised to 1 s, with a warning.
     :param timeout: seconds (or timedelta) per round before unfinished work is cancelled; it also
         ends any pause a vendor's ``Retry-After`` asks of the fan-out. Every numeric argument must
@@ -84,6 +88,9 @@ class BatchOperator(BaseOperator):
     :param batch_timeout: native batches: the vendor-side batch timeout (``"24h"``).
     :param resubmit_on_unknown_outcome: resubmit items whose submission answer was lost when the
         vendor offers no way to find them (may pay twice); by default they are reported as failed.
+    :param max_transient_failures: consecutive transient failures of the batch's polls (network
+        errors, 5xx, malformed answers) tolerated before the task fails; a 429 is not one (it pauses
+        the connection until its ``Retry-After``). ``0`` fails on the first.
     :param vendor_options: extra keyword arguments for the vendor's submit.
     """
 
@@ -93,6 +100,8 @@ class BatchOperator(BaseOperator):
         "prediction",
         "inputs",
         "output_path",
+        "source_conn_id",
+        "output_conn_id",
         "file_field",
         "max_cost_usd",
     )
@@ -106,6 +115,8 @@ class BatchOperator(BaseOperator):
         service: str,
         inputs: Any,
         output_path: Any,
+        source_conn_id: str | None = None,
+        output_conn_id: str | None = None,
         prediction: str | None = None,
         file_field: str | None = None,
         max_concurrency: int = 16,
@@ -140,6 +151,8 @@ class BatchOperator(BaseOperator):
         self.service = service
         self.inputs = inputs
         self.output_path = output_path
+        self.source_conn_id = source_conn_id
+        self.output_conn_id = output_conn_id
         self.prediction = prediction
         self.file_field = file_field
         self.max_concurrency = arguments.whole("max_concurrency", max_concurrency, minimum=1)

@@ -77,9 +77,9 @@ def safe_segment(name: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def prepare_output_dir(value: Any, vendor: str) -> ObjectStoragePath:
+def prepare_output_dir(value: Any, vendor: str, conn_id: str | None = None) -> ObjectStoragePath:
     """Create the directory and prove it writable before anything is submitted (and paid for)."""
-    path = as_storage_path(value)
+    path = as_storage_path(value, conn_id=conn_id)
     probe = path / ".edgeinfer-write-probe"
     try:
         path.mkdir(parents=True, exist_ok=True)
