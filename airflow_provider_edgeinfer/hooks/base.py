@@ -99,13 +99,14 @@ def base_url_from(conn: Connection, default: str, vendor: str) -> str:
 
 
 class _Entry:
-    """One shared client and how many leases on it are outstanding."""
+    """One shared client, the hook that built it, and how many leases on it are outstanding."""
 
-    __slots__ = ("client", "key", "users")
+    __slots__ = ("client", "hook", "key", "users")
 
-    def __init__(self, key: str, client: AsyncClient[Any]) -> None:
+    def __init__(self, key: str, client: AsyncClient[Any], hook: EdgeInferHook) -> None:
         self.key = key
         self.client = client
+        self.hook = hook
         self.users = 0
 
 
@@ -117,16 +118,19 @@ class ClientLease:
     when its last lease is released, never before.
     """
 
-    __slots__ = ("_entry", "_registry", "client")
+    __slots__ = ("_entry", "_registry", "client", "hook", "key")
 
     def __init__(self, registry: _SharedClients, entry: _Entry) -> None:
         self._registry = registry
         self._entry: _Entry | None = entry
         self.client = entry.client
+        #: The hook that built the client (its connection already read): every holder's hook.
+        self.hook = entry.hook
+        #: The connection's key on this loop (what a poller of the connection is found by).
+        self.key = entry.key
 
     def __repr__(self) -> str:
-        key = self._entry.key if self._entry else None
-        return f"ClientLease(key={key!r}, released={self.released})"
+        return f"ClientLease(key={self.key!r}, released={self.released})"
 
     @property
     def released(self) -> bool:
@@ -186,8 +190,11 @@ class _SharedClients:
         loop = asyncio.get_running_loop()
         return self._by_loop.setdefault(loop, {})
 
-    async def lease(self, key: str, build: Callable[[], Awaitable[AsyncClient[Any]]]) -> ClientLease:
-        """A lease on the client of ``key``; only the first of many users arriving together builds it.
+    async def lease(
+        self, key: str, build: Callable[[], Awaitable[tuple[AsyncClient[Any], EdgeInferHook]]]
+    ) -> ClientLease:
+        """A lease on the client of ``key``; only the first of many users arriving together builds it
+        (``build`` returns the client and the hook that built it, which every lease hands out).
 
         The others wait for that build (a waiter cancelled holds nothing; a build that fails or is
         cancelled lets the next waiter try).
@@ -207,8 +214,8 @@ class _SharedClients:
             await mine
         waiting = building[key] = []
         try:
-            client = await build()
-            return self.acquire(key, lambda: client)
+            client, hook = await build()
+            return self.acquire(key, lambda: client, hook)
         finally:
             del building[key]
             # Woken now, ahead of any task the builder goes on to start (a poller): they join first.
@@ -216,15 +223,16 @@ class _SharedClients:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def acquire(self, key: str, factory: Callable[[], AsyncClient[Any]]) -> ClientLease:
-        """A lease on the client of ``key``, built by ``factory`` if there is none on this loop."""
+    def acquire(self, key: str, factory: Callable[[], AsyncClient[Any]], hook: EdgeInferHook) -> ClientLease:
+        """A lease on the client of ``key``, built by ``factory`` (for ``hook``) if there is none on
+        this loop."""
         table = self._table()
         entry = table.get(key)
         if entry is None:
             client = factory()  # may suspend this task (see the class docstring)
             entry = table.get(key)
             if entry is None:
-                entry = table[key] = _Entry(key, client)
+                entry = table[key] = _Entry(key, client, hook)
             else:
                 self._close_later(client)
         entry.users += 1
@@ -562,8 +570,11 @@ class EdgeInferHook(BaseHook):
         """
         return self.get_conn().send(call)
 
-    def _shared_key(self) -> str:
-        return f"{self.conn_type}:{self.conn_id}"
+    @property
+    def shared_key(self) -> str:
+        """The key of this connection's shared async client: the connection id alone, so a trigger
+        joins a live client before it knows the connection's type (see ``hooks.alease_connection``)."""
+        return self.conn_id
 
     def async_client(self, conn: Connection) -> AsyncClient[Any]:
         """A new async client of ``conn`` (the shared registry decides when one is needed).
@@ -583,13 +594,10 @@ class EdgeInferHook(BaseHook):
         starting together) neither look the connection up a thousand times nor build spare clients.
         """
 
-        async def build() -> AsyncClient[Any]:
-            conn = await self.aconnection()
-            if "api" not in self.__dict__:
-                self.__dict__["api"] = self.build_api(conn)
-            return self.async_client(conn)
+        async def build() -> tuple[AsyncClient[Any], EdgeInferHook]:
+            return self.async_client(await self.aconnection()), self
 
-        return await shared_clients.lease(self._shared_key(), build)
+        return await shared_clients.lease(self.shared_key, build)
 
     async def aget_client(self) -> AsyncClient[Any]:
         """The shared async client (see :meth:`alease`), held until this hook's :meth:`arelease`.
