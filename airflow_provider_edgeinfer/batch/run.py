@@ -179,7 +179,7 @@ class BatchRun:
                 raise ConfigurationError(
                     f"output_path {manifest.output_dir} holds an unfinished batch with other inputs",
                     vendor=hook.vendor,
-                    hint="Use a new output_path per batch (e.g. template it with {{ ds }}).",
+                    hint="Use a new output_path per batch (e.g. template it with {{ run_id }}).",
                 )
             header = None
         elif header is not None and header.outcome == "succeeded":
