@@ -254,9 +254,6 @@ class _SharedClients:
 
 shared_clients = _SharedClients()
 
-#: Longest the UI's Test button waits for any one call.
-TEST_CONNECTION_SECONDS = 10.0
-
 
 class EdgeInferHook(BaseHook):
     """Base of the vendor hooks: an Airflow connection turned into a vendor API client."""
@@ -530,16 +527,9 @@ class EdgeInferHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: the read-only checks of ``python -m airflow_provider_edgeinfer.check``.
 
-        Every call is sent once (no retries) and bounded by :data:`TEST_CONNECTION_SECONDS`, so the
-        button answers quickly and says which call failed.
+        Every call is sent once (no retries), all within :data:`~.probe.TEST_CONNECTION_SECONDS`,
+        and the answer says which check failed, in words Airflow's CLI prints as written.
         """
-        from airflow_provider_edgeinfer.check import check_settings, read_only_checks, summary
+        from airflow_provider_edgeinfer.hooks.probe import probe_connection
 
-        probe = type(self)(self.conn_id, http_settings=check_settings(TEST_CONNECTION_SECONDS))
-        try:
-            results = read_only_checks(probe)
-        except Exception as exc:  # a connection that cannot be used; our errors carry no secrets
-            return False, str(exc)
-        finally:
-            probe.close()
-        return not any(r.ok is False for r in results), summary(results)
+        return probe_connection(self)
