@@ -71,7 +71,9 @@ def test_an_unusable_connection_says_why_through_the_cli(monkeypatch: pytest.Mon
     )
     ok, message = ThetaHook("theta_typo_cli").test_connection()
     assert not ok
-    assert message.startswith("connection: ConfigurationError: (theta) connection 'theta_typo_cli' has an unknown")
+    assert message.startswith(
+        "connection: ConfigurationError: (theta) connection 'theta_typo_cli' has an unknown"
+    )
     assert "did you mean 'timeout'" in as_the_cli_prints(message)
 
 
