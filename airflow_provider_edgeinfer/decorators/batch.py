@@ -56,9 +56,9 @@ class _BatchDecoratedOperator(DecoratedOperator, BatchOperator):
         )
 
     def _inputs_file(self) -> ObjectStoragePath:
-        from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+        from airflow_provider_edgeinfer.storage import as_storage_path
 
-        return as_storage_path(self.output_path) / INPUTS_FILE
+        return as_storage_path(self.output_path, conn_id=self.output_conn_id) / INPUTS_FILE
 
     def execute(self, context: Context) -> Any:
         from airflow.sdk.bases.decorator import determine_kwargs
