@@ -57,3 +57,9 @@ def test_batch_layer_names_no_vendor() -> None:
     if not (PACKAGE / "batch").is_dir():
         pytest.skip("airflow_provider_edgeinfer/batch/ does not exist yet")
     assert _offenders("batch") == []
+
+
+def test_the_connection_check_names_no_vendor() -> None:
+    # Each vendor's checks are its hook's (EdgeInferHook.read_only_checks, paid_check).
+    path = PACKAGE / "check.py"
+    assert vendor_names_in_code(path.read_text()) == []

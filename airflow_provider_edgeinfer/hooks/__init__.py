@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.clients.transport import HttpSettings
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 #: connection type -> (vendor, hook class path)
@@ -46,11 +47,11 @@ def hook_class_for_conn_type(conn_type: str | None, conn_id: str) -> type[EdgeIn
     return _load(HOOKS[key][1])
 
 
-def hook_for_connection(conn_id: str) -> EdgeInferHook:
+def hook_for_connection(conn_id: str, *, http_settings: HttpSettings | None = None) -> EdgeInferHook:
     """The vendor hook for ``conn_id``, chosen by the connection's type (worker side, blocking)."""
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
-    hook = hook_class_for_conn_type(conn.conn_type, conn_id)(conn_id)
-    hook._conn = hook._check_type(conn)
-    return hook
+    return hook_class_for_conn_type(conn.conn_type, conn_id)(
+        conn_id, http_settings=http_settings, connection=conn
+    )

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.clients.presigned import PresignedTarget
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
+    from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
 T = TypeVar("T")
 
@@ -300,11 +301,19 @@ class EdgeInferHook(BaseHook):
     hook_name: ClassVar[str] = ""
     vendor: ClassVar[str] = ""
 
-    def __init__(self, conn_id: str | None = None, *, http_settings: HttpSettings | None = None) -> None:
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        http_settings: HttpSettings | None = None,
+        connection: Connection | None = None,
+    ) -> None:
+        """``connection``, when the caller already read it (to choose this hook by its type), is
+        checked and used instead of being read again."""
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
         self._http_settings = http_settings
-        self._conn: Connection | None = None
+        self._conn: Connection | None = None if connection is None else self._check_type(connection)
         #: Leases taken by :meth:`aget_client`, given back by :meth:`arelease` (newest first).
         self._leases: list[ClientLease] = []
 
@@ -568,6 +577,28 @@ class EdgeInferHook(BaseHook):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- connection checks (``python -m airflow_provider_edgeinfer.check`` and the Test button) ----
+
+    #: Why :meth:`paid_check` refuses, for a vendor that states no price before an inference.
+    paid_check_refusal: ClassVar[str] = "no price is known"
+
+    def read_only_checks(self) -> Iterator[CheckResult]:
+        """The cheapest read-only calls of this vendor (key accepted, lists read), one result each.
+
+        Nothing is created or billed. Each call is sent as this hook is configured: give it
+        :func:`~airflow_provider_edgeinfer.hooks.checks.check_settings` for one attempt within 10 s.
+        """
+        from airflow_provider_edgeinfer.hooks.checks import CheckResult
+
+        yield CheckResult("read-only checks", None, f"{self.vendor} declares none; nothing was sent")
+
+    def paid_check(self, limit: float, wait: float) -> CheckResult:
+        """One smallest inference, only if its price or estimate is known and at most ``limit``
+        (in the vendor's billing currency); ``wait`` bounds how long it may run."""
+        from airflow_provider_edgeinfer.hooks.checks import CheckResult
+
+        return CheckResult("paid inference", None, f"refused: {self.paid_check_refusal}; nothing was sent")
 
     # -- Airflow UI ----------------------------------------------------------------------------
 
