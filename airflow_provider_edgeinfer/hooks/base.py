@@ -308,8 +308,14 @@ class EdgeInferHook(BaseHook):
         http_settings: HttpSettings | None = None,
         connection: Connection | None = None,
     ) -> None:
-        """``connection``, when the caller already read it (to choose this hook by its type), is
-        checked and used instead of being read again."""
+        """Read nothing yet: the connection is looked up on first use.
+
+        :param conn_id: the Airflow connection (default: the vendor's ``edgeinfer_<vendor>_default``).
+        :param http_settings: timeouts, retries and limits to use instead of the connection's extras
+            (the connection check sends every call once with its own).
+        :param connection: the connection, when the caller already read it (to choose this hook by
+            its type): checked and used instead of being read again.
+        """
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
         self._http_settings = http_settings
@@ -323,9 +329,17 @@ class EdgeInferHook(BaseHook):
     # -- what each vendor defines --------------------------------------------------------------
 
     def build_api(self, conn: Connection) -> VendorAPI:
+        """The vendor's API client (pure call builders) for this connection's hosts and extras.
+
+        :param conn: the connection, already read.
+        """
         raise NotImplementedError
 
     def credentials(self, conn: Connection) -> Credentials:
+        """The connection's API key (the password field, or the ``api_key`` extra) and any secret.
+
+        :param conn: the connection, already read.
+        """
         from airflow_provider_edgeinfer.clients.core import Credentials
 
         key = conn.password or conn.extra_dejson.get("api_key")
@@ -344,6 +358,11 @@ class EdgeInferHook(BaseHook):
 
         Building the submit call is pure and runs each client's local checks (OctoAI's OpenAPI
         schema and 10 MB limit, infrai's routes, prediction support); vendors add catalogue checks.
+
+        :param service: the service, in the vendor's naming.
+        :param prediction: the prediction name, for services that have several (None: the default).
+        :param input: the inference input.
+        :param options: extra keyword arguments of the vendor's submit.
         """
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
@@ -382,6 +401,12 @@ class EdgeInferHook(BaseHook):
         the clocks' difference), and is not one of ``known_ids``; submissions with equal inputs are
         matched one request each. ``send`` reads each page (default :meth:`run`). Without
         :attr:`finds_lost_submissions` nothing is found: a key missing from the answer may still exist.
+
+        :param service: the service the submissions named.
+        :param prediction: the prediction they named (None: any).
+        :param lost: key -> (input hash, epoch seconds when it was sent).
+        :param known_ids: request ids already accounted for, never matched.
+        :param send: sends one listing call (default :meth:`run`).
         """
         return {}
 
@@ -391,16 +416,31 @@ class EdgeInferHook(BaseHook):
         """A request matching this submission made at or after ``since``, if the vendor can list them.
 
         Used when a previous try died between sending a request and learning its id.
+
+        :param service: the service the submission named.
+        :param prediction: the prediction it named (None: any).
+        :param input: the input it sent.
+        :param since: epoch seconds when it was sent.
         """
         if not self.finds_lost_submissions:
             return None
         return self.find_lost_submissions(service, prediction, {0: (input_hash(input), since)}).get(0)
 
     def check_upload_field(self, service: str, prediction: str | None, field: str) -> None:
-        """Refuse, before any upload, an input ``field`` the service does not take (if the vendor says)."""
+        """Refuse, before any upload, an input ``field`` the service does not take (if the vendor says).
+
+        :param service: the service the file is for.
+        :param prediction: its prediction name (None: the default).
+        :param field: the input field the uploaded file's name fills.
+        """
 
     def presign_input_upload(self, service: str, prediction: str | None, field: str) -> PresignedTarget:
-        """Where one file for input ``field`` goes; only when ``"input"`` is in ``api.upload_kinds``."""
+        """Where one file for input ``field`` goes; only when ``"input"`` is in ``api.upload_kinds``.
+
+        :param service: the service the file is for.
+        :param prediction: its prediction name (None: the default).
+        :param field: the input field the uploaded file's name fills.
+        """
         raise ConfigurationError(f"{self.vendor} takes no uploaded input files", vendor=self.vendor)
 
     def inline_files_hint(self) -> str:
@@ -408,10 +448,17 @@ class EdgeInferHook(BaseHook):
         return "Put the data inline in the input. Nothing was sent."
 
     def check_native_batch_service(self, service: str) -> None:
-        """Refuse, before anything is sent, a service the vendor's native batch does not run."""
+        """Refuse, before anything is sent, a service the vendor's native batch does not run.
+
+        :param service: the service of the batch.
+        """
 
     def estimate_batch_cost(self, service: str, inputs: Sequence[dict[str, Any]]) -> float | None:
-        """The vendor's estimate of a native batch's cost before it is submitted, if it gives one."""
+        """The vendor's estimate of a native batch's cost before it is submitted, if it gives one.
+
+        :param service: the service of the batch.
+        :param inputs: every item's input.
+        """
         return None
 
     # -- connection ----------------------------------------------------------------------------
@@ -438,6 +485,10 @@ class EdgeInferHook(BaseHook):
         return self._conn
 
     def http_settings(self, conn: Connection) -> HttpSettings:
+        """Timeouts, retries and limits from the connection's extras (or the hook's own settings).
+
+        :param conn: the connection, already read.
+        """
         from airflow_provider_edgeinfer.arguments import finite_extras
         from airflow_provider_edgeinfer.clients import limits
         from airflow_provider_edgeinfer.clients.retry import RetrySettings
@@ -505,14 +556,20 @@ class EdgeInferHook(BaseHook):
         return SyncClient(self.api, self.credentials(conn), self.http_settings(conn))
 
     def run(self, call: Call[T]) -> T:
-        """Send one call from a worker."""
+        """Send one call from a worker.
+
+        :param call: a call built by :attr:`api`'s methods.
+        """
         return self.get_conn().send(call)
 
     def _shared_key(self) -> str:
         return f"{self.conn_type}:{self.conn_id}"
 
     def async_client(self, conn: Connection) -> AsyncClient[Any]:
-        """A new async client of ``conn`` (the shared registry decides when one is needed)."""
+        """A new async client of ``conn`` (the shared registry decides when one is needed).
+
+        :param conn: the connection, already read.
+        """
         from airflow_provider_edgeinfer.clients.transport import AsyncClient
 
         return AsyncClient(self.api, self.credentials(conn), self.http_settings(conn))
@@ -545,6 +602,7 @@ class EdgeInferHook(BaseHook):
         return lease.client
 
     async def arelease(self) -> None:
+        """Give back the latest lease :meth:`aget_client` took (nothing if it took none)."""
         if self._leases:
             await self._leases.pop().release()
 
@@ -553,13 +611,19 @@ class EdgeInferHook(BaseHook):
 
         Bounded by the connection's ``max_download_bytes`` and ``download_deadline``; no credential
         is sent. See :func:`~airflow_provider_edgeinfer.clients.transport.download_media`.
+
+        :param url: the media's http(s) URL.
+        :param out: a binary file object the bytes are written to.
         """
         from airflow_provider_edgeinfer.clients.transport import download_media
 
         return download_media(url, out, self.http_settings(self.connection), vendor=self.vendor)
 
     async def arun(self, call: Call[T]) -> T:
-        """Send one call from an event loop, on the shared client."""
+        """Send one call from an event loop, on the shared client.
+
+        :param call: a call built by :attr:`api`'s methods.
+        """
         client = await self.aget_client()
         try:
             return await client.send(call)
@@ -594,8 +658,11 @@ class EdgeInferHook(BaseHook):
         yield CheckResult("read-only checks", None, f"{self.vendor} declares none; nothing was sent")
 
     def paid_check(self, limit: float, wait: float) -> CheckResult:
-        """One smallest inference, only if its price or estimate is known and at most ``limit``
-        (in the vendor's billing currency); ``wait`` bounds how long it may run."""
+        """One smallest inference, only if its price or estimate is known and at most ``limit``.
+
+        :param limit: the most it may cost, in the vendor's billing currency.
+        :param wait: seconds the inference may run before the check gives up on it.
+        """
         from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
         return CheckResult("paid inference", None, f"refused: {self.paid_check_refusal}; nothing was sent")

@@ -78,6 +78,9 @@ class InfraiHook(EdgeInferHook):
         estimated together (prices are per token, so one call per group gives the same sum as one per
         item), in as few calls as the text size allows. Other capabilities have no estimate before
         submission; the submit's own ``estimated_cost_usd`` is checked for them instead.
+
+        :param service: the service of the batch (only ``chat.completions`` is priced).
+        :param inputs: every item's input.
         """
         if service != "chat.completions":
             return None
@@ -132,7 +135,11 @@ class InfraiHook(EdgeInferHook):
         )
 
     def paid_check(self, limit: float, wait: float) -> CheckResult:
-        """The cheapest chat turn by infrai's own estimate, if that estimate is within ``limit``."""
+        """The cheapest chat turn by infrai's own estimate, if that estimate is within ``limit``.
+
+        :param limit: the most it may cost, in the vendor's billing currency.
+        :param wait: seconds the inference may run before the check gives up on it.
+        """
         from airflow_provider_edgeinfer.clients.infrai import core_cost
         from airflow_provider_edgeinfer.hooks.checks import TINY_CHAT, CheckResult, raw, unknown_fields
 

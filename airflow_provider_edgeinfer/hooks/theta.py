@@ -82,7 +82,14 @@ class ThetaHook(EdgeInferHook):
         *,
         send: Callable[[Call[Any]], Any] | None = None,
     ) -> dict[int, Job]:
-        """Walk the project's newest requests (one scan, :meth:`ThetaAPI.scan_requests`) for them."""
+        """Walk the project's newest requests (one scan, :meth:`ThetaAPI.scan_requests`) for them.
+
+        :param service: the service the submissions named.
+        :param prediction: the prediction they named (None: any).
+        :param lost: key -> (input hash, epoch seconds when it was sent).
+        :param known_ids: request ids already accounted for, never matched.
+        :param send: sends one listing call (default :meth:`run`).
+        """
         from airflow_provider_edgeinfer.hooks.base import input_hash
 
         if not lost or not self.finds_lost_submissions:
@@ -110,7 +117,12 @@ class ThetaHook(EdgeInferHook):
     # -- uploads -------------------------------------------------------------------------------
 
     def check_upload_field(self, service: str, prediction: str | None, field: str) -> None:
-        """The service takes ``field`` (from the catalogue, one unauthenticated call), before any upload."""
+        """The service takes ``field`` (from the catalogue, one unauthenticated call), before any upload.
+
+        :param service: the service alias the file is for.
+        :param prediction: its prediction name (None: the default).
+        :param field: the input field the uploaded file's name fills.
+        """
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
         catalogue = self.services()
@@ -131,7 +143,12 @@ class ThetaHook(EdgeInferHook):
             )
 
     def presign_input_upload(self, service: str, prediction: str | None, field: str) -> PresignedUpload:
-        """A fresh presigned URL for one file of input ``field``."""
+        """A fresh presigned URL for one file of input ``field``.
+
+        :param service: the service alias the file is for.
+        :param prediction: its prediction name (None: the default).
+        :param field: the input field the uploaded file's name fills.
+        """
         from airflow_provider_edgeinfer.exceptions import UnexpectedResponseError
 
         urls = self.run(self.api.presigned_urls(service, prediction=prediction, input_fields=[field]))
@@ -188,7 +205,11 @@ class ThetaHook(EdgeInferHook):
         )
 
     def paid_check(self, limit: float, wait: float) -> CheckResult:
-        """The cheapest service whose (assumed) ``cost`` states a price, if that price is within ``limit``."""
+        """The cheapest service whose (assumed) ``cost`` states a price, if that price is within ``limit``.
+
+        :param limit: the most it may cost, in the vendor's billing currency.
+        :param wait: seconds the inference may run before the check gives up on it.
+        """
         from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
         candidates = []

@@ -72,6 +72,10 @@ class BatchOperator(BaseOperator):
         the input's fields); otherwise its index is its id.
     :param output_path: directory receiving ``results.jsonl``, ``failures.jsonl``, ``media/`` and the
         manifest (``_edgeinfer/``). Required; declared as an asset outlet when not templated.
+    :param source_conn_id: the storage connection an ``inputs`` URI (JSONL file or glob) that names
+        none is read with (default: the scheme's default connection, ``aws_default`` for ``s3://``).
+    :param output_conn_id: the storage connection an ``output_path`` URI that names none is written
+        with (default: the scheme's default connection, ``aws_default`` for ``s3://``).
     :param file_field: with a glob: the input field each uploaded file fills (vendors that take
         uploaded input files).
     :param prediction: the vendor's prediction name, for vendors whose services have several.
@@ -79,7 +83,7 @@ class BatchOperator(BaseOperator):
     :param max_failed_ratio: largest tolerated share of failed items (0: any failure fails the task,
         after every result is written).
     :param item_retries: rounds of resubmission for items that failed transiently.
-    :param poll_interval: seconds between polls of the whole batch; below 1 s
+    :param poll_interval: seconds between polls of the whole batch (default 30); below 1 s
         (``arguments.MIN_POLL_INTERVAL``) it is raised to 1 s, with a warning.
     :param timeout: seconds (or timedelta) per round before unfinished work is cancelled; it also
         ends any pause a vendor's ``Retry-After`` asks of the fan-out. Every numeric argument must
@@ -94,6 +98,9 @@ class BatchOperator(BaseOperator):
     :param batch_timeout: native batches: the vendor-side batch timeout (``"24h"``).
     :param resubmit_on_unknown_outcome: resubmit items whose submission answer was lost when the
         vendor offers no way to find them (may pay twice); by default they are reported as failed.
+    :param max_transient_failures: consecutive transient failures of the batch's polls (network
+        errors, 5xx, malformed answers) tolerated before the task fails; a 429 is not one (it pauses
+        the connection until its ``Retry-After``). ``0`` fails on the first.
     :param vendor_options: extra keyword arguments for the vendor's submit.
     """
 
@@ -103,6 +110,8 @@ class BatchOperator(BaseOperator):
         "prediction",
         "inputs",
         "output_path",
+        "source_conn_id",
+        "output_conn_id",
         "file_field",
         "max_cost_usd",
     )
@@ -116,6 +125,8 @@ class BatchOperator(BaseOperator):
         service: str,
         inputs: Any,
         output_path: Any,
+        source_conn_id: str | None = None,
+        output_conn_id: str | None = None,
         prediction: str | None = None,
         file_field: str | None = None,
         max_concurrency: int = 16,
@@ -150,6 +161,8 @@ class BatchOperator(BaseOperator):
         self.service = service
         self.inputs = inputs
         self.output_path = output_path
+        self.source_conn_id = source_conn_id
+        self.output_conn_id = output_conn_id
         self.prediction = prediction
         self.file_field = file_field
         self.max_concurrency = arguments.whole("max_concurrency", max_concurrency, minimum=1)
@@ -182,7 +195,7 @@ class BatchOperator(BaseOperator):
 
         if not self.service:
             raise ConfigurationError("service is empty", vendor=hook.vendor)
-        output_dir = prepare_output_dir(self.output_path, hook.vendor)
+        output_dir = prepare_output_dir(self.output_path, hook.vendor, self.output_conn_id)
         manifest = Manifest(output_dir)
         sources = None
         if is_files(self.inputs, self.file_field):
@@ -191,7 +204,9 @@ class BatchOperator(BaseOperator):
                 # A running batch keeps the files its glob matched when it started.
                 sources = manifest.read_sources()
         with naming_vendor(hook.vendor):
-            items = load_items(self.inputs, file_field=self.file_field, sources=sources)
+            items = load_items(
+                self.inputs, file_field=self.file_field, sources=sources, conn_id=self.source_conn_id
+            )
         return output_dir, manifest, items
 
     def _budget(self) -> float | None:
@@ -226,8 +241,12 @@ class BatchOperator(BaseOperator):
             hook.check_native_batch_service(self.service)
             return
         for item in items:
+            checked = item.input
+            if item.source is not None and self.file_field:
+                # The source's URI stands in for an upload not made yet: check with a name instead.
+                checked = {**item.input, self.file_field: f"upload-of-{self.file_field}"}
             try:
-                hook.validate_submission(self.service, self.prediction, item.input, **self.vendor_options)
+                hook.validate_submission(self.service, self.prediction, checked, **self.vendor_options)
             except InputValidationError as exc:
                 raise InputValidationError(
                     f"item {item.custom_id!r} ({item.ref}): {exc.message}", vendor=hook.vendor

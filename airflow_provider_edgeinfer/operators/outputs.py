@@ -76,8 +76,24 @@ def safe_segment(name: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def as_storage_path(value: Any, field: str = "output_path") -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` from a path object, a URI, or a plain local path."""
+#: The connection a URI that names none (``s3://bucket/key``) is read and written with, by scheme:
+#: the default connection of the provider serving it. Without one, Airflow's filesystem ignores
+#: ``aws_default`` (its endpoint, region and keys) and falls back to the environment's credentials.
+DEFAULT_STORAGE_CONNECTIONS = {
+    "s3": "aws_default",
+    "s3a": "aws_default",
+    "s3n": "aws_default",
+    "gs": "google_cloud_default",
+    "gcs": "google_cloud_default",
+}
+
+
+def as_storage_path(value: Any, field: str = "output_path", conn_id: str | None = None) -> ObjectStoragePath:
+    """An ``ObjectStoragePath`` from a path object, a URI, or a plain local path.
+
+    A URI that names no connection (no ``conn_id@`` before the bucket) uses ``conn_id``, or else its
+    scheme's default connection (:data:`DEFAULT_STORAGE_CONNECTIONS`); a path object is kept as it is.
+    """
     import os
 
     from airflow.sdk import ObjectStoragePath
@@ -87,15 +103,20 @@ def as_storage_path(value: Any, field: str = "output_path") -> ObjectStoragePath
     text = str(value)
     if "://" not in text:
         text = "file://" + os.path.abspath(text)
+    scheme, _, rest = text.partition("://")
+    if scheme.lower() in ("file", "local") or "@" in rest.split("/", 1)[0]:
+        conn_id = None  # a local file needs none; a URI's own connection wins
+    else:
+        conn_id = conn_id or DEFAULT_STORAGE_CONNECTIONS.get(scheme.lower())
     try:
-        return ObjectStoragePath(text)
+        return ObjectStoragePath(text, conn_id=conn_id) if conn_id else ObjectStoragePath(text)
     except Exception as exc:
         raise ConfigurationError(f"{field} {value!r} is not a usable path: {exc}") from None
 
 
-def prepare_output_dir(value: Any, vendor: str) -> ObjectStoragePath:
+def prepare_output_dir(value: Any, vendor: str, conn_id: str | None = None) -> ObjectStoragePath:
     """Create the directory and prove it writable before anything is submitted (and paid for)."""
-    path = as_storage_path(value)
+    path = as_storage_path(value, conn_id=conn_id)
     probe = path / ".edgeinfer-write-probe"
     try:
         path.mkdir(parents=True, exist_ok=True)

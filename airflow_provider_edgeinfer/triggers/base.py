@@ -55,7 +55,11 @@ async def hook_class(vendor: str) -> type[EdgeInferHook]:
 
 
 class EdgeInferTrigger(BaseTrigger):
-    """Base of this provider's triggers (see the module docstring)."""
+    """Base of this provider's triggers (see the module docstring).
+
+    :param vendor: which hook to use (a vendor of ``hooks.VENDORS``).
+    :param conn_id: the Airflow connection.
+    """
 
     #: Constructor arguments, read back from attributes of the same name, that :meth:`serialize` returns.
     serialized: ClassVar[tuple[str, ...]] = ("vendor", "conn_id")

@@ -206,6 +206,13 @@ class BatchTrigger(EdgeInferTrigger):
     :param output_path: the batch's output directory URI, whose manifest lists a fan-out's requests.
     :param round: the fan-out round to watch (``item_retries`` resubmits in later rounds).
     :param deadline: epoch seconds after which ``timeout`` fires.
+    :param poll_interval: seconds between polls of the whole batch.
+    :param cancel_on_kill: cancel the native batch, or every unfinished request, when a user kills
+        the task.
+    :param max_transient_failures: consecutive transient poll failures (network errors, 5xx,
+        malformed answers) tolerated before an ``error`` event; a 429 is not one.
+    :param poll_concurrency: fan-out only: status reads in flight at once, for a vendor that cannot
+        list its requests.
     """
 
     serialized: ClassVar[tuple[str, ...]] = (

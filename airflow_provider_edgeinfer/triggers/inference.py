@@ -38,6 +38,8 @@ class InferenceTrigger(EdgeInferTrigger):
     :param deadline: epoch seconds (anchored to the submission) after which ``timeout`` fires.
     :param poll_interval: seconds between polls.
     :param cancel_on_kill: cancel the remote request when a user kills the task.
+    :param max_transient_failures: consecutive transient poll failures (network errors, 5xx,
+        malformed answers) tolerated before an ``error`` event; a 429 is not one.
     :param submit: for a synchronous vendor only: ``{service, prediction, input, idempotency_key,
         task}`` of the one call this trigger makes on the worker's behalf (the worker made none);
         ``task`` is the task instance's identity, for which the answer is sealed.
