@@ -18,7 +18,11 @@ from typing import Any
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_DAGS = ["edgeinfer_theta_transcription", "edgeinfer_bulk_transcription_backfill"]
+DEMO_DAGS = [
+    "edgeinfer_theta_transcription",
+    "edgeinfer_bulk_transcription_backfill",
+    "edgeinfer_ticket_enrichment",
+]
 OUTPUT_ROOT = Path(os.environ.get("EDGEINFER_DEMO_OUTPUT", tempfile.gettempdir())) / "edgeinfer-demo"
 
 

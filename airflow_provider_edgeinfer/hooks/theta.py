@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.connections import ThetaExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -44,9 +45,8 @@ class ThetaHook(EdgeInferHook):
     def build_api(self, conn: Connection) -> ThetaAPI:
         from airflow_provider_edgeinfer.clients.theta import BASE_URL, ThetaAPI
 
-        return ThetaAPI(
-            base_url_from(conn, BASE_URL, self.vendor), project_id=conn.extra_dejson.get("project_id")
-        )
+        extras = self.read_extras(conn, ThetaExtras)
+        return ThetaAPI(base_url_from(conn, BASE_URL, self.vendor), project_id=extras.project_id)
 
     def services(self) -> dict[str, Service]:
         """The service catalogue by alias (one unauthenticated call, cached on the hook)."""

@@ -587,7 +587,8 @@ class InferenceOperator(BaseOperator):
         """
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.operators.outputs import as_storage_path, build_result
+        from airflow_provider_edgeinfer.operators.outputs import build_result
+        from airflow_provider_edgeinfer.storage import as_storage_path
 
         self._live_request = None
         if job.state is JobState.FAILED or job.state is JobState.EXPIRED:
