@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(DEMO_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[sql]"
 	touch $@
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python

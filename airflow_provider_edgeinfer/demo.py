@@ -19,13 +19,17 @@ from airflow_provider_edgeinfer.emulator.process import connection_env, emulator
 
 #: The shipped example DAGs (in a checkout, a link to dags_examples/), so the demo runs from a wheel too.
 EXAMPLE_DAGS = Path(__file__).resolve().parent / "example_dags"
-DEMO_DAGS = ["edgeinfer_theta_transcription", "edgeinfer_bulk_transcription_backfill"]
+DEMO_DAGS = [
+    "edgeinfer_theta_transcription",
+    "edgeinfer_bulk_transcription_backfill",
+    "edgeinfer_ticket_enrichment",
+]
 OUTPUT_ROOT = Path(os.environ.get("EDGEINFER_DEMO_OUTPUT", tempfile.gettempdir())) / "edgeinfer-demo"
 
 
 def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
     """One real call through each vendor's hook, connections read from the environment."""
-    from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
+    from airflow_provider_edgeinfer.hooks import hook_for_connection
 
     results: list[tuple[str, str, Any]] = []
     calls: dict[str, Any] = {
@@ -45,7 +49,7 @@ def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
         "omnitensor": lambda api: api.submit("sentiment-v1", {"text": "The demo works nicely."}),
     }
     for vendor, make in calls.items():
-        hook = hook_class_for_vendor(vendor)()
+        hook = hook_for_connection(f"edgeinfer_{vendor}_default")
         try:
             job = hook.run(make(hook.api))
             deadline = time.monotonic() + 60

@@ -40,7 +40,7 @@ def to_path(value: Any, conn_id: str | None = None) -> ObjectStoragePath:
     """An ``ObjectStoragePath`` from a path, a URI or a path object; ``conn_id`` for URIs naming none."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if isinstance(value, ObjectStoragePath):
         return value

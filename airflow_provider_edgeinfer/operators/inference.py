@@ -58,10 +58,10 @@ def idempotency_key(context: Context, content: str) -> str:
 def _file_vendors() -> str:
     """The vendors that take input files, and how: by presigned upload, or inline for some services."""
     from airflow_provider_edgeinfer.clients.core import api_classes
-    from airflow_provider_edgeinfer.hooks import VENDORS
+    from airflow_provider_edgeinfer.hooks import vendors
 
     ways = []
-    for vendor, api in sorted(api_classes(VENDORS).items()):
+    for vendor, api in sorted(api_classes(vendors()).items()):
         if "input" in api.upload_kinds:
             ways.append(f"{vendor} (presigned uploads)")
         elif api.inline_file_services:
@@ -274,7 +274,6 @@ class InferenceOperator(BaseOperator):
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         return InferenceTrigger(
-            vendor=hook.vendor,
             conn_id=self.conn_id,
             request_id=request_id,
             deadline=submitted_at + self.timeout,
@@ -588,7 +587,8 @@ class InferenceOperator(BaseOperator):
         """
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.operators.outputs import as_storage_path, build_result
+        from airflow_provider_edgeinfer.operators.outputs import build_result
+        from airflow_provider_edgeinfer.storage import as_storage_path
 
         self._live_request = None
         if job.state is JobState.FAILED or job.state is JobState.EXPIRED:

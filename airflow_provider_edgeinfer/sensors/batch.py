@@ -20,7 +20,8 @@ from airflow_provider_edgeinfer.exceptions import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_edgeinfer.triggers.batch import BatchTrigger, Progress
+    from airflow_provider_edgeinfer.batch.watch import Progress
+    from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
 
 
 class BatchSensor(BaseSensorOperator):
@@ -77,9 +78,9 @@ class BatchSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def _trigger(self, vendor: str) -> BatchTrigger:
-        from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+        from airflow_provider_edgeinfer.batch.manifest import Manifest
+        from airflow_provider_edgeinfer.storage import as_storage_path
         from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
-        from airflow_provider_edgeinfer.triggers.batch_manifest import Manifest
 
         round_number = 0
         output_path = None

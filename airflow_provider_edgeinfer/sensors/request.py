@@ -107,7 +107,6 @@ class InferenceRequestSensor(BaseSensorOperator):
         hook.close()
         self.defer(
             trigger=InferenceTrigger(
-                vendor=hook.vendor,
                 conn_id=self.conn_id,
                 request_id=self.request_id,
                 deadline=time.time() + float(self.timeout),

@@ -101,7 +101,7 @@ def load_items(
     that files arriving later do not change a running batch. ``conn_id``: the storage connection of
     URIs that name none.
     """
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if inputs is None:
         raise InputValidationError("inputs is missing: give a list of input objects, a JSONL file or a glob")
@@ -132,8 +132,8 @@ def _file_items(
             f"inputs {spec!r} is a glob of files: also set file_field, the input field each file fills "
             "(e.g. file_field='audio_filename')"
         )
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
     from airflow_provider_edgeinfer.operators.upload import expand_sources
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if frozen is not None:
         sources = [as_storage_path(s, "source", conn_id=conn_id) for s in frozen]
