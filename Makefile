@@ -7,7 +7,7 @@ DEMO_STAMP := $(VENV)/.installed
 # Pinned, tested versions (see the file's header); without them pip can backtrack for half an hour.
 CONSTRAINTS := .ci/constraints-3.11.txt
 
-.PHONY: demo test lint typecheck unit mutation emulator reliability clean
+.PHONY: demo test lint typecheck unit docs mutation emulator reliability clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,8 @@ demo: $(DEMO_STAMP)
 	$(BIN)/python -m airflow_provider_edgeinfer.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_edgeinfer dags_examples tests benchmarks tools
-	$(BIN)/ruff format --check airflow_provider_edgeinfer dags_examples tests benchmarks tools
+	$(BIN)/ruff check airflow_provider_edgeinfer dags_examples tests benchmarks tools docs
+	$(BIN)/ruff format --check airflow_provider_edgeinfer dags_examples tests benchmarks tools docs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -36,7 +36,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck unit
+# The documentation site (docs/, Sphinx + MyST + autodoc), from scratch (-E: autodoc does not see
+# docstring changes incrementally), offline, warnings as errors.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
+test: lint typecheck docs unit
 
 # Mutation testing of the code that is costly to get wrong (never pay twice, batch manifest,
 # redaction, outputs, retries, job states); not part of `make test`. See tools/mutation.py.
@@ -51,4 +56,4 @@ emulator: $(DEMO_STAMP)
 	$(BIN)/python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8765
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build
