@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
 
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
@@ -28,6 +28,7 @@ from airflow_provider_edgeinfer.exceptions import (
     JobTimeoutError,
     naming_vendor,
 )
+from airflow_provider_edgeinfer.lineage import Lineage
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -170,6 +171,7 @@ class BatchOperator(BaseOperator):
             "max_transient_failures", max_transient_failures, minimum=0
         )
         self.vendor_options = vendor_options or {}
+        self._lineage: Lineage | None = None
         if export_format not in (None, "jsonl", "csv"):
             raise ValueError("export_format must be 'jsonl' or 'csv'")
 
@@ -664,6 +666,13 @@ class BatchOperator(BaseOperator):
         except Exception as exc:  # the results still get written; the task fails on the timeout anyway
             self.log.warning("could not cancel the batch after its timeout: %s", exc)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the JSONL file or glob read, the output folder and ``results.jsonl`` written,
+        the vendor, service, item counts and cost."""
+        from airflow_provider_edgeinfer.lineage import operator_lineage
+
+        return operator_lineage(self._lineage)
+
     def _emit_asset(self, context: Context, output_dir: ObjectStoragePath) -> None:
         from airflow.sdk import AssetAlias
 
@@ -730,6 +739,18 @@ class BatchOperator(BaseOperator):
                     hook, header.current.batch_id, self.export_format, output_dir
                 )
         self._emit_asset(context, output_dir)
+        self._lineage = Lineage(
+            vendor=hook.vendor,
+            service=self.service,
+            prediction=self.prediction,
+            inputs=[] if isinstance(self.inputs, list | tuple) else [self.inputs],
+            outputs=[output_dir, output_dir / batch_results.RESULTS],
+            request_ids=list(result.get("batch_ids") or []),
+            total=summary.total,
+            succeeded=summary.succeeded,
+            failed=summary.failed,
+            cost_usd=result["cost_usd"],
+        )
         ratio = summary.failed / summary.total if summary.total else 0.0
         ok = status == "success" and ratio <= self.max_failed_ratio
         header.outcome = "succeeded" if ok else "failed"

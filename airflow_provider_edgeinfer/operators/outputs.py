@@ -88,7 +88,9 @@ def as_storage_path(value: Any, field: str = "output_path") -> ObjectStoragePath
     if "://" not in text:
         text = "file://" + os.path.abspath(text)
     try:
-        return ObjectStoragePath(text)
+        path = ObjectStoragePath(text)
+        path.fs  # noqa: B018  (Airflow 3.1 finds the filesystem only when asked: an unknown scheme fails here)
+        return path
     except Exception as exc:
         raise ConfigurationError(f"{field} {value!r} is not a usable path: {exc}") from None
 
