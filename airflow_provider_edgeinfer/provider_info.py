@@ -56,5 +56,13 @@ PROVIDER_INFO: dict[str, Any] = {
     "sensors": _modules("sensors", ["request", "batch"]),
     "triggers": _modules("triggers", ["inference", "batch"]),
     "extra-links": [f"{PACKAGE}.operators.links.VendorRequestLink"],
+    # ``@task.edgeinfer_batch`` and ``@task.edgeinfer_inference``
+    "task-decorators": [
+        {"name": "edgeinfer_batch", "class-name": f"{PACKAGE}.decorators.batch.edgeinfer_batch_task"},
+        {
+            "name": "edgeinfer_inference",
+            "class-name": f"{PACKAGE}.decorators.inference.edgeinfer_inference_task",
+        },
+    ],
     "connection-types": CONNECTION_TYPES,
 }

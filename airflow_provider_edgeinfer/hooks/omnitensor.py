@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.clients.core import Credentials
     from airflow_provider_edgeinfer.clients.omnitensor import OmniTensorAPI
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, SyncClient
+    from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
 
 class OmniTensorHook(EdgeInferHook):
@@ -89,3 +91,29 @@ class OmniTensorHook(EdgeInferHook):
         # Built once per connection and loop (the shared registry leases it to every later hook), so
         # a thousand triggers still make one token exchange. The connection is already loaded.
         return AsyncClient(self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth)
+
+    # -- connection checks ---------------------------------------------------------------------
+
+    paid_check_refusal: ClassVar[str] = "OmniTensor states an inference's cost (in OMNIT) only after it ran"
+
+    def read_only_checks(self) -> Iterator[CheckResult]:
+        from airflow_provider_edgeinfer.hooks.checks import attempt, count
+
+        api = self.api
+        yield attempt(
+            "key and secret exchanged, balance read",
+            self,
+            api.balance(),
+            lambda balance, _: f"balance {balance.balance} {balance.currency}",
+        )
+        yield attempt(
+            "models listed",
+            self,
+            api.list_models(limit=1),
+            lambda page, _: count(page, "model(s) on the first page"),
+            lambda _, result: (
+                ["the model list came as an object, not the documented bare array"]
+                if result.content.lstrip()[:1] == b"{"
+                else []
+            ),
+        )

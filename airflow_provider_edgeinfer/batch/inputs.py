@@ -89,14 +89,19 @@ def is_files(inputs: Any, file_field: str | None) -> bool:
 
 
 def load_items(
-    inputs: Any, *, file_field: str | None = None, sources: list[str] | None = None
+    inputs: Any,
+    *,
+    file_field: str | None = None,
+    sources: list[str] | None = None,
+    conn_id: str | None = None,
 ) -> list[BatchItem]:
     """Every item of ``inputs``; an empty input is an error, never a silently empty batch.
 
     ``sources``: for a glob, the files it matched when the batch started (from the manifest), so
-    that files arriving later do not change a running batch.
+    that files arriving later do not change a running batch. ``conn_id``: the storage connection of
+    URIs that name none.
     """
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if inputs is None:
         raise InputValidationError("inputs is missing: give a list of input objects, a JSONL file or a glob")
@@ -106,10 +111,10 @@ def load_items(
         items = _checked((entry, f"inputs[{i}]") for i, entry in enumerate(inputs))
         what = "the inputs list"
     elif is_files(inputs, file_field):
-        items = _file_items(inputs, file_field, sources)
+        items = _file_items(inputs, file_field, sources, conn_id)
         what = f"the glob {inputs}"
     else:
-        path = as_storage_path(inputs, "inputs")
+        path = as_storage_path(inputs, "inputs", conn_id=conn_id)
         items = _checked(_jsonl_lines(path))
         what = f"the inputs file {path}"
     if not items:
@@ -119,16 +124,21 @@ def load_items(
     return items
 
 
-def _file_items(spec: Any, file_field: str | None, frozen: list[str] | None) -> list[BatchItem]:
+def _file_items(
+    spec: Any, file_field: str | None, frozen: list[str] | None, conn_id: str | None
+) -> list[BatchItem]:
     if not file_field:
         raise InputValidationError(
             f"inputs {spec!r} is a glob of files: also set file_field, the input field each file fills "
             "(e.g. file_field='audio_filename')"
         )
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
     from airflow_provider_edgeinfer.operators.upload import expand_sources
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
-    sources = [as_storage_path(s, "source") for s in frozen] if frozen is not None else expand_sources(spec)
+    if frozen is not None:
+        sources = [as_storage_path(s, "source", conn_id=conn_id) for s in frozen]
+    else:
+        sources = expand_sources(spec, conn_id=conn_id)
     items = []
     for index, source in enumerate(sources):
         protocol = source.protocol or "file"
