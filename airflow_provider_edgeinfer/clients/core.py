@@ -225,6 +225,16 @@ class VendorAPI:
         """Whether ``submit(service, ...)`` takes input files inline (:class:`InlineFile` values)."""
         return service in cls.inline_file_services
 
+    @classmethod
+    def describe_file_inputs(cls) -> str | None:
+        """How this vendor takes input files, for an error that sends a user elsewhere; None: it does not."""
+        if "input" in cls.upload_kinds:
+            return "presigned uploads, any service"
+        if cls.inline_file_services:
+            services = ", ".join(repr(s) for s in sorted(cls.inline_file_services))
+            return f"inline for {services}, at most {cls.max_inline_file_bytes:,} bytes per file"
+        return None
+
     # -- the vendor-neutral surface used by operators, triggers and sensors ---------------------
     #
     # ``service`` is the Theta alias, OctoAI endpoint, infrai route or OmniTensor model id. A vendor

@@ -54,3 +54,16 @@ def hook_for_connection(conn_id: str) -> EdgeInferHook:
     hook = hook_class_for_conn_type(conn.conn_type, conn_id)(conn_id)
     hook._conn = hook._check_type(conn)
     return hook
+
+
+def vendors_taking_files() -> str:
+    """Every vendor that takes input files and how, each in its client's own words (for errors that
+    send a user to a connection that can)."""
+    from airflow_provider_edgeinfer.clients.core import api_classes
+
+    ways = []
+    for vendor, api in sorted(api_classes(VENDORS).items()):
+        how = api.describe_file_inputs()
+        if how:
+            ways.append(f"{vendor} ({how})")
+    return "; ".join(ways) or "none"

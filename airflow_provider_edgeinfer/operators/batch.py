@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -72,8 +72,13 @@ class BatchOperator(BaseOperator):
         the input's fields); otherwise its index is its id.
     :param output_path: directory receiving ``results.jsonl``, ``failures.jsonl``, ``media/`` and the
         manifest (``_edgeinfer/``). Required; declared as an asset outlet when not templated.
-    :param file_field: with a glob: the input field each uploaded file fills (vendors that take
-        uploaded input files).
+    :param file_field: with a glob: the input field each file fills. The file is uploaded first
+        (vendors with presigned uploads), or read and sent inside the item's own call (a service
+        that takes files inline, the client's ``takes_files_inline``; such a batch is always a
+        fan-out, as a native batch's JSON cannot carry a file). Other vendors refuse it before
+        sending, naming the vendors that take files.
+    :param file_input: with a glob: the other fields of every item's input (e.g.
+        ``{"model": "whisper-1", "language": "en"}``). Templated.
     :param prediction: the vendor's prediction name, for vendors whose services have several.
     :param max_concurrency: requests in flight during a fan-out (and result fetches).
     :param max_failed_ratio: largest tolerated share of failed items (0: any failure fails the task,
@@ -104,6 +109,7 @@ class BatchOperator(BaseOperator):
         "inputs",
         "output_path",
         "file_field",
+        "file_input",
         "max_cost_usd",
     )
     template_fields_renderers = {"inputs": "json"}
@@ -118,6 +124,7 @@ class BatchOperator(BaseOperator):
         output_path: Any,
         prediction: str | None = None,
         file_field: str | None = None,
+        file_input: dict[str, Any] | None = None,
         max_concurrency: int = 16,
         max_failed_ratio: float = 0.0,
         item_retries: int = 0,
@@ -152,6 +159,7 @@ class BatchOperator(BaseOperator):
         self.output_path = output_path
         self.prediction = prediction
         self.file_field = file_field
+        self.file_input = file_input
         self.max_concurrency = arguments.whole("max_concurrency", max_concurrency, minimum=1)
         self.max_failed_ratio = arguments.finite("max_failed_ratio", max_failed_ratio, minimum=0, maximum=1)
         self.item_retries = arguments.whole("item_retries", item_retries, minimum=0)
@@ -191,7 +199,9 @@ class BatchOperator(BaseOperator):
                 # A running batch keeps the files its glob matched when it started.
                 sources = manifest.read_sources()
         with naming_vendor(hook.vendor):
-            items = load_items(self.inputs, file_field=self.file_field, sources=sources)
+            items = load_items(
+                self.inputs, file_field=self.file_field, sources=sources, file_input=self.file_input
+            )
         return output_dir, manifest, items
 
     def _budget(self) -> float | None:
@@ -205,8 +215,14 @@ class BatchOperator(BaseOperator):
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
 
+    def _inline(self, hook: EdgeInferHook) -> bool:
+        """Whether each item's file travels inside its own call (a native batch's JSON cannot carry it)."""
+        from airflow_provider_edgeinfer.operators.batch_inputs import is_files
+
+        return is_files(self.inputs, self.file_field) and hook.api.takes_files_inline(self.service)
+
     def _mode(self, hook: EdgeInferHook) -> str:
-        if hook.api.runs_native_batches:
+        if hook.api.runs_native_batches and not self._inline(hook):
             return "native"
         return "sync" if hook.api.answers_in_call(self.service) else "fanout"
 
@@ -222,12 +238,18 @@ class BatchOperator(BaseOperator):
                 vendor=hook.vendor,
                 hint="Use a connection whose vendor runs native batches, or drop max_cost_usd.",
             )
+        if self.file_field and any(item.source is not None for item in items):
+            from airflow_provider_edgeinfer.operators.upload import require_file_inputs
+
+            require_file_inputs(hook, self.service, [self.file_field])
         if mode == "native":
             hook.check_native_batch_service(self.service)
             return
         for item in items:
             try:
-                hook.validate_submission(self.service, self.prediction, item.input, **self.vendor_options)
+                hook.validate_submission(
+                    self.service, self.prediction, self._stand_in(hook, item).input, **self.vendor_options
+                )
             except InputValidationError as exc:
                 raise InputValidationError(
                     f"item {item.custom_id!r} ({item.ref}): {exc.message}", vendor=hook.vendor
@@ -457,12 +479,40 @@ class BatchOperator(BaseOperator):
         )
         manifest.write_segment(out)
 
+    def _stand_in(self, hook: EdgeInferHook, item: BatchItem) -> BatchItem:
+        """The item as checked before its file is read: an empty file in its place."""
+        if item.source is None or not self._inline(hook):
+            return item
+        from dataclasses import replace
+
+        from airflow_provider_edgeinfer.clients.core import InlineFile
+
+        return replace(item, input={**item.input, str(self.file_field): InlineFile(item.source.name, b"")})
+
+    def _inline_reader(self, hook: EdgeInferHook) -> Callable[[BatchItem], Awaitable[BatchItem]] | None:
+        """Reads an item's file just before its call, in a thread: at most one file per sender in memory."""
+        if not self._inline(hook):
+            return None
+        from dataclasses import replace
+
+        from airflow_provider_edgeinfer.operators._sources import read_inline
+
+        field = str(self.file_field)
+
+        async def read(item: BatchItem) -> BatchItem:
+            if item.source is None:
+                return item
+            content = await asyncio.to_thread(read_inline, hook, self.service, field, item.source)
+            return replace(item, input={**item.input, field: content})
+
+        return read
+
     def _uploaded(self, hook: EdgeInferHook, items: list[BatchItem]) -> list[BatchItem]:
         """File items with their files uploaded (just before sending, only the ones being sent)."""
         from dataclasses import replace
 
         files = [item for item in items if item.source is not None]
-        if not files:
+        if not files or self._inline(hook):
             return items
         from airflow_provider_edgeinfer.operators.upload import upload_files
 
@@ -493,7 +543,10 @@ class BatchOperator(BaseOperator):
         header = manifest.read_header()
         started = header.current.started_at if header is not None else time.time()
         probe = hook.api.submit(
-            self.service, items[0].input, prediction=self.prediction, **self.vendor_options
+            self.service,
+            self._stand_in(hook, items[0]).input,
+            prediction=self.prediction,
+            **self.vendor_options,
         )
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(
@@ -514,6 +567,7 @@ class BatchOperator(BaseOperator):
                 max_attempts=settings.retry.max_attempts,
                 settings=settings,
                 vendor_options=self.vendor_options,
+                prepare=self._inline_reader(hook),
             )
             return await fan_out.run(iter(items), len(items))
 

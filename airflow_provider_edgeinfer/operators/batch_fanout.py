@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +122,8 @@ class FanOut:
     max_attempts: int
     settings: HttpSettings
     vendor_options: dict[str, Any] = field(default_factory=dict)
+    #: Turns an item into what is sent, just before it is sent (a file read to travel inline).
+    prepare: Callable[[BatchItem], Awaitable[BatchItem]] | None = None
     progress_every: float = 10.0
     stats: FanOutStats = field(default_factory=FanOutStats)
     gate: RateGate = field(default_factory=RateGate)
@@ -157,7 +159,15 @@ class FanOut:
         from airflow_provider_edgeinfer.clients.retry import RetrySettings, is_retryable, wait_seconds
 
         retry: RetrySettings = self.settings.retry
-        call = self.api.submit(self.service, item.input, prediction=self.prediction, **self.vendor_options)
+        sent = item
+        if self.prepare is not None:
+            try:
+                sent = await self.prepare(item)
+            except EdgeInferError as exc:
+                await self._fail(item, exc, transient=False)
+                return
+        call = self.api.submit(self.service, sent.input, prediction=self.prediction, **self.vendor_options)
+        # The intent's hash is of the item as listed (a file's source, not its bytes).
         await self.writer.append(
             {"k": "intent", "i": item.index, "r": self.round, "at": time.time(), "h": input_hash(item.input)},
             durable=True,
