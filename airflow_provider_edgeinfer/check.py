@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from airflow_provider_edgeinfer.costs import usd
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, NotFoundError
 
 if TYPE_CHECKING:
@@ -365,7 +366,7 @@ def _theta_paid(hook: Any, limit: float, wait: float) -> CheckResult:
         return CheckResult(
             "paid inference",
             None,
-            f"refused: the cheapest, {alias}, costs {price} USD > {limit}; nothing was sent",
+            f"refused: the cheapest, {alias}, costs {usd(price)} > {usd(limit)}; nothing was sent",
         )
     hook.validate_submission(alias, prediction, data)
     job = hook.run(hook.api.submit(alias, data, prediction=prediction))
@@ -378,9 +379,7 @@ def _theta_paid(hook: Any, limit: float, wait: float) -> CheckResult:
         return CheckResult(
             "paid inference", False, f"{alias} {job.request_id} still {job.vendor_state}; cancelled"
         )
-    cost = (
-        f"{job.cost_usd} USD" if job.cost_usd is not None else f"about {price} USD (the answer states none)"
-    )
+    cost = usd(job.cost_usd) if job.cost_usd is not None else f"about {usd(price)} (the answer states none)"
     return CheckResult(
         "paid inference",
         job.state.value == "succeeded",
@@ -400,8 +399,8 @@ def _infrai_paid(hook: Any, limit: float, wait: float) -> CheckResult:
         return CheckResult(
             "paid inference",
             None,
-            f"refused: the cheapest, {cheapest.model}, is estimated at {cheapest.breakdown.total_usd} USD "
-            f"> {limit}; nothing was sent",
+            f"refused: the cheapest, {cheapest.model}, is estimated at {usd(cheapest.breakdown.total_usd)} "
+            f"> {usd(limit)}; nothing was sent",
         )
     call = api.chat_completion(
         {"model": cheapest.model, "messages": TINY_CHAT, "max_tokens": 1}, idempotency_key=uuid.uuid4().hex
@@ -415,7 +414,7 @@ def _infrai_paid(hook: Any, limit: float, wait: float) -> CheckResult:
         True,
         f"{cheapest.model}: {value.choices[0].message.content!r}" if value.choices else cheapest.model,
         unknown_fields=unknown_fields(value),
-        cost=f"{cost} USD" if cost is not None else f"estimated {cheapest.breakdown.total_usd} USD",
+        cost=usd(cost) if cost is not None else f"estimated {usd(cheapest.breakdown.total_usd)}",
     )
 
 

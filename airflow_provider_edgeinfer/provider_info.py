@@ -142,6 +142,9 @@ PROVIDER_INFO: dict[str, Any] = {
     "operators": _modules("operators", ["inference", "batch", "upload"]),
     "sensors": _modules("sensors", ["request", "batch"]),
     "triggers": _modules("triggers", ["inference", "batch"]),
-    "extra-links": [f"{PACKAGE}.operators.links.VendorRequestLink"],
+    "extra-links": [
+        f"{PACKAGE}.operators.links.VendorRequestLink",
+        f"{PACKAGE}.operators.links.VendorBatchLink",
+    ],
     "connection-types": CONNECTION_TYPES,
 }

@@ -263,8 +263,17 @@ class VendorAPI:
         """The call that downloads a finished job's output, or None when ``job.output`` holds it."""
         return None
 
+    #: The vendor has a page for humans per request (:meth:`console_url`): tasks get a link to it.
+    request_pages: ClassVar[bool] = False
+    #: The vendor has a page for a batch (:meth:`batch_console_url`): batch tasks get a link to it.
+    batch_pages: ClassVar[bool] = False
+
     def console_url(self, request_id: str) -> str | None:
-        """A page for humans about this request (operator extra link), if the vendor has one."""
+        """A page for humans about this request (operator extra link), on this connection's host."""
+        return None
+
+    def batch_console_url(self, batch_id: str | None) -> str | None:
+        """A page for humans about a batch: the native batch ``batch_id``, or (None) a fan-out's requests."""
         return None
 
     # -- what this vendor can do, beyond submit and status ---------------------------------------

@@ -28,6 +28,7 @@ from airflow_provider_edgeinfer.exceptions import (
     JobTimeoutError,
     naming_vendor,
 )
+from airflow_provider_edgeinfer.operators.links import VendorBatchLink, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -114,6 +115,7 @@ class BatchOperator(BaseOperator):
     )
     template_fields_renderers = {"inputs": "json"}
     ui_color = "#e6f4ea"
+    operator_extra_links = registered(VendorBatchLink(), "batch_pages")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -322,10 +324,14 @@ class BatchOperator(BaseOperator):
         header: Header,
         items: list[BatchItem],
     ) -> Any:
+        from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link
+
         opened = (manifest.output_dir, manifest, items)
         if header.mode == "native":
             batch_id = self._native_round(context, hook, manifest, header, items)
+            push_link(context, VendorBatchLink(), hook.api.batch_console_url(batch_id))
             return self._wait(context, hook, self._trigger(hook, header, batch_id=batch_id), opened)
+        push_link(context, VendorBatchLink(), hook.api.batch_console_url(None))
         self._fanout_round(hook, manifest, header, items)
         if header.mode == "sync":
             # The fan-out was the inference: each round is over when it returns.

@@ -27,7 +27,7 @@ from airflow_provider_edgeinfer.exceptions import (
     ResultExpiredError,
     naming_vendor,
 )
-from airflow_provider_edgeinfer.operators.links import VendorRequestLink
+from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -106,7 +106,7 @@ class InferenceOperator(BaseOperator):
     )
     template_ext: Sequence[str] = (".json",)
     template_fields_renderers = {"input": "json"}
-    operator_extra_links = (VendorRequestLink(),)
+    operator_extra_links = registered(VendorRequestLink(), "request_pages")  # type: ignore[assignment]
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -474,11 +474,8 @@ class InferenceOperator(BaseOperator):
         return job, submitted_at
 
     def _announce(self, context: Context, hook: EdgeInferHook, job: Job) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key="request_id", value=job.request_id)
-        url = hook.api.console_url(job.request_id)
-        if url:
-            ti.xcom_push(key=VendorRequestLink().xcom_key, value=url)
+        context["ti"].xcom_push(key="request_id", value=job.request_id)
+        push_link(context, VendorRequestLink(), hook.api.console_url(job.request_id))
 
     # -- completion --------------------------------------------------------------------------
 
