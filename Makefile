@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(DEMO_STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e .
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[sql]"
 	touch $@
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
@@ -48,7 +48,7 @@ reliability: $(STAMP)
 	$(BIN)/python benchmarks/reliability/run.py
 
 emulator: $(DEMO_STAMP)
-	$(BIN)/python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8080
+	$(BIN)/python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8765
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -13,9 +13,9 @@ from airflow_provider_edgeinfer.check import (
     main,
     read_only_checks,
     summary,
-    theta_price,
     unknown_fields,
 )
+from airflow_provider_edgeinfer.hooks.theta import theta_price
 
 VENDORS = ("theta", "octoai", "infrai", "omnitensor")
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from airflow_provider_edgeinfer.clients.jobs import Job
 from airflow_provider_edgeinfer.clients.limits import describe_failure, too_deep
-from airflow_provider_edgeinfer.clients.redact import redact_text, redact_url
+from airflow_provider_edgeinfer.clients.redact import redact_url, redact_vendor_text
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     MALFORMED_BODY,
@@ -519,12 +519,14 @@ class VendorAPI:
             message = text or "no error message in the answer"
         # A vendor may echo the key (or the session token) anywhere it answers: body, code, headers.
         secrets = (*secrets, *self.session_secrets())
-        message = redact_text(message, secrets)[:MAX_QUOTED_BODY]
+        # The vendor's words: names of headers and placeholders stay, secrets go.
+        message = redact_vendor_text(message, secrets)[:MAX_QUOTED_BODY]
         vendor_ids = [result.headers[h] for h in self.request_id_headers if h in result.headers]
         if vendor_ids:
-            message = f"{message} (vendor request id {redact_text(vendor_ids[0], secrets)[:MAX_QUOTED_BODY]})"
+            vendor_id = redact_vendor_text(vendor_ids[0], secrets)[:MAX_QUOTED_BODY]
+            message = f"{message} (vendor request id {vendor_id})"
         cls = self.error_class(result.status, code, message)
-        code = redact_text(code, secrets) if code else code
+        code = redact_vendor_text(code, secrets) if code else code
         return cls(
             message,
             vendor=self.vendor,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -552,7 +552,35 @@ def validate_input(service: Service, prediction: str | None, input: dict[str, An
                 f"got {type(value).__name__}",
                 vendor="theta",
             )
+        if expected in _FILE_TYPES and isinstance(value, str) and not is_file_reference(value):
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            raise InputValidationError(
+                f"service {service.alias!r} prediction {name!r}: file field {key!r} must hold an uploaded "
+                f"file's name or an http(s) URL, got {shown!r}",
+                vendor="theta",
+                hint=f"Upload the file first: input_files={{{key!r}: path}}, or pull one field of "
+                f"PresignedUploadOperator's result ({key!r}). Nothing was sent.",
+            )
     return name
+
+
+#: Input types whose value names a file: an uploaded file's name, or a URL the vendor fetches.
+_FILE_TYPES = frozenset({"file", "filename"})
+#: Characters no uploaded file's name holds: path separators, whitespace, and the quotes and brackets
+#: of a rendered dict or list (a whole XCom value pulled into the field).
+_NOT_IN_A_NAME = frozenset("/\\{}[]'\"") | frozenset(chr(c) for c in range(33))
+
+
+def is_file_reference(value: str) -> bool:
+    """Whether ``value`` can be a file field's value: an uploaded file's name or an http(s) URL.
+
+    Anything else (a local path, a rendered dict) would be sent as it is and fail at the vendor, or
+    worse, be taken for a name and answered for nothing.
+    """
+    if value.startswith(("https://", "http://")):
+        parts = urlsplit(value)
+        return bool(parts.hostname) and not any(c in value for c in " \t\r\n")
+    return 0 < len(value) <= 1024 and not any(c in _NOT_IN_A_NAME for c in value)
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

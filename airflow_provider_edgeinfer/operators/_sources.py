@@ -39,23 +39,17 @@ def is_many(spec: Any) -> bool:
 
 
 def to_path(value: Any, conn_id: str | None = None) -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` from a path, a URI or a path object; ``conn_id`` for bare URIs."""
+    """An ``ObjectStoragePath`` from a path, a URI or a path object; ``conn_id`` for URIs naming none."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if isinstance(value, ObjectStoragePath):
         return value
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(text, str) or not text.strip():
         raise InputValidationError(f"source {value!r} is not a path or URI")
-    scheme, _, rest = text.partition("://")
-    if conn_id and rest and scheme not in _LOCAL and "@" not in rest.split("/", 1)[0]:
-        try:
-            return ObjectStoragePath(text, conn_id=conn_id)
-        except Exception as exc:
-            raise InputValidationError(f"source {text!r} is not a usable URI: {exc}") from None
-    return as_storage_path(text, field="source")
+    return as_storage_path(text, field="source", conn_id=conn_id)
 
 
 def label(path: ObjectStoragePath) -> str:

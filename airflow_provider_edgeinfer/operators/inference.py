@@ -72,7 +72,7 @@ class InferenceOperator(BaseOperator):
         ``chat/completions``, with ``input={"model": ..., "messages": [...]}``) is called in the
         triggerer when deferred, and its answer travels back sealed. Templated.
     :param input: the inference input (dict, or a ``.json`` template file). Templated.
-    :param input_files: input field -> one file (local path, URI such as ``s3://conn_id@bucket/key``,
+    :param input_files: input field -> one file (local path, URI such as ``s3://bucket/key``,
         or ``ObjectStoragePath``) uploaded to the vendor before submitting; the field then names the
         uploaded file. Only for vendors that take uploaded input files (``"input"`` in the client's
         ``upload_kinds``), or for a service whose client takes files inline
@@ -84,12 +84,19 @@ class InferenceOperator(BaseOperator):
         default). Templated.
     :param output_path: a directory (local path, URI or ``ObjectStoragePath``) receiving the result
         JSON and decoded/downloaded media. Templated.
+    :param source_conn_id: the storage connection ``input_files`` URIs that name none are read with
+        (default: the scheme's default connection, ``aws_default`` for ``s3://``). Templated.
+    :param output_conn_id: the storage connection an ``output_path`` URI that names none is written
+        with (default: the scheme's default connection, ``aws_default`` for ``s3://``). Templated.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
-    :param poll_interval: seconds between status checks; below 1 s (``arguments.MIN_POLL_INTERVAL``)
-        it is raised to 1 s, with a warning.
+    :param poll_interval: seconds between status checks (default 10); below 1 s
+        (``arguments.MIN_POLL_INTERVAL``) it is raised to 1 s, with a warning.
     :param timeout: seconds (or timedelta) from submission before the request is cancelled and the
         task fails. Every numeric argument must be a finite number (``nan``, ``inf`` are refused).
     :param cancel_on_kill: cancel the remote request when the task is killed or times out.
+    :param max_transient_failures: consecutive transient failures of the status checks (network
+        errors, 5xx, malformed answers) tolerated before the task fails; a 429 is not one (it pauses
+        the connection until its ``Retry-After``). ``0`` fails on the first.
     :param resubmit_on_unknown_outcome: when a previous try's submission has an unknown outcome and
         the vendor offers no way to find it, resubmit (may pay twice) instead of failing.
     :param vendor_options: extra keyword arguments for the vendor's submit (e.g. ``wait``).
@@ -103,6 +110,8 @@ class InferenceOperator(BaseOperator):
         "input",
         "input_files",
         "output_path",
+        "source_conn_id",
+        "output_conn_id",
     )
     template_ext: Sequence[str] = (".json",)
     template_fields_renderers = {"input": "json"}
@@ -118,6 +127,8 @@ class InferenceOperator(BaseOperator):
         conn_id: str,
         prediction: str | None = None,
         output_path: Any = None,
+        source_conn_id: str | None = None,
+        output_conn_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float | timedelta = 3600.0,
@@ -137,6 +148,8 @@ class InferenceOperator(BaseOperator):
         self.input_files = input_files
         self.prediction = prediction
         self.output_path = output_path
+        self.source_conn_id = source_conn_id
+        self.output_conn_id = output_conn_id
         self.deferrable = deferrable
         self.poll_interval = arguments.poll_interval("poll_interval", poll_interval, owner=self.task_id)
         self.timeout = arguments.seconds("timeout", timeout)
@@ -215,7 +228,7 @@ class InferenceOperator(BaseOperator):
         if self.output_path is not None:
             from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
 
-            prepare_output_dir(self.output_path, vendor)
+            prepare_output_dir(self.output_path, vendor, self.output_conn_id)
 
         api = hook.api
         fp = self._fingerprint(vendor, input_, files)
@@ -270,7 +283,6 @@ class InferenceOperator(BaseOperator):
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         return InferenceTrigger(
-            vendor=hook.vendor,
             conn_id=self.conn_id,
             request_id=request_id,
             deadline=submitted_at + self.timeout,
@@ -333,7 +345,7 @@ class InferenceOperator(BaseOperator):
                     hint="Upload them with PresignedUploadOperator and map InferenceOperator over its "
                     "result with .expand(input=...).",
                 )
-            paths[field] = expand_sources(spec)[0]
+            paths[field] = expand_sources(spec, conn_id=self.source_conn_id)[0]
         return paths
 
     def _fingerprint(self, vendor: str, input_: dict[str, Any], files: dict[str, ObjectStoragePath]) -> str:
@@ -557,6 +569,7 @@ class InferenceOperator(BaseOperator):
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.operators.outputs import build_result
+        from airflow_provider_edgeinfer.storage import as_storage_path
 
         self._live_request = None
         if job.state is JobState.FAILED or job.state is JobState.EXPIRED:
@@ -590,7 +603,9 @@ class InferenceOperator(BaseOperator):
         result = build_result(
             job,
             output,
-            output_path=self.output_path,
+            output_path=None
+            if self.output_path is None
+            else as_storage_path(self.output_path, conn_id=self.output_conn_id),
             submitted_at=submitted_at,
             xcom_max_bytes=self.xcom_output_max_bytes,
             input_ref=self._input_ref(),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
+from airflow_provider_edgeinfer.storage import as_storage_path
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -80,26 +81,9 @@ def safe_segment(name: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def as_storage_path(value: Any, field: str = "output_path") -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` from a path object, a URI, or a plain local path."""
-    import os
-
-    from airflow.sdk import ObjectStoragePath
-
-    if isinstance(value, ObjectStoragePath):
-        return value
-    text = str(value)
-    if "://" not in text:
-        text = "file://" + os.path.abspath(text)
-    try:
-        return ObjectStoragePath(text)
-    except Exception as exc:
-        raise ConfigurationError(f"{field} {value!r} is not a usable path: {exc}") from None
-
-
-def prepare_output_dir(value: Any, vendor: str) -> ObjectStoragePath:
+def prepare_output_dir(value: Any, vendor: str, conn_id: str | None = None) -> ObjectStoragePath:
     """Create the directory and prove it writable before anything is submitted (and paid for)."""
-    path = as_storage_path(value)
+    path = as_storage_path(value, conn_id=conn_id)
     probe = path / ".edgeinfer-write-probe"
     try:
         path.mkdir(parents=True, exist_ok=True)

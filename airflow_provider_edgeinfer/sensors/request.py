@@ -19,10 +19,18 @@ if TYPE_CHECKING:
 class InferenceRequestSensor(BaseSensorOperator):
     """Succeeds when the request ``request_id`` on ``conn_id`` succeeds; fails if it fails or is cancelled.
 
-    Deferrable by default (``[operators] default_deferrable``), through the same trigger the
-    InferenceOperator uses. It did not create the request, so by default it does not cancel it when
-    killed (``cancel_on_kill=False``). Returns a small summary: vendor, request id, state, cost.
-    A ``poke_interval`` below 1 s is raised to 1 s; ``timeout`` and ``poke_interval`` must be finite.
+    Returns a small summary: vendor, request id, state, cost. Every other argument of Airflow's
+    sensors (``poke_interval``, default 60 s, raised to 1 s when below; ``timeout``; ``mode``...)
+    applies; ``timeout`` and ``poke_interval`` must be finite. A vendor that answers in the
+    submitting call has no request to wait for: the sensor refuses it.
+
+    :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor. Templated.
+    :param request_id: the vendor's id of the request. Templated.
+    :param deferrable: wait in the triggerer, through the same trigger the InferenceOperator uses,
+        instead of poking from a worker (default ``[operators] default_deferrable``, which is
+        ``False`` unless configured).
+    :param cancel_on_kill: cancel the request when the sensor is killed. Off by default: the sensor
+        did not create the request.
     """
 
     template_fields: Sequence[str] = ("conn_id", "request_id")
@@ -113,7 +121,6 @@ class InferenceRequestSensor(BaseSensorOperator):
             return super().execute(context)
         self.defer(
             trigger=InferenceTrigger(
-                vendor=hook.vendor,
                 conn_id=self.conn_id,
                 request_id=self.request_id,
                 deadline=time.time() + float(self.timeout),

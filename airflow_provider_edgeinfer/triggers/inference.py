@@ -32,21 +32,22 @@ DEFAULT_MAX_TRANSIENT_FAILURES = 5
 class InferenceTrigger(EdgeInferTrigger):
     """Fires exactly one event: ``success``, ``failed``, ``cancelled``, ``timeout`` or ``error``.
 
-    :param vendor: which hook to use (a vendor of ``hooks.VENDORS``).
-    :param conn_id: the Airflow connection.
+    :param conn_id: the Airflow connection; its type chooses the hook.
     :param request_id: the vendor's id of the request to watch.
     :param deadline: epoch seconds (anchored to the submission) after which ``timeout`` fires.
     :param poll_interval: seconds between polls.
     :param cancel_on_kill: cancel the remote request when a user kills the task.
+    :param max_transient_failures: consecutive transient poll failures (network errors, 5xx,
+        malformed answers) tolerated before an ``error`` event; a 429 is not one.
     :param submitted_at: epoch seconds of the submission, from which log lines count elapsed time
         (default: when the trigger started).
     :param submit: for a synchronous vendor only: ``{service, prediction, input, idempotency_key,
         task}`` of the one call this trigger makes on the worker's behalf (the worker made none);
         ``task`` is the task instance's identity, for which the answer is sealed.
+    :param vendor: accepted from triggers deferred by earlier versions; the connection names the vendor.
     """
 
     serialized: ClassVar[tuple[str, ...]] = (
-        "vendor",
         "conn_id",
         "request_id",
         "deadline",
@@ -60,7 +61,6 @@ class InferenceTrigger(EdgeInferTrigger):
     def __init__(
         self,
         *,
-        vendor: str,
         conn_id: str,
         request_id: str | None,
         deadline: float,
@@ -69,8 +69,9 @@ class InferenceTrigger(EdgeInferTrigger):
         max_transient_failures: int = DEFAULT_MAX_TRANSIENT_FAILURES,
         submit: dict[str, Any] | None = None,
         submitted_at: float | None = None,
+        vendor: str | None = None,
     ) -> None:
-        super().__init__(vendor=vendor, conn_id=conn_id)
+        super().__init__(conn_id=conn_id, vendor=vendor)
         self.submitted_at = submitted_at
         self.request_id = request_id
         self.deadline = deadline
@@ -81,7 +82,7 @@ class InferenceTrigger(EdgeInferTrigger):
 
     def __repr__(self) -> str:
         return (
-            f"InferenceTrigger(vendor={self.vendor!r}, conn_id={self.conn_id!r}, "
+            f"InferenceTrigger(conn_id={self.conn_id!r}, "
             f"request_id={self.request_id!r}, deadline={self.deadline:.0f})"
         )
 
@@ -90,13 +91,13 @@ class InferenceTrigger(EdgeInferTrigger):
 
     async def watch(self, lease: ClientLease) -> TriggerEvent:
         if self.submit is not None:
-            return await self._call_synchronously(lease.client)
+            return await self._call_synchronously(lease)
         return await self._poll(lease)
 
-    async def _call_synchronously(self, client: Any) -> TriggerEvent:
+    async def _call_synchronously(self, lease: ClientLease) -> TriggerEvent:
         spec = self.submit or {}
         identity = spec.get("task")
-        hook = await self.hook()
+        hook, client = lease.hook, lease.client
         try:
             if not identity:
                 # Without it the answer could not be sealed, and it must not travel in clear: pay nothing.
@@ -122,9 +123,8 @@ class InferenceTrigger(EdgeInferTrigger):
         """Wait, through the connection's poller, for the request to end or the deadline to pass."""
         if self.request_id is None:
             raise ValueError("InferenceTrigger needs a request_id or a submit spec")
-        hook = await self.hook()
         async with watch(
-            hook._shared_key(),
+            lease.key,
             lease,
             self.request_id,
             interval=self.poll_interval,

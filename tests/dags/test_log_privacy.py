@@ -28,13 +28,14 @@ from tests.dags.conftest import DAGS, load_dag, task_states
 #: Each example DAG with the run conf that keeps it small and writes under the test's directory
 #: (``{out}``). An example added to ``dags_examples/`` without an entry here fails the test.
 RUN_CONF: dict[str, dict[str, Any]] = {
-    "edgeinfer_bulk_transcription_backfill": {"sample_count": 4, "output_path": "{out}"},
-    "edgeinfer_catalog_image_backfill": {"sample_count": 3, "output_path": "{out}"},
+    "edgeinfer_bulk_transcription_backfill": {"sample_count": 4, "output_root": "{out}"},
+    "edgeinfer_catalog_image_backfill": {"sample_count": 3, "output_root": "{out}"},
     "edgeinfer_infrai_chat": {},
     "edgeinfer_infrai_native_batch": {"output_path": "{out}"},
     "edgeinfer_octoai_sdxl": {"output_path": "{out}"},
     "edgeinfer_omnitensor_inference": {},
     "edgeinfer_theta_transcription": {"output_path": "{out}"},
+    "edgeinfer_ticket_enrichment": {"demo_db_path": "{out}/tickets.sqlite", "output_root": "{out}"},
 }
 
 #: Fields of an output that are metadata (ids, model names, costs, where a file was written), not

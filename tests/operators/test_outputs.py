@@ -21,11 +21,11 @@ from airflow_provider_edgeinfer.operators.outputs import (
     SEGMENT_MAX,
     MediaWriter,
     _download,
-    as_storage_path,
     build_result,
     prepare_output_dir,
     safe_segment,
 )
+from airflow_provider_edgeinfer.storage import as_storage_path
 from tests.security.hostile import (  # noqa: F401 (fixtures)
     PNG,
     PNG_B64,
@@ -128,29 +128,7 @@ def test_safe_segment_survives_lone_surrogates() -> None:
     assert safe_segment("\ud800id") == "_id-" + hashlib.sha256(b"\xed\xa0\x80id").hexdigest()[:16]
 
 
-# -- as_storage_path / prepare_output_dir ---------------------------------------------------------
-
-
-def test_as_storage_path_makes_a_local_path_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    path = as_storage_path("out")
-    assert str(path) == f"file://{tmp_path}/out"
-    assert as_storage_path(path) is path
-
-
-def test_as_storage_path_refuses_an_unusable_uri() -> None:
-    with pytest.raises(ConfigurationError) as raised:
-        as_storage_path("nosuchscheme-xyz://bucket/key")
-    assert raised.value.message.startswith(
-        "output_path 'nosuchscheme-xyz://bucket/key' is not a usable path: "
-    )
-    with pytest.raises(ConfigurationError) as raised:
-        as_storage_path("nosuchscheme-xyz://b", "inputs")
-    assert raised.value.message.startswith("inputs 'nosuchscheme-xyz://b' is not a usable path: ")
-
-
-def test_as_storage_path_keeps_a_uri() -> None:
-    assert str(as_storage_path("file:///tmp/x/y")) == "file:///tmp/x/y"
+# -- prepare_output_dir ----------------------------------------------------------------------
 
 
 def test_prepare_output_dir_creates_it_and_leaves_no_probe(tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from airflow_provider_edgeinfer.exceptions import BudgetExceededError, Unexpecte
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_edgeinfer.batch.inputs import BatchItem
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
-    from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
 
 
 def estimate_cost(hook: EdgeInferHook, service: str, items: list[BatchItem]) -> float | None:
@@ -120,7 +120,7 @@ class NativeResults:
         )
 
     def __iter__(self) -> Iterator[Any]:
-        from airflow_provider_edgeinfer.operators.batch_results import patient_read
+        from airflow_provider_edgeinfer.batch.results import patient_read
 
         call: Any = self.hook.api.batch_results(self.batch_id, limit=self.limit)
         cursors: set[Any] = set()

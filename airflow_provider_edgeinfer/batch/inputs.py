@@ -97,15 +97,17 @@ def load_items(
     *,
     file_field: str | None = None,
     sources: list[str] | None = None,
+    conn_id: str | None = None,
     file_input: dict[str, Any] | None = None,
 ) -> list[BatchItem]:
     """Every item of ``inputs``; an empty input is an error, never a silently empty batch.
 
     ``sources``: for a glob, the files it matched when the batch started (from the manifest), so
-    that files arriving later do not change a running batch. ``file_input``: the fields every file
-    item's input has beside its file (e.g. a model and a language).
+    that files arriving later do not change a running batch. ``conn_id``: the storage connection of
+    URIs that name none. ``file_input``: the fields every file item's input has beside its file
+    (e.g. a model and a language).
     """
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if inputs is None:
         raise InputValidationError("inputs is missing: give a list of input objects, a JSONL file or a glob")
@@ -117,10 +119,10 @@ def load_items(
         items = _checked((entry, f"inputs[{i}]") for i, entry in enumerate(inputs))
         what = "the inputs list"
     elif is_files(inputs, file_field):
-        items = _file_items(inputs, file_field, sources, file_input or {})
+        items = _file_items(inputs, file_field, sources, conn_id, file_input or {})
         what = f"the glob {inputs}"
     else:
-        path = as_storage_path(inputs, "inputs")
+        path = as_storage_path(inputs, "inputs", conn_id=conn_id)
         items = _checked(_jsonl_lines(path))
         what = f"the inputs file {path}"
     if not items:
@@ -131,21 +133,28 @@ def load_items(
 
 
 def _file_items(
-    spec: Any, file_field: str | None, frozen: list[str] | None, common: dict[str, Any]
+    spec: Any,
+    file_field: str | None,
+    frozen: list[str] | None,
+    conn_id: str | None,
+    common: dict[str, Any],
 ) -> list[BatchItem]:
     if not file_field:
         raise InputValidationError(
             f"inputs {spec!r} is a glob of files: also set file_field, the input field each file fills "
             "(e.g. file_field='audio_filename')"
         )
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
     from airflow_provider_edgeinfer.operators.upload import expand_sources
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if not isinstance(common, dict) or file_field in common:
         raise InputValidationError(
             f"file_input must be an object of the other input fields, without {file_field!r} (the file's)"
         )
-    sources = [as_storage_path(s, "source") for s in frozen] if frozen is not None else expand_sources(spec)
+    if frozen is not None:
+        sources = [as_storage_path(s, "source", conn_id=conn_id) for s in frozen]
+    else:
+        sources = expand_sources(spec, conn_id=conn_id)
     items = []
     for index, source in enumerate(sources):
         protocol = source.protocol or "file"

@@ -6,7 +6,7 @@ not grow with the batch. A 429 (or a 503 with ``Retry-After``) closes a gate tha
 waits on: the whole fan-out backs off, not just the request that was refused. Each call is sent
 once by the transport (``max_attempts=1``); the retry decision is made here, where the gate lives.
 
-Every item leaves a journal record (:mod:`airflow_provider_edgeinfer.triggers.batch_manifest`):
+Every item leaves a journal record (:mod:`airflow_provider_edgeinfer.batch.manifest`):
 ``intent`` before it is sent, then ``sub`` (request id), ``done`` (a synchronous vendor's whole job)
 or ``err``. A send whose answer was lost stays at ``intent``: :func:`resolve_unknown` settles it.
 """
@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeinfer.batch.manifest import ItemRecord
+from airflow_provider_edgeinfer.batch.results import patient_read
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     OutcomeUnknownError,
@@ -29,16 +31,15 @@ from airflow_provider_edgeinfer.exceptions import (
     UnexpectedResponseError,
 )
 from airflow_provider_edgeinfer.hooks.base import input_hash
-from airflow_provider_edgeinfer.operators.batch_results import patient_read
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.batch.inputs import BatchItem
+    from airflow_provider_edgeinfer.batch.manifest import JournalWriter
     from airflow_provider_edgeinfer.clients.core import VendorAPI
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.clients.transport import HttpSettings
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
-    from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
-    from airflow_provider_edgeinfer.triggers.batch_manifest import ItemRecord, JournalWriter
 
 log = logging.getLogger("airflow_provider_edgeinfer.batch")
 
@@ -168,10 +169,8 @@ class FanOut:
                 return
         call = self.api.submit(self.service, sent.input, prediction=self.prediction, **self.vendor_options)
         # The intent's hash is of the item as listed (a file's source, not its bytes).
-        await self.writer.append(
-            {"k": "intent", "i": item.index, "r": self.round, "at": time.time(), "h": input_hash(item.input)},
-            durable=True,
-        )
+        intent = ItemRecord("intent", self.round, at=time.time(), input_hash=input_hash(item.input))
+        await self.writer.append(item.index, intent, durable=True)
         attempt = 0
         while True:
             await self.gate.wait(self.deadline)
@@ -205,12 +204,13 @@ class FanOut:
 
     async def _record(self, item: BatchItem, job: Job) -> None:
         self.stats.sent += 1
-        record: dict[str, Any] = {"i": item.index, "r": self.round, "id": job.request_id, "at": time.time()}
         if job.terminal:
-            record.update(k="done", job=job.model_dump(mode="json"))
+            record = ItemRecord(
+                "done", self.round, job.request_id, time.time(), job=job.model_dump(mode="json")
+            )
         else:
-            record["k"] = "sub"
-        await self.writer.append(record)
+            record = ItemRecord("sub", self.round, job.request_id, time.time())
+        await self.writer.append(item.index, record)
 
     async def _fail(self, item: BatchItem, error: EdgeInferError | str, *, transient: bool) -> None:
         self.stats.failed += 1
@@ -219,9 +219,8 @@ class FanOut:
             if isinstance(error, EdgeInferError)
             else {"type": "JobTimeoutError", "message": error}
         )
-        await self.writer.append(
-            {"k": "err", "i": item.index, "r": self.round, "e": payload, "t": transient, "at": time.time()}
-        )
+        record = ItemRecord("err", self.round, at=time.time(), error=payload, transient=transient)
+        await self.writer.append(item.index, record)
 
 
 # -- lost submissions ----------------------------------------------------------------------------
