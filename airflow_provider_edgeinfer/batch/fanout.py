@@ -130,7 +130,11 @@ class FanOut:
     gate: RateGate = field(default_factory=RateGate)
 
     async def run(self, items: Iterator[BatchItem], total: int) -> FanOutStats:
-        self._last_log = time.monotonic()
+        from airflow_provider_edgeinfer.progress import Cadence
+
+        # Progress lines follow the one cadence rule; the start itself is not worth a line.
+        self._cadence = Cadence(min_gap=self.progress_every)
+        self._cadence.due((0, 0))
         self._total = total
         senders = [asyncio.create_task(self._sender(items)) for _ in range(max(1, self.concurrency))]
         try:
@@ -144,9 +148,7 @@ class FanOut:
         # Iterators are not shared across threads here: every sender runs on this one event loop.
         for item in items:
             await self._send(item)
-            now = time.monotonic()
-            if now - self._last_log >= self.progress_every:
-                self._last_log = now
+            if self._cadence.due((self.stats.sent, self.stats.failed)):
                 log.info(
                     "submitted %d of %d (%.0f/s, %d refused, %d rate-limit pauses)",
                     self.stats.sent,

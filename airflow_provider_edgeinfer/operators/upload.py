@@ -256,6 +256,7 @@ class PresignedUploadOperator(BaseOperator):
         self.options = options or {}
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.hooks import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
@@ -264,6 +265,13 @@ class PresignedUploadOperator(BaseOperator):
                 results = self._upload(hook)
         finally:
             hook.close()
+        # Vendors state no price for an upload: what it cost is unknown, not free.
+        self.log.info(
+            "uploaded %d file(s) to %s, %s; their names in XCom (return_value)",
+            len(results),
+            hook.vendor,
+            format_cost(None),
+        )
         return results if is_many(self.source) else results[0]
 
     def _upload(self, hook: EdgeInferHook) -> list[Any]:
