@@ -554,6 +554,11 @@ class AsyncClient(_Shell[A]):
             call, HttpResult(response.status_code, response.headers, content, str(response.url))
         )
 
+    async def send_once(self, call: Call[T]) -> T:
+        """One attempt, outside the retry policy: for a caller whose next round is its retry (a
+        poller), and which must see a 429 itself to pause every sender of the connection."""
+        return await self._send_once(call)
+
     async def send(self, call: Call[T]) -> T:
         async for attempt in AsyncRetrying(**self._retry_kwargs(call)):
             with attempt:

@@ -36,6 +36,7 @@ RUN_CONF: dict[str, dict[str, Any]] = {
     "edgeinfer_infrai_native_batch": {"output_path": "{out}"},
     "edgeinfer_octoai_sdxl": {"output_path": "{out}"},
     "edgeinfer_omnitensor_inference": {},
+    "edgeinfer_sensors": {"output_path": "{out}"},
     "edgeinfer_theta_transcription": {"output_path": "{out}"},
     "edgeinfer_ticket_enrichment": {"demo_db_path": "{out}/tickets.sqlite", "output_root": "{out}"},
     "edgeinfer_transcript_index": {"partition": str(TRANSCRIPTS / "dt=2026-11-21"), "index_root": "{out}"},
@@ -203,7 +204,7 @@ def leaked(log_text: str, outputs: list[Any], media: list[bytes]) -> list[str]:
 
 
 def test_every_example_dag_is_scanned() -> None:
-    assert sorted(RUN_CONF) == sorted(p.stem for p in DAGS.glob("*.py"))
+    assert sorted(RUN_CONF) == sorted(p.stem for p in DAGS.glob("edgeinfer_*.py"))
 
 
 @pytest.mark.parametrize("dag_id", sorted(RUN_CONF))

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_edgeinfer.batch.inputs import BatchItem
+from airflow_provider_edgeinfer.batch.results import ResultsWriter
 from airflow_provider_edgeinfer.costs import format_cost, format_total, usd
-from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
-from airflow_provider_edgeinfer.operators.batch_results import ResultsWriter
-from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+from airflow_provider_edgeinfer.storage import as_storage_path
 
 
 def test_money_in_log_lines() -> None:

@@ -137,9 +137,9 @@ def test_a_hostile_request_id_keeps_the_result_inside_output_path(
 def test_batch_media_names_stay_inside_the_media_directory(
     tmp_path: Path, hostile: HostileServer, custom_id: str
 ) -> None:
-    from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
-    from airflow_provider_edgeinfer.operators.batch_results import ResultsWriter
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.batch.inputs import BatchItem
+    from airflow_provider_edgeinfer.batch.results import ResultsWriter
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     custom_id = custom_id.format(tmp=tmp_path)
     media = hostile.media("/m/run.py", b"media") + "?" + SIGNATURE

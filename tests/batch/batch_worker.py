@@ -1,6 +1,6 @@
 """One BatchOperator run (non-deferrable) in its own process: the crash test kills it mid-fan-out.
 
-``python -m tests.operators.batch_worker OUTPUT_DIR ITEMS``; connections come from the environment.
+``python -m tests.batch.batch_worker OUTPUT_DIR ITEMS``; connections come from the environment.
 """
 
 from __future__ import annotations

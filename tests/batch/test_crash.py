@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.operators.batch_worker import FakeTI, operator
+from tests.batch.batch_worker import FakeTI, operator
 
 REPO = Path(__file__).resolve().parents[2]
 ITEMS = 120
@@ -31,7 +31,7 @@ def test_retry_after_a_crash_mid_submission_submits_exactly_the_missing_ones(
     # Slow answers keep the fan-out going long enough to kill it in the middle.
     faults.rate_slow, faults.slow_seconds = 1.0, 0.03
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.operators.batch_worker", str(tmp_path), str(ITEMS)],
+        [sys.executable, "-m", "tests.batch.batch_worker", str(tmp_path), str(ITEMS)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -70,11 +70,17 @@ class Header(BaseModel):
         return self.rounds[-1]
 
 
+#: What an item's journal record says: about to be sent, submitted (request id), finished in the
+#: call (a synchronous vendor's whole job), or refused / failed before any request existed.
+Kind = Literal["intent", "sub", "done", "err"]
+KINDS: frozenset[str] = frozenset(("intent", "sub", "done", "err"))
+
+
 @dataclass(slots=True)
 class ItemRecord:
-    """The latest journal record of one item."""
+    """One journal record of one item (and, read back, the latest one)."""
 
-    kind: str  # intent | sub | done | err
+    kind: Kind
     round: int
     request_id: str | None = None
     at: float | None = None
@@ -89,17 +95,55 @@ class ItemRecord:
         return self.kind != "intent"
 
 
-def _record(raw: dict[str, Any]) -> tuple[int, ItemRecord]:
-    return int(raw["i"]), ItemRecord(
-        kind=str(raw["k"]),
-        round=int(raw.get("r", 0)),
-        request_id=raw.get("id"),
-        at=raw.get("at"),
-        job=raw.get("job"),
-        error=raw.get("e"),
-        transient=bool(raw.get("t", False)),
-        input_hash=raw.get("h"),
-    )
+# The one codec of journal lines. Keys are short because a fan-out writes one line per item per
+# event; they are the stored layout (VERSION), so a change here needs a new version.
+def encode(index: int, record: ItemRecord) -> bytes:
+    """One journal line (with its newline) for ``record`` of item ``index``."""
+    out: dict[str, Any] = {"k": record.kind, "i": index, "r": record.round}
+    if record.request_id is not None:
+        out["id"] = record.request_id
+    if record.at is not None:
+        out["at"] = record.at
+    if record.job is not None:
+        out["job"] = record.job
+    if record.error is not None:
+        out["e"] = record.error
+    if record.transient:
+        out["t"] = True
+    if record.input_hash is not None:
+        out["h"] = record.input_hash
+    return json.dumps(out, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> tuple[int, ItemRecord] | None:
+    """(index, record) of one journal line; None for a torn line.
+
+    A torn final line (a crash mid-write) carries nothing durable. A whole line that is not a record
+    is refused: skipping it could forget a submission and send the item again.
+    """
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return None
+    try:
+        kind = raw["k"]
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}")
+        return int(raw["i"]), ItemRecord(
+            kind=kind,
+            round=int(raw.get("r", 0)),
+            request_id=raw.get("id"),
+            at=raw.get("at"),
+            job=raw.get("job"),
+            error=raw.get("e"),
+            transient=bool(raw.get("t", False)),
+            input_hash=raw.get("h"),
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigurationError(
+            f"a batch journal line is not a record ({exc.__class__.__name__}: {str(exc)[:80]})",
+            hint="Delete the output directory's _edgeinfer folder only if no batch of it is running.",
+        ) from None
 
 
 def _wins(new: ItemRecord, old: ItemRecord | None) -> bool:
@@ -194,8 +238,9 @@ class Manifest:
             return []
         return sorted(p for p in self.journal_dir.iterdir() if p.name.endswith(".jsonl"))
 
-    def write_segment(self, records: Iterable[dict[str, Any]], *, prefix: str = "") -> None:
-        data = b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in records)
+    def write_segment(self, records: Iterable[tuple[int, ItemRecord]], *, prefix: str = "") -> None:
+        """One new segment holding ``(index, record)`` pairs (nothing is written for none)."""
+        data = b"".join(encode(index, record) for index, record in records)
         if not data:
             return
         if not self._journal_ready:  # once: a fan-out writes thousands of segments
@@ -205,22 +250,17 @@ class Manifest:
         with (self.journal_dir / name).open("wb") as handle:
             handle.write(data)
 
-    def _raw_records(self) -> Iterator[dict[str, Any]]:
+    def _records(self) -> Iterator[tuple[int, ItemRecord]]:
         for path in self._segments():
             with path.open("rb") as handle:
                 for line in handle:
-                    if line.strip():
-                        try:
-                            yield json.loads(line)
-                        except ValueError:
-                            # A torn final line from a crash mid-write carries nothing durable.
-                            continue
+                    if line.strip() and (decoded := decode(line)) is not None:
+                        yield decoded
 
     def items(self) -> dict[int, ItemRecord]:
         """The latest record of every item the journal mentions."""
         latest: dict[int, ItemRecord] = {}
-        for raw in self._raw_records():
-            index, record = _record(raw)
+        for index, record in self._records():
             if _wins(record, latest.get(index)):
                 latest[index] = record
         return latest
@@ -231,40 +271,21 @@ class Manifest:
         if len(segments) <= 1:
             return
         records = self.items()
-        self.write_segment(
-            (_raw(index, record) for index, record in sorted(records.items())), prefix="0-compact-"
-        )
+        self.write_segment(sorted(records.items()), prefix="0-compact-")
         for path in segments:
             path.unlink()
-
-
-def _raw(index: int, record: ItemRecord) -> dict[str, Any]:
-    out: dict[str, Any] = {"k": record.kind, "i": index, "r": record.round}
-    if record.request_id is not None:
-        out["id"] = record.request_id
-    if record.at is not None:
-        out["at"] = record.at
-    if record.job is not None:
-        out["job"] = record.job
-    if record.error is not None:
-        out["e"] = record.error
-    if record.transient:
-        out["t"] = True
-    if record.input_hash is not None:
-        out["h"] = record.input_hash
-    return out
 
 
 class JournalWriter:
     """Group commit from an event loop: every record pending when a write starts goes in that write.
 
-    ``await append(record, durable=True)`` returns once the record is stored (intent records);
+    ``await append(index, record, durable=True)`` returns once the record is stored (intent records);
     other records ride along with the next write. Writes run in a thread: object storage blocks.
     """
 
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[tuple[int, ItemRecord]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._closed = False
@@ -281,10 +302,10 @@ class JournalWriter:
         if self._task is not None:
             await self._task
 
-    async def append(self, record: dict[str, Any], *, durable: bool = False) -> None:
+    async def append(self, index: int, record: ItemRecord, *, durable: bool = False) -> None:
         if self._task is None or self._task.done():
             raise RuntimeError("the journal writer is not running")
-        self._pending.append(record)
+        self._pending.append((index, record))
         self._wake.set()
         if durable:
             waiter = asyncio.get_running_loop().create_future()

@@ -6,7 +6,7 @@ not grow with the batch. A 429 (or a 503 with ``Retry-After``) closes a gate tha
 waits on: the whole fan-out backs off, not just the request that was refused. Each call is sent
 once by the transport (``max_attempts=1``); the retry decision is made here, where the gate lives.
 
-Every item leaves a journal record (:mod:`airflow_provider_edgeinfer.triggers.batch_manifest`):
+Every item leaves a journal record (:mod:`airflow_provider_edgeinfer.batch.manifest`):
 ``intent`` before it is sent, then ``sub`` (request id), ``done`` (a synchronous vendor's whole job)
 or ``err``. A send whose answer was lost stays at ``intent``: :func:`resolve_unknown` settles it.
 """
@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeinfer.batch.manifest import ItemRecord
+from airflow_provider_edgeinfer.batch.results import patient_read
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     OutcomeUnknownError,
@@ -29,16 +31,15 @@ from airflow_provider_edgeinfer.exceptions import (
     UnexpectedResponseError,
 )
 from airflow_provider_edgeinfer.hooks.base import input_hash
-from airflow_provider_edgeinfer.operators.batch_results import patient_read
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.batch.inputs import BatchItem
+    from airflow_provider_edgeinfer.batch.manifest import JournalWriter
     from airflow_provider_edgeinfer.clients.core import VendorAPI
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.clients.transport import HttpSettings
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
-    from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
-    from airflow_provider_edgeinfer.triggers.batch_manifest import ItemRecord, JournalWriter
 
 log = logging.getLogger("airflow_provider_edgeinfer.batch")
 
@@ -122,12 +123,18 @@ class FanOut:
     max_attempts: int
     settings: HttpSettings
     vendor_options: dict[str, Any] = field(default_factory=dict)
+    #: Turns an item into what is sent, just before it is sent (a file read to travel inline).
+    prepare: Callable[[BatchItem], Awaitable[BatchItem]] | None = None
     progress_every: float = 10.0
     stats: FanOutStats = field(default_factory=FanOutStats)
     gate: RateGate = field(default_factory=RateGate)
 
     async def run(self, items: Iterator[BatchItem], total: int) -> FanOutStats:
-        self._last_log = time.monotonic()
+        from airflow_provider_edgeinfer.progress import Cadence
+
+        # Progress lines follow the one cadence rule; the start itself is not worth a line.
+        self._cadence = Cadence(min_gap=self.progress_every)
+        self._cadence.due((0, 0))
         self._total = total
         senders = [asyncio.create_task(self._sender(items)) for _ in range(max(1, self.concurrency))]
         try:
@@ -141,9 +148,7 @@ class FanOut:
         # Iterators are not shared across threads here: every sender runs on this one event loop.
         for item in items:
             await self._send(item)
-            now = time.monotonic()
-            if now - self._last_log >= self.progress_every:
-                self._last_log = now
+            if self._cadence.due((self.stats.sent, self.stats.failed)):
                 log.info(
                     "submitted %d of %d (%.0f/s, %d refused, %d rate-limit pauses)",
                     self.stats.sent,
@@ -157,11 +162,17 @@ class FanOut:
         from airflow_provider_edgeinfer.clients.retry import RetrySettings, is_retryable, wait_seconds
 
         retry: RetrySettings = self.settings.retry
-        call = self.api.submit(self.service, item.input, prediction=self.prediction, **self.vendor_options)
-        await self.writer.append(
-            {"k": "intent", "i": item.index, "r": self.round, "at": time.time(), "h": input_hash(item.input)},
-            durable=True,
-        )
+        sent = item
+        if self.prepare is not None:
+            try:
+                sent = await self.prepare(item)
+            except EdgeInferError as exc:
+                await self._fail(item, exc, transient=False)
+                return
+        call = self.api.submit(self.service, sent.input, prediction=self.prediction, **self.vendor_options)
+        # The intent's hash is of the item as listed (a file's source, not its bytes).
+        intent = ItemRecord("intent", self.round, at=time.time(), input_hash=input_hash(item.input))
+        await self.writer.append(item.index, intent, durable=True)
         attempt = 0
         while True:
             await self.gate.wait(self.deadline)
@@ -195,12 +206,13 @@ class FanOut:
 
     async def _record(self, item: BatchItem, job: Job) -> None:
         self.stats.sent += 1
-        record: dict[str, Any] = {"i": item.index, "r": self.round, "id": job.request_id, "at": time.time()}
         if job.terminal:
-            record.update(k="done", job=job.model_dump(mode="json"))
+            record = ItemRecord(
+                "done", self.round, job.request_id, time.time(), job=job.model_dump(mode="json")
+            )
         else:
-            record["k"] = "sub"
-        await self.writer.append(record)
+            record = ItemRecord("sub", self.round, job.request_id, time.time())
+        await self.writer.append(item.index, record)
 
     async def _fail(self, item: BatchItem, error: EdgeInferError | str, *, transient: bool) -> None:
         self.stats.failed += 1
@@ -209,9 +221,8 @@ class FanOut:
             if isinstance(error, EdgeInferError)
             else {"type": "JobTimeoutError", "message": error}
         )
-        await self.writer.append(
-            {"k": "err", "i": item.index, "r": self.round, "e": payload, "t": transient, "at": time.time()}
-        )
+        record = ItemRecord("err", self.round, at=time.time(), error=payload, transient=transient)
+        await self.writer.append(item.index, record)
 
 
 # -- lost submissions ----------------------------------------------------------------------------

@@ -10,15 +10,17 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_edgeinfer.batch.fanout import RateGate
+from airflow_provider_edgeinfer.batch.inputs import fingerprint, load_items
+from airflow_provider_edgeinfer.batch.manifest import JournalWriter, Manifest
+from airflow_provider_edgeinfer.batch.watch import FanOutWatch
 from airflow_provider_edgeinfer.exceptions import InputValidationError
-from airflow_provider_edgeinfer.operators.batch_fanout import RateGate
-from airflow_provider_edgeinfer.operators.batch_inputs import fingerprint, load_items
-from airflow_provider_edgeinfer.triggers.batch import BatchTrigger, FanOutWatch, ProgressReporter
-from airflow_provider_edgeinfer.triggers.batch_manifest import JournalWriter, Manifest
+from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
+from tests.batch.journal import record, records
 
 
 def _manifest(tmp_path: Path) -> Manifest:
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     return Manifest(as_storage_path(str(tmp_path)))
 
@@ -96,11 +98,11 @@ def test_fingerprint_follows_content_and_ids() -> None:
 def test_journal_precedence_is_order_independent(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     manifest.write_segment(
-        [{"k": "sub", "i": 0, "r": 0, "id": "r0"}, {"k": "intent", "i": 1, "r": 0, "h": "x"}]
+        records({"k": "sub", "i": 0, "r": 0, "id": "r0"}, {"k": "intent", "i": 1, "r": 0, "h": "x"})
     )
-    manifest.write_segment([{"k": "intent", "i": 0, "r": 0}, {"k": "intent", "i": 2, "r": 1}])
+    manifest.write_segment(records({"k": "intent", "i": 0, "r": 0}, {"k": "intent", "i": 2, "r": 1}))
     manifest.write_segment(
-        [{"k": "err", "i": 2, "r": 0, "t": True, "e": {"type": "ServerError", "message": "m"}}]
+        records({"k": "err", "i": 2, "r": 0, "t": True, "e": {"type": "ServerError", "message": "m"}})
     )
     items = manifest.items()
     assert (items[0].kind, items[0].request_id) == ("sub", "r0")
@@ -113,7 +115,7 @@ def test_journal_precedence_is_order_independent(tmp_path: Path) -> None:
 
 def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
-    manifest.write_segment([{"k": "sub", "i": 0, "r": 0, "id": "a"}])
+    manifest.write_segment(records({"k": "sub", "i": 0, "r": 0, "id": "a"}))
     segment = next((tmp_path / "_edgeinfer" / "journal").iterdir())
     segment.write_bytes(segment.read_bytes() + b'{"k": "sub", "i": 1, "r"')
     assert list(manifest.items()) == [0]
@@ -126,10 +128,10 @@ def test_group_commit_makes_intents_durable_before_returning(tmp_path: Path) -> 
         async with JournalWriter(manifest) as writer:
 
             async def one(i: int) -> None:
-                await writer.append({"k": "intent", "i": i, "r": 0}, durable=True)
+                await writer.append(*record({"k": "intent", "i": i, "r": 0}), durable=True)
                 # Durable means readable by another process now.
                 assert i in manifest.items()
-                await writer.append({"k": "sub", "i": i, "r": 0, "id": f"r{i}"})
+                await writer.append(*record({"k": "sub", "i": i, "r": 0, "id": f"r{i}"}))
 
             await asyncio.gather(*(one(i) for i in range(50)))
         return writer.writes  # after the close, which writes what was still pending
@@ -192,22 +194,6 @@ def test_theta_listing_poll_costs_pages_not_requests(
     assert calls == [10]  # ceil(95 / 10) listing pages, no per-request GET
     assert (progress.succeeded, progress.finished) == (95, True)
     assert edgeinfer_emulator.state.snapshot()["requests"].get("theta.get_request", 0) == 0
-
-
-def test_progress_line_has_counts_rate_and_eta() -> None:
-    from airflow_provider_edgeinfer.triggers.batch import Progress
-
-    lines: list[str] = []
-
-    class Log:
-        def info(self, message: str) -> None:
-            lines.append(message)
-
-    reporter = ProgressReporter(Log())
-    reporter.report(Progress(100, 10, 1))
-    reporter._first = (time.monotonic() - 10, 11)
-    line = reporter.report(Progress(100, 50, 2))
-    assert "52 of 100 done (2 failed)" in line and "4.1 items/s" in line and "ETA 12s" in line
 
 
 def test_lean_sender_never_sends_the_key_elsewhere() -> None:

@@ -17,17 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeinfer.batch.watch import is_transient
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError, NotFoundError
-from airflow_provider_edgeinfer.triggers.batch import is_transient
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_edgeinfer.batch.inputs import BatchItem
+    from airflow_provider_edgeinfer.batch.manifest import Header, ItemRecord
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
-    from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
-    from airflow_provider_edgeinfer.triggers.batch_manifest import Header, ItemRecord
 
 RESULTS = "results.jsonl"
 FAILURES = "failures.jsonl"
@@ -139,10 +139,10 @@ def round_items(header: Header, total: int) -> list[list[int]]:
 def write_native(hook: EdgeInferHook, header: Header, items: list[BatchItem], writer: ResultsWriter) -> None:
     """Every item from the last round that ran it, read a page at a time.
 
-    Results are checked as they are read (:class:`~.batch_native.NativeResults`): an item without a
+    Results are checked as they are read (:class:`~.native.NativeResults`): an item without a
     result gets a failed row, and a batch that ended with items missing fails the task.
     """
-    from airflow_provider_edgeinfer.operators.batch_native import NativeResults
+    from airflow_provider_edgeinfer.batch.native import NativeResults
 
     positions = round_items(header, len(items))
     final_round = [0] * len(items)
@@ -182,7 +182,7 @@ def write_native(hook: EdgeInferHook, header: Header, items: list[BatchItem], wr
 
 def native_retryable(hook: EdgeInferHook, batch_id: str, indices: list[int]) -> list[int]:
     """Global indices of a round's items that failed for a reason worth another try."""
-    from airflow_provider_edgeinfer.operators.batch_native import NativeResults
+    from airflow_provider_edgeinfer.batch.native import NativeResults
 
     out = []
     results = NativeResults(hook, batch_id, len(indices), NATIVE_PAGE_LIMIT)

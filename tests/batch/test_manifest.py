@@ -9,22 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_edgeinfer.exceptions import ConfigurationError
-from airflow_provider_edgeinfer.triggers.batch_manifest import (
+from airflow_provider_edgeinfer.batch.manifest import (
     HEADER,
     Header,
     JournalWriter,
     Manifest,
     Round,
 )
+from airflow_provider_edgeinfer.exceptions import ConfigurationError
+from tests.batch.journal import record, records
 
 ITEMS = 6
 
 
 def _manifest(tmp_path: Path) -> Manifest:
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     return Manifest(as_storage_path(str(tmp_path)))
 
@@ -62,7 +63,7 @@ def _submitted(emulator: Any) -> int:
 def _try(tmp_path: Path) -> None:
     """One try of a fan-out batch: it submits what the manifest does not show as sent, then defers."""
     from airflow_provider_edgeinfer.operators.batch import BatchOperator
-    from tests.operators.batch_worker import FakeTI
+    from tests.batch.batch_worker import FakeTI
 
     op = BatchOperator(
         task_id="batch",
@@ -138,7 +139,7 @@ def test_has_submissions(tmp_path: Path, round_fields: dict[str, Any], segment: 
     header = _header(**round_fields)
     manifest.write_header(header)
     if segment:
-        manifest.write_segment([{"k": "intent", "i": 0, "r": 0}])
+        manifest.write_segment(records({"k": "intent", "i": 0, "r": 0}))
     assert manifest.has_submissions(header) is expected
 
 
@@ -154,7 +155,7 @@ def test_reset_forgets_the_header_the_sources_and_every_segment(tmp_path: Path) 
     manifest.write_header(_header())
     manifest.write_sources(["a.wav"])
     for i in range(3):
-        manifest.write_segment([{"k": "sub", "i": i, "r": 0, "id": f"r{i}"}])
+        manifest.write_segment(records({"k": "sub", "i": i, "r": 0, "id": f"r{i}"}))
     manifest.reset()
     assert manifest.read_header() is None
     assert manifest.read_sources() is None
@@ -168,21 +169,21 @@ def test_reset_forgets_the_header_the_sources_and_every_segment(tmp_path: Path) 
 def test_an_error_is_permanent_unless_marked_transient(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     manifest.write_segment(
-        [
+        records(
             {"k": "err", "i": 0, "r": 0, "e": {"type": "InputValidationError", "message": "bad"}},
             {"k": "err", "i": 1, "r": 0, "t": True, "e": {"type": "ServerError", "message": "503"}},
             {"k": "err", "i": 2, "r": 0, "t": False, "e": {"type": "JobFailedError", "message": "x"}},
-        ]
+        )
     )
-    manifest.write_segment([{"k": "sub", "i": 3, "r": 0, "id": "r3"}])
+    manifest.write_segment(records({"k": "sub", "i": 3, "r": 0, "id": "r3"}))
     items = manifest.items()
     assert {i: r.transient for i, r in items.items()} == {0: False, 1: True, 2: False, 3: False}
     manifest.compact()
     assert {i: r.transient for i, r in manifest.items().items()} == {0: False, 1: True, 2: False, 3: False}
     # A permanent error is not even written as a flag: its absence must mean "not transient".
     [segment] = (tmp_path / "_edgeinfer" / "journal").iterdir()
-    records = [json.loads(line) for line in segment.read_text().splitlines()]
-    assert [r.get("t") for r in records] == [None, True, None, None]
+    stored = [json.loads(line) for line in segment.read_text().splitlines()]
+    assert [r.get("t") for r in stored] == [None, True, None, None]
 
 
 # -- the journal writer ----------------------------------------------------------------------------
@@ -204,14 +205,14 @@ class _Broken(Manifest):
 
 def test_a_sender_waiting_on_a_failed_write_learns_it(tmp_path: Path) -> None:
     """Nobody may send an item whose intent is not durable: the waiter gets the error, not silence."""
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     manifest = _Broken(as_storage_path(str(tmp_path)))
     outcomes: list[str] = []
 
     async def sender(writer: JournalWriter, i: int) -> None:
         try:
-            await writer.append({"k": "intent", "i": i, "r": 0}, durable=True)
+            await writer.append(*record({"k": "intent", "i": i, "r": 0}), durable=True)
         except OSError:
             outcomes.append("refused")
             return
@@ -237,11 +238,13 @@ def test_a_writer_takes_records_only_while_it_runs(tmp_path: Path) -> None:
     async def run() -> None:
         writer = JournalWriter(manifest)
         with pytest.raises(RuntimeError, match="not running"):
-            await writer.append({"k": "intent", "i": 0, "r": 0}, durable=True)
+            await writer.append(*record({"k": "intent", "i": 0, "r": 0}), durable=True)
         async with writer:
-            await asyncio.wait_for(writer.append({"k": "intent", "i": 1, "r": 0}, durable=True), timeout=5)
+            await asyncio.wait_for(
+                writer.append(*record({"k": "intent", "i": 1, "r": 0}), durable=True), timeout=5
+            )
         with pytest.raises(RuntimeError, match="not running"):
-            await writer.append({"k": "intent", "i": 2, "r": 0})
+            await writer.append(*record({"k": "intent", "i": 2, "r": 0}))
         assert writer.writes == 1
 
     asyncio.run(run())
@@ -255,8 +258,8 @@ def test_records_that_need_not_be_durable_ride_along_with_the_next_write(tmp_pat
     async def run() -> int:
         async with JournalWriter(manifest) as writer:
             for i in range(3):
-                await writer.append({"k": "sub", "i": i, "r": 0, "id": f"r{i}"})
-            await writer.append({"k": "intent", "i": 3, "r": 0}, durable=True)
+                await writer.append(*record({"k": "sub", "i": i, "r": 0, "id": f"r{i}"}))
+            await writer.append(*record({"k": "intent", "i": 3, "r": 0}), durable=True)
         return writer.writes
 
     assert asyncio.run(run()) == 1
@@ -315,7 +318,7 @@ def test_reset_of_a_partly_deleted_manifest(tmp_path: Path) -> None:
     """Someone removed some files by hand: a re-run still starts a new batch."""
     manifest = _manifest(tmp_path)
     manifest.write_header(_header())
-    manifest.write_segment([{"k": "sub", "i": 0, "r": 0, "id": "r0"}])
+    manifest.write_segment(records({"k": "sub", "i": 0, "r": 0, "id": "r0"}))
     (tmp_path / "_edgeinfer" / HEADER).unlink()  # and there never were sources
     manifest.reset()
     assert manifest.read_header() is None and manifest.items() == {}
@@ -332,8 +335,8 @@ def test_writing_no_records_leaves_no_trace_of_a_submission(tmp_path: Path) -> N
 
 def test_a_record_s_time_survives_a_read_back_and_compaction(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
-    manifest.write_segment([{"k": "intent", "i": 0, "r": 0, "at": 1767225600.5}])
-    manifest.write_segment([{"k": "intent", "i": 1, "r": 0}])
+    manifest.write_segment(records({"k": "intent", "i": 0, "r": 0, "at": 1767225600.5}))
+    manifest.write_segment(records({"k": "intent", "i": 1, "r": 0}))
     assert {i: r.at for i, r in manifest.items().items()} == {0: 1767225600.5, 1: None}
     manifest.compact()
     assert len(list((tmp_path / "_edgeinfer" / "journal").iterdir())) == 1, "two segments fold into one"
@@ -343,10 +346,10 @@ def test_a_record_s_time_survives_a_read_back_and_compaction(tmp_path: Path) -> 
 def test_compact_folds_every_segment_into_one_and_keeps_every_item(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     journal = tmp_path / "_edgeinfer" / "journal"
-    manifest.write_segment([{"k": "intent", "i": i, "r": 0, "h": f"h{i}"} for i in range(4)])
-    manifest.write_segment([{"k": "sub", "i": i, "r": 0, "id": f"r{i}"} for i in range(3)])
-    manifest.write_segment([{"k": "err", "i": 3, "r": 0, "t": True, "e": {"type": "ServerError"}}])
-    manifest.write_segment([{"k": "done", "i": 0, "r": 0, "id": "r0", "job": {"state": "succeeded"}}])
+    manifest.write_segment(records(*({"k": "intent", "i": i, "r": 0, "h": f"h{i}"} for i in range(4))))
+    manifest.write_segment(records(*({"k": "sub", "i": i, "r": 0, "id": f"r{i}"} for i in range(3))))
+    manifest.write_segment(records({"k": "err", "i": 3, "r": 0, "t": True, "e": {"type": "ServerError"}}))
+    manifest.write_segment(records({"k": "done", "i": 0, "r": 0, "id": "r0", "job": {"state": "succeeded"}}))
     before = manifest.items()
     manifest.compact()
     assert len(list(journal.iterdir())) == 1
@@ -358,7 +361,7 @@ def test_compact_leaves_a_journal_of_one_segment_as_it_is(tmp_path: Path) -> Non
     """Nothing to fold: no rewrite (on object storage a rewrite is a write and a delete)."""
     manifest = _manifest(tmp_path)
     manifest.compact()  # no journal at all
-    manifest.write_segment([{"k": "intent", "i": 0, "r": 0}, {"k": "sub", "i": 0, "r": 0, "id": "r0"}])
+    manifest.write_segment(records({"k": "intent", "i": 0, "r": 0}, {"k": "sub", "i": 0, "r": 0, "id": "r0"}))
     journal = tmp_path / "_edgeinfer" / "journal"
     [segment] = journal.iterdir()
     manifest.compact()
@@ -373,10 +376,12 @@ def test_a_record_written_after_compaction_wins_even_from_a_clock_that_is_behind
     manifest = _manifest(tmp_path)
     clock = iter([3_000_000_000_000_000_000, 3_000_000_000_000_000_001, 3_000_000_000_000_000_002, 1])
     monkeypatch.setattr(time, "time_ns", lambda: next(clock))
-    manifest.write_segment([{"k": "intent", "i": 0, "r": 0}])
-    manifest.write_segment([{"k": "sub", "i": 0, "r": 0, "id": "r0"}])
+    manifest.write_segment(records({"k": "intent", "i": 0, "r": 0}))
+    manifest.write_segment(records({"k": "sub", "i": 0, "r": 0, "id": "r0"}))
     manifest.compact()
-    manifest.write_segment([{"k": "done", "i": 0, "r": 0, "id": "r0"}])  # a worker whose clock is behind
+    manifest.write_segment(
+        records({"k": "done", "i": 0, "r": 0, "id": "r0"})
+    )  # a worker whose clock is behind
     assert manifest.items()[0].kind == "done"
 
 
