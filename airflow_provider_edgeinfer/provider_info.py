@@ -74,7 +74,10 @@ PROVIDER_INFO: dict[str, Any] = {
     "operators": _modules("operators", ["inference", "batch", "upload"]),
     "sensors": _modules("sensors", ["request", "batch"]),
     "triggers": _modules("triggers", ["inference", "batch"]),
-    "extra-links": [f"{PACKAGE}.operators.links.VendorRequestLink"],
+    "extra-links": [
+        f"{PACKAGE}.operators.links.VendorRequestLink",
+        f"{PACKAGE}.operators.links.VendorBatchLink",
+    ],
     # ``@task.edgeinfer_batch`` and ``@task.edgeinfer_inference``
     "task-decorators": [
         {"name": "edgeinfer_batch", "class-name": f"{PACKAGE}.decorators.batch.edgeinfer_batch_task"},

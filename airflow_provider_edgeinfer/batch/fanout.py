@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -123,12 +123,18 @@ class FanOut:
     max_attempts: int
     settings: HttpSettings
     vendor_options: dict[str, Any] = field(default_factory=dict)
+    #: Turns an item into what is sent, just before it is sent (a file read to travel inline).
+    prepare: Callable[[BatchItem], Awaitable[BatchItem]] | None = None
     progress_every: float = 10.0
     stats: FanOutStats = field(default_factory=FanOutStats)
     gate: RateGate = field(default_factory=RateGate)
 
     async def run(self, items: Iterator[BatchItem], total: int) -> FanOutStats:
-        self._last_log = time.monotonic()
+        from airflow_provider_edgeinfer.progress import Cadence
+
+        # Progress lines follow the one cadence rule; the start itself is not worth a line.
+        self._cadence = Cadence(min_gap=self.progress_every)
+        self._cadence.due((0, 0))
         self._total = total
         senders = [asyncio.create_task(self._sender(items)) for _ in range(max(1, self.concurrency))]
         try:
@@ -142,9 +148,7 @@ class FanOut:
         # Iterators are not shared across threads here: every sender runs on this one event loop.
         for item in items:
             await self._send(item)
-            now = time.monotonic()
-            if now - self._last_log >= self.progress_every:
-                self._last_log = now
+            if self._cadence.due((self.stats.sent, self.stats.failed)):
                 log.info(
                     "submitted %d of %d (%.0f/s, %d refused, %d rate-limit pauses)",
                     self.stats.sent,
@@ -158,7 +162,15 @@ class FanOut:
         from airflow_provider_edgeinfer.clients.retry import RetrySettings, is_retryable, wait_seconds
 
         retry: RetrySettings = self.settings.retry
-        call = self.api.submit(self.service, item.input, prediction=self.prediction, **self.vendor_options)
+        sent = item
+        if self.prepare is not None:
+            try:
+                sent = await self.prepare(item)
+            except EdgeInferError as exc:
+                await self._fail(item, exc, transient=False)
+                return
+        call = self.api.submit(self.service, sent.input, prediction=self.prediction, **self.vendor_options)
+        # The intent's hash is of the item as listed (a file's source, not its bytes).
         intent = ItemRecord("intent", self.round, at=time.time(), input_hash=input_hash(item.input))
         await self.writer.append(item.index, intent, durable=True)
         attempt = 0
