@@ -29,6 +29,9 @@ class BatchItem:
     ref: str
     #: For file inputs: the source file, uploaded just before the item is submitted.
     source: Any = field(default=None, compare=False)
+    #: For file inputs: the file's size and version (etag or mtime). The input holds only its URI,
+    #: so without this a file rewritten under the same name would look like the one already done.
+    version: str | None = None
 
 
 def _split(entry: Any, where: str) -> tuple[str | None, dict[str, Any]]:
@@ -155,6 +158,8 @@ def _file_items(
         sources = [as_storage_path(s, "source", conn_id=conn_id) for s in frozen]
     else:
         sources = expand_sources(spec, conn_id=conn_id)
+    from airflow_provider_edgeinfer.operators._sources import identity
+
     items = []
     for index, source in enumerate(sources):
         protocol = source.protocol or "file"
@@ -162,7 +167,9 @@ def _file_items(
         uri = f"{protocol}://{source.path}" if protocol not in ("file", "local") else str(source.path)
         # The source's URI stands in for the upload until it is made: it keeps the batch's
         # fingerprint stable across tries, so a retry does not upload (or submit) twice.
-        items.append(BatchItem(index, str(index), {**common, file_field: uri}, uri, source))
+        known = identity(source)
+        version = f"{known['size']}:{known['version']}"
+        items.append(BatchItem(index, str(index), {**common, file_field: uri}, uri, source, version))
     return items
 
 
@@ -171,5 +178,18 @@ def fingerprint(vendor: str, service: str, prediction: str | None, items: Iterab
     digest = hashlib.sha256(json.dumps([vendor, service, prediction]).encode())
     for item in items:
         digest.update(b"\x1e")
-        digest.update(json.dumps([item.custom_id, item.input], sort_keys=True, default=str).encode())
+        digest.update(_identity(item))
     return digest.hexdigest()[:32]
+
+
+def item_hash(item: BatchItem) -> str:
+    """Identity of one item: a re-run keeps an earlier result only for the same custom_id and hash."""
+    return hashlib.sha256(_identity(item)).hexdigest()[:32]
+
+
+def _identity(item: BatchItem) -> bytes:
+    # Items without a version encode as before, so batches started by an earlier release resume.
+    parts: list[Any] = [item.custom_id, item.input]
+    if item.version is not None:
+        parts.append(item.version)
+    return json.dumps(parts, sort_keys=True, default=str).encode()

@@ -181,12 +181,14 @@ class BatchRun:
                 ) from None
 
     def _header(self, manifest: Manifest, items: list[BatchItem], mode: str) -> Header:
+        from airflow_provider_edgeinfer.batch import rerun
         from airflow_provider_edgeinfer.batch.inputs import fingerprint
         from airflow_provider_edgeinfer.batch.manifest import Header, Round
 
         spec, hook = self.spec, self.hook
         fp = fingerprint(hook.vendor, spec.service, spec.prediction, items)
         header = manifest.read_header()
+        kept: list[int] = []
         if header is not None and header.fingerprint != fp:
             if header.outcome is None and manifest.has_submissions(header):
                 raise ConfigurationError(
@@ -194,13 +196,24 @@ class BatchRun:
                     vendor=hook.vendor,
                     hint="Use a new output_path per batch (e.g. template it with {{ run_id }}).",
                 )
+            if header.outcome is not None:
+                # Its results are written: items unchanged since, and done, keep theirs.
+                kept = rerun.keep_succeeded(manifest, items)
             header = None
         elif header is not None and header.outcome == "succeeded":
-            self.log.info("the batch in %s already succeeded; this run starts a new one", manifest.output_dir)
-            header = None
+            self.log.info(
+                "the batch in %s already succeeded with these inputs: nothing is sent or rewritten "
+                "(for a new, paid run use a new output_path)",
+                manifest.output_dir,
+            )
+            return header
         if header is None:
             manifest.reset()
+            if not kept:
+                rerun.clear_kept(manifest)
             now = time.time()
+            keep = set(kept)
+            changed = [item.index for item in items if item.index not in keep] if kept else None
             header = Header(
                 fingerprint=fp,
                 vendor=hook.vendor,
@@ -209,11 +222,19 @@ class BatchRun:
                 mode=mode,  # type: ignore[arg-type]
                 total=len(items),
                 created_at=now,
-                rounds=[Round(number=0, started_at=now)],
+                rounds=[Round(number=0, started_at=now, indices=changed)],
             )
             if any(item.source is not None for item in items):
                 manifest.write_sources([str(item.source) for item in items])
+            rerun.write_items(manifest, items)
             manifest.write_header(header)
+            if kept:
+                self.log.info(
+                    "the inputs changed since the batch in %s ran: keeping %d results, submitting %d items",
+                    manifest.output_dir,
+                    len(kept),
+                    len(items) - len(kept),
+                )
         elif header.outcome == "failed":
             retry = self._failed_indices(manifest, header, items)
             self.log.info("the previous try of this batch failed: resubmitting %d failed items", len(retry))
@@ -223,6 +244,22 @@ class BatchRun:
             self.log.info("resuming the batch in %s (round %d)", manifest.output_dir, header.current.number)
         return header
 
+    def _earlier_summary(self, manifest: Manifest, header: Header) -> dict[str, Any]:
+        from airflow_provider_edgeinfer.batch import rerun
+
+        summary = rerun.read_summary(manifest)
+        if summary is None:  # finished by a release that kept no summary: count its results
+            summary = {
+                "vendor": self.hook.vendor,
+                "service": self.spec.service,
+                "mode": header.mode,
+                **rerun.count_results(manifest),
+                "rounds": len(header.rounds),
+                "output_path": str(manifest.output_dir),
+                "manifest_path": str(manifest.directory),
+            }
+        return summary
+
     # -- rounds --------------------------------------------------------------------------------
 
     def start(self, context: Context) -> Wait | dict[str, Any]:
@@ -231,6 +268,10 @@ class BatchRun:
         mode = self._mode()
         self._validate(items, mode)
         header = self._header(manifest, items, mode)
+        if header.outcome == "succeeded":
+            return self._earlier_summary(manifest, header)
+        if header.current.indices == []:  # every item kept from the batch before: nothing to send
+            return self._finish(manifest, header, items, "success")
         return self._run_round(context, manifest, header, items)
 
     def _run_round(
@@ -559,7 +600,10 @@ class BatchRun:
             if status == "timeout"
             else "the request had not finished when the batch ended"
         )
-        with results.ResultsWriter(output_dir) as writer:
+        from airflow_provider_edgeinfer.batch import rerun
+
+        kept = rerun.read_kept(manifest)
+        with rerun.KeepingWriter(output_dir, items=items, kept=kept) as writer:
             if header.mode == "native":
                 results.write_native(hook, header, items, writer)
             else:
@@ -601,6 +645,7 @@ class BatchRun:
         ratio = summary.failed / summary.total if summary.total else 0.0
         ok = status == "success" and ratio <= spec.max_failed_ratio
         header.outcome = "succeeded" if ok else "failed"
+        rerun.write_summary(manifest, result)  # before the outcome: a re-run of this batch returns it
         manifest.write_header(header)
         self.log.info(
             "batch finished: %d succeeded, %d failed of %d, %s; results in %s",
