@@ -36,7 +36,8 @@ def _run(output: Path, inputs: Any, **kwargs: Any) -> dict[str, Any]:
         "deferrable": False,
         **kwargs,
     }
-    result = BatchOperator(**args).execute({"ti": FakeTI()})  # type: ignore[arg-type]
+    context: Any = {"ti": FakeTI()}
+    result = BatchOperator(**args).execute(context)
     assert isinstance(result, dict)
     return result
 
