@@ -9,6 +9,8 @@ in a temporary ``AIRFLOW_HOME``) and the emulator, all on 127.0.0.1, run the shi
 2. Each partition is an asset event (the batch's output, through its asset alias) that schedules
    ``edgeinfer_transcript_index``: every transcript of the week is indexed, none twice.
 3. The same back-fill again creates no run, pays for nothing and rewrites no partition.
+4. One day cleared (its runs run again): nothing is paid, nothing rewritten. One file of that day
+   rewritten under the same name, and the day cleared again: that file alone is submitted.
 
 About two minutes on two cores, most of it Airflow starting; it runs in ``make test``.
 """
@@ -90,6 +92,16 @@ class Week:
                 break
             time.sleep(2.0)
         return {"status": response.status_code, "body": response.json()}
+
+    def clear(self, run_id: str) -> None:
+        """Clear every task of one run of the transcription DAG, as the UI's "Clear" does."""
+        body = {"dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True}
+        for attempt in range(5):
+            response = self.api.client.post(f"/dags/{TRANSCRIBE}/clearTaskInstances", json=body)
+            if response.status_code < 500 or attempt == 4:
+                break
+            time.sleep(2.0)  # a busy SQLite
+        response.raise_for_status()
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         response = self.api.client.get(f"/dags/{dag_id}/dagRuns", params={"limit": 100})
@@ -208,4 +220,25 @@ def test_a_week_backfilled_then_indexed_then_backfilled_again(week: Week) -> Non
     assert after["submissions"] == before["submissions"]
     assert week.partitions() == partitions
     assert len(week.runs(INDEX)) == len(index_runs)
-    print(f"back-fill, index and re-run took {time.monotonic() - started:.0f} s")
+
+    # One day cleared: its batch already succeeded with these inputs, so it pays and rewrites nothing.
+    day = next(r for r in runs if r["logical_date"][:10] == DAYS[2].isoformat())
+    name = f"dt={DAYS[2].isoformat()}"
+    week.clear(day["dag_run_id"])
+    week.wait_for_runs(TRANSCRIBE, len(DAYS), 300)
+    assert week.counters()["submissions"] == before["submissions"]
+    assert week.partitions() == partitions
+
+    # One of its files rewritten (same name, new bytes), the day cleared again: that file alone is sent.
+    time.sleep(1.1)  # a new mtime, even on a file system that keeps whole seconds
+    _write_wav(week.audio / name / "call-1.wav", 999)
+    week.clear(day["dag_run_id"])
+    week.wait_for_runs(TRANSCRIBE, len(DAYS), 300)
+    after = week.counters()
+    assert sum(after["submissions"]["theta"].values()) == len(DAYS) * FILES_PER_DAY + 1
+    rows = week.partitions()[name][1]
+    assert [r["input_ref"] for r in rows] == [str(week.audio / name / f"call-{f}.wav") for f in range(3)]
+    assert all(r["state"] == "succeeded" for r in rows)
+    kept = {r["custom_id"]: r["request_id"] for r in partitions[name][1]}
+    assert [r["request_id"] == kept[r["custom_id"]] for r in rows] == [True, False, True]
+    print(f"back-fill, index, re-run and cleared days took {time.monotonic() - started:.0f} s")
