@@ -453,7 +453,9 @@ class EdgeInferHook(BaseHook):
 
         :param conn: the connection, already read.
         """
-        return self.read_extras(conn, MODELS[self.conn_type])
+        # A connection type without a model of its own (a vendor added outside this package) has
+        # the extras every vendor takes.
+        return self.read_extras(conn, MODELS.get(self.conn_type, ConnectionExtras))
 
     def read_extras(self, conn: Connection, model: type[E]) -> E:
         """:meth:`extras` as ``model`` (a vendor hook's own fields), or a ``ConfigurationError``.
