@@ -2,7 +2,8 @@
 
 Every run reads the audio of its own data interval, ``{audio_root}/dt=YYYY-MM-DD/*.wav``, and
 writes ``results.jsonl`` and ``failures.jsonl`` to ``{output_root}/dt=YYYY-MM-DD/`` (the date is
-``ds``, the start of the data interval). Each file becomes one request whose ``audio_filename`` is
+``ds``, the start of a scheduled run's data interval; a manual run without a logical date uses the
+day it was triggered). Each file becomes one request whose ``audio_filename`` is
 its presigned upload; the BatchOperator fans the requests out from the worker, defers while Theta
 works, then writes the results. A retried task resumes from the partition's manifest: it submits
 only what is missing. The partition is the task's asset outlet, so a DAG scheduled on it (see
@@ -27,12 +28,16 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 
 DEMO_ROOT = os.path.join(tempfile.gettempdir(), "edgeinfer-demo")
+#: The partition's date: the logical date (a scheduled run's data interval start, ``ds``), or the
+#: day a manual run without one was triggered.
+DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 
 with DAG(
     dag_id="edgeinfer_bulk_transcription_backfill",
@@ -60,8 +65,9 @@ with DAG(
 ) as dag:
 
     @task
-    def audio_files(params: dict[str, object], ds: str) -> str:
+    def audio_files(params: dict[str, object], dag_run: Any) -> str:
         """The glob of the data interval's audio: the param's day directory, or generated samples."""
+        ds = (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d")
         if params["audio_root"]:
             return f"{str(params['audio_root']).rstrip('/')}/dt={ds}/*.wav"
         import math
@@ -95,7 +101,7 @@ with DAG(
         inputs="{{ ti.xcom_pull(task_ids='audio_files') }}",
         file_field="audio_filename",
         # One partition per data interval: a re-run of a day finds its own manifest, never another day's.
-        output_path="{{ params.output_root.rstrip('/') }}/dt={{ ds }}/",
+        output_path="{{ params.output_root.rstrip('/') }}/dt=" + DAY + "/",
         max_concurrency=16,
         poll_interval=2,
         timeout=timedelta(hours=6),

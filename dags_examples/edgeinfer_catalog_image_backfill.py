@@ -21,12 +21,16 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 
 DEMO_ROOT = os.path.join(tempfile.gettempdir(), "edgeinfer-demo")
+#: The partition's date: the logical date (a scheduled run's data interval start, ``ds``), or the
+#: day a manual run without one was triggered.
+DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 PRODUCTS = ["linen shirt", "oak side table", "ceramic mug", "trail running shoe", "desk lamp", "wool scarf"]
 
 with DAG(
@@ -53,8 +57,9 @@ with DAG(
 ) as dag:
 
     @task
-    def prompts(params: dict[str, object], ds: str) -> str:
+    def prompts(params: dict[str, object], dag_run: Any) -> str:
         """The data interval's prompts file: the param's day file, or freshly written samples."""
+        ds = (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d")
         if params["prompts_root"]:
             return f"{str(params['prompts_root']).rstrip('/')}/dt={ds}/prompts.jsonl"
         import json
@@ -75,7 +80,7 @@ with DAG(
         conn_id="edgeinfer_octoai_default",
         service="generate/sdxl",
         inputs="{{ ti.xcom_pull(task_ids='prompts') }}",
-        output_path="{{ params.output_root.rstrip('/') }}/dt={{ ds }}/",
+        output_path="{{ params.output_root.rstrip('/') }}/dt=" + DAY + "/",
         max_concurrency=8,
         max_failed_ratio=0.02,  # a few refused prompts do not fail the back-fill; see failures.jsonl
         poll_interval=2,

@@ -24,6 +24,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    doc_md=__doc__,
     tags=["edgeinfer", "example"],
     params={
         "output_path": Param(

@@ -92,10 +92,10 @@ def _category(answer: str) -> tuple[str, str]:
 
 def _succeeded(results_path: str) -> dict[str, dict[str, Any]]:
     """custom_id -> row of every item that succeeded in a batch's ``results.jsonl``."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     out: dict[str, dict[str, Any]] = {}
-    with ObjectStoragePath(results_path).open("r") as rows:
+    with as_storage_path(results_path, "results_path").open("r") as rows:
         for line in rows:
             row = json.loads(line)
             if row.get("state") == "succeeded" and isinstance(row.get("output"), dict):

@@ -142,6 +142,18 @@ def test_catalog_image_backfill_writes_images(airflow_db: None, emulated: Any, t
     assert sum(emulated.state.snapshot()["submissions"]["octoai"].values()) == 10
 
 
+def test_a_manual_run_without_logical_date_writes_the_partition_of_its_day(
+    airflow_db: None, emulated: Any, tmp_path: Path
+) -> None:
+    run = load_dag("edgeinfer_catalog_image_backfill").test(
+        run_after=datetime(2026, 11, 21, 9, tzinfo=UTC),
+        logical_date=None,
+        run_conf={"sample_count": 2, "output_root": str(tmp_path)},
+    )
+    assert task_states(run) == {"prompts": "success", "generate_images": "success"}
+    assert [p.name for p in tmp_path.iterdir()] == ["dt=2026-11-21"]
+
+
 def test_infrai_native_batch_with_budget_export_and_retention(
     airflow_db: None, emulated: Any, tmp_path: Path
 ) -> None:
