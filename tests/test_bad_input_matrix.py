@@ -223,10 +223,10 @@ def _hook(
     """Build ``vendor``'s hook on a modified connection and touch ``what`` ("api" or "client")."""
 
     def run(env: Env) -> object:
-        from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
+        from airflow_provider_edgeinfer.hooks import hook_class_for_conn_type
 
         conn_id = env.conn(f"bad_{vendor}", vendor, extra=extra, **fields)
-        hook = hook_class_for_vendor(vendor)(conn_id)
+        hook = hook_class_for_conn_type(f"edgeinfer_{vendor}", conn_id)(conn_id)
         return hook.api if what == "api" else hook.get_conn()
 
     return run

@@ -46,7 +46,7 @@ def test_the_scanner_sees_code_and_strings_but_not_comments() -> None:
     assert vendor_names_in_code('"""Docstrings describe behaviour: OctoAI counts."""\n') != []
 
 
-@pytest.mark.parametrize("layer", ["operators", "sensors", "triggers"])
+@pytest.mark.parametrize("layer", ["operators", "sensors", "triggers", "decorators"])
 def test_neutral_layer_names_no_vendor(layer: str) -> None:
     assert (PACKAGE / layer).is_dir()
     assert _offenders(layer) == []

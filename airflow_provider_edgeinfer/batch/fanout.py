@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -94,13 +94,19 @@ class FanOut:
     #: The connection's settings; their retry policy is the paced sender's (the client sends once).
     settings: HttpSettings
     vendor_options: dict[str, Any] = field(default_factory=dict)
+    #: Turns an item into what is sent, just before it is sent (a file read to travel inline).
+    prepare: Callable[[BatchItem], Awaitable[BatchItem]] | None = None
     progress_every: float = 10.0
     stats: FanOutStats = field(default_factory=FanOutStats)
     #: The fan-out's one pause: every sender waits on it, every 429 extends it.
     limiter: RateLimiter = field(default_factory=RateLimiter)
 
     async def run(self, items: Iterator[BatchItem], total: int) -> FanOutStats:
-        self._last_log = time.monotonic()
+        from airflow_provider_edgeinfer.progress import Cadence
+
+        # Progress lines follow the one cadence rule; the start itself is not worth a line.
+        self._cadence = Cadence(min_gap=self.progress_every)
+        self._cadence.due((0, 0))
         self._total = total
         senders = [asyncio.create_task(self._sender(items)) for _ in range(max(1, self.concurrency))]
         try:
@@ -114,9 +120,7 @@ class FanOut:
         # Iterators are not shared across threads here: every sender runs on this one event loop.
         for item in items:
             await self._send(item)
-            now = time.monotonic()
-            if now - self._last_log >= self.progress_every:
-                self._last_log = now
+            if self._cadence.due((self.stats.sent, self.stats.failed)):
                 log.info(
                     "submitted %d of %d (%.0f/s, %d refused, %d rate-limit pauses)",
                     self.stats.sent,
@@ -127,7 +131,15 @@ class FanOut:
                 )
 
     async def _send(self, item: BatchItem) -> None:
-        call = self.api.submit(self.service, item.input, prediction=self.prediction, **self.vendor_options)
+        sent = item
+        if self.prepare is not None:
+            try:
+                sent = await self.prepare(item)
+            except EdgeInferError as exc:
+                await self._fail(item, exc, transient=False)
+                return
+        call = self.api.submit(self.service, sent.input, prediction=self.prediction, **self.vendor_options)
+        # The intent's hash is of the item as listed (a file's source, not its bytes).
         intent = ItemRecord("intent", self.round, at=time.time(), input_hash=input_hash(item.input))
         await self.writer.append(item.index, intent, durable=True)
         sender = PacedSender(self.client.send, self.limiter, self.settings.retry, deadline=self.deadline)

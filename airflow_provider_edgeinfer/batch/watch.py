@@ -25,7 +25,12 @@ from typing import Any
 
 from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender
 from airflow_provider_edgeinfer.clients.retry import is_transient
-from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError, NotFoundError
+from airflow_provider_edgeinfer.exceptions import (
+    EdgeInferError,
+    JobFailedError,
+    NotFoundError,
+)
+from airflow_provider_edgeinfer.progress import BatchProgress
 
 DEFAULT_MAX_TRANSIENT_FAILURES = 5
 POLL_JITTER = 0.2
@@ -206,7 +211,7 @@ async def follow(
 ) -> Ended:
     """Poll ``watch`` every ``poll_interval`` (jittered) until the batch ends or ``deadline`` passes."""
     failures = 0
-    reporter = ProgressReporter(log)
+    reporter = BatchProgress(log)
     # One attempt per read: the paced sender retries, waiting out the connection's 429 pauses.
     sender = PacedSender.of(client, deadline=deadline)
     while True:
@@ -223,7 +228,7 @@ async def follow(
             log.warning("batch poll failed (%s of %s tolerated): %s", failures, max_transient_failures, exc)
         else:
             failures = 0
-            reporter.report(progress)
+            reporter.report(progress.done, progress.failed, progress.total, progress.state, progress.cost_usd)
             if progress.finished:
                 cancelled = progress.state in ("cancelled", "cancelling")
                 return Ended("cancelled" if cancelled else "success", progress)
@@ -282,27 +287,3 @@ def load_fanout_watch(output_path: str, round: int, concurrency: int) -> FanOutW
         settled_failed=failed,
         concurrency=concurrency,
     )
-
-
-class ProgressReporter:
-    """One progress line per poll: done, failed, total, rate and ETA."""
-
-    def __init__(self, log: Any) -> None:
-        self.log = log
-        self._first: tuple[float, int] | None = None
-
-    def report(self, progress: Progress) -> str:
-        now = time.monotonic()
-        if self._first is None:
-            self._first = (now, progress.done)
-        started, done_then = self._first
-        elapsed = now - started
-        rate = (progress.done - done_then) / elapsed if elapsed > 0 else 0.0
-        remaining = max(0, progress.total - progress.done)
-        eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining else ("0s" if not remaining else "unknown")
-        line = (
-            f"batch progress: {progress.done} of {progress.total} done ({progress.failed} failed), "
-            f"{rate:.1f} items/s, ETA {eta}" + (f", vendor state {progress.state}" if progress.state else "")
-        )
-        self.log.info(line)
-        return line

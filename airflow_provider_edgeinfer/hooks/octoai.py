@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.connections import OctoAIExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -75,11 +76,10 @@ class OctoAIHook(EdgeInferHook):
             defaults = (image, image + LOOPBACK_TEXT_SUFFIX, image + LOOPBACK_DEPLOYMENT_SUFFIX)
         else:
             defaults = (ASYNC_BASE_URL, TEXT_BASE_URL, DEPLOYMENT_URL_TEMPLATE)
-        extra = conn.extra_dejson
-        names = ("async_host", "text_host", "deployment_url_template")
+        extras = self.read_extras(conn, OctoAIExtras)
+        given = (extras.async_host, extras.text_host, extras.deployment_url_template)
         async_url, text_url, template = (
-            _url_extra(str(extra[name])) if extra.get(name) else default
-            for name, default in zip(names, defaults, strict=True)
+            _url_extra(value) if value else default for value, default in zip(given, defaults, strict=True)
         )
         return OctoAIAPI(image, async_url, text_url, template)
 

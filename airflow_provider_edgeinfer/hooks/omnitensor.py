@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.connections import OmniTensorExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -42,33 +43,27 @@ class OmniTensorHook(EdgeInferHook):
     api: OmniTensorAPI  # type: ignore[assignment]
 
     def build_api(self, conn: Connection) -> OmniTensorAPI:
-        from airflow_provider_edgeinfer.clients.omnitensor import (
-            BASE_URL,
-            DEFAULT_MAX_MODEL_BYTES,
-            OmniTensorAPI,
-        )
+        from airflow_provider_edgeinfer.clients.omnitensor import BASE_URL, OmniTensorAPI
 
-        raw_limit = conn.extra_dejson.get("max_model_bytes", DEFAULT_MAX_MODEL_BYTES)
-        try:
-            limit = int(raw_limit)
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"connection {self.conn_id!r} has a non-integer max_model_bytes extra", vendor=self.vendor
-            ) from None
-        return OmniTensorAPI(base_url_from(conn, BASE_URL, self.vendor), max_model_bytes=limit)
+        extras = self.read_extras(conn, OmniTensorExtras)
+        return OmniTensorAPI(
+            base_url_from(conn, BASE_URL, self.vendor), max_model_bytes=extras.max_model_bytes
+        )
 
     def credentials(self, conn: Connection) -> Credentials:
         from airflow_provider_edgeinfer.clients.core import Credentials
+        from airflow_provider_edgeinfer.secrets import mask
 
         key = super().credentials(conn).api_key.get_secret_value()
-        secret = conn.extra_dejson.get("secret")
-        if not secret:
+        secret = self.read_extras(conn, OmniTensorExtras).secret
+        if not secret or not secret.get_secret_value():
             raise ConfigurationError(
                 f"connection {self.conn_id!r} has no API secret",
                 vendor=self.vendor,
                 hint="Put the OmniTensor secret in the connection's extra 'secret'.",
             )
-        return Credentials.of(key, str(secret))
+        mask(secret.get_secret_value())
+        return Credentials.of(key, secret.get_secret_value())
 
     def inline_files_hint(self) -> str:
         return (

@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.connections import ThetaExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -44,9 +45,8 @@ class ThetaHook(EdgeInferHook):
     def build_api(self, conn: Connection) -> ThetaAPI:
         from airflow_provider_edgeinfer.clients.theta import BASE_URL, ThetaAPI
 
-        return ThetaAPI(
-            base_url_from(conn, BASE_URL, self.vendor), project_id=conn.extra_dejson.get("project_id")
-        )
+        extras = self.read_extras(conn, ThetaExtras)
+        return ThetaAPI(base_url_from(conn, BASE_URL, self.vendor), project_id=extras.project_id)
 
     def services(self) -> dict[str, Service]:
         """The service catalogue by alias (one unauthenticated call, cached on the hook)."""
@@ -210,6 +210,7 @@ class ThetaHook(EdgeInferHook):
         :param limit: the most it may cost, in the vendor's billing currency.
         :param wait: seconds the inference may run before the check gives up on it.
         """
+        from airflow_provider_edgeinfer.costs import usd
         from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
         candidates = []
@@ -226,7 +227,7 @@ class ThetaHook(EdgeInferHook):
             return CheckResult(
                 "paid inference",
                 None,
-                f"refused: the cheapest, {alias}, costs {price} USD > {limit}; nothing was sent",
+                f"refused: the cheapest, {alias}, costs {usd(price)} > {usd(limit)}; nothing was sent",
             )
         self.validate_submission(alias, prediction, data)
         job = self.run(self.api.submit(alias, data, prediction=prediction))
@@ -240,9 +241,7 @@ class ThetaHook(EdgeInferHook):
                 "paid inference", False, f"{alias} {job.request_id} still {job.vendor_state}; cancelled"
             )
         cost = (
-            f"{job.cost_usd} USD"
-            if job.cost_usd is not None
-            else f"about {price} USD (the answer states none)"
+            usd(job.cost_usd) if job.cost_usd is not None else f"about {usd(price)} (the answer states none)"
         )
         return CheckResult(
             "paid inference",

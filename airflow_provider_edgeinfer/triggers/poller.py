@@ -77,7 +77,7 @@ def contained(error: Exception, vendor: str, what: str) -> EdgeInferError:
 class Watch:
     """One trigger's interest in one request; ``future`` is settled once, with its :data:`Outcome`."""
 
-    __slots__ = ("failures", "future", "interval", "max_failures", "request_id")
+    __slots__ = ("failures", "future", "interval", "max_failures", "on_state", "request_id", "state")
 
     def __init__(self, request_id: str, interval: float, max_failures: int) -> None:
         self.request_id = request_id
@@ -85,6 +85,10 @@ class Watch:
         self.max_failures = max_failures
         self.failures = 0
         self.future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        #: What the last poll said, in words, for the watcher's log (the vendor's state, when read).
+        self.state = "waiting for the first poll"
+        #: Called with :attr:`state` after every poll answer (the watcher decides what to log).
+        self.on_state: Callable[[str], object] | None = None
 
     @property
     def open(self) -> bool:
@@ -99,6 +103,7 @@ class Watch:
 
         ``None`` (:data:`RUNNING`) means the request still runs.
         """
+        self._describe(outcome)
         if outcome is None or isinstance(outcome, Job):
             self.failures = 0
             if outcome is not None and outcome.terminal:
@@ -107,6 +112,17 @@ class Watch:
         self.failures += 1
         if not is_transient(outcome) or self.failures > self.max_failures:
             self.settle(outcome)
+
+    def _describe(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            self.state = "not finished (listed)"
+        elif isinstance(outcome, Job):
+            vendor_state = f" ({outcome.vendor_state})" if outcome.vendor_state else ""
+            self.state = f"{outcome.state.value}{vendor_state}"
+        else:
+            self.state = f"poll failed ({type(outcome).__name__}, {self.failures + 1} in a row)"
+        if self.on_state is not None:
+            self.on_state(self.state)
 
 
 class Poller:

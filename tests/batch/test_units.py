@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_edgeinfer.batch.inputs import fingerprint, load_items
 from airflow_provider_edgeinfer.batch.manifest import JournalWriter, Manifest
-from airflow_provider_edgeinfer.batch.watch import FanOutWatch, ProgressReporter
+from airflow_provider_edgeinfer.batch.watch import FanOutWatch
 from airflow_provider_edgeinfer.exceptions import InputValidationError
 from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
 from tests.batch.journal import record, records
@@ -182,22 +182,6 @@ def test_theta_listing_poll_costs_pages_not_requests(
     assert calls == [10]  # ceil(95 / 10) listing pages, no per-request GET
     assert (progress.succeeded, progress.finished) == (95, True)
     assert edgeinfer_emulator.state.snapshot()["requests"].get("theta.get_request", 0) == 0
-
-
-def test_progress_line_has_counts_rate_and_eta() -> None:
-    from airflow_provider_edgeinfer.batch.watch import Progress
-
-    lines: list[str] = []
-
-    class Log:
-        def info(self, message: str) -> None:
-            lines.append(message)
-
-    reporter = ProgressReporter(Log())
-    reporter.report(Progress(100, 10, 1))
-    reporter._first = (time.monotonic() - 10, 11)
-    line = reporter.report(Progress(100, 50, 2))
-    assert "52 of 100 done (2 failed)" in line and "4.1 items/s" in line and "ETA 12s" in line
 
 
 def test_lean_sender_never_sends_the_key_elsewhere() -> None:

@@ -18,7 +18,7 @@ from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.octoai import TEXT_MODELS
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 from airflow_provider_edgeinfer.exceptions import InputValidationError
-from airflow_provider_edgeinfer.hooks import VENDORS
+from airflow_provider_edgeinfer.hooks import vendors
 
 SETTINGS = HttpSettings(
     connect_timeout=5, read_timeout=5, retry=RetrySettings(max_attempts=1, initial_delay=0, max_delay=0)
@@ -99,7 +99,7 @@ def test_octoai_text_job_is_finished_with_its_output_and_no_cost(
 
 def test_which_vendors_take_files_and_how() -> None:
     packaged = ("infrai", "octoai", "omnitensor", "theta")
-    classes = api_classes([*VENDORS, "not-a-vendor"])
+    classes = api_classes([*vendors(), "not-a-vendor"])
     assert set(packaged) <= set(classes) and "not-a-vendor" not in classes
     assert {v for v in packaged if classes[v].inline_file_services} == {"infrai"}
     assert {v for v in packaged if "input" in classes[v].upload_kinds} == {"theta"}

@@ -74,7 +74,6 @@ def _requests(emulator: Any, operation: str) -> int:
 
 def _sync_trigger(vendor: str, service: str, input: dict[str, Any], **spec: Any) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor=vendor,
         conn_id=f"edgeinfer_{vendor}_default",
         request_id=None,
         deadline=time.time() + 60,
@@ -91,7 +90,6 @@ def _sync_trigger(vendor: str, service: str, input: dict[str, Any], **spec: Any)
 
 def _poll_trigger(vendor: str, request_id: str) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor=vendor,
         conn_id=f"edgeinfer_{vendor}_default",
         request_id=request_id,
         deadline=time.time() + 60,

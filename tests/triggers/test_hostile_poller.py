@@ -50,7 +50,6 @@ async def events_of(trigger: InferenceTrigger) -> list[dict[str, Any]]:
 
 def trigger(deadline: float = 5.0) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor="theta",
         conn_id=CONN_ID,
         request_id=REQUEST_ID,
         deadline=time.time() + deadline,

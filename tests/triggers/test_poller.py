@@ -32,7 +32,6 @@ def make(
     request_id: str, conn_id: str = LISTING, *, interval: float = 0.02, **kwargs: Any
 ) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor="theta",
         conn_id=conn_id,
         request_id=request_id,
         deadline=kwargs.pop("deadline", time.time() + 30),
@@ -55,7 +54,7 @@ async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
 
 
 def key(conn_id: str) -> str:
-    return ThetaHook(conn_id)._shared_key()
+    return ThetaHook(conn_id).shared_key
 
 
 def watching(conn_id: str) -> int:

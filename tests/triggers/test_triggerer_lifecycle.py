@@ -73,7 +73,6 @@ def _triggers(emulator: Any, tmp_path: Path, inference: list[int], batch: list[i
     deadline = time.time() + 120
     out: list[Any] = [
         InferenceTrigger(
-            vendor="theta",
             conn_id=CONN,
             request_id=_submit_lasting(emulator, seconds)[0],
             deadline=deadline,
