@@ -85,7 +85,7 @@ with DAG(
         from airflow.sdk import ObjectStoragePath
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+        from airflow_provider_edgeinfer.storage import as_storage_path
 
         partitions = _partitions(triggering_asset_events, params)
         if not partitions:
