@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_edgeinfer.batch.inputs import BatchItem
-from airflow_provider_edgeinfer.batch.ordered import OrderedSpool
 from airflow_provider_edgeinfer.batch.results import ResultsWriter
 from airflow_provider_edgeinfer.storage import as_storage_path
 from tests.batch.batch_worker import FakeTI, operator
@@ -20,33 +18,8 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_the_spool_gives_lines_back_by_index_and_a_later_put_wins() -> None:
-    with OrderedSpool() as spool:
-        for index in (5, 0, 3, 1):
-            spool.put(index, f"line {index}\n".encode(), flagged=index % 2 == 1)
-        spool.put(3, b"line 3 again\n")
-        assert list(spool.lines()) == [b"line 0\n", b"line 1\n", b"line 3 again\n", b"line 5\n"]
-        assert list(spool.lines(flagged_only=True)) == [b"line 1\n", b"line 5\n"]
-        with pytest.raises(ValueError, match="never negative"):
-            spool.put(-1, b"x\n")
-
-
-def test_the_spool_keeps_lines_on_disk_not_in_memory() -> None:
-    line = b"x" * 10_000 + b"\n"
-    with OrderedSpool() as spool:
-        tracemalloc.start()
-        try:
-            for index in reversed(range(300)):  # 3 MB of lines
-                spool.put(index, line)
-            held, _ = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-        assert held < 300 * len(line) // 10, "the lines themselves are not kept in memory"
-        assert sum(1 for _ in spool.lines()) == 300
-
-
 def test_rows_written_in_reverse_come_out_in_input_order(tmp_path: Path) -> None:
-    with ResultsWriter(as_storage_path(str(tmp_path))) as writer:
+    with ResultsWriter(as_storage_path(str(tmp_path)), 300) as writer:
         for index in reversed(range(300)):  # a listing answers newest first
             item = BatchItem(index, f"id-{index}", {}, f"inputs[{index}]")
             ok = index % 7 != 0
@@ -59,8 +32,18 @@ def test_rows_written_in_reverse_come_out_in_input_order(tmp_path: Path) -> None
     assert (writer.summary.total, writer.summary.failed) == (300, 43)
 
 
+def test_a_later_row_of_an_item_replaces_the_earlier_one(tmp_path: Path) -> None:
+    with ResultsWriter(as_storage_path(str(tmp_path)), 2) as writer:
+        item = BatchItem(1, "1", {}, "x")
+        writer.row(item, succeeded=False, request_id="first")
+        writer.row(BatchItem(0, "0", {}, "x"), succeeded=True, request_id="r0")
+        writer.row(item, succeeded=True, request_id="second")
+    assert [r["request_id"] for r in _rows(tmp_path / "results.jsonl")] == ["r0", "second"]
+    assert _rows(tmp_path / "failures.jsonl") == []
+
+
 def test_rows_read_before_an_error_are_still_written_in_order(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError), ResultsWriter(as_storage_path(str(tmp_path))) as writer:
+    with pytest.raises(RuntimeError), ResultsWriter(as_storage_path(str(tmp_path)), 3) as writer:
         for index in (2, 0):
             writer.row(BatchItem(index, str(index), {}, "x"), succeeded=True, request_id=None)
         raise RuntimeError("the vendor's results broke off")
