@@ -559,7 +559,7 @@ class BatchRun:
             if status == "timeout"
             else "the request had not finished when the batch ended"
         )
-        with results.ResultsWriter(output_dir) as writer:
+        with results.ResultsWriter(output_dir, len(items)) as writer:
             if header.mode == "native":
                 results.write_native(hook, header, items, writer)
             else:
