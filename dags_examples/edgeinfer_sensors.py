@@ -25,6 +25,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["edgeinfer", "example"],
+    doc_md=__doc__,
     params={
         "output_path": Param(
             os.path.join(tempfile.gettempdir(), "edgeinfer-demo", "sensors"),
