@@ -7,7 +7,7 @@ DEMO_STAMP := $(VENV)/.installed
 # Pinned, tested versions (see the file's header); without them pip can backtrack for half an hour.
 CONSTRAINTS := .ci/constraints-3.11.txt
 
-.PHONY: demo test lint typecheck unit docs compat compat-smoke mutation emulator reliability clean
+.PHONY: demo test lint typecheck unit docs compat compat-smoke mutation emulator reliability production-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,20 @@ mutation: $(STAMP)
 # Real Airflow processes and the emulator, with crashes injected (~3-5 min); see benchmarks/reliability/run.py.
 reliability: $(STAMP)
 	$(BIN)/python benchmarks/reliability/run.py
+
+PROD_STAMP := $(VENV)/.installed-production
+
+$(PROD_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[test,production]"
+	touch $@
+
+# The same harness in the production shape: PostgreSQL, CeleryExecutor + Redis, two Celery workers,
+# two schedulers, two triggerers (~15-20 min on 2 cores); not part of `make test`. Debian's
+# redis-server is installed when missing (RUNLEVEL=1: the package must not start a system service).
+production-check: $(PROD_STAMP)
+	command -v redis-server >/dev/null || { apt-get update -q && \
+		RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; }
+	$(BIN)/python benchmarks/reliability/production.py $(ARGS)
 
 emulator: $(DEMO_STAMP)
 	$(BIN)/python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8765
