@@ -62,4 +62,12 @@ def test_a_glob_batch_is_checked_with_a_stand_in_for_its_uploads(emulated: Any, 
 
 
 class _Ti:
+    """The task instance's parts the batch reads (its identity) and writes (its links)."""
+
     dag_id, task_id, run_id, map_index, try_number = "d", "b", "r", -1, 1
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
