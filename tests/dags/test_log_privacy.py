@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.emulator.state import Timing
+from tests.airflow_versions import fired
 from tests.dags.conftest import DAGS, load_dag, task_states
 
 #: Each example DAG with the run conf that keeps it small and writes under the test's directory
@@ -83,7 +84,7 @@ class _RunAsTheTriggerer:
         runner.triggers[1] = {"task": task, "name": repr(self.trigger), "events": 0, "is_watcher": False}
         await task
         for entry in runner.events:
-            yield entry.event
+            yield fired(entry)[1]
 
 
 @pytest.fixture
