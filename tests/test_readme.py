@@ -37,6 +37,7 @@ SEEDED = {
 WRITES = {
     "Using it": f"transcripts/{DAY}/",
     "Batches": f"batches/{DAY}/results.jsonl",
+    "Transcription on every vendor": f"batches/{DAY}/octoai/results.jsonl",
 }
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_edgeinfer.exceptions import InputValidationError
+from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
 
 #: A glob's characters: an ``inputs`` string holding one of them is a file pattern, not a JSONL file.
 GLOB_CHARS = ("*", "?", "[")
@@ -56,7 +57,10 @@ def _checked(entries: Iterable[tuple[Any, str]]) -> list[BatchItem]:
                 hint="Every item needs its own custom_id; nothing was submitted.",
             )
         seen[custom_id] = where
-        items.append(BatchItem(index, custom_id, value, where))
+        # An upload's result names its source file: the better reference of the two.
+        ref = value.get(INPUT_REF_KEY)
+        value = {k: v for k, v in value.items() if k != INPUT_REF_KEY}
+        items.append(BatchItem(index, custom_id, value, ref if isinstance(ref, str) and ref else where))
     return items
 
 
@@ -94,24 +98,28 @@ def load_items(
     file_field: str | None = None,
     sources: list[str] | None = None,
     conn_id: str | None = None,
+    file_input: dict[str, Any] | None = None,
 ) -> list[BatchItem]:
     """Every item of ``inputs``; an empty input is an error, never a silently empty batch.
 
     ``sources``: for a glob, the files it matched when the batch started (from the manifest), so
     that files arriving later do not change a running batch. ``conn_id``: the storage connection of
-    URIs that name none.
+    URIs that name none. ``file_input``: the fields every file item's input has beside its file
+    (e.g. a model and a language).
     """
     from airflow_provider_edgeinfer.storage import as_storage_path
 
     if inputs is None:
         raise InputValidationError("inputs is missing: give a list of input objects, a JSONL file or a glob")
+    if file_input and not is_files(inputs, file_field):
+        raise InputValidationError("file_input applies to a glob of files with file_field")
     if isinstance(inputs, list | tuple):
         if file_field:
             raise InputValidationError("file_field applies to a glob of files, not to a list of inputs")
         items = _checked((entry, f"inputs[{i}]") for i, entry in enumerate(inputs))
         what = "the inputs list"
     elif is_files(inputs, file_field):
-        items = _file_items(inputs, file_field, sources, conn_id)
+        items = _file_items(inputs, file_field, sources, conn_id, file_input or {})
         what = f"the glob {inputs}"
     else:
         path = as_storage_path(inputs, "inputs", conn_id=conn_id)
@@ -125,7 +133,11 @@ def load_items(
 
 
 def _file_items(
-    spec: Any, file_field: str | None, frozen: list[str] | None, conn_id: str | None
+    spec: Any,
+    file_field: str | None,
+    frozen: list[str] | None,
+    conn_id: str | None,
+    common: dict[str, Any],
 ) -> list[BatchItem]:
     if not file_field:
         raise InputValidationError(
@@ -135,6 +147,10 @@ def _file_items(
     from airflow_provider_edgeinfer.operators.upload import expand_sources
     from airflow_provider_edgeinfer.storage import as_storage_path
 
+    if not isinstance(common, dict) or file_field in common:
+        raise InputValidationError(
+            f"file_input must be an object of the other input fields, without {file_field!r} (the file's)"
+        )
     if frozen is not None:
         sources = [as_storage_path(s, "source", conn_id=conn_id) for s in frozen]
     else:
@@ -146,7 +162,7 @@ def _file_items(
         uri = f"{protocol}://{source.path}" if protocol not in ("file", "local") else str(source.path)
         # The source's URI stands in for the upload until it is made: it keeps the batch's
         # fingerprint stable across tries, so a retry does not upload (or submit) twice.
-        items.append(BatchItem(index, str(index), {file_field: uri}, uri, source))
+        items.append(BatchItem(index, str(index), {**common, file_field: uri}, uri, source))
     return items
 
 

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeinfer.costs import usd
 from airflow_provider_edgeinfer.exceptions import BudgetExceededError, UnexpectedResponseError
 
 if TYPE_CHECKING:
@@ -31,8 +32,8 @@ def check_budget(hook: EdgeInferHook, service: str, items: list[BatchItem], budg
     estimate = estimate_cost(hook, service, items)
     if estimate is not None and estimate > budget:
         raise BudgetExceededError(
-            f"the batch of {len(items)} items is estimated at ${estimate:.6f}, above max_cost_usd "
-            f"${budget:.6f}; it was not submitted",
+            f"the batch of {len(items)} items is estimated at {usd(estimate)}, above max_cost_usd "
+            f"{usd(budget)}; it was not submitted",
             vendor=hook.vendor,
             operation="cost.estimate",
         )
@@ -65,7 +66,7 @@ def over_budget_after_submit(
         return
     hook.run(hook.api.batch_cancel(batch_id))
     raise BudgetExceededError(
-        f"{hook.vendor} estimated the batch at ${estimate:.6f}, above max_cost_usd ${budget:.6f}; "
+        f"{hook.vendor} estimated the batch at {usd(estimate)}, above max_cost_usd {usd(budget)}; "
         "it was cancelled before it ran",
         vendor=hook.vendor,
         request_id=batch_id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ class BatchSpec:
     output_conn_id: str | None = None
     prediction: str | None = None
     file_field: str | None = None
+    file_input: dict[str, Any] | None = None
     max_concurrency: int = 16
     max_failed_ratio: float = 0.0
     item_retries: int = 0
@@ -117,7 +118,11 @@ class BatchRun:
                 sources = manifest.read_sources()
         with naming_vendor(hook.vendor):
             items = load_items(
-                spec.inputs, file_field=spec.file_field, sources=sources, conn_id=spec.source_conn_id
+                spec.inputs,
+                file_field=spec.file_field,
+                sources=sources,
+                conn_id=spec.source_conn_id,
+                file_input=spec.file_input,
             )
         self._opened = (output_dir, manifest, items)
         return self._opened
@@ -133,9 +138,16 @@ class BatchRun:
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
 
+    def _inline(self) -> bool:
+        """Whether each item's file travels inside its own call (a native batch's JSON cannot carry it)."""
+        from airflow_provider_edgeinfer.batch.inputs import is_files
+
+        spec = self.spec
+        return is_files(spec.inputs, spec.file_field) and self.hook.api.takes_files_inline(spec.service)
+
     def _mode(self) -> str:
         api = self.hook.api
-        if api.runs_native_batches:
+        if api.runs_native_batches and not self._inline():
             return "native"
         return "sync" if api.answers_in_call(self.spec.service) else "fanout"
 
@@ -152,14 +164,15 @@ class BatchRun:
                 vendor=hook.vendor,
                 hint="Use a connection whose vendor runs native batches, or drop max_cost_usd.",
             )
+        if spec.file_field and any(item.source is not None for item in items):
+            from airflow_provider_edgeinfer.operators.upload import require_file_inputs
+
+            require_file_inputs(hook, spec.service, [spec.file_field])
         if mode == "native":
             hook.check_native_batch_service(spec.service)
             return
         for item in items:
-            checked = item.input
-            if item.source is not None and spec.file_field:
-                # The source's URI stands in for an upload not made yet: check with a name instead.
-                checked = {**item.input, spec.file_field: f"upload-of-{spec.file_field}"}
+            checked = self._stand_in(item).input
             try:
                 hook.validate_submission(spec.service, spec.prediction, checked, **spec.vendor_options)
             except InputValidationError as exc:
@@ -223,11 +236,15 @@ class BatchRun:
     def _run_round(
         self, context: Context, manifest: Manifest, header: Header, items: list[BatchItem]
     ) -> Wait | dict[str, Any]:
+        from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link
+
         spec = self.spec
         deadline = header.current.started_at + spec.timeout
         if header.mode == "native":
             batch_id = self._native_round(context, manifest, header, items)
+            push_link(context, VendorBatchLink(), self.hook.api.batch_console_url(batch_id))
             return Wait(header.current.number, deadline, batch_id=batch_id)
+        push_link(context, VendorBatchLink(), self.hook.api.batch_console_url(None))
         self._fanout_round(manifest, header, items)
         if header.mode == "sync":
             # The fan-out was the inference: each round is over when it returns.
@@ -353,12 +370,43 @@ class BatchRun:
         )
         manifest.write_segment(out)
 
+    def _stand_in(self, item: BatchItem) -> BatchItem:
+        """The item as checked before its file is sent: a name for an upload not made yet, or an
+        empty file for one read just before its call."""
+        field_ = self.spec.file_field
+        if item.source is None or not field_:
+            return item
+        from dataclasses import replace
+
+        from airflow_provider_edgeinfer.clients.core import InlineFile
+
+        stand_in = InlineFile(item.source.name, b"") if self._inline() else f"upload-of-{field_}"
+        return replace(item, input={**item.input, field_: stand_in})
+
+    def _inline_reader(self) -> Callable[[BatchItem], Awaitable[BatchItem]] | None:
+        """Reads an item's file just before its call, in a thread: at most one file per sender in memory."""
+        if not self._inline():
+            return None
+        from dataclasses import replace
+
+        from airflow_provider_edgeinfer.operators._sources import read_inline
+
+        hook, service, field_ = self.hook, self.spec.service, str(self.spec.file_field)
+
+        async def read(item: BatchItem) -> BatchItem:
+            if item.source is None:
+                return item
+            content = await asyncio.to_thread(read_inline, hook, service, field_, item.source)
+            return replace(item, input={**item.input, field_: content})
+
+        return read
+
     def _uploaded(self, items: list[BatchItem]) -> list[BatchItem]:
         """File items with their files uploaded (just before sending, only the ones being sent)."""
         from dataclasses import replace
 
         files = [item for item in items if item.source is not None]
-        if not files:
+        if not files or self._inline():
             return items
         from airflow_provider_edgeinfer.operators.upload import upload_files
 
@@ -389,7 +437,7 @@ class BatchRun:
         header = manifest.read_header()
         started = header.current.started_at if header is not None else time.time()
         probe = hook.api.submit(
-            spec.service, items[0].input, prediction=spec.prediction, **spec.vendor_options
+            spec.service, self._stand_in(items[0]).input, prediction=spec.prediction, **spec.vendor_options
         )
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(
@@ -407,9 +455,9 @@ class BatchRun:
                 round=round_number,
                 concurrency=spec.max_concurrency,
                 deadline=started + spec.timeout,
-                max_attempts=settings.retry.max_attempts,
                 settings=settings,
                 vendor_options=spec.vendor_options,
+                prepare=self._inline_reader(),
             )
             return await fan_out.run(iter(items), len(items))
 

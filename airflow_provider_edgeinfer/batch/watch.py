@@ -7,7 +7,10 @@
 - other fan-outs: bounded concurrent GETs of the unfinished requests only.
 
 :func:`follow` polls until the batch is over, its deadline passes or a poll fails for good; it
-tolerates transient failures up to a limit. :func:`cancel_batch` cancels what is still running.
+tolerates transient failures up to a limit. Every read goes through the client's
+:class:`~airflow_provider_edgeinfer.clients.ratelimit.PacedSender`: a 429 pauses every user of the
+connection's client (the poller's triggers too) and is waited out, never counted as a failed poll.
+:func:`cancel_batch` cancels what is still running.
 Everything here takes the async client; nothing submits, nothing writes results.
 """
 
@@ -20,23 +23,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender
+from airflow_provider_edgeinfer.clients.retry import is_transient
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     JobFailedError,
     NotFoundError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
 )
+from airflow_provider_edgeinfer.progress import BatchProgress
 
 DEFAULT_MAX_TRANSIENT_FAILURES = 5
 POLL_JITTER = 0.2
 DEFAULT_POLL_CONCURRENCY = 16
-
-
-def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
 
 
 @dataclass
@@ -213,12 +211,16 @@ async def follow(
 ) -> Ended:
     """Poll ``watch`` every ``poll_interval`` (jittered) until the batch ends or ``deadline`` passes."""
     failures = 0
-    reporter = ProgressReporter(log)
+    reporter = BatchProgress(log)
+    # One attempt per read: the paced sender retries, waiting out the connection's 429 pauses.
+    sender = PacedSender.of(client, deadline=deadline)
     while True:
         if time.time() >= deadline:
             return Ended("timeout")
         try:
-            progress = await watch.poll(client)
+            progress = await watch.poll(sender)
+        except DeadlinePassed:
+            return Ended("timeout")
         except EdgeInferError as exc:
             failures += 1
             if not is_transient(exc) or failures > max_transient_failures:
@@ -226,7 +228,7 @@ async def follow(
             log.warning("batch poll failed (%s of %s tolerated): %s", failures, max_transient_failures, exc)
         else:
             failures = 0
-            reporter.report(progress)
+            reporter.report(progress.done, progress.failed, progress.total, progress.state, progress.cost_usd)
             if progress.finished:
                 cancelled = progress.state in ("cancelled", "cancelling")
                 return Ended("cancelled" if cancelled else "success", progress)
@@ -285,27 +287,3 @@ def load_fanout_watch(output_path: str, round: int, concurrency: int) -> FanOutW
         settled_failed=failed,
         concurrency=concurrency,
     )
-
-
-class ProgressReporter:
-    """One progress line per poll: done, failed, total, rate and ETA."""
-
-    def __init__(self, log: Any) -> None:
-        self.log = log
-        self._first: tuple[float, int] | None = None
-
-    def report(self, progress: Progress) -> str:
-        now = time.monotonic()
-        if self._first is None:
-            self._first = (now, progress.done)
-        started, done_then = self._first
-        elapsed = now - started
-        rate = (progress.done - done_then) / elapsed if elapsed > 0 else 0.0
-        remaining = max(0, progress.total - progress.done)
-        eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining else ("0s" if not remaining else "unknown")
-        line = (
-            f"batch progress: {progress.done} of {progress.total} done ({progress.failed} failed), "
-            f"{rate:.1f} items/s, ETA {eta}" + (f", vendor state {progress.state}" if progress.state else "")
-        )
-        self.log.info(line)
-        return line

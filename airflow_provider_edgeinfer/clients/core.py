@@ -225,6 +225,16 @@ class VendorAPI:
         """Whether ``submit(service, ...)`` takes input files inline (:class:`InlineFile` values)."""
         return service in cls.inline_file_services
 
+    @classmethod
+    def describe_file_inputs(cls) -> str | None:
+        """How this vendor takes input files, for an error that sends a user elsewhere; None: it does not."""
+        if "input" in cls.upload_kinds:
+            return "presigned uploads, any service"
+        if cls.inline_file_services:
+            services = ", ".join(repr(s) for s in sorted(cls.inline_file_services))
+            return f"inline for {services}, at most {cls.max_inline_file_bytes:,} bytes per file"
+        return None
+
     # -- the vendor-neutral surface used by operators, triggers and sensors ---------------------
     #
     # ``service`` is the Theta alias, OctoAI endpoint, infrai route or OmniTensor model id. A vendor
@@ -253,8 +263,17 @@ class VendorAPI:
         """The call that downloads a finished job's output, or None when ``job.output`` holds it."""
         return None
 
+    #: The vendor has a page for humans per request (:meth:`console_url`): tasks get a link to it.
+    request_pages: ClassVar[bool] = False
+    #: The vendor has a page for a batch (:meth:`batch_console_url`): batch tasks get a link to it.
+    batch_pages: ClassVar[bool] = False
+
     def console_url(self, request_id: str) -> str | None:
-        """A page for humans about this request (operator extra link), if the vendor has one."""
+        """A page for humans about this request (operator extra link), on this connection's host."""
+        return None
+
+    def batch_console_url(self, batch_id: str | None) -> str | None:
+        """A page for humans about a batch: the native batch ``batch_id``, or (None) a fan-out's requests."""
         return None
 
     # -- what this vendor can do, beyond submit and status ---------------------------------------

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from airflow_provider_edgeinfer.clients.core import (
     Call,
     HttpResult,
+    InlineFile,
     VendorAPI,
     check_base_url,
     host_of,
@@ -96,6 +97,13 @@ MODELS_PATH = "/v1/models"
 POLL_STATUSES_NOT_FAILURE = frozenset({401, 403, 408, 429})
 #: OctoAI exposes no per-request page for humans.
 CONSOLE_URL: str | None = None
+#: What a deployment name holds when it serves Whisper (observed: "Transcription" in octoai.md); the
+#: file it transcribes travels base64-encoded in the body's ``audio`` field.
+WHISPER_DEPLOYMENT_MARK = "whisper"
+#: Room left in an asynchronous body for the fields beside the base64 file (task, language, keys).
+_BODY_OVERHEAD_BYTES = 64 * 1024
+#: Largest file sent inline: its base64 (4 bytes per 3) plus the other fields within the 10 MB body.
+MAX_INLINE_FILE_BYTES = (MAX_ASYNC_BODY_BYTES - _BODY_OVERHEAD_BYTES) // 4 * 3
 
 STATES: dict[str, JobState] = {
     "pending": JobState.QUEUED,
@@ -160,6 +168,8 @@ def check_deployment_template(template: str) -> str:
 class OctoAIAPI(VendorAPI):
     vendor: ClassVar[str] = VENDOR
     request_id_headers: ClassVar[tuple[str, ...]] = ("X-User-Request-ID",)
+    inline_file_services: ClassVar[frozenset[str]] = frozenset({WHISPER_DEPLOYMENT_MARK})
+    max_inline_file_bytes: ClassVar[int] = MAX_INLINE_FILE_BYTES
 
     def __init__(
         self,
@@ -467,6 +477,27 @@ class OctoAIAPI(VendorAPI):
     def _is_text(service: str) -> bool:
         return service.strip().strip("/") in TEXT_CHAT_SERVICES
 
+    @classmethod
+    def takes_files_inline(cls, service: str) -> bool:
+        """A Whisper deployment (any deployment whose name holds ``whisper``) takes its audio inline."""
+        name = service.strip().strip("/")
+        return bool(_DEPLOYMENT_NAME.match(name)) and WHISPER_DEPLOYMENT_MARK in name.lower()
+
+    @classmethod
+    def describe_file_inputs(cls) -> str | None:
+        return (
+            f"inline, base64-encoded, for Whisper deployments (service '{WHISPER_DEPLOYMENT_MARK}'), "
+            f"at most {cls.max_inline_file_bytes:,} bytes per file"
+        )
+
+    @staticmethod
+    def _inline_files_encoded(input: dict[str, Any]) -> dict[str, Any]:
+        """Files given as :class:`InlineFile` values, as the base64 text a deployment's body carries."""
+        return {
+            key: base64.b64encode(value.content).decode("ascii") if isinstance(value, InlineFile) else value
+            for key, value in input.items()
+        }
+
     def answers_in_call(self, service: str) -> bool:
         """True for the text API (synchronous, with no status endpoint); images and deployments are
         submitted asynchronously and polled."""
@@ -522,6 +553,13 @@ class OctoAIAPI(VendorAPI):
             )
         if self._is_text(service):
             return self._chat_job(service, input)
+        if any(isinstance(value, InlineFile) for value in input.values()):
+            if not self.takes_files_inline(service):
+                raise InputValidationError(
+                    f"service {service!r} takes no file inline; only Whisper deployments do",
+                    vendor=self.vendor,
+                )
+            input = self._inline_files_encoded(input)
         call = self.infer_async(service, input)
 
         def parse(result: HttpResult) -> Job:

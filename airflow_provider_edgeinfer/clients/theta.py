@@ -45,8 +45,13 @@ GET_REQUEST_LIST_KEY = "infer_requests"
 #: LLM predictions stream server-sent events unless the input says ``"stream": false``
 #: (contract, "Outputs by service"); a chat input is recognised by this key.
 CHAT_INPUT_KEY = "messages"
-#: Human page for one request (assumed; the dashboard's path is not in the documents).
-CONSOLE_URL = "https://www.thetaedgecloud.com/dashboard/ai/inference/request"
+#: Where the vendor's dashboard lives for its own API host (assumed; the documents give no path).
+DASHBOARD_HOST = "https://www.thetaedgecloud.com"
+#: The dashboard's list of inference requests; ``/<request id>`` is one request's page (assumed).
+#: Any other API host (the emulator, a gateway) is asked for the same path on itself.
+DASHBOARD_PATH = "/dashboard/ai/inference/request"
+#: Human page for one request on the real dashboard.
+CONSOLE_URL = DASHBOARD_HOST + DASHBOARD_PATH
 
 STATES: dict[str, JobState] = {
     "pending": JobState.QUEUED,
@@ -436,8 +441,20 @@ class ThetaAPI(VendorAPI):
     def cancel(self, request_id: str) -> Call[CancelResult]:
         return self.cancel_request(request_id)
 
+    request_pages: ClassVar[bool] = True
+    batch_pages: ClassVar[bool] = True
+
+    def _dashboard(self) -> str:
+        """The dashboard that shows this connection's requests: the vendor's own for its API host,
+        else the connection's host itself (the emulator serves these pages)."""
+        return (DASHBOARD_HOST if self.base_url == BASE_URL else self.base_url) + DASHBOARD_PATH
+
     def console_url(self, request_id: str) -> str | None:
-        return f"{CONSOLE_URL}/{quote(request_id, safe='')}"
+        return f"{self._dashboard()}/{quote(request_id, safe='')}"
+
+    def batch_console_url(self, batch_id: str | None) -> str | None:
+        """A fan-out's requests are listed on the dashboard's request list."""
+        return self._dashboard()
 
     # -- capabilities ------------------------------------------------------------------------
 

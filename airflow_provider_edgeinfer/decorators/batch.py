@@ -105,6 +105,10 @@ def edgeinfer_batch_task(python_callable: Callable[..., Any] | None = None, **kw
             return [{"custom_id": str(r["id"]), "input": {...}} for r in rows]
 
     XCom receives BatchOperator's summary (counts, cost, ``results_path``).
+
+    :param python_callable: the decorated function; it runs on the worker and returns the batch's
+        inputs (a list of input objects).
+    :param kwargs: BatchOperator's arguments (and any operator's, such as ``retries``).
     """
     return task_decorator_factory(
         python_callable=python_callable,

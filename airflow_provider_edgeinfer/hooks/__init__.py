@@ -78,3 +78,16 @@ async def alease_connection(conn_id: str) -> ClientLease:
         return hook.async_client(conn), hook
 
     return await shared_clients.lease(conn_id, build)
+
+
+def vendors_taking_files() -> str:
+    """Every vendor that takes input files and how, each in its client's own words (for errors that
+    send a user to a connection that can)."""
+    from airflow_provider_edgeinfer.clients.core import api_classes
+
+    ways = []
+    for vendor, api in sorted(api_classes(vendors()).items()):
+        how = api.describe_file_inputs()
+        if how:
+            ways.append(f"{vendor} ({how})")
+    return "; ".join(ways) or "none"

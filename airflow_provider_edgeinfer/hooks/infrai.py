@@ -141,6 +141,7 @@ class InfraiHook(EdgeInferHook):
         :param wait: seconds the inference may run before the check gives up on it.
         """
         from airflow_provider_edgeinfer.clients.infrai import core_cost
+        from airflow_provider_edgeinfer.costs import usd
         from airflow_provider_edgeinfer.hooks.checks import TINY_CHAT, CheckResult, raw, unknown_fields
 
         api = self.api
@@ -153,7 +154,7 @@ class InfraiHook(EdgeInferHook):
                 "paid inference",
                 None,
                 f"refused: the cheapest, {cheapest.model}, is estimated at "
-                f"{cheapest.breakdown.total_usd} USD > {limit}; nothing was sent",
+                f"{usd(cheapest.breakdown.total_usd)} > {usd(limit)}; nothing was sent",
             )
         call = api.chat_completion(
             {"model": cheapest.model, "messages": TINY_CHAT, "max_tokens": 1},
@@ -166,5 +167,5 @@ class InfraiHook(EdgeInferHook):
             True,
             f"{cheapest.model}: {value.choices[0].message.content!r}" if value.choices else cheapest.model,
             unknown_fields=unknown_fields(value),
-            cost=f"{cost} USD" if cost is not None else f"estimated {cheapest.breakdown.total_usd} USD",
+            cost=usd(cost) if cost is not None else f"estimated {usd(cheapest.breakdown.total_usd)}",
         )

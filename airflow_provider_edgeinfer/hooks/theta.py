@@ -210,6 +210,7 @@ class ThetaHook(EdgeInferHook):
         :param limit: the most it may cost, in the vendor's billing currency.
         :param wait: seconds the inference may run before the check gives up on it.
         """
+        from airflow_provider_edgeinfer.costs import usd
         from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
         candidates = []
@@ -226,7 +227,7 @@ class ThetaHook(EdgeInferHook):
             return CheckResult(
                 "paid inference",
                 None,
-                f"refused: the cheapest, {alias}, costs {price} USD > {limit}; nothing was sent",
+                f"refused: the cheapest, {alias}, costs {usd(price)} > {usd(limit)}; nothing was sent",
             )
         self.validate_submission(alias, prediction, data)
         job = self.run(self.api.submit(alias, data, prediction=prediction))
@@ -240,9 +241,7 @@ class ThetaHook(EdgeInferHook):
                 "paid inference", False, f"{alias} {job.request_id} still {job.vendor_state}; cancelled"
             )
         cost = (
-            f"{job.cost_usd} USD"
-            if job.cost_usd is not None
-            else f"about {price} USD (the answer states none)"
+            usd(job.cost_usd) if job.cost_usd is not None else f"about {usd(price)} (the answer states none)"
         )
         return CheckResult(
             "paid inference",

@@ -21,6 +21,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_edgeinfer.lineage import Lineage
+from airflow_provider_edgeinfer.operators.links import VendorBatchLink, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -68,8 +69,13 @@ class BatchOperator(BaseOperator):
         none is read with (default: the scheme's default connection, ``aws_default`` for ``s3://``).
     :param output_conn_id: the storage connection an ``output_path`` URI that names none is written
         with (default: the scheme's default connection, ``aws_default`` for ``s3://``).
-    :param file_field: with a glob: the input field each uploaded file fills (vendors that take
-        uploaded input files).
+    :param file_field: with a glob: the input field each file fills. The file is uploaded first
+        (vendors with presigned uploads), or read and sent inside the item's own call (a service
+        that takes files inline, the client's ``takes_files_inline``; such a batch is always a
+        fan-out, as a native batch's JSON cannot carry a file). Other vendors refuse it before
+        sending, naming the vendors that take files.
+    :param file_input: with a glob: the other fields of every item's input (e.g.
+        ``{"model": "whisper-1", "language": "en"}``). Templated.
     :param prediction: the vendor's prediction name, for vendors whose services have several.
     :param max_concurrency: requests in flight during a fan-out (and result fetches).
     :param max_failed_ratio: largest tolerated share of failed items (0: any failure fails the task,
@@ -105,10 +111,12 @@ class BatchOperator(BaseOperator):
         "source_conn_id",
         "output_conn_id",
         "file_field",
+        "file_input",
         "max_cost_usd",
     )
     template_fields_renderers = {"inputs": "json"}
     ui_color = "#e6f4ea"
+    operator_extra_links = registered(VendorBatchLink(), "batch_pages")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -121,6 +129,7 @@ class BatchOperator(BaseOperator):
         output_conn_id: str | None = None,
         prediction: str | None = None,
         file_field: str | None = None,
+        file_input: dict[str, Any] | None = None,
         max_concurrency: int = 16,
         max_failed_ratio: float = 0.0,
         item_retries: int = 0,
@@ -157,6 +166,7 @@ class BatchOperator(BaseOperator):
         self.output_conn_id = output_conn_id
         self.prediction = prediction
         self.file_field = file_field
+        self.file_input = file_input
         self.max_concurrency = arguments.whole("max_concurrency", max_concurrency, minimum=1)
         self.max_failed_ratio = arguments.finite("max_failed_ratio", max_failed_ratio, minimum=0, maximum=1)
         self.item_retries = arguments.whole("item_retries", item_retries, minimum=0)

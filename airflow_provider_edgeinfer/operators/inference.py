@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
@@ -28,7 +28,7 @@ from airflow_provider_edgeinfer.exceptions import (
     naming_vendor,
 )
 from airflow_provider_edgeinfer.lineage import Lineage
-from airflow_provider_edgeinfer.operators.links import VendorRequestLink
+from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -54,20 +54,6 @@ def idempotency_key(context: Context, content: str) -> str:
     ti = context["ti"]
     parts = [ti.dag_id, ti.task_id, ti.run_id, str(getattr(ti, "map_index", -1)), content]
     return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
-
-
-def _file_vendors() -> str:
-    """The vendors that take input files, and how: by presigned upload, or inline for some services."""
-    from airflow_provider_edgeinfer.clients.core import api_classes
-    from airflow_provider_edgeinfer.hooks import vendors
-
-    ways = []
-    for vendor, api in sorted(api_classes(vendors()).items()):
-        if "input" in api.upload_kinds:
-            ways.append(f"{vendor} (presigned uploads)")
-        elif api.inline_file_services:
-            ways.append(f"{vendor} (inline: {', '.join(sorted(api.inline_file_services))})")
-    return "; ".join(ways) or "none"
 
 
 def _task_identity(context: Context) -> str:
@@ -130,7 +116,7 @@ class InferenceOperator(BaseOperator):
     )
     template_ext: Sequence[str] = (".json",)
     template_fields_renderers = {"input": "json"}
-    operator_extra_links = (VendorRequestLink(),)
+    operator_extra_links = registered(VendorRequestLink(), "request_pages")  # type: ignore[assignment]
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -193,7 +179,30 @@ class InferenceOperator(BaseOperator):
             raise InputValidationError(
                 f"input must be a JSON object, got {type(value).__name__}", vendor=vendor
             )
-        return value
+        from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+
+        return {k: v for k, v in value.items() if k != INPUT_REF_KEY}
+
+    def _input_ref(self) -> str | None:
+        """Where the input came from: the upload's source it carries, or the one ``input_files`` file."""
+        from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+
+        value = self.input
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        ref = value.get(INPUT_REF_KEY) if isinstance(value, dict) else None
+        if isinstance(ref, str) and ref:
+            return ref
+        if isinstance(self.input_files, dict) and len(self.input_files) == 1:
+            from airflow_provider_edgeinfer.operators._sources import is_many, label, to_path
+
+            [spec] = self.input_files.values()
+            if not is_many(spec):
+                return label(to_path(spec))
+        return None
 
     # -- main path ---------------------------------------------------------------------------
 
@@ -286,6 +295,7 @@ class InferenceOperator(BaseOperator):
             cancel_on_kill=self.cancel_on_kill,
             max_transient_failures=self.max_transient_failures,
             submit=submit,
+            submitted_at=submitted_at,
         )
 
     def _defer(
@@ -316,7 +326,7 @@ class InferenceOperator(BaseOperator):
         if not self.input_files:
             return {}
         from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many
-        from airflow_provider_edgeinfer.operators.upload import require_uploads
+        from airflow_provider_edgeinfer.operators.upload import require_file_inputs, require_uploads
 
         if not isinstance(self.input_files, dict):
             raise InputValidationError(
@@ -327,17 +337,8 @@ class InferenceOperator(BaseOperator):
             raise InputValidationError(
                 f"field(s) {', '.join(both)} given both in input and in input_files", vendor=hook.vendor
             )
-        api = hook.api
-        inline = api.takes_files_inline(self.service)
-        if not inline and "input" not in api.upload_kinds:
-            fields = ", ".join(repr(f) for f in self.input_files)
-            raise InputValidationError(
-                f"input_files field {fields} cannot take a file: {hook.vendor} has no presigned upload API "
-                f"and takes no file inline for service {self.service!r}. Vendors that take input files: "
-                f"{_file_vendors()}",
-                vendor=hook.vendor,
-                hint=hook.inline_files_hint(),
-            )
+        require_file_inputs(hook, self.service, self.input_files)
+        inline = hook.api.takes_files_inline(self.service)
         paths: dict[str, ObjectStoragePath] = {}
         for field, spec in self.input_files.items():
             if not inline:
@@ -369,29 +370,12 @@ class InferenceOperator(BaseOperator):
         return InlineFile(path.name, b"") if inline else f"upload-of-{field}"
 
     def _read_inline_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, Any]:
-        """Each file read whole, for a client that sends it inside the call; never more than it takes."""
-        import mimetypes
+        from airflow_provider_edgeinfer.operators._sources import read_inline
 
-        from airflow_provider_edgeinfer.clients.core import InlineFile
-        from airflow_provider_edgeinfer.operators._sources import label
-
-        limit = hook.api.max_inline_file_bytes
-        out: dict[str, Any] = {}
-        for field, path in files.items():
-            # One byte past the limit proves a file too large, whatever its listing said.
-            with cast("Any", path).open("rb") as handle:  # ObjectStoragePath.open is untyped
-                content = handle.read(limit + 1)
-            if len(content) > limit:
-                raise InputValidationError(
-                    f"input_files[{field!r}] ({label(path)}) is larger than the {limit:,} bytes "
-                    f"{hook.vendor} takes inline for {self.service}",
-                    vendor=hook.vendor,
-                    hint="Split or compress the file. Nothing was sent.",
-                )
-            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            out[field] = InlineFile(path.name, content, kind)
-            self.log.info("read %s (%d bytes) to send inline as %r", label(path), len(content), field)
-        return out
+        return {
+            field: read_inline(hook, self.service, field, path, logger=self.log)
+            for field, path in files.items()
+        }
 
     def _upload_input_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, str]:
         from airflow_provider_edgeinfer.operators.upload import upload_files
@@ -533,11 +517,8 @@ class InferenceOperator(BaseOperator):
         return job, submitted_at
 
     def _announce(self, context: Context, hook: EdgeInferHook, job: Job) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key="request_id", value=job.request_id)
-        url = hook.api.console_url(job.request_id)
-        if url:
-            ti.xcom_push(key=VendorRequestLink().xcom_key, value=url)
+        context["ti"].xcom_push(key="request_id", value=job.request_id)
+        push_link(context, VendorRequestLink(), hook.api.console_url(job.request_id))
 
     # -- completion --------------------------------------------------------------------------
 
@@ -658,12 +639,20 @@ class InferenceOperator(BaseOperator):
             else as_storage_path(self.output_path, conn_id=self.output_conn_id),
             submitted_at=submitted_at,
             xcom_max_bytes=self.xcom_output_max_bytes,
+            input_ref=self._input_ref(),
         )
         store = context.get("task_state_store")
         if store is not None:
             # Done and written: a later, deliberate re-run of this task asks for a new inference.
             store.delete(STATE_KEY)
-        self.log.info("%s request %s succeeded (%s)", hook.vendor, job.request_id, format_cost(job.cost_usd))
+        where = result.get("output_path") or "XCom (no output_path)"
+        self.log.info(
+            "%s request %s succeeded, %s; result in %s",
+            hook.vendor,
+            job.request_id,
+            format_cost(job.cost_usd),
+            where,
+        )
         self._lineage = Lineage(
             vendor=hook.vendor,
             service=self.service,

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
     from airflow_provider_edgeinfer.clients.jobs import Job
 
+#: The input key naming where an input came from (PresignedUploadOperator sets it on each result).
+#: InferenceOperator and BatchOperator take it out of the input, which never reaches the vendor, and
+#: carry it in their results as ``input_ref``.
+INPUT_REF_KEY = "edgeinfer_input_ref"
 #: Default largest output returned inline through XCom.
 DEFAULT_XCOM_OUTPUT_MAX_BYTES = 48 * 1024
 #: Inline media fields and the field naming the file each becomes.
@@ -198,6 +202,14 @@ class MediaWriter:
         return out
 
 
+def result_stem(request_id: str, input_ref: str | None) -> str:
+    """The name of a single result's files: the source file's name, then the request id, so that the
+    result of a given input is found by its name (``call-7.wav.<request id>.json``)."""
+    if not input_ref:
+        return request_id
+    return f"{input_ref.rstrip('/').rsplit('/', 1)[-1]}.{request_id}"
+
+
 def build_result(
     job: Job,
     output: Any,
@@ -205,13 +217,18 @@ def build_result(
     output_path: Any,
     submitted_at: float | None,
     xcom_max_bytes: int,
+    input_ref: str | None = None,
 ) -> dict[str, Any]:
-    """The XCom result; with ``output_path``, the output and its media are written there first."""
+    """The XCom result; with ``output_path``, the output and its media are written there first.
+
+    ``input_ref``: where the input came from (a source file), carried in the result and its name.
+    """
     finished = time.time()
     result: dict[str, Any] = {
         "vendor": job.vendor,
         "request_id": job.request_id,
         "service": job.service,
+        "input_ref": input_ref,
         "state": job.state.value,
         "cost_usd": job.cost_usd,
         "timings": {
@@ -223,7 +240,7 @@ def build_result(
     if output_path is not None:
         directory = as_storage_path(output_path)
         directory.mkdir(parents=True, exist_ok=True)
-        writer = MediaWriter(directory, job.request_id)
+        writer = MediaWriter(directory, result_stem(job.request_id, input_ref))
         written = writer.walk(output)
         result_file = directory / f"{writer.stem}.json"
         with result_file.open("wb") as handle:

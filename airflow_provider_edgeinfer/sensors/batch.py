@@ -16,6 +16,7 @@ from airflow_provider_edgeinfer.exceptions import (
     JobFailedError,
     JobTimeoutError,
 )
+from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,6 +49,7 @@ class BatchSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "batch_id", "output_path", "output_conn_id")
+    operator_extra_links = registered(VendorBatchLink(), "batch_pages")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -110,6 +112,14 @@ class BatchSensor(BaseSensorOperator):
                 f"{succeeded} of {total} items succeeded ({ratio:.1%} < min_success_ratio "
                 f"{self.min_success_ratio:.1%})"
             )
+        from airflow_provider_edgeinfer.costs import format_cost
+
+        self.log.info(
+            "batch over: %d of %d items succeeded, %s; counts in XCom",
+            succeeded,
+            total,
+            format_cost(counts.get("cost_usd")),
+        )
         return {**counts, "success_ratio": round(ratio, 6)}
 
     def poke(self, context: Context) -> bool | Any:
@@ -129,15 +139,17 @@ class BatchSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._judge(progress.as_dict()))
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
         from airflow_provider_edgeinfer.hooks import hook_for_connection
-
-        hook = hook_for_connection(self.conn_id)
         from airflow_provider_edgeinfer.triggers.base import deferral_timeout
 
-        trigger = self._trigger(hook.vendor)
-        hook.close()
+        hook = hook_for_connection(self.conn_id)
+        try:
+            push_link(context, VendorBatchLink(), hook.api.batch_console_url(self.batch_id))
+            trigger = self._trigger(hook.vendor) if self.deferrable else None
+        finally:
+            hook.close()
+        if trigger is None:
+            return super().execute(context)
         self.defer(
             trigger=trigger, method_name="execute_complete", timeout=deferral_timeout(float(self.timeout))
         )

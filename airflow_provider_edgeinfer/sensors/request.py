@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, JobCancelledError, JobFailedError
+from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,6 +34,7 @@ class InferenceRequestSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "request_id")
+    operator_extra_links = registered(VendorRequestLink(), "request_pages")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -54,6 +56,15 @@ class InferenceRequestSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def _summary(self, job: Any) -> dict[str, Any]:
+        from airflow_provider_edgeinfer.costs import format_cost
+
+        self.log.info(
+            "%s request %s %s, %s; summary in XCom",
+            job.vendor,
+            job.request_id,
+            job.state.value,
+            format_cost(job.cost_usd),
+        )
         return {
             "vendor": job.vendor,
             "request_id": job.request_id,
@@ -96,15 +107,18 @@ class InferenceRequestSensor(BaseSensorOperator):
         return False
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
         from airflow_provider_edgeinfer.hooks import hook_for_connection
         from airflow_provider_edgeinfer.triggers.base import deferral_timeout
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         hook = hook_for_connection(self.conn_id)
-        self._status_call(hook)  # a synchronous vendor has nothing to wait for: fail now
-        hook.close()
+        try:
+            self._status_call(hook)  # a synchronous vendor has nothing to wait for: fail now
+            push_link(context, VendorRequestLink(), hook.api.console_url(self.request_id))
+        finally:
+            hook.close()
+        if not self.deferrable:
+            return super().execute(context)
         self.defer(
             trigger=InferenceTrigger(
                 conn_id=self.conn_id,

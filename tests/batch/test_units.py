@@ -1,4 +1,4 @@
-"""Batch inputs, manifest journal, rate gate and the BatchTrigger's polling cost, without Airflow runs."""
+"""Batch inputs, manifest journal and the BatchTrigger's polling cost, without Airflow runs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.batch.fanout import RateGate
 from airflow_provider_edgeinfer.batch.inputs import fingerprint, load_items
 from airflow_provider_edgeinfer.batch.manifest import JournalWriter, Manifest
-from airflow_provider_edgeinfer.batch.watch import FanOutWatch, ProgressReporter
+from airflow_provider_edgeinfer.batch.watch import FanOutWatch
 from airflow_provider_edgeinfer.exceptions import InputValidationError
 from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
 from tests.batch.journal import record, records
@@ -144,17 +143,6 @@ def test_group_commit_makes_intents_durable_before_returning(tmp_path: Path) -> 
     assert {i: r.request_id for i, r in manifest.items().items()} == {i: f"r{i}" for i in range(50)}
 
 
-def test_rate_gate_holds_every_sender() -> None:
-    async def run() -> float:
-        gate = RateGate()
-        gate.hold(0.05)
-        started = time.monotonic()
-        await asyncio.gather(*(gate.wait() for _ in range(5)))
-        return time.monotonic() - started
-
-    assert asyncio.run(run()) >= 0.045
-
-
 # -- trigger ------------------------------------------------------------------------------------
 
 
@@ -194,22 +182,6 @@ def test_theta_listing_poll_costs_pages_not_requests(
     assert calls == [10]  # ceil(95 / 10) listing pages, no per-request GET
     assert (progress.succeeded, progress.finished) == (95, True)
     assert edgeinfer_emulator.state.snapshot()["requests"].get("theta.get_request", 0) == 0
-
-
-def test_progress_line_has_counts_rate_and_eta() -> None:
-    from airflow_provider_edgeinfer.batch.watch import Progress
-
-    lines: list[str] = []
-
-    class Log:
-        def info(self, message: str) -> None:
-            lines.append(message)
-
-    reporter = ProgressReporter(Log())
-    reporter.report(Progress(100, 10, 1))
-    reporter._first = (time.monotonic() - 10, 11)
-    line = reporter.report(Progress(100, 50, 2))
-    assert "52 of 100 done (2 failed)" in line and "4.1 items/s" in line and "ETA 12s" in line
 
 
 def test_lean_sender_never_sends_the_key_elsewhere() -> None:

@@ -78,6 +78,7 @@ def test_local_audio_uploaded_and_transcribed(airflow_db: None, emulated: Any, t
     assert _requests(emulated)["storage.put"] == len(sizes)
     texts = _transcripts(run)
     assert [t.rsplit("(", 1)[1] for t in texts] == [f"{s} bytes of audio)" for s in sizes]
+    assert [t.split(": ", 1)[0] for t in texts] == [str(tmp_path / f"{i}.wav") for i in range(len(sizes))]
 
 
 def test_s3_glob_uploaded_and_transcribed(
@@ -95,6 +96,10 @@ def test_s3_glob_uploaded_and_transcribed(
     assert set(task_states(run).values()) == {"success"}
     texts = _transcripts(run)
     assert [t.rsplit("(", 1)[1] for t in texts] == ["40000 bytes of audio)", "80000 bytes of audio)"]
+    assert [t.split(": ", 1)[0] for t in texts] == [
+        "s3://edgeinfer-e2e/calls/a.wav",
+        "s3://edgeinfer-e2e/calls/b.wav",
+    ]
 
 
 def _transcripts(run: Any) -> list[str]:

@@ -458,6 +458,7 @@ def test_build_result_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "vendor": "theta",
         "request_id": "req_9",
         "service": "whisper",
+        "input_ref": None,
         "state": "succeeded",
         "cost_usd": 0.25,
         "timings": {"submitted_at": 998.76543, "completed_at": 1000.0, "duration_s": 1.235},
@@ -472,6 +473,7 @@ def test_build_result_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             "vendor": "theta",
             "request_id": "req_9",
             "service": "whisper",
+            "input_ref": None,
             "state": "succeeded",
             "cost_usd": 0.25,
         },
@@ -546,3 +548,30 @@ def test_httpx_log_of_a_media_download_has_no_query(
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     assert lines and all("/m/a.png?***" in line for line in lines), lines
     assert "f00dfeed" not in caplog.text
+
+
+def test_a_result_from_a_source_file_carries_it_and_is_named_after_it(tmp_path: Path) -> None:
+    job = Job(vendor="theta", request_id="req_9", state=JobState.SUCCEEDED, vendor_state="success")
+    output = {"text": "hello"}
+    result = build_result(
+        job,
+        output,
+        output_path=str(tmp_path),
+        submitted_at=None,
+        xcom_max_bytes=1000,
+        input_ref="s3://calls/2026-11-21/call-7.wav",
+    )
+    assert result["input_ref"] == "s3://calls/2026-11-21/call-7.wav"
+    assert result["output_path"] == f"file://{tmp_path}/call-7.wav.req_9.json"
+    written = json.loads((tmp_path / "call-7.wav.req_9.json").read_text())
+    assert written["result"]["input_ref"] == "s3://calls/2026-11-21/call-7.wav"
+    # A source name that is not a safe file name still gives one file, inside the directory.
+    hostile = build_result(
+        job,
+        output,
+        output_path=str(tmp_path),
+        submitted_at=None,
+        xcom_max_bytes=1000,
+        input_ref="/x/../é v.wav",
+    )
+    assert Path(hostile["output_path"].removeprefix("file://")).parent == tmp_path

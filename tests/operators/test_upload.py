@@ -81,7 +81,8 @@ def _hook(conn_id: str = THETA) -> Any:
 def test_single_local_file_returns_the_input_mapping(emu: EmulatorServer, tmp_path: Path) -> None:
     digest = _write(tmp_path / "talk.wav", 1_500_000)
     result = _op(source=str(tmp_path / "talk.wav")).execute({})  # type: ignore[arg-type]
-    assert list(result) == [FIELD]
+    # The uploaded name, and the source it came from (which the operators take out before sending).
+    assert result == {FIELD: result[FIELD], "edgeinfer_input_ref": str(tmp_path / "talk.wav")}
     blob = emu.state.blobs[result[FIELD]]
     assert (blob.size, blob.sha256) == (1_500_000, digest)
     assert _requests(emu)["theta.presigned_urls"] == 1
@@ -92,6 +93,7 @@ def test_a_list_uploads_in_input_order(emu: EmulatorServer, tmp_path: Path) -> N
     digests = [_write(tmp_path / n, 10_000 + i, seed=i) for i, n in enumerate(names)]
     result = _op(source=[str(tmp_path / n) for n in names], max_concurrency=3).execute({})  # type: ignore[arg-type]
     assert [emu.state.blobs[r[FIELD]].sha256 for r in result] == digests
+    assert [r["edgeinfer_input_ref"] for r in result] == [str(tmp_path / n) for n in names]
 
 
 def test_a_glob_uploads_every_match_sorted(emu: EmulatorServer, tmp_path: Path) -> None:

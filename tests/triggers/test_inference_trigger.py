@@ -132,3 +132,44 @@ async def test_answers_that_never_parse_end_the_trigger_after_the_tolerated_fail
     assert event["error"]["type"] == "UnexpectedResponseError"
     assert time.monotonic() - started < 20, "ended by the failure count, not by the 60 s deadline"
     assert pollers.active() == 0 and shared_clients.active() == 0
+
+
+async def test_the_state_is_logged_on_each_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between "trigger starting" and "trigger fired" the log says what the request is doing."""
+    from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+    from airflow_provider_edgeinfer.triggers.poller import Watch
+
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str, *args: Any) -> None:
+            lines.append(message % args if args else message)
+
+    trigger = InferenceTrigger(
+        conn_id="c", request_id="r1", deadline=time.time() + 600, submitted_at=time.time() - 3
+    )
+    trigger.vendor = "theta"
+    monkeypatch.setattr(InferenceTrigger, "log", Log())
+    entry = Watch("r1", 1.0, 5)
+
+    def job(state: JobState, vendor_state: str) -> Job:
+        return Job(vendor="theta", request_id="r1", state=state, vendor_state=vendor_state)
+
+    waiting = asyncio.create_task(trigger._wait_logging(entry))
+    await asyncio.sleep(0)
+    for answer in [
+        job(JobState.QUEUED, "pending"),
+        job(JobState.QUEUED, "pending"),  # the same state again: nothing new to say
+        job(JobState.RUNNING, "processing"),
+        job(JobState.SUCCEEDED, "success"),
+    ]:
+        entry.record(answer)
+    outcome = await waiting
+    assert isinstance(outcome, Job) and outcome.state is JobState.SUCCEEDED
+    assert [line.split(" after ")[0] for line in lines] == [
+        "theta request r1: waiting for the first poll",
+        "theta request r1: queued (pending)",
+        "theta request r1: running (processing)",
+        "theta request r1: succeeded (success)",
+    ]
+    assert lines[0].endswith(" after 3s")
