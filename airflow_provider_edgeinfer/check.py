@@ -29,6 +29,8 @@ from airflow_provider_edgeinfer.hooks.checks import (
     CheckResult,
     check_settings,
     error_text,
+    read_only_checks,
+    summary,
     unknown_fields,
 )
 
@@ -43,18 +45,6 @@ def checking_hook(conn_id: str, seconds: float = CALL_SECONDS) -> EdgeInferHook:
     return hook_for_connection(conn_id, http_settings=check_settings(seconds))
 
 
-def read_only_checks(hook: EdgeInferHook) -> list[CheckResult]:
-    """The hook's read-only checks (:meth:`EdgeInferHook.read_only_checks`); nothing is created or billed.
-
-    Each call is sent as the hook is configured: give the hook :func:`check_settings` (as
-    :func:`checking_hook` does) for one attempt within 10 s.
-    """
-    try:
-        return list(hook.read_only_checks())
-    except EdgeInferError as exc:  # e.g. a connection without a key: nothing could be sent
-        return [CheckResult("connection", False, error_text(exc))]
-
-
 def paid_check(hook: EdgeInferHook, limit: float, wait: float = INFERENCE_WAIT_SECONDS) -> CheckResult:
     """One smallest inference, only if its price or estimate is known and at most ``limit``."""
     try:
@@ -64,14 +54,6 @@ def paid_check(hook: EdgeInferHook, limit: float, wait: float = INFERENCE_WAIT_S
 
 
 # -- report and command line -----------------------------------------------------------------------
-
-
-def summary(results: Sequence[CheckResult]) -> str:
-    """One line for a UI: what failed, else what worked."""
-    failed = [r for r in results if r.ok is False]
-    if failed:
-        return "; ".join(f"{r.name}: {r.detail}" for r in failed)
-    return "; ".join(f"{r.name}: {r.detail}" for r in results if r.ok)
 
 
 def report(hook: EdgeInferHook, results: Sequence[CheckResult]) -> str:

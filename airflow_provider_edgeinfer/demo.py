@@ -17,7 +17,8 @@ from typing import Any
 
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
-REPO = Path(__file__).resolve().parents[1]
+#: The shipped example DAGs (in a checkout, a link to dags_examples/), so the demo runs from a wheel too.
+EXAMPLE_DAGS = Path(__file__).resolve().parent / "example_dags"
 DEMO_DAGS = [
     "edgeinfer_theta_transcription",
     "edgeinfer_bulk_transcription_backfill",
@@ -110,7 +111,7 @@ def _run(base: str) -> int:
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_examples"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         }

@@ -13,6 +13,17 @@ from airflow_provider_edgeinfer.hooks.connections import MODELS, conn_fields, pl
 
 PACKAGE = "airflow_provider_edgeinfer"
 INTEGRATION = "EdgeInfer (AI inference)"
+#: Where the documentation is published; pyproject's ``[project.urls] documentation`` says the same.
+DOCS_URL = "https://airflow-provider-edgeinfer.readthedocs.io/"
+#: Pages of the repository's ``docs/`` (Airflow's convention: paths start with ``/docs/``).
+HOW_TO_GUIDES = [
+    "/docs/howto/inference-operator.md",
+    "/docs/howto/batch-operator.md",
+    "/docs/howto/presigned-upload-operator.md",
+    "/docs/howto/inference-request-sensor.md",
+    "/docs/howto/batch-sensor.md",
+]
+LOGO = "/docs/integration-logos/edgeinfer.svg"
 
 
 def _connection_type(vendor: str, hook_class: str, hook_name: str, host_placeholder: str) -> dict[str, Any]:
@@ -50,7 +61,15 @@ PROVIDER_INFO: dict[str, Any] = {
     "description": "AI inference on Theta EdgeCloud, OctoAI, infrai and OmniTensor: hooks, deferrable "
     "operators, triggers, sensors and a local emulator.",
     "versions": [__version__],
-    "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
+    "integrations": [
+        {
+            "integration-name": INTEGRATION,
+            "external-doc-url": DOCS_URL,
+            "how-to-guide": HOW_TO_GUIDES,
+            "logo": LOGO,
+            "tags": ["service"],
+        }
+    ],
     "hooks": _modules("hooks", ["theta", "octoai", "infrai", "omnitensor"]),
     "operators": _modules("operators", ["inference", "batch", "upload"]),
     "sensors": _modules("sensors", ["request", "batch"]),

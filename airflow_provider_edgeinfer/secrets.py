@@ -35,7 +35,7 @@ def _masker() -> Callable[[str], None] | None:
 @cache
 def _async_masker() -> Callable[[str], Awaitable[None]] | None:
     try:
-        from airflow.sdk.log import amask_secret  # Airflow 3.2 and later
+        from airflow.sdk.log import amask_secret  # Airflow 3.3 and later
     except ImportError:
         return None
     return amask_secret

@@ -47,6 +47,8 @@ def as_storage_path(value: Any, field: str = "output_path", conn_id: str | None 
     else:
         conn_id = conn_id or DEFAULT_STORAGE_CONNECTIONS.get(scheme.lower())
     try:
-        return ObjectStoragePath(text, conn_id=conn_id) if conn_id else ObjectStoragePath(text)
+        path = ObjectStoragePath(text, conn_id=conn_id) if conn_id else ObjectStoragePath(text)
+        path.fs  # noqa: B018  (Airflow 3.1 finds the filesystem only when asked: an unknown scheme fails here)
+        return path
     except Exception as exc:
         raise ConfigurationError(f"{field} {value!r} is not a usable path: {exc}") from None

@@ -107,6 +107,20 @@ def test_every_hook_method_argument_is_documented(hook: type) -> None:
     assert not gaps, f"{hook.__name__} methods without :param: for " + "; ".join(gaps)
 
 
+def _task_decorators() -> list[Callable[..., Any]]:
+    out = []
+    for entry in get_provider_info().get("task-decorators", []):
+        module, _, name = entry["class-name"].rpartition(".")
+        out.append(getattr(importlib.import_module(module), name))
+    return out
+
+
+@pytest.mark.parametrize("decorator", _task_decorators(), ids=lambda d: d.__name__)
+def test_every_task_decorator_argument_is_documented(decorator: Callable[..., Any]) -> None:
+    missing = set(_arguments(decorator)) - _documented(inspect.getdoc(decorator))
+    assert not missing, f"{decorator.__name__}: no :param: for {', '.join(sorted(missing))}"
+
+
 def test_the_check_sees_a_missing_param() -> None:
     class Example:
         def method(self, documented: int, forgotten: int, *args: Any, **kwargs: Any) -> None:

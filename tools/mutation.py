@@ -59,7 +59,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "airflow_provider_edgeinfer"
-COPIED = (PACKAGE, "tests", "dags_examples", "pyproject.toml", "setup.cfg", "conftest.py")
+# README.md: tests/test_readme.py runs its Python blocks.
+COPIED = (PACKAGE, "tests", "dags_examples", "pyproject.toml", "setup.cfg", "conftest.py", "README.md")
 #: A mutant's tests may take this many times the traced baseline of the whole selection, plus slack.
 TIMEOUT_FACTOR = 2.0
 TIMEOUT_SLACK = 20.0

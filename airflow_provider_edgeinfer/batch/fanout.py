@@ -2,9 +2,12 @@
 
 Used for the vendors without a native batch (for a vendor that answers in the submitting call, the
 fan-out is the inference itself). A fixed pool of ``concurrency`` senders pulls items, so memory does
-not grow with the batch. A 429 (or a 503 with ``Retry-After``) closes a gate that every sender
-waits on: the whole fan-out backs off, not just the request that was refused. Each call is sent
-once by the transport (``max_attempts=1``); the retry decision is made here, where the gate lives.
+not grow with the batch. Every send goes through one
+:class:`~airflow_provider_edgeinfer.clients.ratelimit.PacedSender` on one
+:class:`~airflow_provider_edgeinfer.clients.ratelimit.RateLimiter`: a 429 (or a 503 with
+``Retry-After``) pauses every sender, the whole fan-out backs off, a 429 never counts against an
+item's attempts, and no pause outlasts the batch's ``timeout``. Each call is sent once by the
+transport (``max_attempts=1``); the paced sender retries, through tenacity, under the one policy.
 
 Every item leaves a journal record (:mod:`airflow_provider_edgeinfer.batch.manifest`):
 ``intent`` before it is sent, then ``sub`` (request id), ``done`` (a synchronous vendor's whole job)
@@ -22,14 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.batch.manifest import ItemRecord
 from airflow_provider_edgeinfer.batch.results import patient_read
-from airflow_provider_edgeinfer.exceptions import (
-    EdgeInferError,
-    OutcomeUnknownError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
-)
+from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender, RateLimiter
+from airflow_provider_edgeinfer.clients.retry import is_transient
+from airflow_provider_edgeinfer.exceptions import EdgeInferError, OutcomeUnknownError, UnexpectedResponseError
 from airflow_provider_edgeinfer.hooks.base import input_hash
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
@@ -44,38 +42,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("airflow_provider_edgeinfer.batch")
 
 
-def is_transient(error: BaseException) -> bool:
-    """A failure that may pass if the item is sent again later (``item_retries``)."""
-    return isinstance(error, TransportError | ServerError | RateLimitError)
-
-
-class RateGate:
-    """Shared back-off: while closed, no sender starts a request."""
-
-    def __init__(self) -> None:
-        self._until = 0.0
-        self.holds = 0
-
-    def hold(self, seconds: float) -> None:
-        self.holds += 1
-        self._until = max(self._until, time.monotonic() + seconds)
-
-    async def wait(self, deadline: float = float("inf")) -> None:
-        """Until the gate opens or the wall-clock ``deadline`` passes, whichever comes first.
-
-        A vendor's ``Retry-After`` may ask for any pause (``999999999``); the batch's timeout wins.
-        """
-        # The gate may close further while we sleep (another 429), hence the re-check.
-        while (delay := min(self._until - time.monotonic(), deadline - time.time())) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
-
-
 @dataclass
 class FanOutStats:
     sent: int = 0
     failed: int = 0
     unknown: int = 0
-    rate_limited: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def rate(self) -> float:
@@ -120,14 +91,15 @@ class FanOut:
     round: int
     concurrency: int
     deadline: float
-    max_attempts: int
+    #: The connection's settings; their retry policy is the paced sender's (the client sends once).
     settings: HttpSettings
     vendor_options: dict[str, Any] = field(default_factory=dict)
     #: Turns an item into what is sent, just before it is sent (a file read to travel inline).
     prepare: Callable[[BatchItem], Awaitable[BatchItem]] | None = None
     progress_every: float = 10.0
     stats: FanOutStats = field(default_factory=FanOutStats)
-    gate: RateGate = field(default_factory=RateGate)
+    #: The fan-out's one pause: every sender waits on it, every 429 extends it.
+    limiter: RateLimiter = field(default_factory=RateLimiter)
 
     async def run(self, items: Iterator[BatchItem], total: int) -> FanOutStats:
         from airflow_provider_edgeinfer.progress import Cadence
@@ -155,13 +127,10 @@ class FanOut:
                     self._total,
                     self.stats.rate(),
                     self.stats.failed,
-                    self.gate.holds,
+                    self.limiter.throttled_count,
                 )
 
     async def _send(self, item: BatchItem) -> None:
-        from airflow_provider_edgeinfer.clients.retry import RetrySettings, is_retryable, wait_seconds
-
-        retry: RetrySettings = self.settings.retry
         sent = item
         if self.prepare is not None:
             try:
@@ -173,36 +142,20 @@ class FanOut:
         # The intent's hash is of the item as listed (a file's source, not its bytes).
         intent = ItemRecord("intent", self.round, at=time.time(), input_hash=input_hash(item.input))
         await self.writer.append(item.index, intent, durable=True)
-        attempt = 0
-        while True:
-            await self.gate.wait(self.deadline)
-            if time.time() >= self.deadline:
-                await self._fail(item, "not submitted before the batch timeout", transient=True)
-                return
-            try:
-                job: Job = await self.client.send(call)
-            except RateLimitError as exc:
-                # Refused before any work was done: never counted against the item's attempts.
-                self.stats.rate_limited += 1
-                self.gate.hold(exc.retry_after if exc.retry_after is not None else 1.0)
-                continue
-            except (OutcomeUnknownError, UnexpectedResponseError):
-                # Sent, answer lost or unreadable: the request may exist. Settled by resolve_unknown.
-                self.stats.unknown += 1
-                return
-            except EdgeInferError as exc:
-                attempt += 1
-                if is_retryable(exc, call.safety) and attempt < max(retry.max_attempts, 1):
-                    wait = wait_seconds(exc, attempt, retry)
-                    if exc.retry_after is not None:
-                        self.gate.hold(wait)
-                    else:
-                        await asyncio.sleep(max(0.0, min(wait, self.deadline - time.time())))
-                    continue
-                await self._fail(item, exc, transient=is_transient(exc))
-                return
-            await self._record(item, job)
+        sender = PacedSender(self.client.send, self.limiter, self.settings.retry, deadline=self.deadline)
+        try:
+            job: Job = await sender.send(call)
+        except DeadlinePassed:
+            await self._fail(item, "not submitted before the batch timeout", transient=True)
             return
+        except (OutcomeUnknownError, UnexpectedResponseError):
+            # Sent, answer lost or unreadable: the request may exist. Settled by resolve_unknown.
+            self.stats.unknown += 1
+            return
+        except EdgeInferError as exc:
+            await self._fail(item, exc, transient=is_transient(exc))
+            return
+        await self._record(item, job)
 
     async def _record(self, item: BatchItem, job: Job) -> None:
         self.stats.sent += 1

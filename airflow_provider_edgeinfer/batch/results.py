@@ -10,14 +10,12 @@ fetched in small chunks by a thread pool, and each chunk is written before the n
 from __future__ import annotations
 
 import json
-import random
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_edgeinfer.batch.watch import is_transient
+from airflow_provider_edgeinfer.clients.retry import is_transient
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError, NotFoundError
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
@@ -337,14 +335,15 @@ def patient_read(hook: EdgeInferHook, call: Any) -> Any:
     Each round already retries with backoff; a paid result is worth a few more rounds before the
     task gives up on a flaky vendor (reads are free, losing a result is not).
     """
-    for attempt in range(1, RESULT_READ_ROUNDS + 1):
-        try:
-            return hook.run(call)
-        except EdgeInferError as exc:
-            if not is_transient(exc) or attempt == RESULT_READ_ROUNDS:
-                raise
-            time.sleep(min(2.0**attempt, 30.0) * random.random())
-    raise AssertionError("unreachable")
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+    rounds = Retrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(RESULT_READ_ROUNDS),
+        wait=wait_random_exponential(multiplier=2.0, max=30.0),
+        reraise=True,
+    )
+    return rounds(hook.run, call)
 
 
 def _error(message: str, type_: str = "JobFailedError") -> dict[str, Any]:

@@ -455,7 +455,6 @@ class BatchRun:
                 round=round_number,
                 concurrency=spec.max_concurrency,
                 deadline=started + spec.timeout,
-                max_attempts=settings.retry.max_attempts,
                 settings=settings,
                 vendor_options=spec.vendor_options,
                 prepare=self._inline_reader(),

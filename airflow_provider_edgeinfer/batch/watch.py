@@ -7,7 +7,10 @@
 - other fan-outs: bounded concurrent GETs of the unfinished requests only.
 
 :func:`follow` polls until the batch is over, its deadline passes or a poll fails for good; it
-tolerates transient failures up to a limit. :func:`cancel_batch` cancels what is still running.
+tolerates transient failures up to a limit. Every read goes through the client's
+:class:`~airflow_provider_edgeinfer.clients.ratelimit.PacedSender`: a 429 pauses every user of the
+connection's client (the poller's triggers too) and is waited out, never counted as a failed poll.
+:func:`cancel_batch` cancels what is still running.
 Everything here takes the async client; nothing submits, nothing writes results.
 """
 
@@ -20,24 +23,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender
+from airflow_provider_edgeinfer.clients.retry import is_transient
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     JobFailedError,
     NotFoundError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
 )
 from airflow_provider_edgeinfer.progress import BatchProgress
 
 DEFAULT_MAX_TRANSIENT_FAILURES = 5
 POLL_JITTER = 0.2
 DEFAULT_POLL_CONCURRENCY = 16
-
-
-def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
 
 
 @dataclass
@@ -215,11 +212,15 @@ async def follow(
     """Poll ``watch`` every ``poll_interval`` (jittered) until the batch ends or ``deadline`` passes."""
     failures = 0
     reporter = BatchProgress(log)
+    # One attempt per read: the paced sender retries, waiting out the connection's 429 pauses.
+    sender = PacedSender.of(client, deadline=deadline)
     while True:
         if time.time() >= deadline:
             return Ended("timeout")
         try:
-            progress = await watch.poll(client)
+            progress = await watch.poll(sender)
+        except DeadlinePassed:
+            return Ended("timeout")
         except EdgeInferError as exc:
             failures += 1
             if not is_transient(exc) or failures > max_transient_failures:

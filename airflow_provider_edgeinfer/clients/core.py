@@ -291,8 +291,16 @@ class VendorAPI:
         """Many requests' states come in one call: a listing of recent requests, newest first."""
         return False
 
-    def scan_requests(self, since: float) -> ListingScan:
-        """The walk down the listing for requests made since ``since`` (see :class:`ListingScan`).
+    #: The vendor's names of the states a request is in before it ends, in lifecycle order, when
+    #: its listing can be filtered by state (``scan_requests(since, state=...)``); empty: it cannot.
+    #: A watcher then reads only the unfinished requests: its calls follow what is left, not the batch.
+    unfinished_states: ClassVar[tuple[str, ...]] = ()
+    #: The vendor's names of the states a request ends in without success (with ``unfinished_states``).
+    unsuccessful_states: ClassVar[tuple[str, ...]] = ()
+
+    def scan_requests(self, since: float, state: str | None = None) -> ListingScan:
+        """The walk down the listing for requests made since ``since`` (see :class:`ListingScan`),
+        only those in the vendor's ``state`` when one is given.
 
         Only when :attr:`lists_request_states`.
         """

@@ -465,8 +465,14 @@ class ThetaAPI(VendorAPI):
         """The project listing, when the connection names a project."""
         return bool(self.project_id)
 
-    def scan_requests(self, since: float) -> ListingScan:
-        return ListingScan(self.list_request_states(number=PAGE_SIZE), since, PAGE_SIZE)
+    # The listing takes ``state`` (contract, "Listing"): a watcher reads only what has not ended.
+    unfinished_states = tuple(name for name, job in STATES.items() if not job.terminal)
+    unsuccessful_states = tuple(
+        name for name, job in STATES.items() if job.terminal and job is not JobState.SUCCEEDED
+    )
+
+    def scan_requests(self, since: float, state: str | None = None) -> ListingScan:
+        return ListingScan(self.list_request_states(number=PAGE_SIZE, state=state), since, PAGE_SIZE, state)
 
     def listed_job(self, listed: ListedRequest, service: str | None = None) -> Job:
         return self.to_job(self.listed_request(listed), service)

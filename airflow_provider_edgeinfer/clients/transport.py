@@ -519,7 +519,8 @@ class AsyncClient(_Shell[A]):
             transport = default_async_transport(self.settings)
         self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
 
-    async def _send_once(self, call: Call[T]) -> T:
+    async def send_once(self, call: Call[T]) -> T:
+        """One attempt, no retry: for callers that pace and retry themselves (``ratelimit.PacedSender``)."""
         self._check(call)
         limit, seconds = self.settings.limits_of(call)
         deadline = Deadline(seconds, asyncio.get_running_loop().time)
@@ -554,15 +555,10 @@ class AsyncClient(_Shell[A]):
             call, HttpResult(response.status_code, response.headers, content, str(response.url))
         )
 
-    async def send_once(self, call: Call[T]) -> T:
-        """One attempt, outside the retry policy: for a caller whose next round is its retry (a
-        poller), and which must see a 429 itself to pause every sender of the connection."""
-        return await self._send_once(call)
-
     async def send(self, call: Call[T]) -> T:
         async for attempt in AsyncRetrying(**self._retry_kwargs(call)):
             with attempt:
-                return await self._send_once(call)
+                return await self.send_once(call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def pages(self, first: Call[Page[T]]) -> AsyncIterator[Page[T]]:

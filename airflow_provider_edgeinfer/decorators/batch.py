@@ -58,7 +58,7 @@ class _BatchDecoratedOperator(DecoratedOperator, BatchOperator):
     def _inputs_file(self) -> ObjectStoragePath:
         from airflow_provider_edgeinfer.storage import as_storage_path
 
-        return as_storage_path(self.output_path) / INPUTS_FILE
+        return as_storage_path(self.output_path, conn_id=self.output_conn_id) / INPUTS_FILE
 
     def execute(self, context: Context) -> Any:
         from airflow.sdk.bases.decorator import determine_kwargs
@@ -105,6 +105,10 @@ def edgeinfer_batch_task(python_callable: Callable[..., Any] | None = None, **kw
             return [{"custom_id": str(r["id"]), "input": {...}} for r in rows]
 
     XCom receives BatchOperator's summary (counts, cost, ``results_path``).
+
+    :param python_callable: the decorated function; it runs on the worker and returns the batch's
+        inputs (a list of input objects).
+    :param kwargs: BatchOperator's arguments (and any operator's, such as ``retries``).
     """
     return task_decorator_factory(
         python_callable=python_callable,

@@ -72,6 +72,9 @@ def edgeinfer_inference_task(
             return {"model": "deepseek-chat", "messages": [{"role": "user", "content": ticket["body"]}]}
 
     XCom receives InferenceOperator's result (vendor, request id, state, cost, output or its path).
+
+    :param python_callable: the decorated function; it runs on the worker and returns one inference input.
+    :param kwargs: InferenceOperator's arguments (and any operator's, such as ``retries``).
     """
     return task_decorator_factory(
         python_callable=python_callable,

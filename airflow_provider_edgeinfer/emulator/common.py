@@ -64,6 +64,8 @@ class FaultMiddleware:
     - ``5xx``: refused before the handler runs (503 carries ``Retry-After``);
     - ``slow``: the answer is delayed;
     - ``drop``: the handler runs (work may be created) but the connection closes mid-answer;
+    - ``hold`` (scripted only): the handler runs (work is created) and its answer is held back for
+      ``seconds`` (default 300): a client killed meanwhile never learns the outcome of its call;
     - ``malformed``: the handler runs but the body is cut into invalid JSON.
     """
 
@@ -121,7 +123,21 @@ class FaultMiddleware:
             await asyncio.sleep(float(fault.get("seconds", settings.slow_seconds)))
             await self.app(scope, receive, send)
             return
+        if kind == "hold":
+            await self._held(float(fault.get("seconds", 300.0)), scope, receive, send)
+            return
         await self._mangled(kind, scope, receive, send)
+
+    async def _held(self, seconds: float, scope: Scope, receive: Receive, send: Send) -> None:
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, capture)
+        await asyncio.sleep(seconds)
+        for message in messages:
+            await send(message)
 
     async def _mangled(self, kind: str, scope: Scope, receive: Receive, send: Send) -> None:
         messages: list[Message] = []

@@ -18,6 +18,7 @@ The routes are module-level handlers by concern, each taking the account's
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from starlette.applications import Starlette
@@ -51,6 +52,9 @@ from airflow_provider_edgeinfer.emulator.infrai_common import (
 )
 from airflow_provider_edgeinfer.emulator.state import EmulatorState
 
+#: A module-level handler: the account context, then the request.
+Handler = Callable[[Infrai, Request], Awaitable[Response]]
+
 
 async def native_not_found(request: Request) -> Response:
     raise _not_found(f"no native method at {request.url.path}")
@@ -60,47 +64,52 @@ async def core_not_found(request: Request) -> Response:
     raise _not_found(f"no route at {request.url.path}")
 
 
+#: (path, handler, method) of the native methods, under ``/v1/ai``.
+NATIVE_ROUTES: list[tuple[str, Handler, str]] = [
+    ("/batch/submit", batches.batch_submit, "POST"),
+    ("/batch/status/{batch_id}", batches.batch_status, "GET"),
+    ("/batch/results/{batch_id}", batches.batch_results, "GET"),
+    ("/batch/list", batches.batch_list, "GET"),
+    ("/batch/cancel/{batch_id}", batches.batch_cancel, "POST"),
+    ("/batch/export/{batch_id}", batches.batch_export, "POST"),
+    ("/batch/set_retention/{batch_id}", batches.batch_set_retention, "POST"),
+    ("/cost/estimate", native.cost_estimate, "POST"),
+    ("/cost/compare", native.cost_compare, "POST"),
+    ("/tokens/count", native.tokens_count, "POST"),
+    ("/rerank", native.rerank, "POST"),
+    ("/image/upscale", native.image_upscale, "POST"),
+    ("/tts/voices", native.tts_voices, "GET"),
+    ("/voice/session", native.voice_session, "POST"),
+]
+#: The OpenAI-compatible core, under ``/v1``.
+CORE_ROUTES: list[tuple[str, Handler, str]] = [
+    ("/chat/completions", core.chat, "POST"),
+    ("/embeddings", core.embeddings, "POST"),
+    ("/images/generations", core.images, "POST"),
+    ("/audio/transcriptions", core.transcriptions, "POST"),
+    ("/audio/speech", core.speech, "POST"),
+    ("/models", core.models, "GET"),
+]
+ACCOUNT_ROUTES: list[tuple[str, Handler, str]] = [("/topup", native.account_topup, "POST")]
+#: Every method a path that matches no route is answered 404 for (in its surface's error shape).
+EVERY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _routes(api: Infrai, table: list[tuple[str, Handler, str]]) -> list[Route]:
+    return [Route(path, partial(handler, api), methods=[method]) for path, handler, method in table]
+
+
 def create_app(state: EmulatorState) -> ASGIApp:
     api = Infrai(state, Batches(state))
-    every = ["GET", "POST", "PUT", "PATCH", "DELETE"]
     native_routes = [
-        Route("/batch/submit", partial(batches.batch_submit, api), methods=["POST"]),
-        Route("/batch/status/{batch_id}", partial(batches.batch_status, api), methods=["GET"]),
-        Route("/batch/results/{batch_id}", partial(batches.batch_results, api), methods=["GET"]),
-        Route("/batch/list", partial(batches.batch_list, api), methods=["GET"]),
-        Route("/batch/cancel/{batch_id}", partial(batches.batch_cancel, api), methods=["POST"]),
-        Route("/batch/export/{batch_id}", partial(batches.batch_export, api), methods=["POST"]),
-        Route("/batch/set_retention/{batch_id}", partial(batches.batch_set_retention, api), methods=["POST"]),
-        Route("/cost/estimate", partial(native.cost_estimate, api), methods=["POST"]),
-        Route("/cost/compare", partial(native.cost_compare, api), methods=["POST"]),
-        Route("/tokens/count", partial(native.tokens_count, api), methods=["POST"]),
-        Route("/rerank", partial(native.rerank, api), methods=["POST"]),
-        Route("/image/upscale", partial(native.image_upscale, api), methods=["POST"]),
-        Route("/tts/voices", partial(native.tts_voices, api), methods=["GET"]),
-        Route("/voice/session", partial(native.voice_session, api), methods=["POST"]),
-        Route("/{path:path}", native_not_found, methods=every),
+        *_routes(api, NATIVE_ROUTES),
+        Route("/{path:path}", native_not_found, methods=EVERY_METHOD),
     ]
-    core_routes = [
-        Route("/chat/completions", partial(core.chat, api), methods=["POST"]),
-        Route("/embeddings", partial(core.embeddings, api), methods=["POST"]),
-        Route("/images/generations", partial(core.images, api), methods=["POST"]),
-        Route("/audio/transcriptions", partial(core.transcriptions, api), methods=["POST"]),
-        Route("/audio/speech", partial(core.speech, api), methods=["POST"]),
-        Route("/models", partial(core.models, api), methods=["GET"]),
-        Route("/{path:path}", core_not_found, methods=every),
-    ]
+    core_routes = [*_routes(api, CORE_ROUTES), Route("/{path:path}", core_not_found, methods=EVERY_METHOD)]
     return Starlette(
         routes=[
             Mount("/v1/ai", app=vendor_app(state, VENDOR, native_error, native_routes)),
-            Mount(
-                "/v1/account",
-                app=vendor_app(
-                    state,
-                    VENDOR,
-                    native_error,
-                    [Route("/topup", partial(native.account_topup, api), methods=["POST"])],
-                ),
-            ),
+            Mount("/v1/account", app=vendor_app(state, VENDOR, native_error, _routes(api, ACCOUNT_ROUTES))),
             Mount("/v1", app=vendor_app(state, VENDOR, core_error, core_routes)),
         ]
     )

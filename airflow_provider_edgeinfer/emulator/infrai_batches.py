@@ -276,7 +276,7 @@ def _export(rows: list[dict[str, Any]], format: str) -> bytes:
 
 
 async def batch_submit(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "batch.submit")
+    body = await api.admit(request, "batch.submit")
 
     def produce() -> Response:
         requests = body.get("requests")
@@ -320,12 +320,12 @@ async def batch_submit(api: Infrai, request: Request) -> Response:
 
 
 async def batch_status(api: Infrai, request: Request) -> Response:
-    api.admit(request, "batch.status")
+    await api.admit(request, "batch.status", body=False)
     return _ok(api.batches.status(api.batches.get(request.path_params["batch_id"])))
 
 
 async def batch_results(api: Infrai, request: Request) -> Response:
-    api.admit(request, "batch.results", query=PAGED_QUERY)
+    await api.admit(request, "batch.results", body=False, query=PAGED_QUERY)
     batch = api.batches.get(request.path_params["batch_id"])
     rows = api.batches.results(batch)
     chunk, next_cursor = _page(request, rows)
@@ -336,7 +336,7 @@ async def batch_results(api: Infrai, request: Request) -> Response:
 
 
 async def batch_list(api: Infrai, request: Request) -> Response:
-    api.admit(request, "batch.list", query=PAGED_QUERY)
+    await api.admit(request, "batch.list", body=False, query=PAGED_QUERY)
     newest_first = sorted(api.batches.table.values(), key=lambda b: b.created, reverse=True)
     chunk, next_cursor = _page(request, newest_first)
     data: dict[str, Any] = {
@@ -349,7 +349,7 @@ async def batch_list(api: Infrai, request: Request) -> Response:
 
 
 async def batch_cancel(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "batch.cancel")
+    body = await api.admit(request, "batch.cancel")
 
     def produce() -> Response:
         batch = api.batches.get(request.path_params["batch_id"])
@@ -364,7 +364,7 @@ async def batch_cancel(api: Infrai, request: Request) -> Response:
 
 
 async def batch_export(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "batch.export")
+    body = await api.admit(request, "batch.export")
 
     def produce() -> Response:
         batch = api.batches.get(request.path_params["batch_id"])
@@ -392,7 +392,7 @@ async def batch_export(api: Infrai, request: Request) -> Response:
 
 
 async def batch_set_retention(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "batch.set_retention")
+    body = await api.admit(request, "batch.set_retention")
 
     def produce() -> Response:
         batch = api.batches.get(request.path_params["batch_id"])

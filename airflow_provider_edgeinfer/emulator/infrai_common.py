@@ -324,19 +324,17 @@ class Infrai:
         if bearer(request) != self.state.keys[VENDOR]:
             raise HTTPError(401, "invalid or missing API key", "UNAUTHORIZED")
 
-    def admit(self, request: Request, op: str, query: tuple[str, ...] = ()) -> None:
-        """Count the call, check the key and (strict mode) the query parameters."""
+    async def admit(
+        self, request: Request, op: str, *, body: bool = True, query: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """What every route does first: count the call, check the key, read the JSON object body
+        (unless ``body`` is False) and, in strict mode, check it and the query against the contract.
+        Returns the body ({} for a route without one)."""
         self.state.count(VENDOR, op)
         self.authorize(request)
-        self.contract(request, op, query=query)
-
-    async def admit_json(self, request: Request, op: str) -> dict[str, Any]:
-        """:meth:`admit` for a route with a JSON object body, which it returns."""
-        self.state.count(VENDOR, op)
-        self.authorize(request)
-        body = await self.json_object(request)
-        self.contract(request, op, body)
-        return body
+        found = await self.json_object(request) if body else None
+        self.contract(request, op, found, query)
+        return found or {}
 
     def charge(self, estimate: float) -> None:
         credit = float(self.state.tables[CONFIG_TABLE].get("credit_usd", DEFAULT_CREDIT_USD))

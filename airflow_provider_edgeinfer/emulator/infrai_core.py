@@ -259,37 +259,33 @@ def speech_audio(body: dict[str, Any]) -> tuple[bytes, str]:
 # -- routes ----------------------------------------------------------------------------------
 
 
-async def chat(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "chat.completions")
+async def _core_route(
+    api: Infrai, request: Request, op: str, answer: Callable[[dict[str, Any]], Response]
+) -> Response:
+    """A core route with a JSON body: checked and charged as a batch item of ``op`` would be."""
+    body = await api.admit(request, op)
 
     def produce() -> Response:
-        check_chat(body)
-        api.charge(estimate_usd("chat.completions", body))
-        return _core_json(chat_completion(body))
+        CHECKS[op](body)
+        api.charge(estimate_usd(op, body))
+        return answer(body)
 
-    return api.once(request, "chat.completions", body, produce)
+    return api.once(request, op, body, produce)
+
+
+async def chat(api: Infrai, request: Request) -> Response:
+    return await _core_route(api, request, "chat.completions", lambda body: _core_json(chat_completion(body)))
 
 
 async def embeddings(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "embeddings")
-
-    def produce() -> Response:
-        check_embeddings(body)
-        api.charge(estimate_usd("embeddings", body))
-        return _core_json(embedding_list(body))
-
-    return api.once(request, "embeddings", body, produce)
+    return await _core_route(api, request, "embeddings", lambda body: _core_json(embedding_list(body)))
 
 
 async def images(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "images.generations")
-
-    def produce() -> Response:
-        check_images(body)
-        api.charge(estimate_usd("images.generations", body))
+    def answer(body: dict[str, Any]) -> Response:
         return _core_json(images_response(api.state, body, api.base(request)))
 
-    return api.once(request, "images.generations", body, produce)
+    return await _core_route(api, request, "images.generations", answer)
 
 
 async def transcriptions(api: Infrai, request: Request) -> Response:
@@ -341,19 +337,15 @@ async def transcriptions(api: Infrai, request: Request) -> Response:
 
 
 async def speech(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "audio.speech")
-
-    def produce() -> Response:
-        check_speech(body)
-        api.charge(estimate_usd("audio.speech", body))
+    def answer(body: dict[str, Any]) -> Response:
         audio, content_type = speech_audio(body)
         return Response(audio, media_type=content_type, headers={"x-request-id": new_id("req_", 20)})
 
-    return api.once(request, "audio.speech", body, produce)
+    return await _core_route(api, request, "audio.speech", answer)
 
 
 async def models(api: Infrai, request: Request) -> Response:
-    api.admit(request, "models.list")
+    await api.admit(request, "models.list", body=False)
     owned = [(m, v[0]) for m, v in CHAT_MODELS.items()] + [(m, "openai") for m in EMBEDDING_MODELS]
     owned += [(m, "infrai") for m in (*IMAGE_MODELS, *SPEECH_MODELS, *TRANSCRIPTION_MODELS, *RERANK_MODELS)]
     data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": o} for m, o in owned]

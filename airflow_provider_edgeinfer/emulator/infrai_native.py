@@ -76,12 +76,12 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
 
 
 async def cost_estimate(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "cost.estimate")
+    body = await api.admit(request, "cost.estimate")
     return _ok(estimate(body, str(body.get("model") or DEFAULT_CHAT_MODEL)))
 
 
 async def cost_compare(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "cost.compare")
+    body = await api.admit(request, "cost.compare")
     wanted = body.get("models") or list(CHAT_MODELS)
     if not isinstance(wanted, list) or not all(isinstance(m, str) for m in wanted):
         raise _invalid("'models' must be an array of model ids")
@@ -89,13 +89,13 @@ async def cost_compare(api: Infrai, request: Request) -> Response:
 
 
 async def tokens_count(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "tokens.count")
+    body = await api.admit(request, "tokens.count")
     model = str(body.get("model") or DEFAULT_CHAT_MODEL)
     return _ok({"prompt_tokens": _prompt_tokens(body), "model": model})
 
 
 async def rerank(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "rerank")
+    body = await api.admit(request, "rerank")
     query, documents = body.get("query"), body.get("documents")
     if not isinstance(query, str) or not query.strip():
         raise _invalid("'query' must be a non-empty string")
@@ -124,7 +124,7 @@ async def rerank(api: Infrai, request: Request) -> Response:
 
 
 async def image_upscale(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "image.upscale")
+    body = await api.admit(request, "image.upscale")
 
     def produce() -> Response:
         image = body.get("image")
@@ -172,7 +172,7 @@ async def image_upscale(api: Infrai, request: Request) -> Response:
 
 
 async def tts_voices(api: Infrai, request: Request) -> Response:
-    api.admit(request, "tts.voices", query=PAGED_QUERY)
+    await api.admit(request, "tts.voices", body=False, query=PAGED_QUERY)
     chunk, next_cursor = _page(request, VOICES)
     data: dict[str, Any] = {"voices": chunk, "total_count": len(VOICES)}
     if next_cursor is not None:
@@ -181,7 +181,7 @@ async def tts_voices(api: Infrai, request: Request) -> Response:
 
 
 async def voice_session(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "voice.session")
+    body = await api.admit(request, "voice.session")
     voice = body.get("voice") or VOICE_IDS[0]
     if voice not in VOICE_IDS:
         raise _invalid(f"unknown voice {voice!r} (known: {', '.join(VOICE_IDS)})")
@@ -201,7 +201,7 @@ async def voice_session(api: Infrai, request: Request) -> Response:
 
 
 async def account_topup(api: Infrai, request: Request) -> Response:
-    body = await api.admit_json(request, "account.topup")
+    body = await api.admit(request, "account.topup")
     amount = body.get("amount_usd", 10)
     if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
         raise _invalid("amount_usd must be a positive number")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from html import escape
+from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
@@ -152,6 +154,10 @@ def _authorize(request: Request, state: EmulatorState) -> None:
         raise HTTPError(401, "invalid or missing API key")
 
 
+#: The states a request is in before it ends.
+_UNFINISHED = ("pending", "processing")
+
+
 def _page(title: str, body: str) -> str:
     """A small HTML page; ``title`` is escaped here, ``body`` must be built escaped."""
     return (
@@ -190,7 +196,30 @@ class ThetaJobs:
             "webhook": None,
         }
         _jobs(self.state)[job["id"]] = job
+        self.state.tables["theta.unfinished"][job["id"]] = None
         return job
+
+    def listing(self, wanted: str | None, start: int, count: int) -> tuple[list[dict[str, Any]], int]:
+        """Jobs ``start .. start+count`` of the project's listing, newest first, and its total.
+
+        Jobs are kept in creation order, so newest first is that order reversed: no sort per call. A
+        listing of unfinished states reads only the jobs not yet known to have ended (pruned as they
+        end), so an emulator holding a million finished jobs still answers it at once.
+        """
+        table = _jobs(self.state)
+        if not wanted:
+            return list(islice(reversed(table.values()), start, start + count)), len(table)
+        if wanted in _UNFINISHED:
+            unfinished: dict[str, None] = self.state.tables["theta.unfinished"]
+            for request_id in list(unfinished):
+                job = table.get(request_id)  # a test may delete a job
+                if job is None or self.status(job) not in _UNFINISHED:
+                    del unfinished[request_id]
+            candidates: Iterable[dict[str, Any]] = (table[i] for i in reversed(unfinished))
+        else:
+            candidates = reversed(table.values())
+        matching = [j for j in candidates if self.status(j) == wanted]
+        return matching[start : start + count], len(matching)
 
     def status(self, job: dict[str, Any]) -> str:
         if job["cancelled_at"] is not None:
@@ -429,14 +458,11 @@ def create_app(state: EmulatorState) -> ASGIApp:
         page = int(request.query_params.get("page", 0))
         number = max(1, min(int(request.query_params.get("number", 50)), state.theta_page_cap))
         wanted = request.query_params.get("state")
-        all_jobs = sorted(_jobs(state).values(), key=lambda j: j["created"], reverse=True)
-        if wanted:
-            all_jobs = [j for j in all_jobs if jobs.status(j) == wanted]
-        chunk = all_jobs[page * number : (page + 1) * number]
+        chunk, total = jobs.listing(wanted, page * number, number)
         return ok(
             {
                 "infer_requests": [jobs.render(j) for j in chunk],
-                "pagination": {"page": page, "number": number, "total": len(all_jobs)},
+                "pagination": {"page": page, "number": number, "total": total},
             }
         )
 

@@ -9,7 +9,7 @@ and the UI's Test button run them (see :mod:`airflow_provider_edgeinfer.check`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -129,3 +129,23 @@ def error_text(exc: EdgeInferError) -> str:
 def count(value: Any, what: str) -> str:
     items = value.items if hasattr(value, "next_call") else value
     return f"{len(items)} {what}"
+
+
+def read_only_checks(hook: EdgeInferHook) -> list[CheckResult]:
+    """The hook's read-only checks (:meth:`EdgeInferHook.read_only_checks`); nothing is created or billed.
+
+    Each call is sent as the hook is configured: give the hook :func:`check_settings` (as
+    ``python -m airflow_provider_edgeinfer.check`` does) for one attempt within 10 s.
+    """
+    try:
+        return list(hook.read_only_checks())
+    except EdgeInferError as exc:  # e.g. a connection without a key: nothing could be sent
+        return [CheckResult("connection", False, error_text(exc))]
+
+
+def summary(results: Sequence[CheckResult]) -> str:
+    """One line for a UI: what failed, else what worked."""
+    failed = [r for r in results if r.ok is False]
+    if failed:
+        return "; ".join(f"{r.name}: {r.detail}" for r in failed)
+    return "; ".join(f"{r.name}: {r.detail}" for r in results if r.ok)

@@ -40,7 +40,7 @@ class BudgetSettings(HttpSettings):
 
 def budget_settings(seconds: float) -> BudgetSettings:
     """One attempt per call, every call over by ``seconds`` from now."""
-    from airflow_provider_edgeinfer.check import check_settings
+    from airflow_provider_edgeinfer.hooks.checks import check_settings
 
     once = check_settings(seconds)
     return BudgetSettings(
@@ -59,7 +59,7 @@ def plain(text: str) -> str:
 
 def probe_connection(hook: EdgeInferHook, seconds: float = TEST_CONNECTION_SECONDS) -> tuple[bool, str]:
     """(worked, what failed or what worked) for ``hook``'s connection, within ``seconds``."""
-    from airflow_provider_edgeinfer.check import read_only_checks, summary
+    from airflow_provider_edgeinfer.hooks.checks import read_only_checks, summary
 
     try:
         probe = type(hook)(hook.conn_id, http_settings=budget_settings(seconds))

@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
 
+from airflow_provider_edgeinfer.lineage import Lineage
 from airflow_provider_edgeinfer.operators.links import VendorBatchLink, registered
 
 if TYPE_CHECKING:
@@ -184,6 +185,7 @@ class BatchOperator(BaseOperator):
             "max_transient_failures", max_transient_failures, minimum=0
         )
         self.vendor_options = vendor_options or {}
+        self._lineage: Lineage | None = None
         if export_format not in (None, "jsonl", "csv"):
             raise ValueError("export_format must be 'jsonl' or 'csv'")
 
@@ -234,7 +236,26 @@ class BatchOperator(BaseOperator):
                     timeout=deferral_timeout(trigger.deadline - time.time()),
                 )
             step = run.resume(context, trigger.run_on_worker())
+        self._lineage = Lineage(
+            vendor=step["vendor"],
+            service=self.service,
+            prediction=self.prediction,
+            inputs=[] if isinstance(self.inputs, list | tuple) else [self.inputs],
+            outputs=[step["output_path"], step["results_path"]],
+            request_ids=list(step.get("batch_ids") or []),
+            total=step["total"],
+            succeeded=step["succeeded"],
+            failed=step["failed"],
+            cost_usd=step["cost_usd"],
+        )
         return step
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the JSONL file or glob read, the output folder and ``results.jsonl`` written,
+        the vendor, service, item counts and cost."""
+        from airflow_provider_edgeinfer.lineage import operator_lineage
+
+        return operator_lineage(self._lineage)
 
     def _trigger(self, hook: EdgeInferHook, wait: Wait) -> BatchTrigger:
         from airflow_provider_edgeinfer.triggers.batch import BatchTrigger

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
 
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
@@ -27,6 +27,7 @@ from airflow_provider_edgeinfer.exceptions import (
     ResultExpiredError,
     naming_vendor,
 )
+from airflow_provider_edgeinfer.lineage import Lineage
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ class InferenceOperator(BaseOperator):
         )
         self.resubmit_on_unknown_outcome = resubmit_on_unknown_outcome
         self.vendor_options = vendor_options or {}
+        self._lineage: Lineage | None = None
         self.xcom_output_max_bytes = arguments.whole(
             "xcom_output_max_bytes", xcom_output_max_bytes, minimum=0
         )
@@ -234,7 +236,10 @@ class InferenceOperator(BaseOperator):
         fp = self._fingerprint(vendor, input_, files)
         key = idempotency_key(context, fp)
         store = context.get("task_state_store")
-        job, submitted_at = self._reattach(hook, store, fp)
+        if store is not None:
+            job, submitted_at = self._reattach(hook, store, fp)
+        else:
+            job, submitted_at = self._find_previous_try(hook, context, input_, files)
         uploaded: dict[str, str] = {}
         if job is None and files:
             if inline:
@@ -399,6 +404,32 @@ class InferenceOperator(BaseOperator):
             # The names the submitted input carried: a lost submission is searched for with them.
             record["uploaded"] = uploaded
         store.set(STATE_KEY, record)
+
+    def _find_previous_try(
+        self, hook: EdgeInferHook, context: Context, input_: dict[str, Any], files: Mapping[str, Any]
+    ) -> tuple[Job | None, float]:
+        """Airflow before 3.3 has no task state store: a retry looks for its previous try's request.
+
+        It searches the vendor's listing (where the vendor has one) for this input, sent since the
+        DAG run started. Without a listing, a vendor that honours the idempotency key dedupes the
+        retry's submission; any other is submitted again. Input files are uploaded under new names on
+        each try, so a request that carried them cannot be recognised and is submitted again.
+        """
+        from airflow_provider_edgeinfer.clients.jobs import JobState
+
+        now = time.time()
+        ti = context["ti"]
+        if getattr(ti, "try_number", 1) <= 1 or files or not hook.finds_lost_submissions:
+            return None, now
+        run = context.get("dag_run")
+        started = getattr(run, "start_date", None)
+        since = started.timestamp() if started is not None else now - self.timeout
+        found = hook.find_submission(self.service, self.prediction, input_, since)
+        if found is None or found.state not in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+            return None, now
+        self.log.info("found the request %s that a previous try submitted; reattaching", found.request_id)
+        # When it was sent is not known here: its deadline counts from this try.
+        return found, now
 
     def _reattach(self, hook: EdgeInferHook, store: Any, fp: str) -> tuple[Job | None, float]:
         from airflow_provider_edgeinfer.clients.jobs import JobState
@@ -622,7 +653,25 @@ class InferenceOperator(BaseOperator):
             format_cost(job.cost_usd),
             where,
         )
+        self._lineage = Lineage(
+            vendor=hook.vendor,
+            service=self.service,
+            prediction=self.prediction,
+            inputs=list((self.input_files or {}).values()),
+            outputs=[self.output_path] if self.output_path is not None else [],
+            request_ids=[job.request_id] if job.request_id else [],
+            total=1,
+            succeeded=1,
+            failed=0,
+            cost_usd=job.cost_usd,
+        )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the input files read, the output folder written, the vendor, service and cost."""
+        from airflow_provider_edgeinfer.lineage import operator_lineage
+
+        return operator_lineage(self._lineage)
 
     # -- cancellation ------------------------------------------------------------------------
 

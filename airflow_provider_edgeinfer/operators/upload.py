@@ -28,6 +28,7 @@ from airflow_provider_edgeinfer.exceptions import (
     UnexpectedResponseError,
     naming_vendor,
 )
+from airflow_provider_edgeinfer.lineage import Lineage
 from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many, upload_source
 
 if TYPE_CHECKING:
@@ -254,6 +255,7 @@ class PresignedUploadOperator(BaseOperator):
         self.source_conn_id = source_conn_id
         self.max_concurrency = max_concurrency
         self.options = options or {}
+        self._lineage: Lineage | None = None
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_edgeinfer.costs import format_cost
@@ -263,8 +265,21 @@ class PresignedUploadOperator(BaseOperator):
         try:
             with naming_vendor(hook.vendor):
                 results = self._upload(hook)
+            # What the vendor now holds: its uploaded names, dataset or model ids, at its API.
+            held = [r.get("dataset_id") or r.get("model_id") or r.get(self.field or "") for r in results]
+            where = hook.api.base_urls()[0]
         finally:
             hook.close()
+        self._lineage = Lineage(
+            vendor=hook.vendor,
+            service=self.service or self.kind,
+            prediction=self.prediction,
+            inputs=list(self.source) if isinstance(self.source, list | tuple) else [self.source],
+            outputs=[(where, str(name)) for name in held if name],
+            total=len(results),
+            succeeded=len(results),
+            failed=0,
+        )
         # Vendors state no price for an upload: what it cost is unknown, not free.
         self.log.info(
             "uploaded %d file(s) to %s, %s; their names in XCom (return_value)",
@@ -273,6 +288,12 @@ class PresignedUploadOperator(BaseOperator):
             format_cost(None),
         )
         return results if is_many(self.source) else results[0]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the files read, and what the vendor holds of them (named at its API URL)."""
+        from airflow_provider_edgeinfer.lineage import operator_lineage
+
+        return operator_lineage(self._lineage)
 
     def _upload(self, hook: EdgeInferHook) -> list[Any]:
         _require(hook, self.kind, self.field)

@@ -6,8 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.configuration import conf
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, JobCancelledError, JobFailedError
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered

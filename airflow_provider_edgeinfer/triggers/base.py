@@ -51,16 +51,15 @@ def deferral_timeout(seconds_left: float) -> timedelta:
 class EdgeInferTrigger(BaseTrigger):
     """Base of this provider's triggers (see the module docstring).
 
-    :param vendor: which hook to use (a vendor of ``hooks.VENDORS``).
-    :param conn_id: the Airflow connection.
+    :param conn_id: the Airflow connection; its type chooses the hook.
+    :param vendor: only a label for events until the connection's hook names the vendor (a trigger
+        deferred by an earlier version of this provider still carries it).
     """
 
     #: Constructor arguments, read back from attributes of the same name, that :meth:`serialize` returns.
     serialized: ClassVar[tuple[str, ...]] = ("conn_id",)
 
     def __init__(self, *, conn_id: str, vendor: str | None = None) -> None:
-        """``vendor`` is only a label for events until the connection's hook names it (a trigger
-        deferred by an earlier version of this provider still carries it)."""
         super().__init__()
         self.conn_id = conn_id
         self.vendor = vendor

@@ -92,6 +92,11 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     leaks: Counter[str] = field(default_factory=Counter)
     table: list[tuple[str, str, str]] = field(default_factory=list)
+    #: More ``key=value`` pairs for the RESULT line: ``first`` right after ``lost``, ``extra`` after
+    #: ``cancel_latency_s``.
+    first: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+    cancel_target_s: float = 5.0
 
     def check(self, ok: bool, what: str) -> None:
         if not ok:
@@ -105,15 +110,22 @@ class Outcome:
             and self.lost == 0
             and self.leaked_secrets == 0
             and self.cancel_latency_s is not None
-            and self.cancel_latency_s <= 5.0
+            and self.cancel_latency_s <= self.cancel_target_s
         )
 
     def result_line(self) -> str:
         latency = "none" if self.cancel_latency_s is None else f"{self.cancel_latency_s:.2f}"
-        return (
-            f"RESULT submitted={self.submitted} completed={self.completed} duplicated={self.duplicated} "
-            f"lost={self.lost} cancel_latency_s={latency} leaked_secrets={self.leaked_secrets}"
-        )
+        pairs = {
+            "submitted": str(self.submitted),
+            "completed": str(self.completed),
+            "duplicated": str(self.duplicated),
+            "lost": str(self.lost),
+            **self.first,
+            "cancel_latency_s": latency,
+            **self.extra,
+            "leaked_secrets": str(self.leaked_secrets),
+        }
+        return "RESULT " + " ".join(f"{k}={v}" for k, v in pairs.items())
 
     def render_table(self) -> str:
         width = max((len(name) for name, _, _ in self.table), default=10)

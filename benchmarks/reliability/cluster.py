@@ -1,8 +1,13 @@
 """The processes of one reliability run: the emulator and real Airflow 3 components, on loopback.
 
-Every process starts in its own session, so "kill the triggerer" (or stop everything) is one
-``killpg`` that also reaches its children (the trigger runner, LocalExecutor workers, task processes)
-and nothing else on the machine.
+Two topologies: the default (SQLite, LocalExecutor, one of each component) and the production shape
+(PostgreSQL, CeleryExecutor with a Redis broker and Celery workers, several schedulers and
+triggerers; see :class:`Topology`).
+
+Every process starts in its own session, and "kill the triggerer" (or stop everything) is a
+``killpg`` of that session's group plus a SIGKILL of every descendant found under its leader:
+Airflow's supervisor gives each task process and the trigger runner a process group of their own,
+so the group alone would miss them. Nothing else on the machine is touched.
 """
 
 from __future__ import annotations
@@ -19,20 +24,48 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
+
+from benchmarks.reliability.hostname import NAME_ENV
+from benchmarks.reliability.procstat import descendants
+from benchmarks.reliability.services import Postgres, Redis
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = Path(__file__).resolve().parent / "dags"
 BIN = Path(sys.executable).parent
-#: Airflow components, each started as ``airflow <argv>``.
+#: Airflow components, each started as ``airflow <argv>``. Several triggerers or Celery workers on one
+#: host would fight over the log-serving port; they all write under one AIRFLOW_HOME, which the API
+#: server reads directly, so none needs to serve its logs.
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--workers", "1"],
     "scheduler": ["scheduler"],
     "dag-processor": ["dag-processor"],
-    "triggerer": ["triggerer"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+    "worker": ["celery", "worker", "--skip-serve-logs"],
 }
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How many of each component, and on what: ``production`` means PostgreSQL + CeleryExecutor."""
+
+    production: bool = False
+    schedulers: int = 1
+    triggerers: int = 1
+    workers: int = 0
+    #: Task slots of each Celery worker (``--concurrency``).
+    worker_concurrency: int = 8
+    #: Queues each worker listens to, one string per worker (``default`` when not given).
+    worker_queues: tuple[str, ...] = ()
+
+    def names(self, kind: str) -> list[str]:
+        """Process names of one kind: ``triggerer`` alone, or ``triggerer-1``, ``triggerer-2``..."""
+        count = {"scheduler": self.schedulers, "triggerer": self.triggerers, "worker": self.workers}.get(
+            kind, 1
+        )
+        return [kind] if count == 1 and kind != "worker" else [f"{kind}-{i}" for i in range(1, count + 1)]
 
 
 def free_port() -> int:
@@ -59,6 +92,10 @@ class Process:
     popen: subprocess.Popen[bytes]
     log: IO[bytes]
     started: float = field(default_factory=time.monotonic)
+    #: PostgreSQL's "fast shutdown" is SIGINT; its SIGTERM waits for every client to leave.
+    stop_signal: signal.Signals = signal.SIGTERM
+    #: Descendants seen when the stop began (they may be reparented once the leader exits).
+    tree: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -72,14 +109,35 @@ class Process:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
 
+    def kill_tree(self) -> None:
+        """SIGKILL the group and every descendant (task processes and the trigger runner have groups
+        of their own), as a lost node would."""
+        tree = descendants(self.popen.pid)
+        self.signal_group(signal.SIGKILL)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
+        self.ask_to_stop()
+        self.finish_stop(time.monotonic() + grace)
+
+    def ask_to_stop(self) -> None:
+        # Known now: once the leader exits, its orphans are reparented and no longer found under it.
+        self.tree = descendants(self.popen.pid)
         if self.alive():
-            self.signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=grace)
+            self.signal_group(self.stop_signal)
+
+    def finish_stop(self, deadline: float) -> None:
+        """Wait for the leader until ``deadline``, then SIGKILL what is left of the group."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
         # Children may outlive a leader that exited on SIGTERM; the group id stays valid for them.
         self.signal_group(signal.SIGKILL)
+        for pid in self.tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
         self.log.close()
@@ -88,8 +146,20 @@ class Process:
 class Cluster:
     """The emulator plus scheduler, triggerer, DAG processor and API server for one run directory."""
 
-    def __init__(self, run_dir: Path, *, parallelism: int, job_seconds: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        parallelism: int,
+        job_seconds: tuple[float, float],
+        topology: Topology | None = None,
+        dags: Path = DAGS,
+        emulator_args: tuple[str, ...] = (),
+    ) -> None:
         self.run_dir = run_dir
+        self.topology = topology or Topology()
+        self.dags = dags
+        self.emulator_args = emulator_args
         self.home = run_dir / "airflow_home"
         self.out = run_dir / "process_logs"
         self.markers = run_dir / "markers"
@@ -108,6 +178,13 @@ class Cluster:
         self.processes: dict[str, Process] = {}
         self._restarts: dict[str, int] = {}
         self.env: dict[str, str] = {}
+        self.postgres: Postgres | None = None
+        self.redis: Redis | None = None
+        #: More variables for every Airflow process (connections of a comparison, say).
+        self.extra_env: dict[str, str] = {}
+        if self.topology.production:
+            self.postgres = Postgres(free_port())
+            self.redis = Redis(free_port(), run_dir / "redis")
 
     @property
     def emulator_url(self) -> str:
@@ -119,7 +196,13 @@ class Cluster:
 
     # -- processes ---------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Process:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        user: dict[str, Any] | None = None,
+    ) -> Process:
         count = self._restarts.get(name, 0)
         self._restarts[name] = count + 1
         log = open(self.out / f"{name}.{count}.log", "wb")  # noqa: SIM115 - closed by Process.stop
@@ -129,8 +212,10 @@ class Cluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=self.run_dir,
+            # The server's own directory when it runs as another user (the run directory is private).
+            cwd=self.postgres.dir if user and self.postgres else self.run_dir,
             start_new_session=True,
+            **(user or {}),
         )
         process = Process(name, popen, log)
         self.processes[name] = process
@@ -154,6 +239,7 @@ class Cluster:
             str(high),
             "--keys-file",
             str(self.keys_file),
+            *self.emulator_args,
         ]
         self._spawn("emulator", argv, env=dict(os.environ))
         wait_until(lambda: _ok(f"{self.emulator_url}/_emulator/health"), 30, "the emulator to start")
@@ -171,7 +257,7 @@ class Cluster:
                 # Four processes write to one SQLite file: wait up to 60 s for its lock rather than
                 # the driver's 5 s, which under load fails a state update with "database is locked".
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db?timeout=60",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
                 # Airflow 3 accepts SQLite with LocalExecutor (no check forbids it); tasks write through
@@ -197,7 +283,38 @@ class Cluster:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        self.env = env
+        if self.postgres is not None and self.redis is not None:
+            env.update(self._production_env(self.postgres, self.redis))
+        self.env = env | self.extra_env
+
+    def _production_env(self, postgres: Postgres, redis: Redis) -> dict[str, str]:
+        return {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url(),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": redis.url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": postgres.url("db+postgresql+psycopg2"),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.topology.worker_concurrency),
+            # A task whose worker died stops heartbeating; after this long the scheduler fails the
+            # try and the retry runs elsewhere (default 300 s; shortened so the run stays short).
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        }
+
+    def start_services(self) -> None:
+        """PostgreSQL and Redis (production topology only), before ``migrate``."""
+        if self.postgres is None or self.redis is None:
+            return
+        postgres = self.postgres
+        with open(self.out / "initdb.log", "wb") as log:
+            postgres.init(log)
+        self._spawn(
+            "postgres", postgres.argv(), env=dict(os.environ), user=postgres.as_user
+        ).stop_signal = signal.SIGINT
+        wait_until(postgres.ready, 60, "PostgreSQL to accept connections")
+        with open(self.out / "createdb.log", "wb") as log:
+            postgres.create_database(log)
+        self._spawn("redis", self.redis.argv(), env=dict(os.environ))
+        wait_until(lambda: _port_open(self.redis.port if self.redis else 0), 30, "Redis to listen")
 
     def migrate(self) -> None:
         log = self.out / "db-migrate.log"
@@ -212,37 +329,77 @@ class Cluster:
                 cwd=self.run_dir,
             )
 
-    def start(self, component: str) -> Process:
-        return self._spawn(component, [str(BIN / "airflow"), *COMPONENTS[component]])
+    def start(self, name: str) -> Process:
+        """Start (or restart) the component called ``name`` (``triggerer``, ``worker-2``...)."""
+        kind = name if name in COMPONENTS else name.rsplit("-", 1)[0]
+        argv = [str(BIN / "airflow"), *COMPONENTS[kind]]
+        if kind == "worker":
+            index = int(name.rsplit("-", 1)[1])
+            queues = self.topology.worker_queues
+            argv += ["--celery-hostname", f"{name}@%h"]
+            argv += ["--queues", queues[index - 1] if len(queues) >= index else "default"]
+        if kind == "triggerer":
+            # Named in the job table: the harness needs to know which process runs which trigger.
+            env = {
+                **self.env,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")])),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "benchmarks.reliability.hostname.process_hostname",
+                NAME_ENV: name,
+            }
+            return self._spawn(name, argv, env=env)
+        return self._spawn(name, argv)
 
     def start_airflow(self) -> None:
         self.start("api-server")
-        wait_until(lambda: _ok(f"{self.api_url}/api/v2/monitor/health"), 120, "the API server to start")
-        for component in ("dag-processor", "scheduler", "triggerer"):
-            self.start(component)
+        wait_until(self.api_ready, 120, "the API server to start")
+        names = ["dag-processor"]
+        for kind in ("scheduler", "triggerer", "worker"):
+            names += self.topology.names(kind) if kind != "worker" or self.topology.workers else []
+        for name in names:
+            self.start(name)
 
     def kill(self, component: str) -> float:
-        """SIGKILL a component and all its children; returns when the leader is reaped."""
+        """SIGKILL a component and all its descendants; returns when the leader is reaped."""
         process = self.processes[component]
-        process.signal_group(signal.SIGKILL)
+        process.kill_tree()
         process.popen.wait(timeout=10)
         process.log.close()
         return time.monotonic()
+
+    def api_ready(self) -> bool:
+        return _ok(f"{self.api_url}/api/v2/monitor/health")
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
             if not process.alive():
                 raise RuntimeError(f"{name} exited with {process.popen.returncode}; see {process.log.name}")
 
-    def stop_all(self) -> None:
-        # Airflow first (it may still be talking to the emulator), the emulator last.
-        order = ["scheduler", "triggerer", "dag-processor", "api-server", "emulator"]
-        for name in order:
-            if name in self.processes:
-                self.processes[name].stop()
+    def stop_all(self, grace: float = 15.0) -> None:
+        """Airflow first (it may still be talking to the emulator), then its broker and database, the
+        emulator last; each tier is asked to stop at once and gets ``grace`` seconds together."""
+        services = ("redis", "postgres", "emulator")
+        tiers = [[n for n in self.processes if n not in services], ["redis", "postgres"], ["emulator"]]
+        for tier in tiers:
+            stopping = [self.processes[n] for n in tier if n in self.processes]
+            for process in stopping:
+                process.ask_to_stop()
+            deadline = time.monotonic() + grace
+            for process in stopping:
+                process.finish_stop(deadline)
+
+    def remove_services(self) -> None:
+        """The database's directory (outside the run directory); after ``stop_all`` and the scan."""
+        if self.postgres is not None:
+            self.postgres.remove()
 
     def log_files(self) -> Iterator[Path]:
         yield from sorted(self.out.glob("*.log"))
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _ok(url: str) -> bool:

@@ -59,8 +59,7 @@ class Harness:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.run_dir = Path(tempfile.mkdtemp(prefix="edgeinfer-reliability-"))
-        low, high = (float(x) for x in args.job_seconds.split(","))
-        self.cluster = Cluster(self.run_dir, parallelism=args.parallelism, job_seconds=(low, high))
+        self.cluster = self.make_cluster(args)
         self.harness_log = open(self.run_dir / "harness.log", "w")  # noqa: SIM115 - closed in close()
         self.started = time.monotonic()
         self.budget = float(args.deadline)
@@ -68,6 +67,10 @@ class Harness:
         self.api: AirflowAPI | None = None
         self.outcome = Outcome()
         self.events: dict[str, Any] = {}
+
+    def make_cluster(self, args: argparse.Namespace) -> Cluster:
+        low, high = (float(x) for x in args.job_seconds.split(","))
+        return Cluster(self.run_dir, parallelism=args.parallelism, job_seconds=(low, high))
 
     # -- output: everything printed is also kept, and scanned for secrets at the end ---------
 
@@ -317,6 +320,8 @@ class Harness:
         # rendered fields, trigger kwargs, task state store); process_logs holds every process's output;
         # batch_output the batch's results, failures and manifest.
         roots = [self.cluster.home, self.cluster.out, self.cluster.batch_output, self.run_dir / "harness.log"]
+        if self.cluster.postgres is not None:
+            roots.append(self.cluster.postgres.data)  # the metadata database's files
         hits += scan_paths(roots, needles, exclude={self.cluster.keys_file.resolve()})
         self.outcome.leaks = hits
         self.outcome.leaked_secrets = sum(hits.values())
@@ -357,8 +362,13 @@ class Harness:
             if self.api is not None:
                 self.api.close()
             self.cluster.stop_all()
+        return self.finish(api_values)
+
+    def finish(self, api_values: list[Any]) -> int:
+        """After every process stopped: scan for secrets, report, tidy up; the exit status."""
         self.cluster.keys_file.unlink(missing_ok=True)
         self.scan_for_secrets(api_values)
+        self.cluster.remove_services()
         self.harness_log.close()
         code = self.report()
         if code == 0 and not self.args.keep:

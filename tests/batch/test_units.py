@@ -1,4 +1,4 @@
-"""Batch inputs, manifest journal, rate gate and the BatchTrigger's polling cost, without Airflow runs."""
+"""Batch inputs, manifest journal and the BatchTrigger's polling cost, without Airflow runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.batch.fanout import RateGate
 from airflow_provider_edgeinfer.batch.inputs import fingerprint, load_items
 from airflow_provider_edgeinfer.batch.manifest import JournalWriter, Manifest
 from airflow_provider_edgeinfer.batch.watch import FanOutWatch
@@ -142,17 +141,6 @@ def test_group_commit_makes_intents_durable_before_returning(tmp_path: Path) -> 
     # 100 records from 50 concurrent senders: the intents share a write, and so do the results.
     assert 2 <= writes <= 4, "records pending together share one write"
     assert {i: r.request_id for i, r in manifest.items().items()} == {i: f"r{i}" for i in range(50)}
-
-
-def test_rate_gate_holds_every_sender() -> None:
-    async def run() -> float:
-        gate = RateGate()
-        gate.hold(0.05)
-        started = time.monotonic()
-        await asyncio.gather(*(gate.wait() for _ in range(5)))
-        return time.monotonic() - started
-
-    assert asyncio.run(run()) >= 0.045
 
 
 # -- trigger ------------------------------------------------------------------------------------

@@ -94,6 +94,26 @@ def test_faults_script_is_consumed_in_order(ctl: httpx.Client, emu: EmulatorServ
     assert sum(counters["submissions"]["theta"].values()) == 1
 
 
+def test_a_held_answer_creates_the_work_and_arrives_late(ctl: httpx.Client, emu: EmulatorServer) -> None:
+    # A client that dies while the answer is held never learns the request it created.
+    hold = {"kind": "hold", "seconds": 1.5, "path": "/infer_request/flux", "method": "POST"}
+    ctl.post("/faults", json={"vendor": "theta", "script": [hold, hold]})
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{emu.vendor_url('theta')}/infer_request/flux",
+            json={"input": {"prompt": "given up"}},
+            headers={"Authorization": f"Bearer {emu.state.keys['theta']}"},
+            timeout=0.5,
+        )
+    assert sum(ctl.get("/counters").json()["submissions"]["theta"].values()) == 1
+    patient = create_theta(emu, prompt="waited")
+    assert patient.status_code == 200
+    assert patient.json()["body"]["infer_requests"][0]["id"]
+    counters = ctl.get("/counters").json()
+    assert counters["faults_injected"] == {"theta.hold": 2}
+    assert sum(counters["submissions"]["theta"].values()) == 2
+
+
 # -- clock, timing, settings -----------------------------------------------------------------------
 
 

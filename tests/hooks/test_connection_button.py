@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from airflow_provider_edgeinfer.check import read_only_checks
 from airflow_provider_edgeinfer.clients.core import Call
 from airflow_provider_edgeinfer.hooks.probe import BudgetSettings, budget_settings, plain, probe_connection
 from airflow_provider_edgeinfer.hooks.theta import ThetaHook
@@ -48,8 +49,15 @@ def test_a_slow_vendor_fails_the_check_that_ran_out_of_time_with_one_attempt_eac
     ok, message = probe_connection(ThetaHook(), seconds=0.8)
     assert not ok
     assert "call_deadline" in message or "no complete answer" in message, message
-    sent = {k: v for k, v in emu_env.state.snapshot()["requests"].items() if k.startswith("theta.")}
-    assert sent and set(sent.values()) == {1}, sent  # no call was repeated
+
+    emu_env.state.reset()
+    emu_env.state.faults["theta"].update({"rate_slow": 1.0, "slow_seconds": 0.5})
+    with ThetaHook(http_settings=budget_settings(0.8)) as probe:
+        results = read_only_checks(probe)
+    sent = [r for r in results if r.ok is not None]
+    assert any(r.ok is False for r in sent)
+    # Each check sent its call once: as many slowed requests as checks that sent one.
+    assert emu_env.state.snapshot()["faults_injected"]["theta.slow"] == len(sent)
 
 
 def test_a_wrong_key_message_survives_the_cli(emu_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -134,7 +134,7 @@ async def test_a_foreign_error_from_the_client_fails_the_poll_by_its_class_alone
     async def leaky(self: Any, call: Any) -> Any:
         raise LeakyError
 
-    monkeypatch.setattr(AsyncClient, "_send_once", leaky)
+    monkeypatch.setattr(AsyncClient, "send_once", leaky)
     connect(monkeypatch, serve(lambda conn, head: None), None)
     events = await events_of(trigger())
     assert [event["status"] for event in events] == ["error"]

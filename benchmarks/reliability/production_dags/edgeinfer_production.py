@@ -1,0 +1,125 @@
+"""DAGs of ``make production-check`` (PostgreSQL, CeleryExecutor, two schedulers and two triggerers).
+
+- ``edgeinfer_production_mapped``: mapped deferred inferences over all four vendors; a triggerer is
+  SIGKILLed while they wait, one scheduler and the API server are restarted while they run.
+- ``edgeinfer_production_batch``: one BatchOperator task over Theta; its first try is SIGKILLed in the
+  middle of its fan-out (it tells the harness its pid), the retry resumes from the manifest.
+- ``edgeinfer_production_crash``: one inference per vendor on the ``crash`` queue, served by one Celery
+  worker only; the emulator holds the answer to each submit call and the harness SIGKILLs that worker.
+- ``edgeinfer_production_cancel``: two waits on Theta, marked failed while their triggerer is dead
+  (``orphan``) and after another triggerer adopted them (``adopted``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import DAG
+
+# The bundle directory is on sys.path in every Airflow process; the harness imports the same module.
+from production_inputs import (
+    BATCH_OUTPUT_ENV,
+    CANCEL_INPUTS,
+    CRASH_QUEUE,
+    MARKER_DIR_ENV,
+    VENDOR_CALLS,
+    batch_inputs,
+    crash_input,
+    mapped_kwargs,
+)
+
+from airflow_provider_edgeinfer.operators.batch import BatchOperator
+from airflow_provider_edgeinfer.operators.inference import InferenceOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=3)}
+
+
+class MarkedBatchOperator(BatchOperator):
+    """Tells the harness the pid of its first try, so the harness can SIGKILL it mid fan-out."""
+
+    def execute(self, context: Context) -> Any:
+        marker_dir = os.environ.get(MARKER_DIR_ENV)
+        if int(context["ti"].try_number) == 1 and marker_dir:
+            marker = Path(marker_dir) / "batch.json"
+            tmp = marker.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"pid": os.getpid()}))
+            tmp.rename(marker)  # atomic: the harness never reads half a file
+        return super().execute(context)
+
+
+def _dag(dag_id: str, doc: str) -> DAG:
+    return DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        max_active_tasks=256,
+        tags=["edgeinfer-production"],
+        doc_md=doc,
+    )
+
+
+with _dag(
+    "edgeinfer_production_mapped", "Mapped deferred inferences over four vendors, crashes around them."
+):
+    InferenceOperator.partial(
+        task_id="infer", deferrable=True, poll_interval=5.0, timeout=1800, **RETRIES
+    ).expand_kwargs(mapped_kwargs())
+
+with _dag("edgeinfer_production_batch", "One batch task, SIGKILLed mid fan-out; the retry resumes."):
+    MarkedBatchOperator(
+        task_id="transcribe_all",
+        conn_id="edgeinfer_theta_default",
+        service="whisper",
+        inputs=batch_inputs(),
+        output_path=os.environ.get(
+            BATCH_OUTPUT_ENV, os.path.join(tempfile.gettempdir(), "edgeinfer-prod-batch")
+        ),
+        max_concurrency=16,
+        poll_interval=10.0,
+        timeout=1800,
+        deferrable=True,
+        priority_weight=1000,
+        **RETRIES,
+    )
+
+with _dag("edgeinfer_production_crash", "Each vendor's submit call outlives its Celery worker."):
+    for vendor, (conn_id, service) in VENDOR_CALLS.items():
+        # Deferrable tasks of an answer-in-call vendor make the call in the triggerer; blocking ones
+        # make it on the worker, which is what this DAG kills.
+        InferenceOperator(
+            task_id=vendor,
+            conn_id=conn_id,
+            service=service,
+            input=crash_input(vendor),
+            deferrable=vendor in ("theta", "octoai"),
+            poll_interval=2.0,
+            timeout=1800,
+            queue=CRASH_QUEUE,
+            priority_weight=1000,
+            retries=1,
+            retry_delay=timedelta(seconds=2),
+        )
+
+with _dag(
+    "edgeinfer_production_cancel", "Marked failed around a triggerer's death: is the request cancelled?"
+):
+    for name, input_ in CANCEL_INPUTS.items():
+        InferenceOperator(
+            task_id=name,
+            conn_id="edgeinfer_theta_default",
+            service="whisper",
+            input=input_,
+            deferrable=True,
+            poll_interval=2.0,
+            timeout=1800,
+            priority_weight=1000,
+        )
