@@ -26,7 +26,6 @@ with DAG(
     catchup=False,
     doc_md=__doc__,
     tags=["edgeinfer", "example"],
-    doc_md=__doc__,
     params={
         "output_path": Param(
             os.path.join(tempfile.gettempdir(), "edgeinfer-demo", "sensors"),
