@@ -70,6 +70,12 @@ def bucket(monkeypatch: pytest.MonkeyPatch) -> MotoS3:
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3.connection())
     # Anything that bypasses the connection ends on a closed loopback port, never at AWS.
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+    # Airflow keeps one filesystem per (scheme, connection) for the process: an aws_default attached
+    # by an earlier test, elsewhere, must not serve this one.
+    from airflow.sdk.io import store
+
+    for alias in [a for a in store._STORE_CACHE if a.startswith("s3")]:
+        del store._STORE_CACHE[alias]
     client = s3.bucket(BUCKET)
     for key in _keys(s3):
         client.delete_object(Bucket=BUCKET, Key=key)

@@ -5,7 +5,8 @@
 - :mod:`.fanout`: one request per item from the worker, bounded and rate-limited.
 - :mod:`.native`: one native batch per round, for a vendor that runs batches itself.
 - :mod:`.watch`: polling a round until it is over (run by the trigger, or on the worker).
-- :mod:`.results`: ``results.jsonl``, ``failures.jsonl`` and media, streamed.
+- :mod:`.index`: what a batch remembers per item while it streams (a few bytes each).
+- :mod:`.results`: ``results.jsonl``, ``failures.jsonl`` and media, streamed in input order.
 - :mod:`.run`: the rounds, from the operator's arguments to its result.
 
 Nothing here names a vendor: it asks the client and hook what the vendor can do.

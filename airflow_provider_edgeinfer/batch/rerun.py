@@ -99,41 +99,32 @@ def count_results(manifest: Manifest) -> dict[str, Any]:
 
 
 class KeepingWriter(ResultsWriter):
-    """A results writer that also writes the rows kept from the batch before, each at its index.
+    """A results writer that also writes the rows kept from the batch before.
 
-    Rows the round's writers produce for kept items ("never submitted": they were not sent) are
-    dropped; kept rows go out before the first later index, so the file stays in input order.
+    Rows the round's readers produce for kept items ("never submitted": they were not sent) are
+    dropped. The writer puts every row at its item's index, so kept rows land in input order.
     """
 
     def __init__(self, *args: Any, items: list[BatchItem], kept: dict[int, dict[str, Any]]) -> None:
         super().__init__(*args)
         self._items = items
         self._kept = kept
-        self._pending = iter(sorted(kept))
-        self._next = next(self._pending, None)
 
-    def row(self, item: BatchItem, **fields: Any) -> None:
-        if item.index in self._kept:
-            return
-        self._flush(item.index)
-        super().row(item, **fields)
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self._flush(None)
-        super().__exit__(*exc)
-
-    def _flush(self, before: int | None) -> None:
-        while self._next is not None and (before is None or self._next < before):
-            row = self._kept[self._next]
+    def __enter__(self) -> KeepingWriter:
+        super().__enter__()
+        for index, row in self._kept.items():
             super().row(
-                self._items[self._next],
+                self._items[index],
                 succeeded=True,
                 request_id=row.get("request_id"),
                 output=row.get("output"),
                 cost_usd=row.get("cost_usd"),
             )
-            self._next = next(self._pending, None)
+        return self
+
+    def row(self, item: BatchItem, **fields: Any) -> None:
+        if item.index not in self._kept:
+            super().row(item, **fields)
 
 
 def _rows(path: Any) -> Iterator[dict[str, Any]]:

@@ -4,7 +4,8 @@ One line per item: ``custom_id``, ``index``, ``input_ref``, ``request_id``, ``st
 ``error``, ``cost_usd``. Media (base64 or linked) is written under ``media/`` beside the JSONL and
 replaced by its path. Nothing holds a whole batch's results: native results are read a page at a
 time; a fan-out's jobs are read through the vendor's listing of request states (when it has one) or
-fetched in small chunks by a thread pool, and each chunk is written before the next is fetched.
+fetched in small chunks by a thread pool, and each chunk is spooled before the next is fetched. Both
+files list items in input order (:class:`~.index.Spool`), whatever order the vendor answered in.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_edgeinfer.batch.index import Spool
 from airflow_provider_edgeinfer.clients.retry import is_transient
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError, NotFoundError
 from airflow_provider_edgeinfer.triggers.events import error_payload
@@ -41,6 +43,10 @@ RESULT_READ_ROUNDS = 4
 TRANSIENT_ITEM_CODES = frozenset({"UPSTREAM_ERROR", "RATE_LIMITED", "EXPIRED", "CANCELLED", "INTERNAL"})
 
 
+#: Spool tags of a row.
+_SUCCEEDED, _FAILED = "ok", "failed"
+
+
 @dataclass
 class Summary:
     total: int = 0
@@ -55,11 +61,17 @@ class Summary:
 
 
 class ResultsWriter:
-    """The two JSONL files, open for writing; :meth:`row` writes one item."""
+    """The two JSONL files, open for writing; :meth:`row` writes one item, in any order.
 
-    def __init__(self, output_dir: ObjectStoragePath) -> None:
+    Rows of the batch's ``total`` items are spooled as they come (:class:`~.index.Spool`) and the
+    files are written in input order when the writer closes (also when the results ended in an
+    error: what was read is kept). A row written twice for one item: the later one counts.
+    """
+
+    def __init__(self, output_dir: ObjectStoragePath, total: int) -> None:
         self.output_dir = output_dir
         self.media_dir = output_dir / MEDIA_DIR
+        self.total = total
         self.summary = Summary()
 
     def __enter__(self) -> ResultsWriter:
@@ -68,11 +80,22 @@ class ResultsWriter:
         failures: Any = self.output_dir / FAILURES
         self._results = results.open("wb")
         self._failures = failures.open("wb")
+        self._spool = Spool(self.total)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._results.close()
-        self._failures.close()
+        try:
+            for span, rows in self._spool.buckets():
+                for index in span:
+                    if index in rows:
+                        tag, payload = rows[index][-1]
+                        self._results.write(payload + b"\n")
+                        if tag == _FAILED:
+                            self._failures.write(payload + b"\n")
+        finally:
+            self._spool.close()
+            self._results.close()
+            self._failures.close()
 
     def media(self, item: BatchItem, output: Any) -> tuple[Any, int]:
         """Output with its media written to files (runs in pool threads)."""
@@ -107,8 +130,9 @@ class ResultsWriter:
             "error": None if succeeded else error,
             "cost_usd": cost_usd,
         }
-        data = json.dumps(line, default=str, separators=(",", ":")).encode() + b"\n"
-        self._results.write(data)
+        # One line: JSON escapes every newline inside strings.
+        data = json.dumps(line, default=str, separators=(",", ":")).encode()
+        self._spool.put(item.index, _SUCCEEDED if succeeded else _FAILED, data)
         summary = self.summary
         summary.total += 1
         summary.files += files
@@ -120,7 +144,6 @@ class ResultsWriter:
             summary.succeeded += 1
         else:
             summary.failed += 1
-            self._failures.write(data)
             if len(summary.failure_examples) < 3:
                 message = (error or {}).get("message", "")
                 summary.failure_examples.append(f"{item.custom_id}: {str(message)[:120]}")

@@ -603,7 +603,7 @@ class BatchRun:
         from airflow_provider_edgeinfer.batch import rerun
 
         kept = rerun.read_kept(manifest)
-        with rerun.KeepingWriter(output_dir, items=items, kept=kept) as writer:
+        with rerun.KeepingWriter(output_dir, len(items), items=items, kept=kept) as writer:
             if header.mode == "native":
                 results.write_native(hook, header, items, writer)
             else:

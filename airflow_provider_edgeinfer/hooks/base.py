@@ -25,7 +25,7 @@ from airflow_provider_edgeinfer.hooks.connections import MODELS, ConnectionExtra
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call, Credentials, VendorAPI
+    from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.clients.presigned import PresignedTarget
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
@@ -453,7 +453,9 @@ class EdgeInferHook(BaseHook):
 
         :param conn: the connection, already read.
         """
-        return self.read_extras(conn, MODELS[self.conn_type])
+        # A connection type without a model of its own (a vendor added outside this package) has
+        # the extras every vendor takes.
+        return self.read_extras(conn, MODELS.get(self.conn_type, ConnectionExtras))
 
     def read_extras(self, conn: Connection, model: type[E]) -> E:
         """:meth:`extras` as ``model`` (a vendor hook's own fields), or a ``ConfigurationError``.
@@ -624,6 +626,24 @@ class EdgeInferHook(BaseHook):
         from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
         yield CheckResult("read-only checks", None, f"{self.vendor} declares none; nothing was sent")
+
+    def attempt(
+        self,
+        name: str,
+        call: Call[Any],
+        describe: Callable[[Any, HttpResult], str],
+        notes: Callable[[Any, HttpResult], list[str]] | None = None,
+    ) -> CheckResult:
+        """One check of :meth:`read_only_checks`: ``call`` sent as this hook is configured.
+
+        :param name: what the check shows (``"key accepted (models listed)"``).
+        :param call: the read-only call to send.
+        :param describe: what worked, from the parsed answer and the raw one.
+        :param notes: the shapes the vendor chose where the client tolerates more than one.
+        """
+        from airflow_provider_edgeinfer.hooks.checks import attempt
+
+        return attempt(name, self, call, describe, notes)
 
     def paid_check(self, limit: float, wait: float) -> CheckResult:
         """One smallest inference, only if its price or estimate is known and at most ``limit``.

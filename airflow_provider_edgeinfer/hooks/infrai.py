@@ -112,24 +112,21 @@ class InfraiHook(EdgeInferHook):
     # -- connection checks ---------------------------------------------------------------------
 
     def read_only_checks(self) -> Iterator[CheckResult]:
-        from airflow_provider_edgeinfer.hooks.checks import attempt, count
+        from airflow_provider_edgeinfer.hooks.checks import count
 
         api = self.api
-        yield attempt(
+        yield self.attempt(
             "key accepted (models listed)",
-            self,
             api.list_models(),
             lambda models, _: count(models.data, "models"),
         )
-        yield attempt(
+        yield self.attempt(
             "native methods (batch list)",
-            self,
             api.batch_list(limit=1),
             lambda page, _: f"{page.total if page.total is not None else len(page.items)} batches",
         )
-        yield attempt(
+        yield self.attempt(
             "native methods (voices)",
-            self,
             api.tts_voices(limit=1),
             lambda page, _: f"{page.total if page.total is not None else len(page.items)} voices",
         )

@@ -98,12 +98,11 @@ class OctoAIHook(EdgeInferHook):
 
     def read_only_checks(self) -> Iterator[CheckResult]:
         from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError
-        from airflow_provider_edgeinfer.hooks.checks import CheckResult, attempt, count, error_text
+        from airflow_provider_edgeinfer.hooks.checks import CheckResult, count, error_text
 
         api = self.api
-        yield attempt(
+        yield self.attempt(
             "token accepted (text models listed)",
-            self,
             api.list_text_models(),
             lambda models, _: count(models.data, "text models"),
         )

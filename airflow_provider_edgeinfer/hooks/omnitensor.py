@@ -97,18 +97,16 @@ class OmniTensorHook(EdgeInferHook):
     paid_check_refusal: ClassVar[str] = "OmniTensor states an inference's cost (in OMNIT) only after it ran"
 
     def read_only_checks(self) -> Iterator[CheckResult]:
-        from airflow_provider_edgeinfer.hooks.checks import attempt, count
+        from airflow_provider_edgeinfer.hooks.checks import count
 
         api = self.api
-        yield attempt(
+        yield self.attempt(
             "key and secret exchanged, balance read",
-            self,
             api.balance(),
             lambda balance, _: f"balance {balance.balance} {balance.currency}",
         )
-        yield attempt(
+        yield self.attempt(
             "models listed",
-            self,
             api.list_models(limit=1),
             lambda page, _: count(page, "model(s) on the first page"),
             lambda _, result: (

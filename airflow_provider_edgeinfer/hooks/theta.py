@@ -163,19 +163,17 @@ class ThetaHook(EdgeInferHook):
 
     def read_only_checks(self) -> Iterator[CheckResult]:
         from airflow_provider_edgeinfer.exceptions import EdgeInferError, NotFoundError
-        from airflow_provider_edgeinfer.hooks.checks import CheckResult, attempt, count, error_text
+        from airflow_provider_edgeinfer.hooks.checks import CheckResult, count, error_text
 
         api = self.api
-        yield attempt(
+        yield self.attempt(
             "services listed (no key needed)",
-            self,
             api.list_services(),
             lambda page, _: count(page, "services: " + ", ".join(s.alias for s in page.items[:8])),
         )
         if api.project_id:
-            listing = attempt(
+            listing = self.attempt(
                 "key accepted (project listing)",
-                self,
                 api.list_requests(number=1),
                 lambda page, _: (
                     f"project {api.project_id}: {page.total if page.total is not None else '?'} requests"
@@ -185,9 +183,8 @@ class ThetaHook(EdgeInferHook):
             yield listing
             if listing.ok and listing.value.items:
                 newest = listing.value.items[0].id
-                yield attempt(
+                yield self.attempt(
                     "one request read",
-                    self,
                     api.get_request(newest),
                     lambda request, _: f"{request.id}: {request.state}",
                     _get_shape,

@@ -144,11 +144,11 @@ class BatchSensor(BaseSensorOperator):
 
         hook = hook_for_connection(self.conn_id)
         try:
+            trigger = self._trigger(hook.vendor)  # a missing manifest fails here, before anything else
             push_link(context, VendorBatchLink(), hook.api.batch_console_url(self.batch_id))
-            trigger = self._trigger(hook.vendor) if self.deferrable else None
         finally:
             hook.close()
-        if trigger is None:
+        if not self.deferrable:
             return super().execute(context)
         self.defer(
             trigger=trigger, method_name="execute_complete", timeout=deferral_timeout(float(self.timeout))

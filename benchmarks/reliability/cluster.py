@@ -29,7 +29,7 @@ from typing import IO, Any
 import httpx
 
 from benchmarks.reliability.hostname import NAME_ENV
-from benchmarks.reliability.procstat import descendants
+from benchmarks.reliability.procstat import descendants, with_environment
 from benchmarks.reliability.services import Postgres, Redis
 
 REPO = Path(__file__).resolve().parents[2]
@@ -386,6 +386,11 @@ class Cluster:
             deadline = time.monotonic() + grace
             for process in stopping:
                 process.finish_stop(deadline)
+        # Whatever escaped both (a task process orphaned by a kill is reparented away from its
+        # component) still carries this run's AIRFLOW_HOME.
+        for pid in with_environment(f"AIRFLOW_HOME={self.home}"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def remove_services(self) -> None:
         """The database's directory (outside the run directory); after ``stop_all`` and the scan."""

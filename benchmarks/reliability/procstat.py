@@ -51,6 +51,21 @@ def descendants(root: int, procs: dict[int, tuple[int, int, float]] | None = Non
     return out
 
 
+def with_environment(entry: str) -> list[int]:
+    """Processes whose environment holds ``entry`` (``NAME=value``), other than this one."""
+    needle = entry.encode() + b"\0"
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                environ = Path(f"/proc/{name}/environ").read_bytes() + b"\0"
+            except OSError:
+                continue
+            if b"\0" + needle in b"\0" + environ:
+                found.append(int(name))
+    return found
+
+
 class GroupSampler:
     """Every ``interval`` s: CPU of each process of the components ``cpu_roots()`` names (leader and
     every descendant), and how many task processes (Celery worker -> pool process -> task) run under

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.emulator.state import Timing
+from tests.airflow_versions import fired
 from tests.dags.conftest import DAGS, load_dag, task_states
 
 #: A transcription partition, as the transcription DAG writes it, for the index DAG to read.
@@ -87,7 +88,7 @@ class _RunAsTheTriggerer:
         runner.triggers[1] = {"task": task, "name": repr(self.trigger), "events": 0, "is_watcher": False}
         await task
         for entry in runner.events:
-            yield entry.event
+            yield fired(entry)[1]
 
 
 @pytest.fixture

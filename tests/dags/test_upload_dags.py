@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.emulator.state import Timing
+from tests.airflow_versions import since_airflow
 from tests.dags.conftest import task_states
 from tests.s3 import CONN_ID, MotoS3
 
@@ -36,6 +37,7 @@ def _requests(emulator: Any) -> dict[str, int]:
     return dict(emulator.state.snapshot()["requests"])
 
 
+@since_airflow("3.3", "The task state store (a retry of a task with uploaded files reattaches)")
 def test_retry_of_an_input_files_task_reattaches_without_uploading_again(
     airflow_db: None, emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -57,9 +57,19 @@ def test_a_glob_batch_is_checked_with_a_stand_in_for_its_uploads(emulated: Any, 
         deferrable=False,
         poll_interval=1,
     )
-    result = op.execute({"ti": _Ti(), "run_id": "r"})  # type: ignore[arg-type]
+    ti = _Ti()
+    result = op.execute({"ti": ti, "run_id": "r"})  # type: ignore[arg-type]
     assert result["succeeded"] == 2
+    assert str(ti.pushed["_link_VendorBatchLink"]).endswith("/dashboard/ai/inference/request")
 
 
 class _Ti:
+    """The task instance's parts the batch reads (its identity) and writes (its links)."""
+
     dag_id, task_id, run_id, map_index, try_number = "d", "b", "r", -1, 1
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value

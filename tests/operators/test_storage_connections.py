@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,11 +12,19 @@ from airflow_provider_edgeinfer.storage import as_storage_path
 
 
 @pytest.fixture(autouse=True)
-def no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_real_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # Building an s3 path attaches a filesystem; nothing may reach past loopback.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+    yield
+    # Airflow keeps one filesystem per (scheme, connection) for the process: the ones attached here,
+    # without a real aws_default, must not serve a later test whose aws_default points at moto.
+    from airflow.sdk.io import store
+
+    for alias in [a for a in store._STORE_CACHE if a.startswith("s3")]:
+        del store._STORE_CACHE[alias]
 
 
 def test_a_bare_s3_uri_uses_aws_default() -> None:

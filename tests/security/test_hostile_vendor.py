@@ -144,7 +144,7 @@ def test_batch_media_names_stay_inside_the_media_directory(
     custom_id = custom_id.format(tmp=tmp_path)
     media = hostile.media("/m/run.py", b"media") + "?" + SIGNATURE
     item = BatchItem(index=7, custom_id=custom_id, input={}, ref="inputs.jsonl:8")
-    with ResultsWriter(as_storage_path(tmp_path / "out")) as writer:
+    with ResultsWriter(as_storage_path(tmp_path / "out"), 8) as writer:
         output, files = writer.media(item, {"image_b64": PNG_B64, "nested": {"image_url": media}})
     assert files == 2
     media_files = _files(tmp_path / "out" / "media")
