@@ -103,6 +103,12 @@ class Week:
             time.sleep(2.0)  # a busy SQLite
         response.raise_for_status()
 
+    def tries(self, run_id: str) -> int:
+        """How many times the transcription task of one run has started."""
+        response = self.api.client.get(f"/dags/{TRANSCRIBE}/dagRuns/{run_id}/taskInstances/transcribe")
+        response.raise_for_status()
+        return int(response.json()["try_number"])
+
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         response = self.api.client.get(f"/dags/{dag_id}/dagRuns", params={"limit": 100})
         response.raise_for_status()
@@ -224,8 +230,10 @@ def test_a_week_backfilled_then_indexed_then_backfilled_again(week: Week) -> Non
     # One day cleared: its batch already succeeded with these inputs, so it pays and rewrites nothing.
     day = next(r for r in runs if r["logical_date"][:10] == DAYS[2].isoformat())
     name = f"dt={DAYS[2].isoformat()}"
+    tries = week.tries(day["dag_run_id"])
     week.clear(day["dag_run_id"])
     week.wait_for_runs(TRANSCRIBE, len(DAYS), 300)
+    assert week.tries(day["dag_run_id"]) == tries + 1  # the task did run again
     assert week.counters()["submissions"] == before["submissions"]
     assert week.partitions() == partitions
 
