@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 from batch_fanout import bare
 
+from airflow_provider_edgeinfer.batch.native import split as native_split
 from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
@@ -101,7 +102,12 @@ def write_s3_files(s3: Any, n: int) -> str:
 
 def child(spec: dict[str, Any]) -> None:
     """Inside a child: one BatchOperator try; prints a JSON line of figures."""
+    import logging
+
     from airflow_provider_edgeinfer.operators.batch import BatchOperator
+
+    # The task's log lines, timed, in the run's log file (stderr).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
 
     class TI:
         dag_id, task_id, run_id, map_index = "scale", "backfill", "scale", -1
@@ -235,7 +241,7 @@ def run_batch(
     submits = SUBMITS[vendor]
     before = emulator.count(*submits)
     # Half the items (Theta) or half the native batches (infrai): native batches are split by size.
-    half = n // 2 if vendor == "theta" else max(1, math.ceil(n / args.native_max_items) // 2)
+    half = n // 2 if vendor == "theta" else max(1, len(native_split(n)) // 2)
     first = start_child(env, spec, log)
     peak = 0.0
     killed_at: int | None = None
@@ -288,9 +294,11 @@ def _submitted(header: Path, vendor: str) -> bool:
         rounds = json.loads(header.read_text())["rounds"]
     except (ValueError, KeyError, OSError):
         return False
+    first = rounds[0]
     if vendor == "theta":
-        return bool(rounds[0].get("submitted"))
-    return bool(rounds[0].get("batch_id") or rounds[0].get("batch_ids"))
+        return bool(first.get("submitted"))
+    parts = first.get("parts") or []
+    return bool(first.get("batch_id")) or (bool(parts) and all(p.get("batch_id") for p in parts))
 
 
 def measure_polls(emulator: Emulator, vendor: str, args: Any) -> tuple[float, int | None]:
@@ -322,7 +330,6 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--poll-window", type=int, default=5, help="poll intervals counted")
     parser.add_argument("--no-baseline", action="store_true", help="skip the 10,000-item run")
-    parser.add_argument("--native-max-items", type=int, default=50_000, help=argparse.SUPPRESS)
     parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -391,7 +398,8 @@ def report(
     if bare_rate:
         print(f"  second try's fan-out             {rate or 0:8.0f} /s")
         print(f"  bare aiohttp at {BASELINE}        {bare_rate:8.0f} /s")
-    bound = f" (bound {math.ceil(unfinished / PAGE_SIZE)})" if unfinished is not None else ""
+    # One page per unfinished state read even when it is empty (Theta: pending, processing).
+    bound = f" (bound {math.ceil(unfinished / PAGE_SIZE) + 2})" if unfinished is not None else ""
     print(f"  vendor calls per poll interval   {_fmt(calls):>8}   with {unfinished} unfinished{bound}")
     print(f"  first new submission after kill  {_fmt(resume):>8} s (killed at {figures['killed_at']})")
     print(f"  submitted twice                  {figures['duplicated']:8d}")
