@@ -1,9 +1,9 @@
 """A batch's memory and polling do not grow with the batch: small-N versions of the back-fill figures.
 
 Memory is traced (tracemalloc) at 1,000 and at 10,000 items; what grows in between, divided by the
-9,000 items, is what each item costs (windows such as a spool's bucket are made smaller than 1,000). A dict or a set per item costs hundreds of bytes; the
-streamed paths keep a few. Polling is counted against the emulator: the calls of a poll follow the
-unfinished requests, not the batch.
+9,000 items, is what each item costs (windows such as a spool's bucket are made smaller than 1,000).
+A dict or a set per item costs hundreds of bytes; the streamed paths keep a few. Polling is counted
+against the emulator: the calls of a poll follow the unfinished requests, not the batch.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _growth_per_item(run: Callable[[Path, int], Any], tmp_path: Path) -> float:
     """Peak traced memory of ``run(directory, n)`` at LARGE items minus at SMALL, per item."""
-    peaks = []
+    peaks: list[int] = []
     for n in (SMALL, SMALL, LARGE):  # the first run, untraced, imports what the code needs
         directory = tmp_path / f"{n}-{len(peaks)}"
         directory.mkdir()
@@ -241,3 +241,57 @@ def test_a_listing_that_ignores_the_state_filter_falls_back_to_the_whole_walk(
     # Seen to be unfiltered on its first page: the whole listing, read once, tells each state.
     assert (progress[0].succeeded, progress[0].done, progress[0].finished) == (10, 10, False)
     assert watch.calls == [1 + 1]
+
+
+# -- native batches above the vendor's size ------------------------------------------------------
+
+
+class _TI:
+    dag_id, task_id, run_id, map_index = "scale_dag", "batch", "manual__scale", -1
+
+    def xcom_push(self, **kwargs: Any) -> None:
+        pass
+
+
+def test_a_native_round_above_the_vendors_size_is_split_watched_as_one_and_resumed(
+    emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_edgeinfer.batch import native
+    from airflow_provider_edgeinfer.operators.batch import BatchOperator
+
+    monkeypatch.setattr(native, "MAX_NATIVE_BATCH_ITEMS", 5)
+    monkeypatch.setattr(native, "NATIVE_PART_ITEMS", 3)
+    operator = BatchOperator(
+        task_id="batch",
+        conn_id="edgeinfer_infrai_default",
+        service="chat.completions",
+        inputs=[
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"item {n}"}]} for n in range(8)
+        ],
+        output_path=str(tmp_path),
+        poll_interval=1,
+        deferrable=False,
+    )
+    real, keys = native.submit, []
+
+    def dies_before_the_second(*args: Any, **kwargs: Any) -> Any:
+        keys.append(kwargs["key"])
+        if len(keys) == 2:
+            raise SystemExit("the worker died before its second native batch")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(native, "submit", dies_before_the_second)
+    with pytest.raises(SystemExit):
+        operator.execute({"ti": _TI()})  # type: ignore[arg-type,typeddict-item]
+    parts = Manifest(as_storage_path(str(tmp_path))).read_header().rounds[0].parts  # type: ignore[union-attr]
+    assert [(p.start, p.count) for p in parts] == [(0, 3), (3, 3), (6, 2)]
+    assert parts[0].batch_id and parts[1].key and not parts[1].batch_id
+
+    result = operator.execute({"ti": _TI()})  # type: ignore[arg-type,typeddict-item]
+    # The retry sent the second batch with the key its intent recorded, and the third: nothing twice.
+    assert keys[2] == keys[1] and len(set(keys)) == 3
+    assert len(result["batch_ids"]) == 3 and result["succeeded"] == 8
+    assert emulated.state.snapshot()["requests"]["infrai.batch.submit"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [row["index"] for row in rows] == list(range(8))
+    assert len({row["request_id"].split("#")[0] for row in rows}) == 3
