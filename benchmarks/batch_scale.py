@@ -1,6 +1,6 @@
 """Back-fills at scale: the batch task's memory, polling cost, throughput and resume, at N items.
 
-    python benchmarks/batch_scale.py --items 100000 [--vendor theta|infrai|all] [--inputs jsonl|glob]
+    python benchmarks/batch_scale.py --items 100000 [--vendor theta|infrai|all] [--inputs jsonl|glob] [--save]
 
 The emulator runs in its own process; each BatchOperator try runs non-deferrable in a child process
 of its own (its peak RSS is the task's), reading a JSONL file of N inputs (``--inputs glob``: N small
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _scale_plot import save
 from batch_fanout import bare
 
 from airflow_provider_edgeinfer.batch.native import split as native_split
@@ -127,6 +128,7 @@ def child(spec: dict[str, Any]) -> None:
         max_failed_ratio=1.0,
         deferrable=False,
     )
+    logging.getLogger(operator.log.name).addHandler(logging.getLogger().handlers[0])  # its own lines too
     started = time.monotonic()
     result = operator.execute({"ti": TI()})  # type: ignore[arg-type,typeddict-item]
     header = json.loads((Path(spec["output"]) / "_edgeinfer" / "batch.json").read_text())
@@ -330,6 +332,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--poll-window", type=int, default=5, help="poll intervals counted")
     parser.add_argument("--no-baseline", action="store_true", help="skip the 10,000-item run")
+    parser.add_argument(
+        "--save", action="store_true", help="record the figures in results/ and redraw the plot"
+    )
     parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -370,7 +375,16 @@ def main() -> int:
                 finally:
                     if s3 is not None:
                         s3.stop()
-            lines.append(report(vendor, n, args.inputs, figures, baseline_rss, bare_rate))
+                if bare_rate is not None:
+                    # Other work shares these cores: the bare client runs before and after the task,
+                    # and the task is compared with the mean of the two.
+                    after = asyncio.run(bare(base, "emulator-theta-key", BASELINE, args.concurrency))
+                    print(f"bare aiohttp: {bare_rate:.0f} /s before the task, {after:.0f} /s after")
+                    bare_rate = (bare_rate + after) / 2
+            line = report(vendor, n, args.inputs, figures, baseline_rss, bare_rate)
+            lines.append(line)
+            if args.save:
+                save(f"{vendor} ({args.inputs})", dict(pair.split("=", 1) for pair in line.split()[1:]))
     print()
     for line in lines:
         print(line)

@@ -142,9 +142,10 @@ class BatchRun:
             return "native"
         return "sync" if api.answers_in_call(self.spec.service) else "fanout"
 
-    def _check(self, items: Items, mode: str) -> str:
+    def _check(self, items: Items, mode: str, *, validate_each: bool = True) -> str:
         """Every input checked locally before anything is sent (and paid for), in one pass that also
-        counts the items and computes the batch's fingerprint (returned)."""
+        counts the items and computes the batch's fingerprint (returned). ``validate_each=False``
+        skips the vendor's check of each input (a resumed batch's were checked when it started)."""
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
         spec, hook = self.spec, self.hook
@@ -157,8 +158,9 @@ class BatchRun:
                 hint="Use a connection whose vendor runs native batches, or drop max_cost_usd.",
             )
         identity = (hook.vendor, spec.service, spec.prediction)
-        if mode == "native":
-            hook.check_native_batch_service(spec.service)
+        if mode == "native" or not validate_each:
+            if mode == "native":
+                hook.check_native_batch_service(spec.service)
             with naming_vendor(hook.vendor):
                 return items.check(identity)
 
@@ -224,7 +226,13 @@ class BatchRun:
         """Open, check and run the current round (a new batch, or the one a previous try left)."""
         _, manifest, items = self._open()
         mode = self._mode()
-        fp = self._check(items, mode)
+        previous = manifest.read_header()
+        # A running batch's inputs were checked when it started: if the fingerprint shows the same
+        # inputs, a resumed try goes straight to what is left (a million checks take tens of seconds).
+        resuming = previous is not None and previous.outcome is None and previous.mode == mode
+        fp = self._check(items, mode, validate_each=not resuming)
+        if resuming and previous is not None and fp != previous.fingerprint:
+            self._check(items, mode)
         header = self._header(manifest, items, mode, fp)
         return self._run_round(context, manifest, header, items)
 
