@@ -50,7 +50,8 @@ BASELINE = 10_000
 #: Poll interval of the waiting task: short, so that a measurement window holds several polls.
 POLL_INTERVAL = 2.0
 #: Theta requests run a uniform random time in this range (emulator clock), so they end in random order.
-RUNNING = (3000.0, 4000.0)
+#: Long against the time the submissions take (the emulator's clock runs meanwhile).
+RUNNING = (30_000.0, 40_000.0)
 #: A WAV header and a second of silence: what each file of a glob holds (Theta uploads it).
 WAV = (
     b"RIFF\x24\x7d\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00"
@@ -244,6 +245,7 @@ def run_batch(
     before = emulator.count(*submits)
     # Half the items (Theta) or half the native batches (infrai): native batches are split by size.
     half = n // 2 if vendor == "theta" else max(1, len(native_split(n)) // 2)
+    clock_at_start = float(emulator.control("clock", {"advance": 0})["clock"])
     first = start_child(env, spec, log)
     peak = 0.0
     killed_at: int | None = None
@@ -273,7 +275,7 @@ def run_batch(
         header = Path(output, "_edgeinfer", "batch.json")
         waiting = header.exists() and _submitted(header, vendor)
         if waiting and poll_calls is None:
-            poll_calls, unfinished = measure_polls(emulator, vendor, args)
+            poll_calls, unfinished = measure_polls(emulator, vendor, args, clock_at_start)
             if vendor == "theta":
                 emulator.control("clock", {"advance": RUNNING[1] + 60})
         time.sleep(0.1)
@@ -303,15 +305,19 @@ def _submitted(header: Path, vendor: str) -> bool:
     return bool(first.get("batch_id")) or (bool(parts) and all(p.get("batch_id") for p in parts))
 
 
-def measure_polls(emulator: Emulator, vendor: str, args: Any) -> tuple[float, int | None]:
+def measure_polls(emulator: Emulator, vendor: str, args: Any, started: float) -> tuple[float, int | None]:
     """Vendor calls per poll interval while the task waits (Theta: about 10 % unfinished)."""
     unfinished = None
     first = emulator.count(*POLLS[vendor])
     while emulator.count(*POLLS[vendor]) == first:  # the task's first poll: it is waiting now
         time.sleep(0.1)
     if vendor == "theta":
-        # Requests run RUNNING[0]..RUNNING[1] s: move the clock to 90 % of the way through.
-        emulator.control("clock", {"advance": RUNNING[0] + 0.9 * (RUNNING[1] - RUNNING[0])})
+        # Requests run RUNNING[0]..RUNNING[1] s from their creation, spread from ``started`` to now:
+        # move the clock to 90 % of the way through for a request made half way.
+        now = float(emulator.control("clock", {"advance": 0})["clock"])
+        middle = (started + now) / 2
+        target = middle + RUNNING[0] + 0.9 * (RUNNING[1] - RUNNING[0])
+        emulator.control("clock", {"advance": max(0.0, target - now)})
         time.sleep(POLL_INTERVAL * 1.5)  # let the poll under way end
         unfinished = emulator.theta_unfinished("emulator-theta-key")
     before = emulator.count(*POLLS[vendor])
