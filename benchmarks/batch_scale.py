@@ -1,6 +1,6 @@
 """Back-fills at scale: the batch task's memory, polling cost, throughput and resume, at N items.
 
-    python benchmarks/batch_scale.py --items 100000 [--vendor theta|infrai|all] [--inputs jsonl|glob]
+    python benchmarks/batch_scale.py --items 100000 [--vendor theta|infrai|all] [--inputs jsonl|glob] [--save]
 
 The emulator runs in its own process; each BatchOperator try runs non-deferrable in a child process
 of its own (its peak RSS is the task's), reading a JSONL file of N inputs (``--inputs glob``: N small
@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _scale_plot import save
 from batch_fanout import bare
 
+from airflow_provider_edgeinfer.batch.native import split as native_split
 from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
@@ -48,7 +50,8 @@ BASELINE = 10_000
 #: Poll interval of the waiting task: short, so that a measurement window holds several polls.
 POLL_INTERVAL = 2.0
 #: Theta requests run a uniform random time in this range (emulator clock), so they end in random order.
-RUNNING = (3000.0, 4000.0)
+#: Long against the time the submissions take (the emulator's clock runs meanwhile).
+RUNNING = (30_000.0, 40_000.0)
 #: A WAV header and a second of silence: what each file of a glob holds (Theta uploads it).
 WAV = (
     b"RIFF\x24\x7d\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00"
@@ -101,7 +104,12 @@ def write_s3_files(s3: Any, n: int) -> str:
 
 def child(spec: dict[str, Any]) -> None:
     """Inside a child: one BatchOperator try; prints a JSON line of figures."""
+    import logging
+
     from airflow_provider_edgeinfer.operators.batch import BatchOperator
+
+    # The task's log lines, timed, in the run's log file (stderr).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
 
     class TI:
         dag_id, task_id, run_id, map_index = "scale", "backfill", "scale", -1
@@ -121,6 +129,7 @@ def child(spec: dict[str, Any]) -> None:
         max_failed_ratio=1.0,
         deferrable=False,
     )
+    logging.getLogger(operator.log.name).addHandler(logging.getLogger().handlers[0])  # its own lines too
     started = time.monotonic()
     result = operator.execute({"ti": TI()})  # type: ignore[arg-type,typeddict-item]
     header = json.loads((Path(spec["output"]) / "_edgeinfer" / "batch.json").read_text())
@@ -235,7 +244,8 @@ def run_batch(
     submits = SUBMITS[vendor]
     before = emulator.count(*submits)
     # Half the items (Theta) or half the native batches (infrai): native batches are split by size.
-    half = n // 2 if vendor == "theta" else max(1, math.ceil(n / args.native_max_items) // 2)
+    half = n // 2 if vendor == "theta" else max(1, len(native_split(n)) // 2)
+    clock_at_start = float(emulator.control("clock", {"advance": 0})["clock"])
     first = start_child(env, spec, log)
     peak = 0.0
     killed_at: int | None = None
@@ -265,7 +275,7 @@ def run_batch(
         header = Path(output, "_edgeinfer", "batch.json")
         waiting = header.exists() and _submitted(header, vendor)
         if waiting and poll_calls is None:
-            poll_calls, unfinished = measure_polls(emulator, vendor, args)
+            poll_calls, unfinished = measure_polls(emulator, vendor, args, clock_at_start)
             if vendor == "theta":
                 emulator.control("clock", {"advance": RUNNING[1] + 60})
         time.sleep(0.1)
@@ -288,20 +298,26 @@ def _submitted(header: Path, vendor: str) -> bool:
         rounds = json.loads(header.read_text())["rounds"]
     except (ValueError, KeyError, OSError):
         return False
+    first = rounds[0]
     if vendor == "theta":
-        return bool(rounds[0].get("submitted"))
-    return bool(rounds[0].get("batch_id") or rounds[0].get("batch_ids"))
+        return bool(first.get("submitted"))
+    parts = first.get("parts") or []
+    return bool(first.get("batch_id")) or (bool(parts) and all(p.get("batch_id") for p in parts))
 
 
-def measure_polls(emulator: Emulator, vendor: str, args: Any) -> tuple[float, int | None]:
+def measure_polls(emulator: Emulator, vendor: str, args: Any, started: float) -> tuple[float, int | None]:
     """Vendor calls per poll interval while the task waits (Theta: about 10 % unfinished)."""
     unfinished = None
     first = emulator.count(*POLLS[vendor])
     while emulator.count(*POLLS[vendor]) == first:  # the task's first poll: it is waiting now
         time.sleep(0.1)
     if vendor == "theta":
-        # Requests run RUNNING[0]..RUNNING[1] s: move the clock to 90 % of the way through.
-        emulator.control("clock", {"advance": RUNNING[0] + 0.9 * (RUNNING[1] - RUNNING[0])})
+        # Requests run RUNNING[0]..RUNNING[1] s from their creation, spread from ``started`` to now:
+        # move the clock to 90 % of the way through for a request made half way.
+        now = float(emulator.control("clock", {"advance": 0})["clock"])
+        middle = (started + now) / 2
+        target = middle + RUNNING[0] + 0.9 * (RUNNING[1] - RUNNING[0])
+        emulator.control("clock", {"advance": max(0.0, target - now)})
         time.sleep(POLL_INTERVAL * 1.5)  # let the poll under way end
         unfinished = emulator.theta_unfinished("emulator-theta-key")
     before = emulator.count(*POLLS[vendor])
@@ -322,7 +338,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--poll-window", type=int, default=5, help="poll intervals counted")
     parser.add_argument("--no-baseline", action="store_true", help="skip the 10,000-item run")
-    parser.add_argument("--native-max-items", type=int, default=50_000, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--save", action="store_true", help="record the figures in results/ and redraw the plot"
+    )
     parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -363,7 +381,16 @@ def main() -> int:
                 finally:
                     if s3 is not None:
                         s3.stop()
-            lines.append(report(vendor, n, args.inputs, figures, baseline_rss, bare_rate))
+                if bare_rate is not None:
+                    # Other work shares these cores: the bare client runs before and after the task,
+                    # and the task is compared with the mean of the two.
+                    after = asyncio.run(bare(base, "emulator-theta-key", BASELINE, args.concurrency))
+                    print(f"bare aiohttp: {bare_rate:.0f} /s before the task, {after:.0f} /s after")
+                    bare_rate = (bare_rate + after) / 2
+            line = report(vendor, n, args.inputs, figures, baseline_rss, bare_rate)
+            lines.append(line)
+            if args.save:
+                save(f"{vendor} ({args.inputs})", dict(pair.split("=", 1) for pair in line.split()[1:]))
     print()
     for line in lines:
         print(line)
@@ -391,7 +418,8 @@ def report(
     if bare_rate:
         print(f"  second try's fan-out             {rate or 0:8.0f} /s")
         print(f"  bare aiohttp at {BASELINE}        {bare_rate:8.0f} /s")
-    bound = f" (bound {math.ceil(unfinished / PAGE_SIZE)})" if unfinished is not None else ""
+    # One page per unfinished state read even when it is empty (Theta: pending, processing).
+    bound = f" (bound {math.ceil(unfinished / PAGE_SIZE) + 2})" if unfinished is not None else ""
     print(f"  vendor calls per poll interval   {_fmt(calls):>8}   with {unfinished} unfinished{bound}")
     print(f"  first new submission after kill  {_fmt(resume):>8} s (killed at {figures['killed_at']})")
     print(f"  submitted twice                  {figures['duplicated']:8d}")

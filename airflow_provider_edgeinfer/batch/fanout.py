@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Container, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,12 @@ class FanOutStats:
     failed: int = 0
     unknown: int = 0
     started: float = field(default_factory=time.monotonic)
+
+    def add(self, other: FanOutStats) -> None:
+        """Count another part of the same round in (sent a chunk at a time)."""
+        self.sent += other.sent
+        self.failed += other.failed
+        self.unknown += other.unknown
 
     def rate(self) -> float:
         return self.sent / max(1e-6, time.monotonic() - self.started)
@@ -186,7 +192,7 @@ def resolve_unknown(
     service: str,
     prediction: str | None,
     unknown: dict[int, ItemRecord],
-    known_ids: set[str],
+    known_ids: Container[str],
 ) -> tuple[dict[int, str], bool]:
     """Request ids of items whose submission outcome was lost, found in the vendor's listing.
 

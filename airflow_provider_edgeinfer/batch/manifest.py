@@ -18,12 +18,22 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from airflow_provider_edgeinfer.batch.index import (
+    DONE_FAILED,
+    DONE_OK,
+    ERR,
+    ERR_TRANSIENT,
+    INTENT,
+    SUB,
+    ItemStates,
+)
+from airflow_provider_edgeinfer.clients.jobs import JobState
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -38,6 +48,16 @@ VERSION = 1
 Mode = Literal["native", "fanout", "sync"]
 
 
+class NativePart(BaseModel):
+    """One native batch of a round too big for one: positions ``start .. start+count`` of the round,
+    its idempotency key (written before its submit) and its batch id (written after it)."""
+
+    start: int
+    count: int
+    key: str | None = None
+    batch_id: str | None = None
+
+
 class Round(BaseModel):
     number: int
     started_at: float
@@ -49,6 +69,22 @@ class Round(BaseModel):
     #: Fan-out figures, summed over the tries that sent this round.
     submitted: int = 0
     submit_seconds: float = 0.0
+    #: A native round split into several batches (``key`` and ``batch_id`` then stay None).
+    parts: list[NativePart] = Field(default_factory=list)
+
+    @property
+    def batch_ids(self) -> list[str]:
+        """The native batches of this round submitted so far."""
+        if self.parts:
+            return [part.batch_id for part in self.parts if part.batch_id]
+        return [self.batch_id] if self.batch_id else []
+
+    def native_batches(self, total: int) -> list[tuple[str, Sequence[int]]]:
+        """(batch id, the item index of each of its positions) of each submitted native batch."""
+        chosen: Sequence[int] = self.indices if self.indices is not None else range(total)
+        if not self.parts:
+            return [(self.batch_id, chosen)] if self.batch_id else []
+        return [(p.batch_id, chosen[p.start : p.start + p.count]) for p in self.parts if p.batch_id]
 
 
 class Header(BaseModel):
@@ -199,6 +235,9 @@ class Manifest:
             )
         return header
 
+    def has_header(self) -> bool:
+        return bool((self.directory / HEADER).exists())
+
     def write_header(self, header: Header) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / HEADER).open("wb") as handle:
@@ -250,7 +289,8 @@ class Manifest:
         with (self.journal_dir / name).open("wb") as handle:
             handle.write(data)
 
-    def _records(self) -> Iterator[tuple[int, ItemRecord]]:
+    def records(self) -> Iterator[tuple[int, ItemRecord]]:
+        """Every journal record, segment by segment (read as a stream; any order of items)."""
         for path in self._segments():
             with path.open("rb") as handle:
                 for line in handle:
@@ -260,20 +300,76 @@ class Manifest:
     def items(self) -> dict[int, ItemRecord]:
         """The latest record of every item the journal mentions."""
         latest: dict[int, ItemRecord] = {}
-        for index, record in self._records():
+        for index, record in self.records():
             if _wins(record, latest.get(index)):
                 latest[index] = record
         return latest
 
-    def compact(self) -> None:
-        """Fold every segment into one, so readers open one object instead of thousands."""
+    def states(self, total: int) -> ItemStates:
+        """The latest record's kind and round of each of ``total`` items: one pass, 3 bytes an item."""
+        states = ItemStates(total)
+        for index, record in self.records():
+            states.apply(index, state_code(record), record.round)
+        return states
+
+    def winners(self, states: ItemStates) -> Iterator[tuple[int, ItemRecord]]:
+        """The latest record of every item, once each, in journal order (``states`` from :meth:`states`)."""
+        emitted = bytearray(states.total)
+        for index, record in self.records():
+            if (
+                0 <= index < states.total
+                and not emitted[index]
+                and state_code(record) == states.kind(index)
+                and record.round == states.round(index)
+            ):
+                emitted[index] = 1
+                yield index, record
+
+    def compact(self, total: int | None = None) -> None:
+        """Fold every segment into one, so readers open one object instead of thousands.
+
+        Streamed: the latest record of each item is copied into the new segment as the old ones are
+        read, so a million-item journal never sits in memory. The old segments go only once the new
+        one is stored (a crash in between leaves records twice, which replay the same).
+        """
         segments = self._segments()
         if len(segments) <= 1:
             return
-        records = self.items()
-        self.write_segment(sorted(records.items()), prefix="0-compact-")
+        if total is None:
+            total = 1 + max((index for index, _ in self.records()), default=-1)
+        self.write_stream(self.winners(self.states(total)), prefix="0-compact-")
         for path in segments:
             path.unlink()
+
+    def write_stream(self, records: Iterable[tuple[int, ItemRecord]], *, prefix: str = "") -> None:
+        """One new segment written as ``records`` come (for a whole journal; see write_segment)."""
+        if not self._journal_ready:
+            self.journal_dir.mkdir(parents=True, exist_ok=True)
+            self._journal_ready = True
+        name = f"{prefix}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
+        with (self.journal_dir / name).open("wb") as handle:
+            buffer: list[bytes] = []
+            for index, record in records:
+                buffer.append(encode(index, record))
+                if len(buffer) >= _WRITE_LINES:
+                    handle.write(b"".join(buffer))
+                    buffer.clear()
+            handle.write(b"".join(buffer))
+
+
+#: Journal lines joined per write while streaming a whole journal into one segment.
+_WRITE_LINES = 4096
+
+
+def state_code(record: ItemRecord) -> int:
+    """A record as one of :mod:`.index`'s kinds (a finished job's success is part of its kind)."""
+    if record.kind == "intent":
+        return INTENT
+    if record.kind == "sub":
+        return SUB
+    if record.kind == "done":
+        return DONE_OK if (record.job or {}).get("state") == JobState.SUCCEEDED.value else DONE_FAILED
+    return ERR_TRANSIENT if record.transient else ERR
 
 
 class JournalWriter:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.costs import usd
@@ -23,16 +23,41 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 
+#: The most requests one native batch holds. The vendor's documents name no limit; its emulator
+#: refuses more than this, as batch APIs of its kind do. A round with more items is split into
+#: native batches of :data:`NATIVE_PART_ITEMS`, submitted one after another (each with its own
+#: idempotency key, recorded in the manifest before it is sent) and watched and written as one.
+MAX_NATIVE_BATCH_ITEMS = 50_000
+#: Items per native batch of a split round: a part's request body is built in memory while it is
+#: sent (about 1 KB an item as objects), so parts stay small enough to keep the worker's memory flat.
+NATIVE_PART_ITEMS = 10_000
+
+
+def split(count: int) -> list[tuple[int, int]]:
+    """(start, count) of each native batch of a round of ``count`` items (one unless too many)."""
+    if count <= MAX_NATIVE_BATCH_ITEMS:
+        return [(0, count)]
+    return [(start, min(NATIVE_PART_ITEMS, count - start)) for start in range(0, count, NATIVE_PART_ITEMS)]
+
+
 def estimate_cost(hook: EdgeInferHook, service: str, items: list[BatchItem]) -> float | None:
     """The vendor's estimate of the batch's cost before it is sent, or None if it gives none."""
     return hook.estimate_batch_cost(service, [item.input for item in items])
 
 
-def check_budget(hook: EdgeInferHook, service: str, items: list[BatchItem], budget: float) -> float | None:
-    estimate = estimate_cost(hook, service, items)
+def check_budget(
+    hook: EdgeInferHook, service: str, parts: Iterable[list[BatchItem]], budget: float
+) -> float | None:
+    """The vendor's estimate of a round (summed over its native batches); refused above ``budget``."""
+    count, estimate = 0, None
+    for items in parts:
+        count += len(items)
+        part = estimate_cost(hook, service, items)
+        if part is not None:
+            estimate = (estimate or 0.0) + part
     if estimate is not None and estimate > budget:
         raise BudgetExceededError(
-            f"the batch of {len(items)} items is estimated at {usd(estimate)}, above max_cost_usd "
+            f"the batch of {count} items is estimated at {usd(estimate)}, above max_cost_usd "
             f"{usd(budget)}; it was not submitted",
             vendor=hook.vendor,
             operation="cost.estimate",
@@ -73,14 +98,16 @@ def over_budget_after_submit(
     )
 
 
-def export(hook: EdgeInferHook, batch_id: str, format: str, output_dir: ObjectStoragePath) -> str:
+def export(
+    hook: EdgeInferHook, batch_id: str, format: str, output_dir: ObjectStoragePath, *, part: int = 0
+) -> str:
     """The vendor's own export of the batch, downloaded beside results.jsonl; returns its path."""
     from airflow_provider_edgeinfer.operators.outputs import _download
 
     # Exporting the same batch twice (a retried task) is deduplicated by the key.
     key = "edgeinfer-export-" + hashlib.sha256(json.dumps([batch_id, format]).encode()).hexdigest()[:32]
     job = hook.run(hook.api.batch_export(batch_id, format=format, idempotency_key=key)).data
-    target = output_dir / f"export.{format}"
+    target = output_dir / (f"export.{format}" if not part else f"export-{part}.{format}")
     if not job.download_url:
         raise UnexpectedResponseError(
             f"the export of batch {batch_id} has no download URL (state {job.state})",
@@ -108,7 +135,8 @@ class NativeResults:
         self.batch_id = batch_id
         self.size = size
         self.limit = limit
-        self.seen: set[int] = set()
+        #: One flag per position (a set of a million ints would hold ~60 MB).
+        self.seen = bytearray(size)
 
     def _bad(self, what: str) -> UnexpectedResponseError:
         return UnexpectedResponseError(
@@ -134,9 +162,9 @@ class NativeResults:
             for result in page.items:
                 if not 0 <= result.index < self.size:
                     raise self._bad(f"a result has index {result.index}, outside 0..{self.size - 1}")
-                if result.index in self.seen:
+                if self.seen[result.index]:
                     raise self._bad(f"the result of index {result.index} was sent twice")
-                self.seen.add(result.index)
+                self.seen[result.index] = 1
                 yield result
             call = page.next_call
             if call is not None:
@@ -148,7 +176,7 @@ class NativeResults:
     @property
     def missing(self) -> list[int]:
         """Positions in the batch that no page carried."""
-        return [position for position in range(self.size) if position not in self.seen]
+        return [position for position, seen in enumerate(self.seen) if not seen]
 
     def check_complete(self) -> None:
         """Refuse missing results of a batch that has ended (one still cancelling may lack some)."""

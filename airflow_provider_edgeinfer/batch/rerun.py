@@ -12,13 +12,14 @@ Beside the manifest's header, three small files remember what a finished batch a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.batch.results import RESULTS, ResultsWriter
 
 if TYPE_CHECKING:
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
+    from airflow_provider_edgeinfer.batch.items import Items
     from airflow_provider_edgeinfer.batch.manifest import Manifest
 
 ITEMS = "items.jsonl"
@@ -26,7 +27,7 @@ KEPT = "kept.jsonl"
 SUMMARY = "summary.json"
 
 
-def write_items(manifest: Manifest, items: list[BatchItem]) -> None:
+def write_items(manifest: Manifest, items: Iterable[BatchItem]) -> None:
     from airflow_provider_edgeinfer.batch.inputs import item_hash
 
     manifest.directory.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ def write_items(manifest: Manifest, items: list[BatchItem]) -> None:
             handle.write(json.dumps([item.custom_id, item_hash(item)]).encode() + b"\n")
 
 
-def keep_succeeded(manifest: Manifest, items: list[BatchItem]) -> list[int]:
+def keep_succeeded(manifest: Manifest, items: Iterable[BatchItem]) -> list[int]:
     """Write ``kept.jsonl`` for the finished batch in the manifest; the indices of ``items`` kept.
 
     Call before the manifest is reset: it reads the finished batch's item hashes and results.
@@ -43,17 +44,22 @@ def keep_succeeded(manifest: Manifest, items: list[BatchItem]) -> list[int]:
     from airflow_provider_edgeinfer.batch.inputs import item_hash
 
     earlier = dict(_lines(manifest.directory / ITEMS, 2))
-    unchanged = {item.custom_id: item for item in items if earlier.get(item.custom_id) == item_hash(item)}
+    # (index, ref) only: a million items' inputs would not fit where their ids do.
+    unchanged = {
+        item.custom_id: (item.index, item.ref)
+        for item in items
+        if earlier.get(item.custom_id) == item_hash(item)
+    }
     kept: list[int] = []
     manifest.directory.mkdir(parents=True, exist_ok=True)
     with (manifest.directory / KEPT).open("wb") as handle:
         for row in _rows(manifest.output_dir / RESULTS):
-            item = unchanged.pop(str(row.get("custom_id")), None)
-            if item is None or row.get("state") != "succeeded":
+            place = unchanged.pop(str(row.get("custom_id")), None)
+            if place is None or row.get("state") != "succeeded":
                 continue
-            row = {**row, "index": item.index, "input_ref": item.ref}
+            row = {**row, "index": place[0], "input_ref": place[1]}
             handle.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
-            kept.append(item.index)
+            kept.append(place[0])
     return sorted(kept)
 
 
@@ -105,16 +111,18 @@ class KeepingWriter(ResultsWriter):
     dropped. The writer puts every row at its item's index, so kept rows land in input order.
     """
 
-    def __init__(self, *args: Any, items: list[BatchItem], kept: dict[int, dict[str, Any]]) -> None:
+    def __init__(self, *args: Any, items: Items, kept: dict[int, dict[str, Any]]) -> None:
         super().__init__(*args)
         self._items = items
         self._kept = kept
 
     def __enter__(self) -> KeepingWriter:
         super().__enter__()
-        for index, row in self._kept.items():
+        kept = self._kept
+        for item in self._items.select(kept.__contains__) if kept else ():
+            row = kept[item.index]
             super().row(
-                self._items[index],
+                item,
                 succeeded=True,
                 request_id=row.get("request_id"),
                 output=row.get("output"),

@@ -11,21 +11,28 @@ files list items in input order (:class:`~.index.Spool`), whatever order the ven
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.batch.index import Spool
 from airflow_provider_edgeinfer.clients.retry import is_transient
-from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError, NotFoundError
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    EdgeInferError,
+    JobFailedError,
+    NotFoundError,
+)
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_edgeinfer.batch.index import IdIndex, Spool
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
-    from airflow_provider_edgeinfer.batch.manifest import Header, ItemRecord
+    from airflow_provider_edgeinfer.batch.manifest import Header, ItemRecord, Manifest
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
@@ -152,57 +159,86 @@ class ResultsWriter:
 # -- native batches -----------------------------------------------------------------------------
 
 
-def round_items(header: Header, total: int) -> list[list[int]]:
-    """Per round, the global item index of each position in that round's batch."""
-    return [r.indices if r.indices is not None else list(range(total)) for r in header.rounds]
+def write_native(
+    hook: EdgeInferHook, header: Header, items: Iterable[BatchItem], total: int, writer: ResultsWriter
+) -> None:
+    """Every item from the last round that ran it, in item order.
 
-
-def write_native(hook: EdgeInferHook, header: Header, items: list[BatchItem], writer: ResultsWriter) -> None:
-    """Every item from the last round that ran it, read a page at a time.
-
-    Results are checked as they are read (:class:`~.native.NativeResults`): an item without a
-    result gets a failed row, and a batch that ended with items missing fails the task.
+    Results are read a page at a time and checked as they are read (:class:`~.native.NativeResults`):
+    an item without a result gets a failed row, and a batch that ended with items missing fails the
+    task. They arrive in each batch's order, so they are spooled by item index and written in item
+    order (:class:`~.index.Spool`): memory holds one range of results, never the batch's.
     """
+    from airflow_provider_edgeinfer.batch.index import Spool
+
+    final_round = array("H", bytes(2 * total))
+    for number, batch_round in enumerate(header.rounds):
+        for index in batch_round.indices if batch_round.indices is not None else range(total):
+            final_round[index] = number
+    with Spool(total) as spool:
+        try:
+            _spool_native(hook, header, total, final_round, spool)
+        finally:
+            # What was read is written even when a broken answer stops the reading (then re-raised).
+            items_in_order = iter(items)
+            for span, bucket in spool.buckets():
+                for index in span:
+                    item = _item_at(items_in_order, index)
+                    for tag, payload in bucket.get(index, ()):
+                        _native_row(hook, writer, item, tag, payload)
+
+
+def _spool_native(
+    hook: EdgeInferHook, header: Header, total: int, final_round: array[int], spool: Spool
+) -> None:
+    """Every native batch's results, checked page by page, into ``spool`` by item index."""
     from airflow_provider_edgeinfer.batch.native import NativeResults
 
-    positions = round_items(header, len(items))
-    final_round = [0] * len(items)
-    for number, indices in enumerate(positions):
-        for index in indices:
-            final_round[index] = number
     for number, batch_round in enumerate(header.rounds):
-        if batch_round.batch_id is None:
-            continue
-        results = NativeResults(hook, batch_round.batch_id, len(positions[number]), NATIVE_PAGE_LIMIT)
-        for result in results:
-            index = positions[number][result.index]
-            if final_round[index] != number:
-                continue
-            item = items[index]
-            ok = result.state == "succeeded"
-            output, files = writer.media(item, result.response) if ok else (None, 0)
-            error = result.error.model_dump() if result.error is not None else None
-            if error is not None:
-                error = {"type": "JobFailedError", **error}
-            writer.row(
-                item,
-                succeeded=ok,
-                request_id=f"{batch_round.batch_id}#{result.index}",
-                output=output,
-                error=error,
-                cost_usd=result.cost_usd,
-                files=files,
-            )
-        for position in results.missing:
-            index = positions[number][position]
-            if final_round[index] == number:
-                message = f"{hook.vendor} batch {batch_round.batch_id} returned no result for this item"
-                writer.row(items[index], succeeded=False, request_id=None, error=_error(message))
-        results.check_complete()
+        for batch_id, positions in batch_round.native_batches(total):
+            results = NativeResults(hook, batch_id, len(positions), NATIVE_PAGE_LIMIT)
+            for result in results:
+                index = positions[result.index]
+                if final_round[index] == number:
+                    error = result.error.model_dump() if result.error is not None else None
+                    row = [
+                        f"{batch_id}#{result.index}",
+                        result.state,
+                        result.response,
+                        error,
+                        result.cost_usd,
+                    ]
+                    spool.put(index, "n", json.dumps(row, default=str).encode())
+            for position in results.missing:
+                index = positions[position]
+                if final_round[index] == number:
+                    spool.put(index, "m", batch_id.encode())
+            results.check_complete()
 
 
-def native_retryable(hook: EdgeInferHook, batch_id: str, indices: list[int]) -> list[int]:
-    """Global indices of a round's items that failed for a reason worth another try."""
+def _native_row(
+    hook: EdgeInferHook, writer: ResultsWriter, item: BatchItem, tag: str, payload: bytes
+) -> None:
+    if tag == "m":
+        message = f"{hook.vendor} batch {payload.decode()} returned no result for this item"
+        writer.row(item, succeeded=False, request_id=None, error=_error(message))
+        return
+    request_id, state, response, error, cost_usd = json.loads(payload)
+    ok = state == "succeeded"
+    output, files = writer.media(item, response) if ok else (None, 0)
+    writer.row(
+        item,
+        succeeded=ok,
+        request_id=request_id,
+        output=output,
+        error={"type": "JobFailedError", **error} if error is not None else None,
+        cost_usd=cost_usd,
+        files=files,
+    )
+
+
+def native_retryable(hook: EdgeInferHook, batch_id: str, indices: Sequence[int]) -> list[int]:
+    """Item indices of one native batch's items that failed for a reason worth another try."""
     from airflow_provider_edgeinfer.batch.native import NativeResults
 
     out = []
@@ -221,7 +257,12 @@ def native_retryable(hook: EdgeInferHook, batch_id: str, indices: list[int]) -> 
 
 @dataclass
 class FanOutResults:
-    """Final jobs of a fan-out's submitted items, found as cheaply as the vendor allows."""
+    """Final jobs of a fan-out's submitted items, found as cheaply as the vendor allows, streamed.
+
+    :meth:`entries` joins, per range of item indices (:class:`~.index.Spool`), each item's latest
+    journal record with its request's final job from the vendor's listing; what the listing did not
+    give is read with one GET each as its range is written. Memory: a few bytes an item, plus one range.
+    """
 
     hook: EdgeInferHook
     service: str
@@ -236,83 +277,122 @@ class FanOutResults:
         except (NotFoundError, JobFailedError) as exc:
             return None, error_payload(exc)
 
-    def listed(self, wanted: dict[str, int], since: float) -> Iterator[tuple[int, Job]]:
-        """Jobs of ``wanted`` (request id -> index) from the vendor's listing, newest first.
+    def entries(self, manifest: Manifest, total: int) -> Iterator[tuple[int, ItemRecord | None, Job | None]]:
+        """(index, latest record, listed final job) of every item, in index order."""
+        from airflow_provider_edgeinfer.batch.index import SUB, IdIndex, Spool
+        from airflow_provider_edgeinfer.batch.manifest import decode, encode
+        from airflow_provider_edgeinfer.clients.jobs import Job
+
+        states = manifest.states(total)
+        with Spool(total) as spool:
+            ids = IdIndex(states.count(SUB))
+            since: float | None = None
+            for index, latest in manifest.winners(states):
+                spool.put(index, "r", encode(index, latest).rstrip(b"\n"))
+                if latest.kind == "sub" and latest.request_id:
+                    ids.add(latest.request_id, index)
+                    at = latest.at or 0.0
+                    since = at if since is None else min(since, at)
+            if since is not None:
+                self._listed(spool, ids, since, total)
+            for span, bucket in spool.buckets():
+                for index in span:
+                    record: ItemRecord | None = None
+                    job: Job | None = None
+                    for tag, payload in bucket.get(index, ()):
+                        if tag == "r" and (decoded := decode(payload)) is not None:
+                            record = decoded[1]
+                        elif tag == "j":
+                            job = Job.model_validate_json(payload)
+                    yield index, record, job
+
+    def _listed(self, spool: Spool, ids: IdIndex, since: float, total: int) -> None:
+        """Spool the final jobs of ``ids`` found in the vendor's listing (newest first).
 
         Only when the vendor lists request states. Listed requests stay unparsed; only this batch's
         are validated (most of a page's cost).
         """
         api = self.hook.api
-        if not wanted or not api.lists_request_states:
+        if not api.lists_request_states:
             return
+        found = bytearray(total)
+        wanted = len(ids)
         scan = api.scan_requests(since)
         for listed in scan.walk(lambda call: patient_read(self.hook, call)):
-            index = wanted.pop(listed.id, None)
-            if index is not None:
-                yield index, api.listed_job(listed, self.service)
-                if not wanted:
-                    return
+            index = ids.get(listed.id)
+            if index is None or found[index]:
+                continue
+            found[index] = 1
+            spool.put(index, "j", api.listed_job(listed, self.service).model_dump_json().encode())
+            wanted -= 1
+            if not wanted:
+                return
 
-    def jobs(self, records: dict[int, ItemRecord]) -> Iterator[tuple[int, Job | None, dict[str, Any] | None]]:
-        """(index, final job or None, error) of every submitted item (``sub`` records)."""
-        wanted = {r.request_id: i for i, r in records.items() if r.kind == "sub" and r.request_id}
-        since = min((r.at or 0.0 for r in records.values() if r.kind == "sub"), default=0.0)
-        for index, job in self.listed(wanted, since):
-            yield index, job, None
-        # Whatever the listing did not give, one GET each, a chunk at a time.
-        rest = sorted(wanted.items(), key=lambda pair: pair[1])
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            for start in range(0, len(rest), FETCH_CHUNK):
-                chunk = rest[start : start + FETCH_CHUNK]
-                for (_, index), (found, error) in zip(
-                    chunk, pool.map(lambda pair: self._status(pair[0]), chunk), strict=True
-                ):
-                    yield index, found, error
+    def final(self, record: ItemRecord, job: Job | None) -> tuple[Job | None, dict[str, Any] | None]:
+        """A submitted item's final job: the listed one, else one GET (run in a pool thread)."""
+        if job is not None or record.request_id is None:
+            return job, None
+        return self._status(record.request_id)
 
 
 def write_fanout(
     hook: EdgeInferHook,
     service: str,
-    items: list[BatchItem],
-    records: dict[int, ItemRecord],
+    items: Iterable[BatchItem],
+    manifest: Manifest,
+    total: int,
     writer: ResultsWriter,
     *,
     concurrency: int = 8,
     unfinished_error: str = "the request had not finished when the batch ended",
 ) -> None:
-    """Every item of a fan-out: settled records as they are, submitted ones from the vendor."""
+    """Every item of a fan-out, in item order: settled records as they are, submitted ones from the
+    vendor, a chunk at a time (outputs and media fetched by a thread pool)."""
     from airflow_provider_edgeinfer.clients.jobs import Job
 
-    for index, item in enumerate(items):
-        record = records.get(index)
-        if record is None:
-            writer.row(item, succeeded=False, request_id=None, error=_error("never submitted"))
-        elif record.kind == "err":
-            writer.row(item, succeeded=False, request_id=None, error=record.error)
-        elif record.kind == "intent":
-            writer.row(
-                item,
-                succeeded=False,
-                request_id=None,
-                error=_error(
-                    "the submission was sent but its answer was lost; the vendor offers no way to find "
-                    "the request, so it was not resubmitted (it may have run and been billed)",
-                    "OutcomeUnknownError",
-                ),
-            )
-        elif record.kind == "done" and record.job is not None:
-            _prepared(hook, writer, item, Job.model_validate(record.job), None, unfinished_error, service)()
-
     source = FanOutResults(hook, service, concurrency)
+
+    def build(entry: tuple[BatchItem, ItemRecord | None, Job | None]) -> Callable[[], None]:
+        item, record, job = entry
+        if record is None:
+            return lambda: writer.row(item, succeeded=False, request_id=None, error=_error("never submitted"))
+        if record.kind == "err":
+            return lambda: writer.row(item, succeeded=False, request_id=None, error=record.error)
+        if record.kind == "intent":
+            lost = _error(
+                "the submission was sent but its answer was lost; the vendor offers no way to find "
+                "the request, so it was not resubmitted (it may have run and been billed)",
+                "OutcomeUnknownError",
+            )
+            return lambda: writer.row(item, succeeded=False, request_id=None, error=lost)
+        if record.kind == "done" and record.job is not None:
+            return _prepared(
+                hook, writer, item, Job.model_validate(record.job), None, unfinished_error, service
+            )
+        found, error = source.final(record, job)
+        return _prepared(hook, writer, item, found, error, unfinished_error, service)
+
+    items_in_order = iter(items)
+    joined = (
+        (_item_at(items_in_order, index), record, job)
+        for index, record, job in source.entries(manifest, total)
+    )
     with ThreadPoolExecutor(concurrency) as pool:
-        for batch in _chunked(source.jobs(records), FETCH_CHUNK):
-
-            def build(entry: tuple[int, Job | None, dict[str, Any] | None]) -> Callable[[], None]:
-                index, job, error = entry
-                return _prepared(hook, writer, items[index], job, error, unfinished_error, service)
-
-            for write in pool.map(build, batch):
+        for chunk in _chunked(joined, FETCH_CHUNK):
+            for write in pool.map(build, chunk):
                 write()
+
+
+def _item_at(items: Iterator[BatchItem], index: int) -> BatchItem:
+    """The next item of a stream that must be item ``index`` (items and entries go in step)."""
+    item = next(items, None)
+    if item is None or item.index != index:
+        raise ConfigurationError(
+            f"the batch's inputs changed while it ran: item {index} is "
+            + ("missing" if item is None else f"at {item.index}"),
+            hint="Keep a batch's inputs unchanged until it is finished.",
+        )
+    return item
 
 
 def _prepared(
@@ -384,18 +464,24 @@ def _chunked(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def fanout_retryable(hook: EdgeInferHook, service: str, records: dict[int, ItemRecord]) -> list[int]:
+def fanout_retryable(hook: EdgeInferHook, service: str, manifest: Manifest, total: int) -> list[int]:
     """Indices worth another round: transient refusals, and requests the vendor accepted that then
     failed, were cancelled or expired. Refused inputs and lost answers are not retried."""
     from airflow_provider_edgeinfer.clients.jobs import JobState
 
-    out = [i for i, r in records.items() if r.kind == "err" and r.transient]
-    out += [
-        i
-        for i, r in records.items()
-        if r.kind == "done" and r.job and r.job.get("state") != JobState.SUCCEEDED.value
-    ]
-    for index, job, _ in FanOutResults(hook, service).jobs(records):
-        if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED):
-            out.append(index)
-    return sorted(out)
+    source = FanOutResults(hook, service)
+    out = []
+    for index, record, listed in source.entries(manifest, total):
+        if record is None:
+            continue
+        if record.kind == "err":
+            if record.transient:
+                out.append(index)
+        elif record.kind == "done":
+            if (record.job or {}).get("state") != JobState.SUCCEEDED.value:
+                out.append(index)
+        elif record.kind == "sub":
+            job, _ = source.final(record, listed)
+            if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED):
+                out.append(index)
+    return out

@@ -14,9 +14,10 @@ resumes where the last one stopped and never pays twice. The operator only drive
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +33,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_edgeinfer.batch.fanout import FanOutStats
+    from airflow_provider_edgeinfer.batch.index import ItemStates
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
-    from airflow_provider_edgeinfer.batch.manifest import Header, ItemRecord, Manifest
+    from airflow_provider_edgeinfer.batch.items import Items
+    from airflow_provider_edgeinfer.batch.manifest import Header, Manifest, NativePart, Round
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 #: Event statuses a watch ends with (:class:`~.watch.Ended`).
@@ -48,8 +51,6 @@ class BatchSpec:
     service: str
     inputs: Any
     output_path: Any
-    source_conn_id: str | None = None
-    output_conn_id: str | None = None
     prediction: str | None = None
     file_field: str | None = None
     file_input: dict[str, Any] | None = None
@@ -64,6 +65,8 @@ class BatchSpec:
     export_format: str | None = None
     batch_timeout: str | None = None
     resubmit_on_unknown_outcome: bool = False
+    source_conn_id: str | None = None
+    output_conn_id: str | None = None
     max_transient_failures: int = 5
     vendor_options: dict[str, Any] = field(default_factory=dict)
 
@@ -94,14 +97,14 @@ class BatchRun:
         self.log = log or logging.getLogger("airflow_provider_edgeinfer.batch")
         self.on_written = on_written
         #: The output directory, manifest and items, once opened (on the worker they stay loaded).
-        self._opened: tuple[ObjectStoragePath, Manifest, list[BatchItem]] | None = None
+        self._opened: tuple[ObjectStoragePath, Manifest, Items] | None = None
 
     # -- setup ---------------------------------------------------------------------------------
 
-    def _open(self) -> tuple[ObjectStoragePath, Manifest, list[BatchItem]]:
+    def _open(self) -> tuple[ObjectStoragePath, Manifest, Items]:
         if self._opened is not None:
             return self._opened
-        from airflow_provider_edgeinfer.batch.inputs import is_files, load_items
+        from airflow_provider_edgeinfer.batch.inputs import is_files, open_items
         from airflow_provider_edgeinfer.batch.manifest import Manifest
         from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
 
@@ -117,7 +120,7 @@ class BatchRun:
                 # A running batch keeps the files its glob matched when it started.
                 sources = manifest.read_sources()
         with naming_vendor(hook.vendor):
-            items = load_items(
+            items = open_items(
                 spec.inputs,
                 file_field=spec.file_field,
                 sources=sources,
@@ -151,8 +154,10 @@ class BatchRun:
             return "native"
         return "sync" if api.answers_in_call(self.spec.service) else "fanout"
 
-    def _validate(self, items: list[BatchItem], mode: str) -> None:
-        """Every input checked locally before anything is sent (and paid for)."""
+    def _check(self, items: Items, mode: str, *, validate_each: bool = True) -> str:
+        """Every input checked locally before anything is sent (and paid for), in one pass that also
+        counts the items and computes the batch's fingerprint (returned). ``validate_each=False``
+        skips the vendor's check of each input (a resumed batch's were checked when it started)."""
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
         spec, hook = self.spec, self.hook
@@ -164,14 +169,18 @@ class BatchRun:
                 vendor=hook.vendor,
                 hint="Use a connection whose vendor runs native batches, or drop max_cost_usd.",
             )
-        if spec.file_field and any(item.source is not None for item in items):
+        if spec.file_field and items.has_files:
             from airflow_provider_edgeinfer.operators.upload import require_file_inputs
 
             require_file_inputs(hook, spec.service, [spec.file_field])
-        if mode == "native":
-            hook.check_native_batch_service(spec.service)
-            return
-        for item in items:
+        identity = (hook.vendor, spec.service, spec.prediction)
+        if mode == "native" or not validate_each:
+            if mode == "native":
+                hook.check_native_batch_service(spec.service)
+            with naming_vendor(hook.vendor):
+                return items.check(identity)
+
+        def validate(item: BatchItem) -> None:
             checked = self._stand_in(item).input
             try:
                 hook.validate_submission(spec.service, spec.prediction, checked, **spec.vendor_options)
@@ -180,13 +189,14 @@ class BatchRun:
                     f"item {item.custom_id!r} ({item.ref}): {exc.message}", vendor=hook.vendor
                 ) from None
 
-    def _header(self, manifest: Manifest, items: list[BatchItem], mode: str) -> Header:
+        with naming_vendor(hook.vendor):
+            return items.check(identity, validate)
+
+    def _header(self, manifest: Manifest, items: Items, mode: str, fp: str) -> Header:
         from airflow_provider_edgeinfer.batch import rerun
-        from airflow_provider_edgeinfer.batch.inputs import fingerprint
         from airflow_provider_edgeinfer.batch.manifest import Header, Round
 
         spec, hook = self.spec, self.hook
-        fp = fingerprint(hook.vendor, spec.service, spec.prediction, items)
         header = manifest.read_header()
         kept: list[int] = []
         if header is not None and header.fingerprint != fp:
@@ -194,7 +204,7 @@ class BatchRun:
                 raise ConfigurationError(
                     f"output_path {manifest.output_dir} holds an unfinished batch with other inputs",
                     vendor=hook.vendor,
-                    hint="Use a new output_path per batch (e.g. template it with {{ run_id }}).",
+                    hint="Use a new output_path per batch (e.g. template it with {{ ds }}).",
                 )
             if header.outcome is not None:
                 # Its results are written: items unchanged since, and done, keep theirs.
@@ -224,8 +234,8 @@ class BatchRun:
                 created_at=now,
                 rounds=[Round(number=0, started_at=now, indices=changed)],
             )
-            if any(item.source is not None for item in items):
-                manifest.write_sources([str(item.source) for item in items])
+            if items.has_files:
+                manifest.write_sources(items.sources())
             rerun.write_items(manifest, items)
             manifest.write_header(header)
             if kept:
@@ -266,8 +276,14 @@ class BatchRun:
         """Open, check and run the current round (a new batch, or the one a previous try left)."""
         _, manifest, items = self._open()
         mode = self._mode()
-        self._validate(items, mode)
-        header = self._header(manifest, items, mode)
+        previous = manifest.read_header()
+        # A running batch's inputs were checked when it started: if the fingerprint shows the same
+        # inputs, a resumed try goes straight to what is left (a million checks take tens of seconds).
+        resuming = previous is not None and previous.outcome is None and previous.mode == mode
+        fp = self._check(items, mode, validate_each=not resuming)
+        if resuming and previous is not None and fp != previous.fingerprint:
+            self._check(items, mode)
+        header = self._header(manifest, items, mode, fp)
         if header.outcome == "succeeded":
             return self._earlier_summary(manifest, header)
         if header.current.indices == []:  # every item kept from the batch before: nothing to send
@@ -275,16 +291,21 @@ class BatchRun:
         return self._run_round(context, manifest, header, items)
 
     def _run_round(
-        self, context: Context, manifest: Manifest, header: Header, items: list[BatchItem]
+        self, context: Context, manifest: Manifest, header: Header, items: Items
     ) -> Wait | dict[str, Any]:
         from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link
 
         spec = self.spec
         deadline = header.current.started_at + spec.timeout
         if header.mode == "native":
-            batch_id = self._native_round(context, manifest, header, items)
-            push_link(context, VendorBatchLink(), self.hook.api.batch_console_url(batch_id))
-            return Wait(header.current.number, deadline, batch_id=batch_id)
+            wait = self._native_round(context, manifest, header, items)
+            batch_ids = header.current.batch_ids
+            push_link(
+                context,
+                VendorBatchLink(),
+                self.hook.api.batch_console_url(wait.batch_id or next(iter(batch_ids), None)),
+            )
+            return wait
         push_link(context, VendorBatchLink(), self.hook.api.batch_console_url(None))
         self._fanout_round(manifest, header, items)
         if header.mode == "sync":
@@ -302,35 +323,91 @@ class BatchRun:
             return self._finish(manifest, header, items, "success")
         return Wait(header.current.number, deadline, output_path=str(manifest.output_dir))
 
-    def _native_round(
-        self, context: Context, manifest: Manifest, header: Header, items: list[BatchItem]
-    ) -> str:
+    def _native_round(self, context: Context, manifest: Manifest, header: Header, items: Items) -> Wait:
+        """Submit the round's native batch (or, above the vendor's size, its batches), each once."""
         from airflow_provider_edgeinfer.batch import native
-        from airflow_provider_edgeinfer.costs import format_cost, usd
+        from airflow_provider_edgeinfer.batch.manifest import NativePart
+        from airflow_provider_edgeinfer.costs import usd
+
+        spec, hook = self.spec, self.hook
+        current = header.current
+        deadline = current.started_at + spec.timeout
+        chosen = current.indices if current.indices is not None else range(len(items))
+        parts = native.split(len(chosen))
+        if len(parts) > 1 and not current.parts and current.batch_id is None:
+            current.parts = [NativePart(start=start, count=count) for start, count in parts]
+            manifest.write_header(header)
+        submitted = all(p.batch_id for p in current.parts) if current.parts else current.batch_id is not None
+        if submitted:
+            self.log.info(
+                "reattaching to %s batch %s (round %d)",
+                hook.vendor,
+                ", ".join(current.batch_ids),
+                current.number,
+            )
+            return self._native_wait(manifest, header, deadline)
+        budget = self.budget()
+        if budget is not None and not current.batch_ids:
+            each = (self._part_items(items, chosen, start, count) for start, count in parts)
+            estimate = native.check_budget(hook, spec.service, each, budget)
+            if estimate is not None:
+                self.log.info("estimated cost %s is within max_cost_usd %s", usd(estimate), usd(budget))
+        if not current.parts:
+            self._submit_part(
+                context, manifest, header, current, self._part_items(items, chosen, 0, len(chosen)), budget
+            )
+        for number, part in enumerate(current.parts):
+            if part.batch_id is None:
+                part_items = self._part_items(items, chosen, part.start, part.count)
+                self._submit_part(context, manifest, header, part, part_items, budget, number)
+        return self._native_wait(manifest, header, deadline)
+
+    def _native_wait(self, manifest: Manifest, header: Header, deadline: float) -> Wait:
+        current = header.current
+        if current.parts:  # several batches: the watch reads their ids from the manifest
+            return Wait(current.number, deadline, output_path=str(manifest.output_dir))
+        return Wait(current.number, deadline, batch_id=current.batch_id)
+
+    @staticmethod
+    def _part_items(items: Items, chosen: Sequence[int], start: int, count: int) -> list[BatchItem]:
+        """The items at positions ``start .. start+count`` of the round (one native batch's)."""
+        wanted = set(chosen[start : start + count]) if not isinstance(chosen, range) else None
+        first, last = (chosen[start], chosen[start + count - 1]) if count else (0, -1)
+        return list(items.select(lambda i: first <= i <= last and (wanted is None or i in wanted)))
+
+    def _submit_part(
+        self,
+        context: Context,
+        manifest: Manifest,
+        header: Header,
+        part: Round | NativePart,
+        chosen: list[BatchItem],
+        budget: float | None,
+        number: int | None = None,
+    ) -> None:
+        """Submit one native batch: its key is recorded before, its id after (never pay twice)."""
+        from airflow_provider_edgeinfer.batch import native
+        from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.operators.inference import idempotency_key
 
         spec, hook = self.spec, self.hook
         current = header.current
-        if current.batch_id is not None:
-            self.log.info(
-                "reattaching to %s batch %s (round %d)", hook.vendor, current.batch_id, current.number
-            )
-            return current.batch_id
-        chosen = items if current.indices is None else [items[i] for i in current.indices]
-        budget = self.budget()
-        if budget is not None:
-            estimate = native.check_budget(hook, spec.service, chosen, budget)
-            if estimate is not None:
-                self.log.info("estimated cost %s is within max_cost_usd %s", usd(estimate), usd(budget))
-        if current.key is None:
+        if part.key is None:
             # Intent: written before the submit, so a retry repeats it with the same key.
-            current.key = idempotency_key(context, f"batch:{header.fingerprint}:{current.number}")
+            suffix = "" if number is None else f":{number}"
+            part.key = idempotency_key(context, f"batch:{header.fingerprint}:{current.number}{suffix}")
             manifest.write_header(header)
-        metadata = {"fingerprint": header.fingerprint, "round": current.number, "source": "edgeinfer"}
+        metadata: dict[str, Any] = {
+            "fingerprint": header.fingerprint,
+            "round": current.number,
+            "source": "edgeinfer",
+        }
+        if number is not None:
+            metadata["part"] = number
         batch_id, estimate = native.submit(
-            hook, spec.service, chosen, key=current.key, metadata=metadata, batch_timeout=spec.batch_timeout
+            hook, spec.service, chosen, key=part.key, metadata=metadata, batch_timeout=spec.batch_timeout
         )
-        current.batch_id = batch_id
+        part.batch_id = batch_id
         manifest.write_header(header)
         self.log.info(
             "submitted %s batch %s with %d items (estimated %s)",
@@ -342,28 +419,43 @@ class BatchRun:
         native.over_budget_after_submit(hook, batch_id, estimate, budget)
         if spec.retention_days is not None:
             hook.run(hook.api.batch_set_retention(batch_id, spec.retention_days))
-        return batch_id
 
-    def _fanout_round(self, manifest: Manifest, header: Header, items: list[BatchItem]) -> None:
+    def _fanout_round(self, manifest: Manifest, header: Header, items: Items) -> None:
+        """Send every item of the round the manifest does not show as sent, streaming the items."""
+        from airflow_provider_edgeinfer.batch.fanout import FanOutStats
+
         current = header.current
-        chosen = items if current.indices is None else [items[i] for i in current.indices]
+        total = len(items)
+        chosen = None if current.indices is None else frozenset(current.indices)
         for attempt in range(3):
-            records = manifest.items()
-            self._settle_unknown(manifest, header, records)
-            records = manifest.items()
-            to_send = [item for item in chosen if _needs_sending(records.get(item.index), current.number)]
-            if not to_send:
+            states = manifest.states(total)
+            if self._settle_unknown(manifest, header, states):
+                states = manifest.states(total)
+
+            def wanted(index: int, states: ItemStates = states) -> bool:
+                return (chosen is None or index in chosen) and _needs_sending(states, index, current.number)
+
+            count = sum(1 for index in range(total) if wanted(index))
+            if not count:
                 break
-            if attempt == 0 and len(to_send) < len(chosen):
+            in_round = total if chosen is None else len(chosen)
+            if attempt == 0 and count < in_round:
                 self.log.info(
                     "resuming: %d of %d items already submitted, submitting the %d missing",
-                    len(chosen) - len(to_send),
-                    len(chosen),
-                    len(to_send),
+                    in_round - count,
+                    in_round,
+                    count,
                 )
-            to_send = self._uploaded(to_send)
             started = time.monotonic()
-            stats = asyncio.run(self._fan_out(manifest, to_send, current.number))
+            stats = FanOutStats()
+            # Files are uploaded a chunk at a time, just before their items are sent.
+            chunks = (
+                _chunks(items.select(wanted), UPLOAD_CHUNK) if items.has_files else [items.select(wanted)]
+            )
+            for chunk in chunks:
+                sending = self._uploaded(chunk) if items.has_files else chunk
+                part = asyncio.run(self._fan_out(manifest, iter(sending), count, current.number))
+                stats.add(part)
             current.submitted += stats.sent
             current.submit_seconds += time.monotonic() - started
             manifest.write_header(header)
@@ -373,24 +465,30 @@ class BatchRun:
                 stats.sent,
                 stats.failed,
                 stats.unknown,
-                stats.rate(),
+                stats.sent / max(1e-6, time.monotonic() - started),
             )
             if not stats.unknown:
                 break
-        manifest.compact()
+        manifest.compact(total)
 
-    def _settle_unknown(self, manifest: Manifest, header: Header, records: dict[int, ItemRecord]) -> None:
-        """Items sent whose answer was lost: find them at the vendor, or decide what they become."""
+    def _settle_unknown(self, manifest: Manifest, header: Header, states: ItemStates) -> bool:
+        """Items sent whose answer was lost: find them at the vendor, or decide what they become.
+
+        Returns whether the journal changed. Only the (few) lost items' records are read whole.
+        """
         from airflow_provider_edgeinfer.batch.fanout import resolve_unknown
+        from airflow_provider_edgeinfer.batch.index import INTENT, IdIndex
         from airflow_provider_edgeinfer.batch.manifest import ItemRecord
 
         spec, hook = self.spec, self.hook
-        unknown = {
-            i: r for i, r in records.items() if r.kind == "intent" and r.round == header.current.number
-        }
-        if not unknown:
-            return
-        known = {r.request_id for r in records.values() if r.request_id}
+        lost_indices = set(states.indices({INTENT}, round=header.current.number))
+        if not lost_indices:
+            return False
+        unknown = {i: r for i, r in manifest.winners(states) if i in lost_indices}
+        known = IdIndex(states.total)
+        for index, record in manifest.records():
+            if record.request_id:
+                known.add(record.request_id, index)
         found, searched = resolve_unknown(hook, spec.service, spec.prediction, unknown, known)
         now = time.time()
         out: list[tuple[int, ItemRecord]] = []
@@ -410,6 +508,7 @@ class BatchRun:
             len(unknown) - len(out),
         )
         manifest.write_segment(out)
+        return bool(out)
 
     def _stand_in(self, item: BatchItem) -> BatchItem:
         """The item as checked before its file is sent: a name for an upload not made yet, or an
@@ -442,10 +541,11 @@ class BatchRun:
 
         return read
 
-    def _uploaded(self, items: list[BatchItem]) -> list[BatchItem]:
+    def _uploaded(self, items: Iterable[BatchItem]) -> list[BatchItem]:
         """File items with their files uploaded (just before sending, only the ones being sent)."""
         from dataclasses import replace
 
+        items = list(items)
         files = [item for item in items if item.source is not None]
         if not files or self._inline():
             return items
@@ -466,19 +566,24 @@ class BatchRun:
         }
         return [uploaded.get(item.index, item) for item in items]
 
-    async def _fan_out(self, manifest: Manifest, items: list[BatchItem], round_number: int) -> FanOutStats:
+    async def _fan_out(
+        self, manifest: Manifest, items: Iterator[BatchItem], total: int, round_number: int
+    ) -> FanOutStats:
         from contextlib import AsyncExitStack
 
-        from airflow_provider_edgeinfer.batch.fanout import FanOut, sender_for, single_attempt
+        from airflow_provider_edgeinfer.batch.fanout import FanOut, FanOutStats, sender_for, single_attempt
         from airflow_provider_edgeinfer.batch.manifest import JournalWriter
 
         spec, hook = self.spec, self.hook
+        first = next(items, None)
+        if first is None:
+            return FanOutStats()
         conn = hook.connection
         settings = hook.http_settings(conn)
         header = manifest.read_header()
         started = header.current.started_at if header is not None else time.time()
         probe = hook.api.submit(
-            spec.service, self._stand_in(items[0]).input, prediction=spec.prediction, **spec.vendor_options
+            spec.service, self._stand_in(first).input, prediction=spec.prediction, **spec.vendor_options
         )
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(
@@ -500,7 +605,7 @@ class BatchRun:
                 vendor_options=spec.vendor_options,
                 prepare=self._inline_reader(),
             )
-            return await fan_out.run(iter(items), len(items))
+            return await fan_out.run(itertools.chain([first], items), total)
 
     # -- after a watch -------------------------------------------------------------------------
 
@@ -515,6 +620,9 @@ class BatchRun:
         header = manifest.read_header()
         if header is None:
             raise ConfigurationError(f"the batch manifest in {output_dir} disappeared while the batch ran")
+        if items.total is None:
+            # A fresh worker after deferring: the header counted the items (checked when it started).
+            items.total = header.total
         status = event["status"]
         if status == "error":
             error = event.get("error")
@@ -547,25 +655,24 @@ class BatchRun:
         header.outcome = None
         manifest.write_header(header)
 
-    def _failed_indices(self, manifest: Manifest, header: Header, items: list[BatchItem]) -> list[int]:
+    def _failed_indices(self, manifest: Manifest, header: Header, items: Items) -> list[int]:
         """Items worth another round: failed for a reason other than their input (or a lost answer)."""
         from airflow_provider_edgeinfer.batch import results
 
         if header.mode == "native":
-            positions = results.round_items(header, len(items))
             out: set[int] = set()
-            for number, batch_round in enumerate(header.rounds):
-                if batch_round.batch_id is not None:
-                    out.difference_update(positions[number])
-                    out.update(results.native_retryable(self.hook, batch_round.batch_id, positions[number]))
+            for batch_round in header.rounds:
+                for batch_id, positions in batch_round.native_batches(len(items)):
+                    out.difference_update(positions)
+                    out.update(results.native_retryable(self.hook, batch_id, positions))
             return sorted(out)
-        return results.fanout_retryable(self.hook, self.spec.service, manifest.items())
+        return results.fanout_retryable(self.hook, self.spec.service, manifest, len(items))
 
     def _cancel(self, header: Header, manifest: Manifest) -> None:
         """Timeout: cancel the native batch, or every unfinished request of the fan-out."""
         if not self.spec.cancel_on_kill:
             return
-        from airflow_provider_edgeinfer.batch.watch import cancel_batch, load_fanout_watch
+        from airflow_provider_edgeinfer.batch.watch import cancel_batch, load_watch
         from airflow_provider_edgeinfer.clients.transport import AsyncClient
 
         hook = self.hook
@@ -574,11 +681,10 @@ class BatchRun:
             conn = hook.connection
             client: AsyncClient[Any] = AsyncClient(hook.api, hook.credentials(conn), hook.http_settings(conn))
             try:
-                watch: Any = None
-                if header.current.batch_id is None:
-                    watch = load_fanout_watch(str(manifest.output_dir), header.current.number, 16)
+                watch = load_watch(str(manifest.output_dir), header.current.number, 16)
+                if header.mode != "native":
                     await watch.poll(client)  # only still-unfinished requests are cancelled
-                await cancel_batch(client, header.current.batch_id, watch, self.log)
+                await cancel_batch(client, None, watch, self.log)
             finally:
                 await client.aclose()
 
@@ -587,9 +693,7 @@ class BatchRun:
         except Exception as exc:  # the results still get written; the task fails on the timeout anyway
             self.log.warning("could not cancel the batch after its timeout: %s", exc)
 
-    def _finish(
-        self, manifest: Manifest, header: Header, items: list[BatchItem], status: str
-    ) -> dict[str, Any]:
+    def _finish(self, manifest: Manifest, header: Header, items: Items, status: str) -> dict[str, Any]:
         from airflow_provider_edgeinfer.batch import native, results
         from airflow_provider_edgeinfer.costs import format_total
 
@@ -605,13 +709,14 @@ class BatchRun:
         kept = rerun.read_kept(manifest)
         with rerun.KeepingWriter(output_dir, len(items), items=items, kept=kept) as writer:
             if header.mode == "native":
-                results.write_native(hook, header, items, writer)
+                results.write_native(hook, header, items, len(items), writer)
             else:
                 results.write_fanout(
                     hook,
                     spec.service,
                     items,
-                    manifest.items(),
+                    manifest,
+                    len(items),
                     writer,
                     concurrency=min(spec.max_concurrency, results.MAX_FETCH_THREADS),
                     unfinished_error=unfinished,
@@ -635,11 +740,17 @@ class BatchRun:
             "manifest_path": str(manifest.directory),
         }
         if header.mode == "native":
-            result["batch_ids"] = [r.batch_id for r in header.rounds if r.batch_id]
-            if spec.export_format and header.current.batch_id:
-                result["export_path"] = native.export(
-                    hook, header.current.batch_id, spec.export_format, output_dir
-                )
+            result["batch_ids"] = [batch_id for r in header.rounds for batch_id in r.batch_ids]
+            exported = header.current.batch_ids
+            if spec.export_format and exported:
+                # One export per native batch of the round: export.<fmt>, then export-1.<fmt>, ...
+                paths = [
+                    native.export(hook, batch_id, spec.export_format, output_dir, part=number)
+                    for number, batch_id in enumerate(exported)
+                ]
+                result["export_path"] = paths[0]
+                if len(paths) > 1:
+                    result["export_paths"] = paths
         if self.on_written is not None:
             self.on_written(output_dir)
         ratio = summary.failed / summary.total if summary.total else 0.0
@@ -676,9 +787,25 @@ class BatchRun:
         return result
 
 
-def _needs_sending(record: ItemRecord | None, round_number: int) -> bool:
-    if record is None or record.round < round_number:
+#: Files of a glob uploaded (then sent) at a time: their upload names are all a chunk holds.
+UPLOAD_CHUNK = 1024
+
+
+def _needs_sending(states: ItemStates, index: int, round_number: int) -> bool:
+    from airflow_provider_edgeinfer.batch.index import ERR_TRANSIENT, NONE
+
+    kind = states.kind(index)
+    if kind == NONE or states.round(index) < round_number:
         return True
-    if record.kind == "err":
-        return record.transient  # refused without creating work: a new try may send it
-    return False
+    return kind == ERR_TRANSIENT  # refused without creating work: a new try may send it
+
+
+def _chunks(items: Iterable[BatchItem], size: int) -> Iterator[list[BatchItem]]:
+    chunk: list[BatchItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

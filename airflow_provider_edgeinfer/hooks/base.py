@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
@@ -365,7 +365,7 @@ class EdgeInferHook(BaseHook):
         service: str,
         prediction: str | None,
         lost: Mapping[int, tuple[str, float]],
-        known_ids: Collection[str] = (),
+        known_ids: Container[str] = (),
         *,
         send: Callable[[Call[Any]], Any] | None = None,
     ) -> dict[int, Job]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
@@ -78,7 +78,7 @@ class ThetaHook(EdgeInferHook):
         service: str,
         prediction: str | None,
         lost: Mapping[int, tuple[str, float]],
-        known_ids: Collection[str] = (),
+        known_ids: Container[str] = (),
         *,
         send: Callable[[Call[Any]], Any] | None = None,
     ) -> dict[int, Job]:

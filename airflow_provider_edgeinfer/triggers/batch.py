@@ -21,7 +21,7 @@ from airflow_provider_edgeinfer.batch.watch import (
     Watch,
     cancel_batch,
     follow,
-    load_fanout_watch,
+    load_watch,
 )
 from airflow_provider_edgeinfer.exceptions import EdgeInferError
 from airflow_provider_edgeinfer.hooks.base import ClientLease
@@ -106,9 +106,7 @@ class BatchTrigger(EdgeInferTrigger):
     async def make_watch(self) -> Watch:
         if self.batch_id is not None:
             return NativeWatch(self.batch_id)
-        return await asyncio.to_thread(
-            load_fanout_watch, str(self.output_path), self.round, self.poll_concurrency
-        )
+        return await asyncio.to_thread(load_watch, str(self.output_path), self.round, self.poll_concurrency)
 
     async def watch(self, lease: ClientLease) -> TriggerEvent:
         self._watch = await self.make_watch()

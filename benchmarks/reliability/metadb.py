@@ -68,15 +68,20 @@ class MetaDB:
         )
         return float(rows[0]["s"] or 0) if rows else 0.0
 
-    def trigger_assignment(self, dag_id: str, run_id: str = RUN_ID) -> dict[str, int | None]:
-        """For each deferred task of the run: the triggerer job running its trigger (None: unassigned)."""
+    def trigger_assignment(self, dag_id: str, run_id: str = RUN_ID) -> dict[str, tuple[int, int | None]]:
+        """For each deferred task of the run: (its trigger, the triggerer job running it or None)."""
         rows = self._rows(
-            "SELECT ti.task_id, t.triggerer_id FROM task_instance ti JOIN trigger t ON t.id = ti.trigger_id "
+            "SELECT ti.task_id, t.id, t.triggerer_id FROM task_instance ti "
+            "JOIN trigger t ON t.id = ti.trigger_id "
             "WHERE ti.dag_id = %s AND ti.run_id = %s AND ti.state = 'deferred'",
             dag_id,
             run_id,
         )
-        return {str(r["task_id"]): r["triggerer_id"] for r in rows}
+        return {str(r["task_id"]): (int(r["id"]), r["triggerer_id"]) for r in rows}
+
+    def trigger_ids_on(self, triggerer_job: int) -> set[int]:
+        rows = self._rows("SELECT id FROM trigger WHERE triggerer_id = %s", triggerer_job)
+        return {int(r["id"]) for r in rows}
 
     def triggerer_jobs(self) -> dict[int, str]:
         """Running triggerer jobs -> the harness's process name (the host name's last label)."""

@@ -173,13 +173,15 @@ def test_theta_listing_poll_costs_pages_not_requests(
         ids = {sync.send(api.create_request("flux", {"prompt": f"p{n}"})).request.id for n in range(95)}
 
     async def poll() -> tuple[list[int], Any]:
-        watch = FanOutWatch(set(ids), since=time.time() - 60, total=95)
+        watch = FanOutWatch.of(sorted(ids), since=time.time() - 60)
         async with AsyncClient(api, key) as client:
             progress = await watch.poll(client)
         return watch.calls, progress
 
     calls, progress = asyncio.run(poll())
-    assert calls == [10]  # ceil(95 / 10) listing pages, no per-request GET
+    # One page each of the listings filtered by the unfinished states (pending, processing: empty),
+    # then of the unsuccessful ones (error, failed, cancelled): not the 10 pages of all 95.
+    assert calls == [5]
     assert (progress.succeeded, progress.finished) == (95, True)
     assert edgeinfer_emulator.state.snapshot()["requests"].get("theta.get_request", 0) == 0
 

@@ -6,8 +6,8 @@
   middle of its fan-out (it tells the harness its pid), the retry resumes from the manifest.
 - ``edgeinfer_production_crash``: one inference per vendor on the ``crash`` queue, served by one Celery
   worker only; the emulator holds the answer to each submit call and the harness SIGKILLs that worker.
-- ``edgeinfer_production_cancel``: two waits on Theta, marked failed while their triggerer is dead
-  (``orphan``) and after another triggerer adopted them (``adopted``).
+- ``edgeinfer_production_cancel``: four waits on Theta; of those on the triggerer that is killed, one
+  is marked failed while it is dead, another after the other triggerer adopted it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ from airflow_provider_edgeinfer.operators.inference import InferenceOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=3)}
+# An API-server restart on a loaded machine can fail the task runs talking to it (their supervisor
+# times out and kills them), each costing a try: two tries ran out in a 2-core run.
+RETRIES: dict[str, Any] = {"retries": 4, "retry_delay": timedelta(seconds=3)}
 
 
 class MarkedBatchOperator(BatchOperator):

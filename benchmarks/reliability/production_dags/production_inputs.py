@@ -77,7 +77,6 @@ def crash_input(vendor: str) -> dict[str, Any]:
     return vendor_input(vendor, "worker-killed-mid-submit")
 
 
-CANCEL_INPUTS = {
-    "orphan": {"audio_filename": "https://example.invalid/cancel-orphaned.wav"},
-    "adopted": {"audio_filename": "https://example.invalid/cancel-adopted.wav"},
-}
+#: Waits on Theta for the triggerer-kill scenario: with four over two triggerers, one holds two or
+#: more; one of those is marked failed while it is dead, another after adoption.
+CANCEL_INPUTS = {f"wait_{n}": {"audio_filename": f"https://example.invalid/cancel-{n}.wav"} for n in range(4)}
