@@ -90,27 +90,9 @@ def sensor_arguments(kwargs: dict[str, Any]) -> None:
             seconds(name, kwargs[name], above=None, minimum=0.0)
 
 
-def finite_extras(extra: dict[str, Any], names: Any) -> None:
-    """Refuse an extra among ``names`` that is a non-finite number, or a string that parses as one.
-
-    Non-numeric values are left to the parser that reads them, so its own messages stay.
-    """
-    for name in names:
-        value = extra.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            continue
-        try:
-            number = float(value)
-        except ValueError:
-            continue
-        if not math.isfinite(number):
-            raise ValueError(f"extra {name!r} must be a finite number, got {value!r}")
-
-
 __all__ = [
     "MIN_POLL_INTERVAL",
     "finite",
-    "finite_extras",
     "poll_interval",
     "seconds",
     "sensor_arguments",

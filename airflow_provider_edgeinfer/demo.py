@@ -17,14 +17,19 @@ from typing import Any
 
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_DAGS = ["edgeinfer_theta_transcription", "edgeinfer_bulk_transcription_backfill"]
+#: The shipped example DAGs (in a checkout, a link to dags_examples/), so the demo runs from a wheel too.
+EXAMPLE_DAGS = Path(__file__).resolve().parent / "example_dags"
+DEMO_DAGS = [
+    "edgeinfer_theta_transcription",
+    "edgeinfer_bulk_transcription_backfill",
+    "edgeinfer_ticket_enrichment",
+]
 OUTPUT_ROOT = Path(os.environ.get("EDGEINFER_DEMO_OUTPUT", tempfile.gettempdir())) / "edgeinfer-demo"
 
 
 def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
     """One real call through each vendor's hook, connections read from the environment."""
-    from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
+    from airflow_provider_edgeinfer.hooks import hook_for_connection
 
     results: list[tuple[str, str, Any]] = []
     calls: dict[str, Any] = {
@@ -44,7 +49,7 @@ def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
         "omnitensor": lambda api: api.submit("sentiment-v1", {"text": "The demo works nicely."}),
     }
     for vendor, make in calls.items():
-        hook = hook_class_for_vendor(vendor)()
+        hook = hook_for_connection(f"edgeinfer_{vendor}_default")
         try:
             job = hook.run(make(hook.api))
             deadline = time.monotonic() + 60
@@ -106,7 +111,7 @@ def _run(base: str) -> int:
     env.update(
         {
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_examples"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         }

@@ -111,10 +111,10 @@ def run_operator(env: dict[str, str], output: str, items: int, concurrency: int)
 
 
 def poll_cost(base: str, output: str, key: str) -> int:
+    from airflow_provider_edgeinfer.batch.watch import load_fanout_watch
     from airflow_provider_edgeinfer.clients.core import Credentials
     from airflow_provider_edgeinfer.clients.theta import ThetaAPI
     from airflow_provider_edgeinfer.clients.transport import AsyncClient
-    from airflow_provider_edgeinfer.triggers.batch import load_fanout_watch
 
     watch = load_fanout_watch(output, 0, 16)
     api = ThetaAPI(f"{base}/theta", project_id="prj_emulator")

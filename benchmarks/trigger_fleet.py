@@ -348,7 +348,6 @@ def _workloads(fleet: str, ids: list[str], args: argparse.Namespace) -> list[Any
         deadline = time.time() + 3600
         triggers = [
             InferenceTrigger(
-                vendor="theta",
                 conn_id="edgeinfer_theta_default",
                 request_id=rid,
                 deadline=deadline,

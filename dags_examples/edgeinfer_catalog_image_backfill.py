@@ -1,10 +1,19 @@
-"""Back-fill catalogue images: one SDXL image per product prompt on OctoAI, from a JSONL file.
+"""Catalogue images, nightly: one SDXL image per new product prompt on OctoAI, into that day's partition.
 
-``prompts_path`` is a JSONL file (local or e.g. ``s3://my-bucket/catalog/prompts.jsonl``), one
-product per line: ``{"custom_id": "sku-0001", "input": {"prompt": "...", "steps": 20}}``. Each image
-is decoded into ``output_path/media/``; ``results.jsonl`` maps each ``custom_id`` to its image.
-OctoAI has no listing and no cancel: the trigger polls unfinished requests with bounded concurrent
-GETs. Runs as it is against the emulator: with ``prompts_path`` empty it writes a sample file.
+Runs at 02:00 UTC (cron ``0 2 * * *``) for the day before: its data interval. It reads that day's
+prompts, ``{prompts_root}/dt=YYYY-MM-DD/prompts.jsonl`` (local or e.g. ``s3://my-bucket/catalog``),
+one product per line: ``{"custom_id": "sku-0001", "input": {"prompt": "...", "steps": 20}}``. Each
+image is decoded into ``{output_root}/dt=YYYY-MM-DD/media/``; that partition's ``results.jsonl``
+maps each ``custom_id`` to its image. OctoAI has no listing and no cancel: the trigger polls
+unfinished requests with bounded concurrent GETs.
+
+**Schedule and back-fill.** ``catchup=False``: switching the DAG on runs the latest night only.
+Past days are filled with ``airflow backfill create --dag-id edgeinfer_catalog_image_backfill
+--from-date 2026-11-01 --to-date 2026-11-07``: one run, one partition per day. ``catchup=True``
+would run every night since ``start_date`` as soon as the DAG is switched on.
+
+**As shipped** (Trigger button, ``airflow dags test``): with ``prompts_root`` empty it writes
+``sample_count`` sample prompts for the day and generates those.
 """
 
 from __future__ import annotations
@@ -12,36 +21,52 @@ from __future__ import annotations
 import os
 import tempfile
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 
 DEMO_ROOT = os.path.join(tempfile.gettempdir(), "edgeinfer-demo")
+#: The partition's date: the logical date (a scheduled run's data interval start, ``ds``), or the
+#: day a manual run without one was triggered.
+DAY = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 PRODUCTS = ["linen shirt", "oak side table", "ceramic mug", "trail running shoe", "desk lamp", "wool scarf"]
 
 with DAG(
     dag_id="edgeinfer_catalog_image_backfill",
-    schedule=None,
+    schedule="0 2 * * *",
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=5)},
-    tags=["edgeinfer", "octoai", "batch", "example"],
+    tags=["edgeinfer", "octoai", "batch", "example", "scheduled"],
     params={
-        "prompts_path": Param("", type="string", description="JSONL of prompts; empty writes a sample"),
-        "sample_count": Param(24, type="integer", minimum=1),
-        "output_path": Param(os.path.join(DEMO_ROOT, "catalog-images"), type="string"),
+        "prompts_root": Param(
+            None,
+            type=["null", "string"],
+            description="Each day reads {prompts_root}/dt=YYYY-MM-DD/prompts.jsonl. Empty: sample prompts.",
+        ),
+        "sample_count": Param(24, type="integer", minimum=1, description="Sample prompts per day"),
+        "output_root": Param(
+            os.path.join(DEMO_ROOT, "catalog-images"),
+            type="string",
+            description="Each day's images go to {output_root}/dt=YYYY-MM-DD/",
+        ),
     },
 ) as dag:
 
     @task
-    def prompts(params: dict[str, object]) -> str:
-        if params["prompts_path"]:
-            return str(params["prompts_path"])
+    def prompts(params: dict[str, object], dag_run: Any) -> str:
+        """The data interval's prompts file: the param's day file, or freshly written samples."""
+        ds = (dag_run.logical_date or dag_run.run_after).strftime("%Y-%m-%d")
+        if params["prompts_root"]:
+            return f"{str(params['prompts_root']).rstrip('/')}/dt={ds}/prompts.jsonl"
         import json
 
-        os.makedirs(DEMO_ROOT, exist_ok=True)
-        path = os.path.join(DEMO_ROOT, "catalog-prompts.jsonl")
+        directory = os.path.join(DEMO_ROOT, "catalog-prompts", f"dt={ds}")
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, "prompts.jsonl")
         with open(path, "w") as out:
             for n in range(int(str(params["sample_count"]))):
                 product = PRODUCTS[n % len(PRODUCTS)]
@@ -55,7 +80,7 @@ with DAG(
         conn_id="edgeinfer_octoai_default",
         service="generate/sdxl",
         inputs="{{ ti.xcom_pull(task_ids='prompts') }}",
-        output_path="{{ params.output_path }}",
+        output_path="{{ params.output_root.rstrip('/') }}/dt=" + DAY + "/",
         max_concurrency=8,
         max_failed_ratio=0.02,  # a few refused prompts do not fail the back-fill; see failures.jsonl
         poll_interval=2,

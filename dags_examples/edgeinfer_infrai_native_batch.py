@@ -30,6 +30,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    doc_md=__doc__,
     tags=["edgeinfer", "infrai", "batch", "example"],
     params={
         "model": Param("deepseek-chat", type="string"),

@@ -19,6 +19,7 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    doc_md=__doc__,
     # Retrying is safe: a retry reattaches to the request its previous try submitted.
     default_args={"retries": 2, "retry_delay": timedelta(seconds=2)},
     tags=["edgeinfer", "omnitensor", "example"],

@@ -29,12 +29,15 @@ with DAG(
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    doc_md=__doc__,
     # Retrying is safe: a retry reattaches to the request its previous try submitted.
     default_args={"retries": 2, "retry_delay": timedelta(seconds=2)},
     tags=["edgeinfer", "theta", "example"],
     params={
         "audio_source": Param(
-            "", type="string", description="Path, URI or glob of the audio; empty uploads a generated sample"
+            None,
+            type=["null", "string"],
+            description="Path, URI or glob of the audio; empty uploads a generated sample",
         ),
         "audio_conn_id": Param("aws_default", type="string", description="Connection reading audio_source"),
         "language": Param("en", type="string"),
@@ -43,10 +46,10 @@ with DAG(
 ) as dag:
 
     @task
-    def audio_source(params: dict[str, str]) -> list[str]:
+    def audio_source(params: dict[str, Any]) -> list[str]:
         """What to upload: the param, or a freshly generated one-second sample WAV."""
         if params["audio_source"]:
-            return [params["audio_source"]]
+            return [str(params["audio_source"])]
         import math
         import struct
         import wave

@@ -10,6 +10,11 @@ from typing import Any
 
 import pytest
 
+# The suite's own temporary directory: the example DAGs write under the system's temporary
+# directory, where a `make demo` (or another suite) on the same machine leaves its batches behind.
+_TMP = tempfile.mkdtemp(prefix="edgeinfer-tests-")
+os.environ["TMPDIR"] = _TMP
+tempfile.tempdir = _TMP
 _HOME = tempfile.mkdtemp(prefix="edgeinfer-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

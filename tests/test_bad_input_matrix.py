@@ -223,10 +223,10 @@ def _hook(
     """Build ``vendor``'s hook on a modified connection and touch ``what`` ("api" or "client")."""
 
     def run(env: Env) -> object:
-        from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
+        from airflow_provider_edgeinfer.hooks import hook_class_for_conn_type
 
         conn_id = env.conn(f"bad_{vendor}", vendor, extra=extra, **fields)
-        hook = hook_class_for_vendor(vendor)(conn_id)
+        hook = hook_class_for_conn_type(f"edgeinfer_{vendor}", conn_id)(conn_id)
         return hook.api if what == "api" else hook.get_conn()
 
     return run
@@ -719,21 +719,21 @@ CASES: list[Case] = [
         "conn-connect-timeout-zero",
         _hook("theta", "client", extra={"connect_timeout": 0}),
         CFG,
-        ("timeout", "must be positive"),
+        ("connect_timeout", "must be greater than 0, got 0"),
         "theta",
     ),
     Case(
         "conn-max-retries-not-an-integer",
         _hook("octoai", "client", extra={"max_retries": "many"}),
         CFG,
-        ("retry", "'many'"),
+        ("max_retries", "must be a number, got 'many'"),
         "octoai",
     ),
     Case(
         "conn-negative-retry-delay",
         _hook("octoai", "client", extra={"retry_initial_delay": -1}),
         CFG,
-        ("retry", "must not be negative"),
+        ("retry_initial_delay", "must be at least 0, got -1"),
         "octoai",
     ),
     Case(

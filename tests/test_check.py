@@ -13,9 +13,9 @@ from airflow_provider_edgeinfer.check import (
     main,
     read_only_checks,
     summary,
-    theta_price,
     unknown_fields,
 )
+from airflow_provider_edgeinfer.hooks.theta import theta_price
 
 VENDORS = ("theta", "octoai", "infrai", "omnitensor")
 
@@ -104,7 +104,7 @@ def test_paid_check_spends_once_within_the_limit(emulated: Any, capsys: pytest.C
     assert main(["--conn-id", "edgeinfer_theta_default", "--spend-up-to", "0.01"]) == 0
     out = capsys.readouterr().out
     assert "ok    paid inference:" in out and "success" in out
-    assert "cost: 0.0003 USD" in out
+    assert "cost: $0.000300" in out
     assert _creations(emulated, "theta") == 1
     assert emulated.state.snapshot()["requests"].get("theta.strict_violation", 0) == 0
 
@@ -114,7 +114,7 @@ def test_paid_check_on_infrai_uses_the_cheapest_estimate(
 ) -> None:
     assert main(["--conn-id", "edgeinfer_infrai_default", "--spend-up-to", "0.01"]) == 0
     out = capsys.readouterr().out
-    assert "ok    paid inference: gpt-4o-mini" in out and "USD" in out
+    assert "ok    paid inference: gpt-4o-mini" in out and "cost: $0.0" in out
     assert "fields the contract does not list" not in out
     assert _creations(emulated, "infrai") == 1
 

@@ -46,14 +46,68 @@ def test_the_scanner_sees_code_and_strings_but_not_comments() -> None:
     assert vendor_names_in_code('"""Docstrings describe behaviour: OctoAI counts."""\n') != []
 
 
-@pytest.mark.parametrize("layer", ["operators", "sensors", "triggers"])
+@pytest.mark.parametrize("layer", ["operators", "sensors", "triggers", "decorators"])
 def test_neutral_layer_names_no_vendor(layer: str) -> None:
     assert (PACKAGE / layer).is_dir()
     assert _offenders(layer) == []
 
 
 def test_batch_layer_names_no_vendor() -> None:
-    # batch/ is where the batch state machine moves; until it exists there is nothing to name a vendor.
-    if not (PACKAGE / "batch").is_dir():
-        pytest.skip("airflow_provider_edgeinfer/batch/ does not exist yet")
+    assert (PACKAGE / "batch").is_dir()
     assert _offenders("batch") == []
+
+
+def test_the_connection_check_names_no_vendor() -> None:
+    # Each vendor's checks are its hook's (EdgeInferHook.read_only_checks, paid_check).
+    path = PACKAGE / "check.py"
+    assert vendor_names_in_code(path.read_text()) == []
+
+
+def _package_imports(path: Path) -> set[str]:
+    """Every package module ``path`` imports, at module level or inside a function."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE.name):
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith(PACKAGE.name))
+    return names
+
+
+def _module_path(name: str) -> Path | None:
+    parts = name.split(".")[1:]
+    if not parts:
+        return PACKAGE / "__init__.py"
+    relative = Path(*parts)
+    for candidate in (PACKAGE / relative.with_suffix(".py"), PACKAGE / relative / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _reachable(start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        path = _module_path(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        todo.extend(_package_imports(path))
+    return seen
+
+
+def test_the_reachability_walk_follows_function_level_imports() -> None:
+    # operators/batch.py imports the batch package only inside its methods.
+    assert f"{PACKAGE.name}.batch.run" in _reachable(f"{PACKAGE.name}.operators.batch")
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (PACKAGE / "triggers").glob("*.py")))
+def test_triggers_import_no_operator_module(module: str) -> None:
+    """A trigger runs in the triggerer: nothing it reaches, even lazily, is an operator module."""
+    reached = _reachable(f"{PACKAGE.name}.triggers.{module}")
+    assert sorted(n for n in reached if n.startswith(f"{PACKAGE.name}.operators")) == []

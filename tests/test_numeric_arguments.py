@@ -17,7 +17,7 @@ import pytest
 from airflow_provider_edgeinfer.arguments import MIN_POLL_INTERVAL, finite, poll_interval, seconds, whole
 from airflow_provider_edgeinfer.emulator.state import VENDORS, Timing
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
-from airflow_provider_edgeinfer.hooks.base import COMMON_EXTRAS
+from airflow_provider_edgeinfer.hooks.connections import ConnectionExtras
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 from airflow_provider_edgeinfer.operators.inference import InferenceOperator
 from airflow_provider_edgeinfer.operators.upload import PresignedUploadOperator
@@ -174,7 +174,10 @@ def test_poll_interval_zero_does_not_flood_the_vendor(emulated: Any) -> None:
 # -- connection extras and the rendered budget -----------------------------------------------------
 
 
-@pytest.mark.parametrize("extra", list(COMMON_EXTRAS))
+NUMERIC_EXTRAS = [n for n, f in ConnectionExtras.model_fields.items() if f.annotation in (int, float)]
+
+
+@pytest.mark.parametrize("extra", NUMERIC_EXTRAS)
 @pytest.mark.parametrize("value", ["nan", "inf", "-Infinity", math.inf])
 def test_a_non_finite_connection_extra_is_refused_before_sending(
     emulated: Any, monkeypatch: pytest.MonkeyPatch, extra: str, value: Any

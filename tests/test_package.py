@@ -97,3 +97,13 @@ def test_top_level_import_is_light() -> None:
         or m in ("httpx", "tenacity", "starlette", "uvicorn")
     )
     assert heavy == []
+
+
+@pytest.mark.parametrize("category", [DeprecationWarning, PendingDeprecationWarning])
+def test_a_deprecation_warning_from_this_package_fails_the_tests(category: type[Warning]) -> None:
+    """setup.cfg's filterwarnings: Airflow's and libraries' deprecations are ignored, ours are errors."""
+    import warnings
+
+    with pytest.raises(category):
+        warnings.warn_explicit("old", category, "x.py", 1, module="airflow_provider_edgeinfer.hooks.base")
+    warnings.warn_explicit("old", category, "x.py", 1, module="some_library.module")  # ignored

@@ -59,7 +59,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "airflow_provider_edgeinfer"
-COPIED = (PACKAGE, "tests", "dags_examples", "pyproject.toml", "setup.cfg", "conftest.py")
+# README.md: tests/test_readme.py runs its Python blocks.
+COPIED = (PACKAGE, "tests", "dags_examples", "pyproject.toml", "setup.cfg", "conftest.py", "README.md")
 #: A mutant's tests may take this many times the traced baseline of the whole selection, plus slack.
 TIMEOUT_FACTOR = 2.0
 TIMEOUT_SLACK = 20.0
@@ -90,11 +91,11 @@ TARGETS = (
         _NEVER_PAY_TWICE | {"_upload_input_files"},
     ),
     Target(
-        "triggers/batch_manifest.py",
+        "batch/manifest.py",
         (
-            "tests/triggers/test_batch_manifest.py",
-            "tests/operators/test_batch_units.py",
-            "tests/operators/test_batch_crash.py",
+            "tests/batch/test_manifest.py",
+            "tests/batch/test_units.py",
+            "tests/batch/test_crash.py",
             "tests/dags/test_batch_dags.py",
         ),
     ),
@@ -134,21 +135,19 @@ TARGETS = (
 
 #: (module, scope, mutation) -> why no test can tell the mutant from the original.
 EQUIVALENT: dict[tuple[str, str, str], str] = {
-    ("triggers/batch_manifest.py", "ItemRecord.transient", "False -> True"): (
-        "ItemRecord is built in one place, _record, which always passes transient: the default is never read"
+    ("batch/manifest.py", "ItemRecord.transient", "False -> True"): (
+        "decode always passes transient; the records built with the default are intent, sub and done "
+        "records, whose flag nothing reads (only err records are resent by it)"
     ),
-    ("triggers/batch_manifest.py", "_wins", "new.round > old.round -> new.round >= old.round"): (
+    ("batch/manifest.py", "_wins", "new.round > old.round -> new.round >= old.round"): (
         "only reached when new.round != old.round, where > and >= agree"
     ),
-    ("triggers/batch_manifest.py", "Manifest._raw_records", "delete: continue"): (
-        "the continue ends the loop body (an except clause at its end): the loop goes on the same way"
-    ),
-    ("triggers/batch_manifest.py", "Header.rounds", "drop keyword default_factory=list of Field(...)"): (
+    ("batch/manifest.py", "Header.rounds", "drop keyword default_factory=list of Field(...)"): (
         "the default is never read: BatchOperator builds the one Header with rounds=[...], and every "
         "batch.json written (model_dump_json writes every field) has rounds"
     ),
     (
-        "triggers/batch_manifest.py",
+        "batch/manifest.py",
         "Manifest.write_header",
         "drop keyword indent=1 of header.model_dump_json(...)",
     ): (
@@ -156,18 +155,18 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "(code, README) reads its bytes by position"
     ),
     (
-        "triggers/batch_manifest.py",
-        "Manifest.write_segment",
+        "batch/manifest.py",
+        "encode",
         "drop keyword separators=(',', ':') of json.dumps(...)",
     ): (
         "whitespace inside a journal record only: json.dumps without indent still writes one line, and "
-        "_raw_records parses each line with json.loads"
+        "decode parses each line with json.loads"
     ),
-    ("triggers/batch_manifest.py", "Manifest.write_segment", "delete: self._journal_ready = True"): (
+    ("batch/manifest.py", "Manifest.write_segment", "delete: self._journal_ready = True"): (
         "a cache of the journal directory's existence: without it mkdir(exist_ok=True) runs on every "
         "write, with the same result"
     ),
-    ("triggers/batch_manifest.py", "Manifest.write_segment", "True -> False"): (
+    ("batch/manifest.py", "Manifest.write_segment", "True -> False"): (
         "a cache of the journal directory's existence: without it mkdir(exist_ok=True) runs on every "
         "write, with the same result"
     ),

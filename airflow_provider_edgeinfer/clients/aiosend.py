@@ -4,7 +4,7 @@ It carries the same :class:`~airflow_provider_edgeinfer.clients.core.Call` objec
 shells, with the same answer handling (``api.map_error`` / ``call.parse``) and the same judgement of
 transport errors, but skips httpx's request and header models, which cost more CPU per request
 than the whole aiohttp exchange (measured by ``benchmarks/batch_fanout.py``). One attempt per
-``send``: the fan-out owns retries and the shared 429 gate.
+``send``: the fan-out's paced sender (``clients/ratelimit.py``) owns retries and the 429 pause.
 
 It serves only what it can serve exactly like the httpx shells: JSON or raw bodies, and a bearer
 key sent to the connection's own hosts (``*.domain`` patterns included). :func:`supports` says

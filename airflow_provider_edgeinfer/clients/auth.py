@@ -16,6 +16,7 @@ import httpx
 
 from airflow_provider_edgeinfer.clients.core import HttpResult, host_of
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
+from airflow_provider_edgeinfer.secrets import amask, mask
 
 
 def host_allowed(host: str, allowed_hosts: frozenset[str]) -> bool:
@@ -127,6 +128,7 @@ class TokenExchangeAuth(httpx.Auth):
                     response = yield self._token_request()
                     await response.aread()
                     self._store(response)
+                    await amask(self._token)
         sent_with = self._token
         request.headers["Authorization"] = f"Bearer {sent_with}"
         response = yield request
@@ -137,6 +139,7 @@ class TokenExchangeAuth(httpx.Auth):
                     response = yield self._token_request()
                     await response.aread()
                     self._store(response)
+                    await amask(self._token)
             request.headers["Authorization"] = f"Bearer {self._token}"
             yield request
 
@@ -157,11 +160,13 @@ class TokenExchangeAuth(httpx.Auth):
         _guard(request, self._allowed, self._vendor)
         if not self._valid():
             self._store((yield self._token_request()))
+            mask(self._token)
         request.headers["Authorization"] = f"Bearer {self._token}"
         response = yield request
         if response.status_code == 401:
             # The token may have been revoked or expired early: renew once and repeat.
             self._store((yield self._token_request()))
+            mask(self._token)
             request.headers["Authorization"] = f"Bearer {self._token}"
             yield request
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from airflow_provider_edgeinfer.clients.jobs import Job
 from airflow_provider_edgeinfer.clients.limits import describe_failure, too_deep
-from airflow_provider_edgeinfer.clients.redact import redact_text, redact_url
+from airflow_provider_edgeinfer.clients.redact import redact_url, redact_vendor_text
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     MALFORMED_BODY,
@@ -225,6 +225,16 @@ class VendorAPI:
         """Whether ``submit(service, ...)`` takes input files inline (:class:`InlineFile` values)."""
         return service in cls.inline_file_services
 
+    @classmethod
+    def describe_file_inputs(cls) -> str | None:
+        """How this vendor takes input files, for an error that sends a user elsewhere; None: it does not."""
+        if "input" in cls.upload_kinds:
+            return "presigned uploads, any service"
+        if cls.inline_file_services:
+            services = ", ".join(repr(s) for s in sorted(cls.inline_file_services))
+            return f"inline for {services}, at most {cls.max_inline_file_bytes:,} bytes per file"
+        return None
+
     # -- the vendor-neutral surface used by operators, triggers and sensors ---------------------
     #
     # ``service`` is the Theta alias, OctoAI endpoint, infrai route or OmniTensor model id. A vendor
@@ -253,8 +263,17 @@ class VendorAPI:
         """The call that downloads a finished job's output, or None when ``job.output`` holds it."""
         return None
 
+    #: The vendor has a page for humans per request (:meth:`console_url`): tasks get a link to it.
+    request_pages: ClassVar[bool] = False
+    #: The vendor has a page for a batch (:meth:`batch_console_url`): batch tasks get a link to it.
+    batch_pages: ClassVar[bool] = False
+
     def console_url(self, request_id: str) -> str | None:
-        """A page for humans about this request (operator extra link), if the vendor has one."""
+        """A page for humans about this request (operator extra link), on this connection's host."""
+        return None
+
+    def batch_console_url(self, batch_id: str | None) -> str | None:
+        """A page for humans about a batch: the native batch ``batch_id``, or (None) a fan-out's requests."""
         return None
 
     # -- what this vendor can do, beyond submit and status ---------------------------------------
@@ -272,8 +291,16 @@ class VendorAPI:
         """Many requests' states come in one call: a listing of recent requests, newest first."""
         return False
 
-    def scan_requests(self, since: float) -> ListingScan:
-        """The walk down the listing for requests made since ``since`` (see :class:`ListingScan`).
+    #: The vendor's names of the states a request is in before it ends, in lifecycle order, when
+    #: its listing can be filtered by state (``scan_requests(since, state=...)``); empty: it cannot.
+    #: A watcher then reads only the unfinished requests: its calls follow what is left, not the batch.
+    unfinished_states: ClassVar[tuple[str, ...]] = ()
+    #: The vendor's names of the states a request ends in without success (with ``unfinished_states``).
+    unsuccessful_states: ClassVar[tuple[str, ...]] = ()
+
+    def scan_requests(self, since: float, state: str | None = None) -> ListingScan:
+        """The walk down the listing for requests made since ``since`` (see :class:`ListingScan`),
+        only those in the vendor's ``state`` when one is given.
 
         Only when :attr:`lists_request_states`.
         """
@@ -500,12 +527,14 @@ class VendorAPI:
             message = text or "no error message in the answer"
         # A vendor may echo the key (or the session token) anywhere it answers: body, code, headers.
         secrets = (*secrets, *self.session_secrets())
-        message = redact_text(message, secrets)[:MAX_QUOTED_BODY]
+        # The vendor's words: names of headers and placeholders stay, secrets go.
+        message = redact_vendor_text(message, secrets)[:MAX_QUOTED_BODY]
         vendor_ids = [result.headers[h] for h in self.request_id_headers if h in result.headers]
         if vendor_ids:
-            message = f"{message} (vendor request id {redact_text(vendor_ids[0], secrets)[:MAX_QUOTED_BODY]})"
+            vendor_id = redact_vendor_text(vendor_ids[0], secrets)[:MAX_QUOTED_BODY]
+            message = f"{message} (vendor request id {vendor_id})"
         cls = self.error_class(result.status, code, message)
-        code = redact_text(code, secrets) if code else code
+        code = redact_vendor_text(code, secrets) if code else code
         return cls(
             message,
             vendor=self.vendor,

@@ -8,35 +8,56 @@ deployed endpoint (``"whisper"``, served at the deployment URL template), or ``"
 (also spelled ``"chat.completions"``, infrai's route name): the OpenAI-compatible text API on the
 text host, whose input is the OpenAI body (``model``, ``messages``, ...) and which answers in the
 call itself (:meth:`OctoAIAPI.answers_in_call`). Image-engine bodies are validated locally against
-OctoAI's published OpenAPI description, which ships with this package, so a bad field is reported
-before anything is sent or billed.
+OctoAI's published OpenAPI description (:mod:`~airflow_provider_edgeinfer.clients.octoai_schema`), so
+a bad field is reported before anything is sent or billed.
+
+Beside this module: the request and answer shapes (``octoai_models``), the OpenAPI checks
+(``octoai_schema``) and the decoding of generated media (``octoai_media``); their public names are
+importable from here too.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cache
-from importlib import resources
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel
 
 from airflow_provider_edgeinfer.clients.core import (
     Call,
     HttpResult,
+    InlineFile,
     VendorAPI,
     check_base_url,
     host_of,
     is_loopback,
 )
 from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.octoai_media import DecodedMedia, decode_media
+from airflow_provider_edgeinfer.clients.octoai_models import (
+    VENDOR,
+    AsyncAccepted,
+    ChatCompletion,
+    ImageGenerationRequest,
+    ImageGenerationResponse,
+    ModelList,
+    PollStatus,
+    VideoGenerationRequest,
+    VideoGenerationResponse,
+    WhisperResponse,
+)
+from airflow_provider_edgeinfer.clients.octoai_schema import (
+    describe_detail,
+    image_engines,
+    openapi_document,
+    schema_errors,
+)
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
@@ -47,7 +68,6 @@ from airflow_provider_edgeinfer.exceptions import (
     UnexpectedResponseError,
 )
 
-VENDOR = "octoai"
 T = TypeVar("T")
 
 IMAGE_BASE_URL = "https://image.octoai.run"
@@ -75,14 +95,15 @@ MODELS_PATH = "/v1/models"
 #: Assumed (octoai.md, "A failed inference"): a 4xx on poll fails the request, except these, which
 #: speak about our credential, a timeout or the rate limit rather than about the inference.
 POLL_STATUSES_NOT_FAILURE = frozenset({401, 403, 408, 429})
-#: OctoAI's OpenAPI description of the image engines (as OctoAI publishes it).
-SCHEMA_RESOURCE = "schemas/octoai_image_gen.openapi.json"
-#: Engines octoai.md lists that the OpenAPI file has no path for (``sd``: SD 1.5, which the file's
-#: size notes mention); they take the image request and answer the image response.
-EXTRA_IMAGE_ENGINES = ("sd",)
-_SCHEMA_URI = "urn:edgeinfer:octoai-image-gen"
 #: OctoAI exposes no per-request page for humans.
 CONSOLE_URL: str | None = None
+#: What a deployment name holds when it serves Whisper (observed: "Transcription" in octoai.md); the
+#: file it transcribes travels base64-encoded in the body's ``audio`` field.
+WHISPER_DEPLOYMENT_MARK = "whisper"
+#: Room left in an asynchronous body for the fields beside the base64 file (task, language, keys).
+_BODY_OVERHEAD_BYTES = 64 * 1024
+#: Largest file sent inline: its base64 (4 bytes per 3) plus the other fields within the 10 MB body.
+MAX_INLINE_FILE_BYTES = (MAX_ASYNC_BODY_BYTES - _BODY_OVERHEAD_BYTES) // 4 * 3
 
 STATES: dict[str, JobState] = {
     "pending": JobState.QUEUED,
@@ -94,364 +115,6 @@ STATES: dict[str, JobState] = {
 
 # A deployment name becomes a DNS label of the deployment host.
 _DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-
-
-# -- models -----------------------------------------------------------------------------------
-
-
-class _Lenient(BaseModel):
-    """Vendor objects grow fields; keep unknown ones rather than fail."""
-
-    model_config = ConfigDict(extra="allow")
-
-
-class ImageGenerationRequest(BaseModel):
-    """Typed builder for an image-engine body; unset fields take the vendor's defaults.
-
-    Limits (``num_images`` 1..16, ``steps`` 1..200 ...) are checked against the OpenAPI file when
-    the request is built into a call, not here, so the schema stays the one authority.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str
-    negative_prompt: str | None = None
-    prompt_2: str | None = None
-    negative_prompt_2: str | None = None
-    width: int | None = None
-    height: int | None = None
-    num_images: int | None = None
-    steps: int | None = None
-    cfg_scale: float | None = None
-    sampler: str | None = None
-    seed: int | list[int | None] | None = None
-    image_encoding: str | None = None
-    style_preset: str | None = None
-    checkpoint: str | None = None
-    vae: str | None = None
-    loras: dict[str, float] | None = None
-    textual_inversions: dict[str, str] | None = None
-    transfer_images: dict[str, list[str]] | None = None
-    clip_skip: int | None = None
-    use_refiner: bool | None = None
-    high_noise_frac: float | None = None
-    init_image: str | None = Field(default=None, repr=False)
-    mask_image: str | None = Field(default=None, repr=False)
-    strength: float | None = None
-    outpainting: bool | None = None
-    inpaint_full_res: bool | None = None
-    inpaint_full_res_padding: int | None = None
-    controlnet: str | None = None
-    controlnet_image: str | None = Field(default=None, repr=False)
-    controlnet_conditioning_scale: float | None = None
-    controlnet_early_stop: float | None = None
-    controlnet_preprocess: bool | None = None
-    log_prompt: bool | None = None
-
-
-class VideoGenerationRequest(BaseModel):
-    """Body of ``generate/svd``: a starting image (base64) and motion settings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    image: str = Field(repr=False)
-    width: int | None = None
-    height: int | None = None
-    num_videos: int | None = None
-    steps: int | None = None
-    cfg_scale: float | None = None
-    fps: int | None = None
-    motion_scale: float | None = None
-    noise_aug_strength: float | None = None
-    constant_rate_factor: int | None = None
-    seed: int | list[int | None] | None = None
-
-
-class ImageGeneration(_Lenient):
-    #: None when the safety filter removed the image (documented: a result, not an error).
-    image_b64: str | None = Field(repr=False)
-    removed_for_safety: bool = False
-    seed: int | None = None
-    safety_score: float | None = None
-
-
-class ImageGenerationResponse(_Lenient):
-    images: list[ImageGeneration]
-    prediction_time_ms: float | None = None
-
-
-class VideoGeneration(_Lenient):
-    video: str | None = Field(repr=False)
-    removed_for_safety: bool = False
-    seed: int | None = None
-    safety_score: float | None = None
-
-
-class VideoGenerationResponse(_Lenient):
-    videos: list[VideoGeneration]
-    prediction_time_ms: float | None = None
-
-
-class WhisperSegment(_Lenient):
-    text: str
-    start: float | None = None
-    end: float | None = None
-
-
-class WhisperResult(_Lenient):
-    segments: list[WhisperSegment]
-
-    @property
-    def text(self) -> str:
-        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
-
-
-class WhisperResponse(_Lenient):
-    response: WhisperResult
-
-
-class AsyncAccepted(_Lenient):
-    """The answer to an asynchronous inference (documented)."""
-
-    response_id: str
-    poll_url: str | None = None
-
-
-class PollStatus(_Lenient):
-    status: str
-    response_url: str | None = None
-    #: Why a failed inference failed (assumed shape: ``{"status": "failed", "message": ...}``).
-    message: str | None = None
-
-
-class ChatMessage(_Lenient):
-    role: str
-    content: str | None = None
-
-
-class ChatChoice(_Lenient):
-    index: int = 0
-    message: ChatMessage
-    finish_reason: str | None = None
-
-
-class ChatUsage(_Lenient):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class ChatCompletion(_Lenient):
-    id: str
-    object: str | None = None
-    created: int | None = None
-    model: str | None = None
-    choices: list[ChatChoice]
-    usage: ChatUsage | None = None
-
-    @property
-    def text(self) -> str:
-        if not self.choices:
-            return ""
-        return self.choices[0].message.content or ""
-
-
-class TextModel(_Lenient):
-    """OpenAI's model object."""
-
-    id: str
-    object: str | None = None
-    created: int | None = None
-    owned_by: str | None = None
-
-
-class ModelList(_Lenient):
-    object: str | None = None
-    data: list[TextModel] = Field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DecodedMedia:
-    """One generated image or video, decoded: ``data`` is None when it was removed for safety."""
-
-    index: int
-    data: bytes | None
-    removed_for_safety: bool
-    seed: int | None
-
-    def __repr__(self) -> str:
-        size = "removed" if self.data is None else f"{len(self.data)} bytes"
-        return f"DecodedMedia(index={self.index}, {size}, seed={self.seed})"
-
-
-# -- the OpenAPI schema -----------------------------------------------------------------------
-
-
-@cache
-def openapi_document() -> dict[str, Any]:
-    """OctoAI's OpenAPI description of the image engines, as shipped with this package."""
-    text = resources.files("airflow_provider_edgeinfer.clients").joinpath(SCHEMA_RESOURCE).read_text("utf-8")
-    document: dict[str, Any] = json.loads(text)
-    return document
-
-
-def _component(ref: str) -> str:
-    return ref.rsplit("/", 1)[-1]
-
-
-@cache
-def image_engines() -> dict[str, tuple[str, str]]:
-    """engine -> (request schema, response schema), from the OpenAPI file's ``/generate/*`` paths."""
-    out: dict[str, tuple[str, str]] = {}
-    for path, item in openapi_document()["paths"].items():
-        if not path.startswith("/generate/"):
-            continue
-        post = item["post"]
-        request = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-        response = post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
-        out[path.removeprefix("/generate/")] = (_component(request), _component(response))
-    for engine in EXTRA_IMAGE_ENGINES:
-        out.setdefault(engine, ("ImageGenerationRequest", "ImageGenerationResponse"))
-    return out
-
-
-@cache
-def _validator(schema_name: str) -> Any:
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
-
-    resource = Resource.from_contents(openapi_document(), default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(_SCHEMA_URI, resource)
-    return Draft202012Validator(
-        {"$ref": f"{_SCHEMA_URI}#/components/schemas/{schema_name}"}, registry=registry
-    )
-
-
-_ERROR_TYPES = {
-    "type": "type_error",
-    "maximum": "less_than_equal",
-    "exclusiveMaximum": "less_than",
-    "minimum": "greater_than_equal",
-    "exclusiveMinimum": "greater_than",
-    "maxLength": "string_too_long",
-    "minLength": "string_too_short",
-    "enum": "enum",
-    "anyOf": "value_error",
-}
-
-
-def _shown(value: Any) -> str:
-    # Numbers and short words are quoted to help; long strings may be prompts or base64 images.
-    if (
-        value is None
-        or isinstance(value, bool | int | float)
-        or (isinstance(value, str) and len(value) <= 40)
-    ):
-        return f" (got {value!r})"
-    return f" (got {type(value).__name__})"
-
-
-def _schema_message(validator: str, expected: Any, value: Any) -> str:
-    if validator == "type":
-        return f"must be of type {expected}{_shown(value)}"
-    if validator in ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum"):
-        sign = {"maximum": "<=", "minimum": ">=", "exclusiveMaximum": "<", "exclusiveMinimum": ">"}[validator]
-        return f"must be {sign} {expected:g}{_shown(value)}"
-    if validator == "maxLength":
-        return f"must be at most {expected} characters"
-    if validator == "enum":
-        choices = ", ".join(str(c) for c in expected)
-        return f"must be one of {choices[:300]}{_shown(value)}"
-    if validator == "anyOf":
-        kinds = sorted({str(s.get("type", "value")) for s in expected if isinstance(s, dict)})
-        return f"must be {' or '.join(kinds)}{_shown(value)}"
-    return f"is invalid ({validator})"
-
-
-def schema_errors(engine: str, body: Any) -> list[dict[str, Any]]:
-    """FastAPI-style ``detail`` entries (``loc``, ``msg``, ``type``) for ``body`` sent to ``engine``.
-
-    Empty for a valid body or an engine the OpenAPI file does not describe (the vendor judges it).
-    Shared with the emulator, which answers 422 with exactly these entries.
-    """
-    schemas = image_engines().get(engine)
-    if schemas is None:
-        return []
-    if not isinstance(body, dict):
-        return [{"loc": ["body"], "msg": "Input should be a valid dictionary", "type": "dict_type"}]
-    out: list[dict[str, Any]] = []
-    errors = sorted(_validator(schemas[0]).iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
-    for error in errors:
-        loc: list[Any] = ["body", *error.absolute_path]
-        if error.validator == "required":
-            missing = [name for name in error.validator_value if name not in error.instance]
-            out += [{"loc": [*loc, name], "msg": "Field required", "type": "missing"} for name in missing]
-        elif error.validator == "additionalProperties":
-            known = error.schema.get("properties", {})
-            extra = sorted(name for name in error.instance if name not in known)
-            out += [
-                {"loc": [*loc, name], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
-                for name in extra
-            ]
-        else:
-            msg = _schema_message(str(error.validator), error.validator_value, error.instance)
-            out.append(
-                {"loc": loc, "msg": msg, "type": _ERROR_TYPES.get(str(error.validator), "value_error")}
-            )
-    return out
-
-
-def describe_detail(detail: Sequence[Any]) -> str:
-    """``"steps: must be <= 200 (got 500); prompt: Field required"`` from FastAPI ``detail`` entries."""
-    parts = []
-    for entry in detail[:5]:
-        if not isinstance(entry, dict):
-            parts.append(str(entry))
-            continue
-        loc = [str(p) for p in entry.get("loc", []) if p != "body"]
-        where = ".".join(loc) or "body"
-        parts.append(f"{where}: {entry.get('msg', 'invalid')}")
-    more = f" (and {len(detail) - 5} more)" if len(detail) > 5 else ""
-    return "; ".join(parts) + more
-
-
-# -- decoding ---------------------------------------------------------------------------------
-
-
-def decode_media(
-    result: ImageGenerationResponse | VideoGenerationResponse | Mapping[str, Any],
-) -> list[DecodedMedia]:
-    """Every image (or svd video) of a result as bytes; removed ones are reported, not dropped.
-
-    Accepts the parsed model or the raw JSON (what ``fetch_output`` returns).
-    """
-    if isinstance(result, Mapping):
-        model = VideoGenerationResponse if "videos" in result else ImageGenerationResponse
-        try:
-            result = model.model_validate(result)
-        except ValidationError as exc:
-            raise UnexpectedResponseError(
-                f"not an image or video result: {exc.error_count()} problem(s) with {model.__name__}",
-                vendor=VENDOR,
-            ) from None
-    items: list[tuple[str | None, bool, int | None]]
-    if isinstance(result, VideoGenerationResponse):
-        items = [(v.video, v.removed_for_safety, v.seed) for v in result.videos]
-    else:
-        items = [(i.image_b64, i.removed_for_safety, i.seed) for i in result.images]
-    out = []
-    for index, (encoded, removed, seed) in enumerate(items):
-        data = None
-        if encoded is not None and not removed:
-            try:
-                data = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise UnexpectedResponseError(
-                    f"output {index} is not valid base64 ({len(encoded)} characters)", vendor=VENDOR
-                ) from None
-        out.append(DecodedMedia(index, data, removed or encoded is None, seed))
-    return out
 
 
 def _reparse(call: Call[Any], operation: str, parse: Callable[[HttpResult], T]) -> Call[T]:
@@ -505,6 +168,8 @@ def check_deployment_template(template: str) -> str:
 class OctoAIAPI(VendorAPI):
     vendor: ClassVar[str] = VENDOR
     request_id_headers: ClassVar[tuple[str, ...]] = ("X-User-Request-ID",)
+    inline_file_services: ClassVar[frozenset[str]] = frozenset({WHISPER_DEPLOYMENT_MARK})
+    max_inline_file_bytes: ClassVar[int] = MAX_INLINE_FILE_BYTES
 
     def __init__(
         self,
@@ -812,6 +477,27 @@ class OctoAIAPI(VendorAPI):
     def _is_text(service: str) -> bool:
         return service.strip().strip("/") in TEXT_CHAT_SERVICES
 
+    @classmethod
+    def takes_files_inline(cls, service: str) -> bool:
+        """A Whisper deployment (any deployment whose name holds ``whisper``) takes its audio inline."""
+        name = service.strip().strip("/")
+        return bool(_DEPLOYMENT_NAME.match(name)) and WHISPER_DEPLOYMENT_MARK in name.lower()
+
+    @classmethod
+    def describe_file_inputs(cls) -> str | None:
+        return (
+            f"inline, base64-encoded, for Whisper deployments (service '{WHISPER_DEPLOYMENT_MARK}'), "
+            f"at most {cls.max_inline_file_bytes:,} bytes per file"
+        )
+
+    @staticmethod
+    def _inline_files_encoded(input: dict[str, Any]) -> dict[str, Any]:
+        """Files given as :class:`InlineFile` values, as the base64 text a deployment's body carries."""
+        return {
+            key: base64.b64encode(value.content).decode("ascii") if isinstance(value, InlineFile) else value
+            for key, value in input.items()
+        }
+
     def answers_in_call(self, service: str) -> bool:
         """True for the text API (synchronous, with no status endpoint); images and deployments are
         submitted asynchronously and polled."""
@@ -867,6 +553,13 @@ class OctoAIAPI(VendorAPI):
             )
         if self._is_text(service):
             return self._chat_job(service, input)
+        if any(isinstance(value, InlineFile) for value in input.values()):
+            if not self.takes_files_inline(service):
+                raise InputValidationError(
+                    f"service {service!r} takes no file inline; only Whisper deployments do",
+                    vendor=self.vendor,
+                )
+            input = self._inline_files_encoded(input)
         call = self.infer_async(service, input)
 
         def parse(result: HttpResult) -> Job:

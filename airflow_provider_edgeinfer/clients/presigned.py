@@ -41,6 +41,7 @@ from airflow_provider_edgeinfer.exceptions import (
     VendorAPIError,
     VendorValidationError,
 )
+from airflow_provider_edgeinfer.secrets import mask_url
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -318,7 +319,11 @@ def put_error_mapper(
 
 
 def check_upload_url(url: str, vendor: str) -> str:
-    """A presigned URL the file may go to: https, or plain http only on loopback (the emulator)."""
+    """A presigned URL the file may go to: https, or plain http only on loopback (the emulator).
+
+    Its signature is handed to Airflow's masker here, the one door every presigned URL goes through.
+    """
+    mask_url(url)
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "https" and host:

@@ -36,6 +36,15 @@ _SECRET_KEYS = re.compile(
     r"[^\"'&\s,}]+"
 )
 
+# The same three shapes for vendor text, each with the value as group 2 (judged by _credential_like).
+_VENDOR_AUTHORIZATION = re.compile(
+    rf"(?i)({_QUOTE}(?:proxy-)?authorization{_QUOTE}\s*[:=]\s*{_QUOTE}(?:{_SCHEME})?)([^\s\"',;]+)"
+)
+_VENDOR_BEARER = re.compile(r"(?i)(bearer\s+)([^\s\"',;]+)")
+_VENDOR_SECRET_KEYS = re.compile(
+    rf"(?i)({_QUOTE}(?:api[_-]?key|secret|token|password|signature|sig){_QUOTE}\s*[:=]\s*{_QUOTE})([^\"'&\s,}}]+)"
+)
+
 
 def redact_url(url: str) -> str:
     """The URL without its query string and user info: enough to say where, nothing to replay."""
@@ -58,12 +67,45 @@ def _forms(secret: str) -> list[str]:
     return list(dict.fromkeys((secret, quote(secret, safe=""), json.dumps(secret)[1:-1])))
 
 
-def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Mask Authorization values, bearer tokens, ``key=value`` secrets and any known secret value."""
+def redact_known(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Mask each known secret value (raw, percent-encoded or JSON-escaped), and nothing else."""
     # Longest first: a secret containing a shorter one must not leave its tail behind.
     for secret in sorted((s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True):
         for form in _forms(secret):
             text = text.replace(form, REDACTED)
+    return text
+
+
+def _credential_like(value: str) -> bool:
+    """A value that may be a credential, not a placeholder (``<token>``) or a word (``send``)."""
+    if value.startswith(("<", "{", "[", "*")):
+        return False
+    return len(value) >= 20 or any(c.isdigit() for c in value)
+
+
+def redact_vendor_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """A vendor's own words with known secrets masked, and credential-like values after a secret's name.
+
+    Vendors name headers and placeholders in their messages ("send Authorization: Bearer <token>"):
+    those stay as written, where :func:`redact_text` would shred them.
+    """
+    text = redact_known(text, secrets)
+
+    def hide(match: re.Match[str]) -> str:
+        value = match.group(2)
+        return match.group(1) + (REDACTED if _credential_like(value) else value)
+
+    for pattern in (_VENDOR_AUTHORIZATION, _VENDOR_BEARER, _VENDOR_SECRET_KEYS):
+        text = pattern.sub(hide, text)
+    return text
+
+
+def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Mask Authorization values, bearer tokens, ``key=value`` secrets and any known secret value.
+
+    For text whose maker is unknown (an HTTP library's exception may quote the request's headers).
+    """
+    text = redact_known(text, secrets)
     text = _AUTHORIZATION.sub(
         lambda m: m.group(1) + (m.group(2) or "") + (m.group(3) or m.group(4) or "") + REDACTED, text
     )

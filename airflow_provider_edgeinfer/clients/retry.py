@@ -23,6 +23,7 @@ from airflow_provider_edgeinfer.exceptions import (
     MALFORMED_BODY,
     RateLimitError,
     ServerError,
+    TransportError,
     UnexpectedResponseError,
     VendorAPIError,
     VendorConnectionError,
@@ -117,6 +118,18 @@ def is_retryable(error: BaseException, safety: Safety) -> bool:
         return isinstance(error, ServerError) and status in RETRYABLE_STATUSES
     # CREATES_WORK: a 503 that says when to come back was refused before any work started.
     return isinstance(error, ServerError) and error.http_status == 503 and error.retry_after is not None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a failure may pass if the same thing is tried again later, rather than at once.
+
+    The one rule for "later": another poll of a request or a batch (a trigger tolerates a bounded
+    run of these), another round of a batch's item (``item_retries``), another read of a paid
+    result. No answer, a server error, a 429, or an answer that could not be read: none says
+    anything lasting about the request. (Whether a call may be repeated *now*, automatically, is
+    :func:`is_retryable`'s question: it also weighs what repeating could cost.)
+    """
+    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
 
 
 def wait_seconds(error: BaseException | None, attempt: int, settings: RetrySettings) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -45,8 +45,13 @@ GET_REQUEST_LIST_KEY = "infer_requests"
 #: LLM predictions stream server-sent events unless the input says ``"stream": false``
 #: (contract, "Outputs by service"); a chat input is recognised by this key.
 CHAT_INPUT_KEY = "messages"
-#: Human page for one request (assumed; the dashboard's path is not in the documents).
-CONSOLE_URL = "https://www.thetaedgecloud.com/dashboard/ai/inference/request"
+#: Where the vendor's dashboard lives for its own API host (assumed; the documents give no path).
+DASHBOARD_HOST = "https://www.thetaedgecloud.com"
+#: The dashboard's list of inference requests; ``/<request id>`` is one request's page (assumed).
+#: Any other API host (the emulator, a gateway) is asked for the same path on itself.
+DASHBOARD_PATH = "/dashboard/ai/inference/request"
+#: Human page for one request on the real dashboard.
+CONSOLE_URL = DASHBOARD_HOST + DASHBOARD_PATH
 
 STATES: dict[str, JobState] = {
     "pending": JobState.QUEUED,
@@ -436,8 +441,20 @@ class ThetaAPI(VendorAPI):
     def cancel(self, request_id: str) -> Call[CancelResult]:
         return self.cancel_request(request_id)
 
+    request_pages: ClassVar[bool] = True
+    batch_pages: ClassVar[bool] = True
+
+    def _dashboard(self) -> str:
+        """The dashboard that shows this connection's requests: the vendor's own for its API host,
+        else the connection's host itself (the emulator serves these pages)."""
+        return (DASHBOARD_HOST if self.base_url == BASE_URL else self.base_url) + DASHBOARD_PATH
+
     def console_url(self, request_id: str) -> str | None:
-        return f"{CONSOLE_URL}/{quote(request_id, safe='')}"
+        return f"{self._dashboard()}/{quote(request_id, safe='')}"
+
+    def batch_console_url(self, batch_id: str | None) -> str | None:
+        """A fan-out's requests are listed on the dashboard's request list."""
+        return self._dashboard()
 
     # -- capabilities ------------------------------------------------------------------------
 
@@ -448,8 +465,14 @@ class ThetaAPI(VendorAPI):
         """The project listing, when the connection names a project."""
         return bool(self.project_id)
 
-    def scan_requests(self, since: float) -> ListingScan:
-        return ListingScan(self.list_request_states(number=PAGE_SIZE), since, PAGE_SIZE)
+    # The listing takes ``state`` (contract, "Listing"): a watcher reads only what has not ended.
+    unfinished_states = tuple(name for name, job in STATES.items() if not job.terminal)
+    unsuccessful_states = tuple(
+        name for name, job in STATES.items() if job.terminal and job is not JobState.SUCCEEDED
+    )
+
+    def scan_requests(self, since: float, state: str | None = None) -> ListingScan:
+        return ListingScan(self.list_request_states(number=PAGE_SIZE, state=state), since, PAGE_SIZE, state)
 
     def listed_job(self, listed: ListedRequest, service: str | None = None) -> Job:
         return self.to_job(self.listed_request(listed), service)
@@ -535,7 +558,35 @@ def validate_input(service: Service, prediction: str | None, input: dict[str, An
                 f"got {type(value).__name__}",
                 vendor="theta",
             )
+        if expected in _FILE_TYPES and isinstance(value, str) and not is_file_reference(value):
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            raise InputValidationError(
+                f"service {service.alias!r} prediction {name!r}: file field {key!r} must hold an uploaded "
+                f"file's name or an http(s) URL, got {shown!r}",
+                vendor="theta",
+                hint=f"Upload the file first: input_files={{{key!r}: path}}, or pull one field of "
+                f"PresignedUploadOperator's result ({key!r}). Nothing was sent.",
+            )
     return name
+
+
+#: Input types whose value names a file: an uploaded file's name, or a URL the vendor fetches.
+_FILE_TYPES = frozenset({"file", "filename"})
+#: Characters no uploaded file's name holds: path separators, whitespace, and the quotes and brackets
+#: of a rendered dict or list (a whole XCom value pulled into the field).
+_NOT_IN_A_NAME = frozenset("/\\{}[]'\"") | frozenset(chr(c) for c in range(33))
+
+
+def is_file_reference(value: str) -> bool:
+    """Whether ``value`` can be a file field's value: an uploaded file's name or an http(s) URL.
+
+    Anything else (a local path, a rendered dict) would be sent as it is and fail at the vendor, or
+    worse, be taken for a name and answered for nothing.
+    """
+    if value.startswith(("https://", "http://")):
+        parts = urlsplit(value)
+        return bool(parts.hostname) and not any(c in value for c in " \t\r\n")
+    return 0 < len(value) <= 1024 and not any(c in _NOT_IN_A_NAME for c in value)
 
 
 _TYPES: dict[str, tuple[type, ...]] = {

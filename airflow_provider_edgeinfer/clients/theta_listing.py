@@ -125,17 +125,29 @@ class ListingScan:
     Pure: :meth:`walk` (blocking) and :meth:`awalk` (async) take the function that sends a call.
     """
 
-    def __init__(self, first: Call[Page[ListedRequest]], since: float, page_size: int) -> None:
+    def __init__(
+        self, first: Call[Page[ListedRequest]], since: float, page_size: int, state: str | None = None
+    ) -> None:
         self.next_call: Call[Page[ListedRequest]] | None = first
         #: Requests asked for per page (a server may serve fewer: a walk follows its pagination).
         self.page_size = page_size
+        #: The vendor state the listing was asked for (None: every state).
+        self.state = state
         self.cutoff = since - CLOCK_SKEW_SECONDS
         #: Pages read so far (a cost measure for pollers and tests).
         self.pages = 0
+        #: The listing's total on its first page, and whether a later page gave another: entries
+        #: moved between pages during the walk, so one may have been skipped (pages are offsets).
+        self.first_total: int | None = None
+        self.shifted = False
 
     def take(self, page: Page[ListedRequest]) -> list[ListedRequest]:
         """The entries of one page within the window; decides whether another page is read."""
         self.pages += 1
+        if self.pages == 1:
+            self.first_total = page.total
+        elif page.total != self.first_total:
+            self.shifted = True
         self.next_call = page.next_call
         kept: list[ListedRequest] = []
         for entry in page.items:

@@ -519,7 +519,8 @@ class AsyncClient(_Shell[A]):
             transport = default_async_transport(self.settings)
         self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
 
-    async def _send_once(self, call: Call[T]) -> T:
+    async def send_once(self, call: Call[T]) -> T:
+        """One attempt, no retry: for callers that pace and retry themselves (``ratelimit.PacedSender``)."""
         self._check(call)
         limit, seconds = self.settings.limits_of(call)
         deadline = Deadline(seconds, asyncio.get_running_loop().time)
@@ -557,7 +558,7 @@ class AsyncClient(_Shell[A]):
     async def send(self, call: Call[T]) -> T:
         async for attempt in AsyncRetrying(**self._retry_kwargs(call)):
             with attempt:
-                return await self._send_once(call)
+                return await self.send_once(call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def pages(self, first: Call[Page[T]]) -> AsyncIterator[Page[T]]:

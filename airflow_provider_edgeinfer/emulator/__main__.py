@@ -1,4 +1,4 @@
-"""``python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8080``."""
+"""``python -m airflow_provider_edgeinfer.emulator --host 127.0.0.1 --port 8765``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from typing import Any
 
 from airflow_provider_edgeinfer.emulator.state import VENDORS, EmulatorState, Faults, Timing
 
+#: Not 8080 (Airflow's API server), 8793 (its worker log server) or 8794 (its triggerer log server):
+#: the emulator runs beside a local Airflow.
+DEFAULT_PORT = 8765
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -17,7 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Serve emulated Theta EdgeCloud, OctoAI, infrai and OmniTensor APIs on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on (default {DEFAULT_PORT})"
+    )
     parser.add_argument(
         "--print-connections",
         action="store_true",

@@ -87,7 +87,7 @@ def bound_base(request: Request) -> str:
 
 def control_routes(state: EmulatorState) -> list[Route]:
     async def counters(request: Request) -> Response:
-        return JSONResponse(state.snapshot())
+        return JSONResponse(state.snapshot(brief=request.query_params.get("brief") == "1"))
 
     async def reset(request: Request) -> Response:
         state.reset()

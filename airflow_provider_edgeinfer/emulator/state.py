@@ -142,6 +142,8 @@ class EmulatorState:
         self.submissions: dict[str, Counter[str]] = {v: Counter() for v in VENDORS}
         self.faults_injected: Counter[str] = Counter()
         self.cancellations: Counter[str] = Counter()
+        #: Submissions of an identity already seen, per vendor (the duplicates, counted as they happen).
+        self.resent: Counter[str] = Counter()
         self.blobs: dict[str, Blob] = {}
         self._blob_dir = Path(tempfile.mkdtemp(prefix="edgeinfer-emulator-"))
         self._signing_key = secrets.token_bytes(32)
@@ -158,7 +160,10 @@ class EmulatorState:
         """Count one submission of ``identity``; returns how many times it has now been seen."""
         with self.lock:
             self.submissions[vendor][identity] += 1
-            return self.submissions[vendor][identity]
+            seen = self.submissions[vendor][identity]
+            if seen > 1:
+                self.resent[vendor] += 1
+            return seen
 
     @staticmethod
     def identity(*parts: Any) -> str:
@@ -166,8 +171,19 @@ class EmulatorState:
         raw = json.dumps(parts, sort_keys=True, default=str).encode()
         return hashlib.sha256(raw).hexdigest()[:24]
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, brief: bool = False) -> dict[str, Any]:
+        """Counters. ``brief``: per vendor, the number of distinct identities submitted and of
+        submissions beyond an identity's first (``resent``), instead of one entry per identity, which
+        would make every read of the counters of a million-item batch tens of MB."""
         with self.lock:
+            if brief:
+                return {
+                    "requests": dict(self.requests),
+                    "identities": {v: len(c) for v, c in self.submissions.items()},
+                    "resent": dict(self.resent),
+                    "cancellations": dict(self.cancellations),
+                    "clock": self.clock.now(),
+                }
             return {
                 "requests": dict(self.requests),
                 "submissions": {v: dict(c) for v, c in self.submissions.items()},
@@ -182,6 +198,7 @@ class EmulatorState:
             self.requests.clear()
             for c in self.submissions.values():
                 c.clear()
+            self.resent.clear()
             self.faults_injected.clear()
             self.cancellations.clear()
             self.scripted.clear()

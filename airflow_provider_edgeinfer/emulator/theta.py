@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from html import escape
+from itertools import islice
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -30,6 +34,12 @@ from airflow_provider_edgeinfer.emulator.strict import (
 
 VENDOR = "theta"
 PROJECT_ID = "prj_emulator"
+#: The dashboard's pages for humans: the request list, and ``/<request id>`` for one request. The
+#: contract names no dashboard; this is the path its clients link to (assumed), served here on the
+#: API host so that a link from a local run opens a page.
+DASHBOARD_PATH = "/dashboard/ai/inference/request"
+#: Requests shown on the list page, newest first.
+DASHBOARD_LIST_MAX = 200
 MAX_INPUT_BYTES = 10 * 1024 * 1024
 
 
@@ -144,6 +154,18 @@ def _authorize(request: Request, state: EmulatorState) -> None:
         raise HTTPError(401, "invalid or missing API key")
 
 
+#: The states a request is in before it ends.
+_UNFINISHED = ("pending", "processing")
+
+
+def _page(title: str, body: str) -> str:
+    """A small HTML page; ``title`` is escaped here, ``body`` must be built escaped."""
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(title)}</title></head>'
+        f"<body><h1>{escape(title)}</h1>{body}<p>Theta EdgeCloud (emulated)</p></body></html>"
+    )
+
+
 def _jobs(state: EmulatorState) -> dict[str, dict[str, Any]]:
     return state.tables["theta.jobs"]
 
@@ -174,7 +196,30 @@ class ThetaJobs:
             "webhook": None,
         }
         _jobs(self.state)[job["id"]] = job
+        self.state.tables["theta.unfinished"][job["id"]] = None
         return job
+
+    def listing(self, wanted: str | None, start: int, count: int) -> tuple[list[dict[str, Any]], int]:
+        """Jobs ``start .. start+count`` of the project's listing, newest first, and its total.
+
+        Jobs are kept in creation order, so newest first is that order reversed: no sort per call. A
+        listing of unfinished states reads only the jobs not yet known to have ended (pruned as they
+        end), so an emulator holding a million finished jobs still answers it at once.
+        """
+        table = _jobs(self.state)
+        if not wanted:
+            return list(islice(reversed(table.values()), start, start + count)), len(table)
+        if wanted in _UNFINISHED:
+            unfinished: dict[str, None] = self.state.tables["theta.unfinished"]
+            for request_id in list(unfinished):
+                job = table.get(request_id)  # a test may delete a job
+                if job is None or self.status(job) not in _UNFINISHED:
+                    del unfinished[request_id]
+            candidates: Iterable[dict[str, Any]] = (table[i] for i in reversed(unfinished))
+        else:
+            candidates = reversed(table.values())
+        matching = [j for j in candidates if self.status(j) == wanted]
+        return matching[start : start + count], len(matching)
 
     def status(self, job: dict[str, Any]) -> str:
         if job["cancelled_at"] is not None:
@@ -413,14 +458,11 @@ def create_app(state: EmulatorState) -> ASGIApp:
         page = int(request.query_params.get("page", 0))
         number = max(1, min(int(request.query_params.get("number", 50)), state.theta_page_cap))
         wanted = request.query_params.get("state")
-        all_jobs = sorted(_jobs(state).values(), key=lambda j: j["created"], reverse=True)
-        if wanted:
-            all_jobs = [j for j in all_jobs if jobs.status(j) == wanted]
-        chunk = all_jobs[page * number : (page + 1) * number]
+        chunk, total = jobs.listing(wanted, page * number, number)
         return ok(
             {
                 "infer_requests": [jobs.render(j) for j in chunk],
-                "pagination": {"page": page, "number": number, "total": len(all_jobs)},
+                "pagination": {"page": page, "number": number, "total": total},
             }
         )
 
@@ -451,7 +493,40 @@ def create_app(state: EmulatorState) -> ASGIApp:
     async def presign_named(request: Request) -> Response:
         return await presign(request, request.path_params["alias"], request.path_params["prediction"])
 
+    async def dashboard_request(request: Request) -> Response:
+        state.count(VENDOR, "dashboard_request")
+        job = _jobs(state).get(request.path_params["request_id"])
+        if job is None:
+            return HTMLResponse(_page("Inference request", "<p>No such request.</p>"), status_code=404)
+        shown = jobs.render(job)
+        rows = "".join(
+            f"<tr><th>{escape(k)}</th><td>{escape(str(shown[k]))}</td></tr>"
+            for k in (
+                "id",
+                "state",
+                "service_id",
+                "prediction",
+                "create_time",
+                "update_time",
+                "error_message",
+            )
+        )
+        return HTMLResponse(_page(f"Inference request {shown['id']}", f"<table>{rows}</table>"))
+
+    async def dashboard_list(request: Request) -> Response:
+        state.count(VENDOR, "dashboard_list")
+        newest = sorted(_jobs(state).values(), key=lambda j: j["created"], reverse=True)[:DASHBOARD_LIST_MAX]
+        # Relative to the list's own URL (".../request"), wherever the emulator is mounted.
+        items = "".join(
+            f'<li><a href="request/{quote(j["id"], safe="")}">{escape(j["id"])}</a> '
+            f"{escape(jobs.status(j))}</li>"
+            for j in newest
+        )
+        return HTMLResponse(_page("Inference requests", f"<ul>{items}</ul>"))
+
     routes = [
+        Route(DASHBOARD_PATH, dashboard_list, methods=["GET"]),
+        Route(DASHBOARD_PATH + "/{request_id}", dashboard_request, methods=["GET"]),
         Route("/service/list", list_services, methods=["GET"]),
         Route("/infer_request/{project_id}/list", list_requests, methods=["GET"]),
         Route("/infer_request/{alias}/input_presigned_urls", presign_default, methods=["POST"]),

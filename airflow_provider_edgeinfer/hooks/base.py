@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import json
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
@@ -20,56 +20,24 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
+from airflow_provider_edgeinfer.hooks.connections import MODELS, ConnectionExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call, Credentials, VendorAPI
+    from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
     from airflow_provider_edgeinfer.clients.jobs import Job
     from airflow_provider_edgeinfer.clients.presigned import PresignedTarget
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
+    from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
 T = TypeVar("T")
-
-#: Retries of a failed call after its first attempt, unless the connection's ``max_retries`` says otherwise.
-DEFAULT_MAX_RETRIES = 4
-
-#: Connection extras every vendor accepts (all optional), with what they mean.
-COMMON_EXTRAS: dict[str, str] = {
-    "timeout": "read timeout in seconds (default 60)",
-    "connect_timeout": "connect timeout in seconds (default 10)",
-    "max_retries": "retries of a failed call after its first attempt (default 4)",
-    "retry_initial_delay": "first backoff delay in seconds (default 0.5)",
-    "retry_max_delay": "longest single backoff delay in seconds (default 30)",
-    "retry_max_total_delay": "longest whole retry sequence in seconds (default 120)",
-    "max_connections": "connection pool size (default 100)",
-    "max_response_bytes": "largest decoded API answer in bytes, counted as it arrives (default 64 MiB)",
-    "call_deadline": "longest API exchange in seconds, connect to last byte (default 300)",
-    "max_download_bytes": "largest media file downloaded from an output URL, in bytes (default 2 GiB)",
-    "download_deadline": "longest media download in seconds (default 3600)",
-}
+E = TypeVar("E", bound=ConnectionExtras)
 
 
 def input_hash(input: Mapping[str, Any]) -> str:
     """A short digest of an inference input, to match a lost submission without keeping its input."""
     return hashlib.sha256(json.dumps(input, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def common_conn_fields() -> dict[str, Any]:
-    """Airflow 3 ``conn-fields`` for the common extras, shared by every connection type."""
-    number = {"type": ["number", "null"]}
-    return {
-        "timeout": {"label": "Read timeout (s)", "schema": number},
-        "max_retries": {"label": "Max retries per call", "schema": {"type": ["integer", "null"]}},
-        "retry_max_total_delay": {"label": "Max total retry delay (s)", "schema": number},
-        "max_response_bytes": {"label": "Max answer size (bytes)", "schema": {"type": ["integer", "null"]}},
-        "call_deadline": {"label": "Call deadline (s)", "schema": number},
-        "max_download_bytes": {
-            "label": "Max media download (bytes)",
-            "schema": {"type": ["integer", "null"]},
-        },
-        "download_deadline": {"label": "Media download deadline (s)", "schema": number},
-    }
 
 
 def base_url_from(conn: Connection, default: str, vendor: str) -> str:
@@ -98,13 +66,14 @@ def base_url_from(conn: Connection, default: str, vendor: str) -> str:
 
 
 class _Entry:
-    """One shared client and how many leases on it are outstanding."""
+    """One shared client, the hook that built it, and how many leases on it are outstanding."""
 
-    __slots__ = ("client", "key", "users")
+    __slots__ = ("client", "hook", "key", "users")
 
-    def __init__(self, key: str, client: AsyncClient[Any]) -> None:
+    def __init__(self, key: str, client: AsyncClient[Any], hook: EdgeInferHook) -> None:
         self.key = key
         self.client = client
+        self.hook = hook
         self.users = 0
 
 
@@ -116,16 +85,19 @@ class ClientLease:
     when its last lease is released, never before.
     """
 
-    __slots__ = ("_entry", "_registry", "client")
+    __slots__ = ("_entry", "_registry", "client", "hook", "key")
 
     def __init__(self, registry: _SharedClients, entry: _Entry) -> None:
         self._registry = registry
         self._entry: _Entry | None = entry
         self.client = entry.client
+        #: The hook that built the client (its connection already read): every holder's hook.
+        self.hook = entry.hook
+        #: The connection's key on this loop (what a poller of the connection is found by).
+        self.key = entry.key
 
     def __repr__(self) -> str:
-        key = self._entry.key if self._entry else None
-        return f"ClientLease(key={key!r}, released={self.released})"
+        return f"ClientLease(key={self.key!r}, released={self.released})"
 
     @property
     def released(self) -> bool:
@@ -185,8 +157,11 @@ class _SharedClients:
         loop = asyncio.get_running_loop()
         return self._by_loop.setdefault(loop, {})
 
-    async def lease(self, key: str, build: Callable[[], Awaitable[AsyncClient[Any]]]) -> ClientLease:
-        """A lease on the client of ``key``; only the first of many users arriving together builds it.
+    async def lease(
+        self, key: str, build: Callable[[], Awaitable[tuple[AsyncClient[Any], EdgeInferHook]]]
+    ) -> ClientLease:
+        """A lease on the client of ``key``; only the first of many users arriving together builds it
+        (``build`` returns the client and the hook that built it, which every lease hands out).
 
         The others wait for that build (a waiter cancelled holds nothing; a build that fails or is
         cancelled lets the next waiter try).
@@ -206,8 +181,8 @@ class _SharedClients:
             await mine
         waiting = building[key] = []
         try:
-            client = await build()
-            return self.acquire(key, lambda: client)
+            client, hook = await build()
+            return self.acquire(key, lambda: client, hook)
         finally:
             del building[key]
             # Woken now, ahead of any task the builder goes on to start (a poller): they join first.
@@ -215,15 +190,16 @@ class _SharedClients:
                 if not waiter.done():
                     waiter.set_result(None)
 
-    def acquire(self, key: str, factory: Callable[[], AsyncClient[Any]]) -> ClientLease:
-        """A lease on the client of ``key``, built by ``factory`` if there is none on this loop."""
+    def acquire(self, key: str, factory: Callable[[], AsyncClient[Any]], hook: EdgeInferHook) -> ClientLease:
+        """A lease on the client of ``key``, built by ``factory`` (for ``hook``) if there is none on
+        this loop."""
         table = self._table()
         entry = table.get(key)
         if entry is None:
             client = factory()  # may suspend this task (see the class docstring)
             entry = table.get(key)
             if entry is None:
-                entry = table[key] = _Entry(key, client)
+                entry = table[key] = _Entry(key, client, hook)
             else:
                 self._close_later(client)
         entry.users += 1
@@ -287,9 +263,6 @@ class _SharedClients:
 
 shared_clients = _SharedClients()
 
-#: Longest the UI's Test button waits for any one call.
-TEST_CONNECTION_SECONDS = 10.0
-
 
 class EdgeInferHook(BaseHook):
     """Base of the vendor hooks: an Airflow connection turned into a vendor API client."""
@@ -300,11 +273,25 @@ class EdgeInferHook(BaseHook):
     hook_name: ClassVar[str] = ""
     vendor: ClassVar[str] = ""
 
-    def __init__(self, conn_id: str | None = None, *, http_settings: HttpSettings | None = None) -> None:
+    def __init__(
+        self,
+        conn_id: str | None = None,
+        *,
+        http_settings: HttpSettings | None = None,
+        connection: Connection | None = None,
+    ) -> None:
+        """Read nothing yet: the connection is looked up on first use.
+
+        :param conn_id: the Airflow connection (default: the vendor's ``edgeinfer_<vendor>_default``).
+        :param http_settings: timeouts, retries and limits to use instead of the connection's extras
+            (the connection check sends every call once with its own).
+        :param connection: the connection, when the caller already read it (to choose this hook by
+            its type): checked and used instead of being read again.
+        """
         super().__init__()
         self.conn_id = conn_id or self.default_conn_name
         self._http_settings = http_settings
-        self._conn: Connection | None = None
+        self._conn: Connection | None = None if connection is None else self._check_type(connection)
         #: Leases taken by :meth:`aget_client`, given back by :meth:`arelease` (newest first).
         self._leases: list[ClientLease] = []
 
@@ -314,18 +301,29 @@ class EdgeInferHook(BaseHook):
     # -- what each vendor defines --------------------------------------------------------------
 
     def build_api(self, conn: Connection) -> VendorAPI:
+        """The vendor's API client (pure call builders) for this connection's hosts and extras.
+
+        :param conn: the connection, already read.
+        """
         raise NotImplementedError
 
     def credentials(self, conn: Connection) -> Credentials:
-        from airflow_provider_edgeinfer.clients.core import Credentials
+        """The connection's API key (the password field, or the ``api_key`` extra) and any secret.
 
-        key = conn.password or conn.extra_dejson.get("api_key")
+        :param conn: the connection, already read.
+        """
+        from airflow_provider_edgeinfer.clients.core import Credentials
+        from airflow_provider_edgeinfer.secrets import mask
+
+        api_key = self.extras(conn).api_key
+        key = conn.password or (api_key.get_secret_value() if api_key else None)
         if not key:
             raise ConfigurationError(
                 f"connection {self.conn_id!r} has no API key",
                 vendor=self.vendor,
                 hint="Put the key in the connection's password field.",
             )
+        mask(key)
         return Credentials.of(key)
 
     def validate_submission(
@@ -335,6 +333,11 @@ class EdgeInferHook(BaseHook):
 
         Building the submit call is pure and runs each client's local checks (OctoAI's OpenAPI
         schema and 10 MB limit, infrai's routes, prediction support); vendors add catalogue checks.
+
+        :param service: the service, in the vendor's naming.
+        :param prediction: the prediction name, for services that have several (None: the default).
+        :param input: the inference input.
+        :param options: extra keyword arguments of the vendor's submit.
         """
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
@@ -373,6 +376,12 @@ class EdgeInferHook(BaseHook):
         the clocks' difference), and is not one of ``known_ids``; submissions with equal inputs are
         matched one request each. ``send`` reads each page (default :meth:`run`). Without
         :attr:`finds_lost_submissions` nothing is found: a key missing from the answer may still exist.
+
+        :param service: the service the submissions named.
+        :param prediction: the prediction they named (None: any).
+        :param lost: key -> (input hash, epoch seconds when it was sent).
+        :param known_ids: request ids already accounted for, never matched.
+        :param send: sends one listing call (default :meth:`run`).
         """
         return {}
 
@@ -382,16 +391,31 @@ class EdgeInferHook(BaseHook):
         """A request matching this submission made at or after ``since``, if the vendor can list them.
 
         Used when a previous try died between sending a request and learning its id.
+
+        :param service: the service the submission named.
+        :param prediction: the prediction it named (None: any).
+        :param input: the input it sent.
+        :param since: epoch seconds when it was sent.
         """
         if not self.finds_lost_submissions:
             return None
         return self.find_lost_submissions(service, prediction, {0: (input_hash(input), since)}).get(0)
 
     def check_upload_field(self, service: str, prediction: str | None, field: str) -> None:
-        """Refuse, before any upload, an input ``field`` the service does not take (if the vendor says)."""
+        """Refuse, before any upload, an input ``field`` the service does not take (if the vendor says).
+
+        :param service: the service the file is for.
+        :param prediction: its prediction name (None: the default).
+        :param field: the input field the uploaded file's name fills.
+        """
 
     def presign_input_upload(self, service: str, prediction: str | None, field: str) -> PresignedTarget:
-        """Where one file for input ``field`` goes; only when ``"input"`` is in ``api.upload_kinds``."""
+        """Where one file for input ``field`` goes; only when ``"input"`` is in ``api.upload_kinds``.
+
+        :param service: the service the file is for.
+        :param prediction: its prediction name (None: the default).
+        :param field: the input field the uploaded file's name fills.
+        """
         raise ConfigurationError(f"{self.vendor} takes no uploaded input files", vendor=self.vendor)
 
     def inline_files_hint(self) -> str:
@@ -399,10 +423,17 @@ class EdgeInferHook(BaseHook):
         return "Put the data inline in the input. Nothing was sent."
 
     def check_native_batch_service(self, service: str) -> None:
-        """Refuse, before anything is sent, a service the vendor's native batch does not run."""
+        """Refuse, before anything is sent, a service the vendor's native batch does not run.
+
+        :param service: the service of the batch.
+        """
 
     def estimate_batch_cost(self, service: str, inputs: Sequence[dict[str, Any]]) -> float | None:
-        """The vendor's estimate of a native batch's cost before it is submitted, if it gives one."""
+        """The vendor's estimate of a native batch's cost before it is submitted, if it gives one.
+
+        :param service: the service of the batch.
+        :param inputs: every item's input.
+        """
         return None
 
     # -- connection ----------------------------------------------------------------------------
@@ -414,7 +445,28 @@ class EdgeInferHook(BaseHook):
                 vendor=self.vendor,
                 hint=f"Use a connection of type {self.conn_type}.",
             )
+        self.extras(conn)  # refuse a typo'd or invalid extra before anything is built from it
         return conn
+
+    def extras(self, conn: Connection) -> ConnectionExtras:
+        """The connection's extras, checked by its type's model (:mod:`~.connections`).
+
+        :param conn: the connection, already read.
+        """
+        # A connection type without a model of its own (a vendor added outside this package) has
+        # the extras every vendor takes.
+        return self.read_extras(conn, MODELS.get(self.conn_type, ConnectionExtras))
+
+    def read_extras(self, conn: Connection, model: type[E]) -> E:
+        """:meth:`extras` as ``model`` (a vendor hook's own fields), or a ``ConfigurationError``.
+
+        :param conn: the connection, already read.
+        :param model: the extras model to read them as.
+        """
+        try:
+            return model.parse(conn.extra_dejson, self.conn_id)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc), vendor=self.vendor) from None
 
     @property
     def connection(self) -> Connection:
@@ -429,54 +481,32 @@ class EdgeInferHook(BaseHook):
         return self._conn
 
     def http_settings(self, conn: Connection) -> HttpSettings:
-        from airflow_provider_edgeinfer.arguments import finite_extras
-        from airflow_provider_edgeinfer.clients import limits
+        """Timeouts, retries and limits from the connection's extras (or the hook's own settings).
+
+        :param conn: the connection, already read.
+        """
         from airflow_provider_edgeinfer.clients.retry import RetrySettings
         from airflow_provider_edgeinfer.clients.transport import HttpSettings
 
         if self._http_settings is not None:
             return self._http_settings
-        # The connection form stores an untouched optional field as null or "": that means the default.
-        extra = {k: v for k, v in conn.extra_dejson.items() if v is not None and v != ""}
-        try:
-            # float("nan") and float("inf") parse: refused here, before a call is built with them.
-            finite_extras(extra, COMMON_EXTRAS)
-            retries = int(extra.get("max_retries", DEFAULT_MAX_RETRIES))
-            if retries < 0:
-                raise ValueError("max_retries must be 0 or more")
-            retry = RetrySettings(
-                max_attempts=retries + 1,
-                initial_delay=float(extra.get("retry_initial_delay", 0.5)),
-                max_delay=float(extra.get("retry_max_delay", 30.0)),
-                max_total_delay=float(extra.get("retry_max_total_delay", 120.0)),
-            )
-            settings = HttpSettings(
-                connect_timeout=float(extra.get("connect_timeout", 10.0)),
-                read_timeout=float(extra.get("timeout", 60.0)),
-                max_connections=int(extra.get("max_connections", 100)),
-                retry=retry,
-                max_response_bytes=int(extra.get("max_response_bytes", limits.DEFAULT_MAX_RESPONSE_BYTES)),
-                call_deadline=float(extra.get("call_deadline", limits.DEFAULT_CALL_DEADLINE)),
-                max_download_bytes=int(extra.get("max_download_bytes", limits.DEFAULT_MAX_DOWNLOAD_BYTES)),
-                download_deadline=float(extra.get("download_deadline", limits.DEFAULT_DOWNLOAD_DEADLINE)),
-            )
-            bounds = (
-                settings.connect_timeout,
-                settings.read_timeout,
-                settings.max_connections,
-                settings.max_response_bytes,
-                settings.call_deadline,
-                settings.max_download_bytes,
-                settings.download_deadline,
-            )
-            if min(bounds) <= 0:
-                raise ValueError("timeouts, deadlines, sizes and max_connections must be positive")
-            return settings
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(
-                f"connection {self.conn_id!r} has an invalid timeout, limit or retry extra: {exc}",
-                vendor=self.vendor,
-            ) from None
+        extras = self.extras(conn)  # numbers checked there: finite, whole, within bounds
+        retry = RetrySettings(
+            max_attempts=extras.max_retries + 1,
+            initial_delay=extras.retry_initial_delay,
+            max_delay=extras.retry_max_delay,
+            max_total_delay=extras.retry_max_total_delay,
+        )
+        return HttpSettings(
+            connect_timeout=extras.connect_timeout,
+            read_timeout=extras.timeout,
+            max_connections=extras.max_connections,
+            retry=retry,
+            max_response_bytes=extras.max_response_bytes,
+            call_deadline=extras.call_deadline,
+            max_download_bytes=extras.max_download_bytes,
+            download_deadline=extras.download_deadline,
+        )
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -496,14 +526,23 @@ class EdgeInferHook(BaseHook):
         return SyncClient(self.api, self.credentials(conn), self.http_settings(conn))
 
     def run(self, call: Call[T]) -> T:
-        """Send one call from a worker."""
+        """Send one call from a worker.
+
+        :param call: a call built by :attr:`api`'s methods.
+        """
         return self.get_conn().send(call)
 
-    def _shared_key(self) -> str:
-        return f"{self.conn_type}:{self.conn_id}"
+    @property
+    def shared_key(self) -> str:
+        """The key of this connection's shared async client: the connection id alone, so a trigger
+        joins a live client before it knows the connection's type (see ``hooks.alease_connection``)."""
+        return self.conn_id
 
     def async_client(self, conn: Connection) -> AsyncClient[Any]:
-        """A new async client of ``conn`` (the shared registry decides when one is needed)."""
+        """A new async client of ``conn`` (the shared registry decides when one is needed).
+
+        :param conn: the connection, already read.
+        """
         from airflow_provider_edgeinfer.clients.transport import AsyncClient
 
         return AsyncClient(self.api, self.credentials(conn), self.http_settings(conn))
@@ -517,13 +556,10 @@ class EdgeInferHook(BaseHook):
         starting together) neither look the connection up a thousand times nor build spare clients.
         """
 
-        async def build() -> AsyncClient[Any]:
-            conn = await self.aconnection()
-            if "api" not in self.__dict__:
-                self.__dict__["api"] = self.build_api(conn)
-            return self.async_client(conn)
+        async def build() -> tuple[AsyncClient[Any], EdgeInferHook]:
+            return self.async_client(await self.aconnection()), self
 
-        return await shared_clients.lease(self._shared_key(), build)
+        return await shared_clients.lease(self.shared_key, build)
 
     async def aget_client(self) -> AsyncClient[Any]:
         """The shared async client (see :meth:`alease`), held until this hook's :meth:`arelease`.
@@ -536,6 +572,7 @@ class EdgeInferHook(BaseHook):
         return lease.client
 
     async def arelease(self) -> None:
+        """Give back the latest lease :meth:`aget_client` took (nothing if it took none)."""
         if self._leases:
             await self._leases.pop().release()
 
@@ -544,13 +581,19 @@ class EdgeInferHook(BaseHook):
 
         Bounded by the connection's ``max_download_bytes`` and ``download_deadline``; no credential
         is sent. See :func:`~airflow_provider_edgeinfer.clients.transport.download_media`.
+
+        :param url: the media's http(s) URL.
+        :param out: a binary file object the bytes are written to.
         """
         from airflow_provider_edgeinfer.clients.transport import download_media
 
         return download_media(url, out, self.http_settings(self.connection), vendor=self.vendor)
 
     async def arun(self, call: Call[T]) -> T:
-        """Send one call from an event loop, on the shared client."""
+        """Send one call from an event loop, on the shared client.
+
+        :param call: a call built by :attr:`api`'s methods.
+        """
         client = await self.aget_client()
         try:
             return await client.send(call)
@@ -569,21 +612,57 @@ class EdgeInferHook(BaseHook):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- connection checks (``python -m airflow_provider_edgeinfer.check`` and the Test button) ----
+
+    #: Why :meth:`paid_check` refuses, for a vendor that states no price before an inference.
+    paid_check_refusal: ClassVar[str] = "no price is known"
+
+    def read_only_checks(self) -> Iterator[CheckResult]:
+        """The cheapest read-only calls of this vendor (key accepted, lists read), one result each.
+
+        Nothing is created or billed. Each call is sent as this hook is configured: give it
+        :func:`~airflow_provider_edgeinfer.hooks.checks.check_settings` for one attempt within 10 s.
+        """
+        from airflow_provider_edgeinfer.hooks.checks import CheckResult
+
+        yield CheckResult("read-only checks", None, f"{self.vendor} declares none; nothing was sent")
+
+    def attempt(
+        self,
+        name: str,
+        call: Call[Any],
+        describe: Callable[[Any, HttpResult], str],
+        notes: Callable[[Any, HttpResult], list[str]] | None = None,
+    ) -> CheckResult:
+        """One check of :meth:`read_only_checks`: ``call`` sent as this hook is configured.
+
+        :param name: what the check shows (``"key accepted (models listed)"``).
+        :param call: the read-only call to send.
+        :param describe: what worked, from the parsed answer and the raw one.
+        :param notes: the shapes the vendor chose where the client tolerates more than one.
+        """
+        from airflow_provider_edgeinfer.hooks.checks import attempt
+
+        return attempt(name, self, call, describe, notes)
+
+    def paid_check(self, limit: float, wait: float) -> CheckResult:
+        """One smallest inference, only if its price or estimate is known and at most ``limit``.
+
+        :param limit: the most it may cost, in the vendor's billing currency.
+        :param wait: seconds the inference may run before the check gives up on it.
+        """
+        from airflow_provider_edgeinfer.hooks.checks import CheckResult
+
+        return CheckResult("paid inference", None, f"refused: {self.paid_check_refusal}; nothing was sent")
+
     # -- Airflow UI ----------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: the read-only checks of ``python -m airflow_provider_edgeinfer.check``.
 
-        Every call is sent once (no retries) and bounded by :data:`TEST_CONNECTION_SECONDS`, so the
-        button answers quickly and says which call failed.
+        Every call is sent once (no retries), all within :data:`~.probe.TEST_CONNECTION_SECONDS`,
+        and the answer says which check failed, in words Airflow's CLI prints as written.
         """
-        from airflow_provider_edgeinfer.check import check_settings, read_only_checks, summary
+        from airflow_provider_edgeinfer.hooks.probe import probe_connection
 
-        probe = type(self)(self.conn_id, http_settings=check_settings(TEST_CONNECTION_SECONDS))
-        try:
-            results = read_only_checks(probe)
-        except Exception as exc:  # a connection that cannot be used; our errors carry no secrets
-            return False, str(exc)
-        finally:
-            probe.close()
-        return not any(r.ok is False for r in results), summary(results)
+        return probe_connection(self)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_edgeinfer.clients.infrai import InfraiAPI
+    from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
 
 #: Expected output tokens of a chat item without ``max_tokens`` (infrai's own estimate default).
@@ -76,6 +78,9 @@ class InfraiHook(EdgeInferHook):
         estimated together (prices are per token, so one call per group gives the same sum as one per
         item), in as few calls as the text size allows. Other capabilities have no estimate before
         submission; the submit's own ``estimated_cost_usd`` is checked for them instead.
+
+        :param service: the service of the batch (only ``chat.completions`` is priced).
+        :param inputs: every item's input.
         """
         if service != "chat.completions":
             return None
@@ -103,3 +108,61 @@ class InfraiHook(EdgeInferHook):
                     size += len(prompt) + 1
                     tokens += expected
         return round(total, 8)
+
+    # -- connection checks ---------------------------------------------------------------------
+
+    def read_only_checks(self) -> Iterator[CheckResult]:
+        from airflow_provider_edgeinfer.hooks.checks import count
+
+        api = self.api
+        yield self.attempt(
+            "key accepted (models listed)",
+            api.list_models(),
+            lambda models, _: count(models.data, "models"),
+        )
+        yield self.attempt(
+            "native methods (batch list)",
+            api.batch_list(limit=1),
+            lambda page, _: f"{page.total if page.total is not None else len(page.items)} batches",
+        )
+        yield self.attempt(
+            "native methods (voices)",
+            api.tts_voices(limit=1),
+            lambda page, _: f"{page.total if page.total is not None else len(page.items)} voices",
+        )
+
+    def paid_check(self, limit: float, wait: float) -> CheckResult:
+        """The cheapest chat turn by infrai's own estimate, if that estimate is within ``limit``.
+
+        :param limit: the most it may cost, in the vendor's billing currency.
+        :param wait: seconds the inference may run before the check gives up on it.
+        """
+        from airflow_provider_edgeinfer.clients.infrai import core_cost
+        from airflow_provider_edgeinfer.costs import usd
+        from airflow_provider_edgeinfer.hooks.checks import TINY_CHAT, CheckResult, raw, unknown_fields
+
+        api = self.api
+        estimates = self.run(api.cost_compare(TINY_CHAT, expected_output_tokens=1)).data.estimates
+        if not estimates:
+            return CheckResult("paid inference", None, "refused: no estimate came back; nothing was sent")
+        cheapest = min(estimates, key=lambda e: e.breakdown.total_usd)
+        if cheapest.breakdown.total_usd > limit:
+            return CheckResult(
+                "paid inference",
+                None,
+                f"refused: the cheapest, {cheapest.model}, is estimated at "
+                f"{usd(cheapest.breakdown.total_usd)} > {usd(limit)}; nothing was sent",
+            )
+        call = api.chat_completion(
+            {"model": cheapest.model, "messages": TINY_CHAT, "max_tokens": 1},
+            idempotency_key=uuid.uuid4().hex,
+        )
+        value, result = self.run(raw(call))
+        cost = core_cost(api.json_body(result))
+        return CheckResult(
+            "paid inference",
+            True,
+            f"{cheapest.model}: {value.choices[0].message.content!r}" if value.choices else cheapest.model,
+            unknown_fields=unknown_fields(value),
+            cost=usd(cost) if cost is not None else f"estimated {usd(cheapest.breakdown.total_usd)}",
+        )

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.connections import OctoAIExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
+    from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
 #: Where the other OctoAI hosts live relative to a loopback host (the emulator's layout).
 LOOPBACK_TEXT_SUFFIX = "/text"
 LOOPBACK_DEPLOYMENT_SUFFIX = "/deployments/{name}"
+#: A request id OctoAI cannot know: the async host answers it with a 4xx (the connection check).
+PROBE_ID = "edgeinfer-check-probe"
 
 
 def _url_extra(value: str) -> str:
@@ -71,11 +76,10 @@ class OctoAIHook(EdgeInferHook):
             defaults = (image, image + LOOPBACK_TEXT_SUFFIX, image + LOOPBACK_DEPLOYMENT_SUFFIX)
         else:
             defaults = (ASYNC_BASE_URL, TEXT_BASE_URL, DEPLOYMENT_URL_TEMPLATE)
-        extra = conn.extra_dejson
-        names = ("async_host", "text_host", "deployment_url_template")
+        extras = self.read_extras(conn, OctoAIExtras)
+        given = (extras.async_host, extras.text_host, extras.deployment_url_template)
         async_url, text_url, template = (
-            _url_extra(str(extra[name])) if extra.get(name) else default
-            for name, default in zip(names, defaults, strict=True)
+            _url_extra(value) if value else default for value, default in zip(given, defaults, strict=True)
         )
         return OctoAIAPI(image, async_url, text_url, template)
 
@@ -87,3 +91,28 @@ class OctoAIHook(EdgeInferHook):
             f"'audio'), at most {MAX_ASYNC_BODY_BYTES:,} bytes for a whole asynchronous request, or "
             "give a URL it can fetch. Nothing was sent."
         )
+
+    # -- connection checks ---------------------------------------------------------------------
+
+    paid_check_refusal: ClassVar[str] = "OctoAI's API states no price before an inference"
+
+    def read_only_checks(self) -> Iterator[CheckResult]:
+        from airflow_provider_edgeinfer.exceptions import EdgeInferError, JobFailedError
+        from airflow_provider_edgeinfer.hooks.checks import CheckResult, count, error_text
+
+        api = self.api
+        yield self.attempt(
+            "token accepted (text models listed)",
+            api.list_text_models(),
+            lambda models, _: count(models.data, "text models"),
+        )
+        try:
+            self.run(api.poll(PROBE_ID))
+            yield CheckResult("async host reachable", True, "a probe id was answered")
+        except JobFailedError as exc:
+            # OctoAI reports an unknown request with a 4xx: the host answered and took the token.
+            yield CheckResult(
+                "async host reachable", True, f"an unknown id was answered HTTP {exc.http_status}"
+            )
+        except EdgeInferError as exc:
+            yield CheckResult("async host reachable", False, error_text(exc))

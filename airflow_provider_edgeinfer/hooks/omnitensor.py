@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
 from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.connections import OmniTensorExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.clients.core import Credentials
     from airflow_provider_edgeinfer.clients.omnitensor import OmniTensorAPI
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, SyncClient
+    from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
 
 class OmniTensorHook(EdgeInferHook):
@@ -40,33 +43,27 @@ class OmniTensorHook(EdgeInferHook):
     api: OmniTensorAPI  # type: ignore[assignment]
 
     def build_api(self, conn: Connection) -> OmniTensorAPI:
-        from airflow_provider_edgeinfer.clients.omnitensor import (
-            BASE_URL,
-            DEFAULT_MAX_MODEL_BYTES,
-            OmniTensorAPI,
-        )
+        from airflow_provider_edgeinfer.clients.omnitensor import BASE_URL, OmniTensorAPI
 
-        raw_limit = conn.extra_dejson.get("max_model_bytes", DEFAULT_MAX_MODEL_BYTES)
-        try:
-            limit = int(raw_limit)
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"connection {self.conn_id!r} has a non-integer max_model_bytes extra", vendor=self.vendor
-            ) from None
-        return OmniTensorAPI(base_url_from(conn, BASE_URL, self.vendor), max_model_bytes=limit)
+        extras = self.read_extras(conn, OmniTensorExtras)
+        return OmniTensorAPI(
+            base_url_from(conn, BASE_URL, self.vendor), max_model_bytes=extras.max_model_bytes
+        )
 
     def credentials(self, conn: Connection) -> Credentials:
         from airflow_provider_edgeinfer.clients.core import Credentials
+        from airflow_provider_edgeinfer.secrets import mask
 
         key = super().credentials(conn).api_key.get_secret_value()
-        secret = conn.extra_dejson.get("secret")
-        if not secret:
+        secret = self.read_extras(conn, OmniTensorExtras).secret
+        if not secret or not secret.get_secret_value():
             raise ConfigurationError(
                 f"connection {self.conn_id!r} has no API secret",
                 vendor=self.vendor,
                 hint="Put the OmniTensor secret in the connection's extra 'secret'.",
             )
-        return Credentials.of(key, str(secret))
+        mask(secret.get_secret_value())
+        return Credentials.of(key, secret.get_secret_value())
 
     def inline_files_hint(self) -> str:
         return (
@@ -94,3 +91,27 @@ class OmniTensorHook(EdgeInferHook):
         # Built once per connection and loop (the shared registry leases it to every later hook), so
         # a thousand triggers still make one token exchange. The connection is already loaded.
         return AsyncClient(self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth)
+
+    # -- connection checks ---------------------------------------------------------------------
+
+    paid_check_refusal: ClassVar[str] = "OmniTensor states an inference's cost (in OMNIT) only after it ran"
+
+    def read_only_checks(self) -> Iterator[CheckResult]:
+        from airflow_provider_edgeinfer.hooks.checks import count
+
+        api = self.api
+        yield self.attempt(
+            "key and secret exchanged, balance read",
+            api.balance(),
+            lambda balance, _: f"balance {balance.balance} {balance.currency}",
+        )
+        yield self.attempt(
+            "models listed",
+            api.list_models(limit=1),
+            lambda page, _: count(page, "model(s) on the first page"),
+            lambda _, result: (
+                ["the model list came as an object, not the documented bare array"]
+                if result.content.lstrip()[:1] == b"{"
+                else []
+            ),
+        )

@@ -15,7 +15,9 @@ from airflow_provider_edgeinfer.exceptions import InputValidationError
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_edgeinfer.clients.core import InlineFile
     from airflow_provider_edgeinfer.clients.presigned import UploadSource
+    from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 #: Remote (object storage) files are read through a read-ahead buffer of this size. Measured with
 #: s3fs against moto: a file's reader peaks at about 5x this (response, join, cache), whatever the
@@ -37,23 +39,17 @@ def is_many(spec: Any) -> bool:
 
 
 def to_path(value: Any, conn_id: str | None = None) -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` from a path, a URI or a path object; ``conn_id`` for bare URIs."""
+    """An ``ObjectStoragePath`` from a path, a URI or a path object; ``conn_id`` for URIs naming none."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     if isinstance(value, ObjectStoragePath):
         return value
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(text, str) or not text.strip():
         raise InputValidationError(f"source {value!r} is not a path or URI")
-    scheme, _, rest = text.partition("://")
-    if conn_id and rest and scheme not in _LOCAL and "@" not in rest.split("/", 1)[0]:
-        try:
-            return ObjectStoragePath(text, conn_id=conn_id)
-        except Exception as exc:
-            raise InputValidationError(f"source {text!r} is not a usable URI: {exc}") from None
-    return as_storage_path(text, field="source")
+    return as_storage_path(text, field="source", conn_id=conn_id)
 
 
 def label(path: ObjectStoragePath) -> str:
@@ -157,3 +153,28 @@ def upload_source(path: ObjectStoragePath) -> UploadSource:
         lambda: open_remote("rb", block_size=REMOTE_BLOCK_BYTES),
         name=path.name,
     )
+
+
+def read_inline(
+    hook: EdgeInferHook, service: str, field: str, path: ObjectStoragePath, *, logger: Any = None
+) -> InlineFile:
+    """A file read whole, for a client that sends it inside the call; never more than it takes."""
+    import mimetypes
+
+    from airflow_provider_edgeinfer.clients.core import InlineFile
+
+    limit = hook.api.max_inline_file_bytes
+    # One byte past the limit proves a file too large, whatever its listing said.
+    with cast("Any", path).open("rb") as handle:  # ObjectStoragePath.open is untyped
+        content = handle.read(limit + 1)
+    if len(content) > limit:
+        raise InputValidationError(
+            f"input_files[{field!r}] ({label(path)}) is larger than the {limit:,} bytes "
+            f"{hook.vendor} takes inline for {service}",
+            vendor=hook.vendor,
+            hint="Split or compress the file. Nothing was sent.",
+        )
+    kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if logger is not None:
+        logger.info("read %s (%d bytes) to send inline as %r", label(path), len(content), field)
+    return InlineFile(path.name, content, kind)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
-from airflow.sdk.configuration import conf
 
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
@@ -27,7 +27,8 @@ from airflow_provider_edgeinfer.exceptions import (
     ResultExpiredError,
     naming_vendor,
 )
-from airflow_provider_edgeinfer.operators.links import VendorRequestLink
+from airflow_provider_edgeinfer.lineage import Lineage
+from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -55,20 +56,6 @@ def idempotency_key(context: Context, content: str) -> str:
     return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
-def _file_vendors() -> str:
-    """The vendors that take input files, and how: by presigned upload, or inline for some services."""
-    from airflow_provider_edgeinfer.clients.core import api_classes
-    from airflow_provider_edgeinfer.hooks import VENDORS
-
-    ways = []
-    for vendor, api in sorted(api_classes(VENDORS).items()):
-        if "input" in api.upload_kinds:
-            ways.append(f"{vendor} (presigned uploads)")
-        elif api.inline_file_services:
-            ways.append(f"{vendor} (inline: {', '.join(sorted(api.inline_file_services))})")
-    return "; ".join(ways) or "none"
-
-
 def _task_identity(context: Context) -> str:
     """Whom a synchronous vendor's answer is sealed for (see ``triggers/events.py``)."""
     from airflow_provider_edgeinfer.triggers.events import task_identity_of
@@ -86,7 +73,7 @@ class InferenceOperator(BaseOperator):
         ``chat/completions``, with ``input={"model": ..., "messages": [...]}``) is called in the
         triggerer when deferred, and its answer travels back sealed. Templated.
     :param input: the inference input (dict, or a ``.json`` template file). Templated.
-    :param input_files: input field -> one file (local path, URI such as ``s3://conn_id@bucket/key``,
+    :param input_files: input field -> one file (local path, URI such as ``s3://bucket/key``,
         or ``ObjectStoragePath``) uploaded to the vendor before submitting; the field then names the
         uploaded file. Only for vendors that take uploaded input files (``"input"`` in the client's
         ``upload_kinds``), or for a service whose client takes files inline
@@ -98,12 +85,19 @@ class InferenceOperator(BaseOperator):
         default). Templated.
     :param output_path: a directory (local path, URI or ``ObjectStoragePath``) receiving the result
         JSON and decoded/downloaded media. Templated.
+    :param source_conn_id: the storage connection ``input_files`` URIs that name none are read with
+        (default: the scheme's default connection, ``aws_default`` for ``s3://``). Templated.
+    :param output_conn_id: the storage connection an ``output_path`` URI that names none is written
+        with (default: the scheme's default connection, ``aws_default`` for ``s3://``). Templated.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
-    :param poll_interval: seconds between status checks; below 1 s (``arguments.MIN_POLL_INTERVAL``)
-        it is raised to 1 s, with a warning.
+    :param poll_interval: seconds between status checks (default 10); below 1 s
+        (``arguments.MIN_POLL_INTERVAL``) it is raised to 1 s, with a warning.
     :param timeout: seconds (or timedelta) from submission before the request is cancelled and the
         task fails. Every numeric argument must be a finite number (``nan``, ``inf`` are refused).
     :param cancel_on_kill: cancel the remote request when the task is killed or times out.
+    :param max_transient_failures: consecutive transient failures of the status checks (network
+        errors, 5xx, malformed answers) tolerated before the task fails; a 429 is not one (it pauses
+        the connection until its ``Retry-After``). ``0`` fails on the first.
     :param resubmit_on_unknown_outcome: when a previous try's submission has an unknown outcome and
         the vendor offers no way to find it, resubmit (may pay twice) instead of failing.
     :param vendor_options: extra keyword arguments for the vendor's submit (e.g. ``wait``).
@@ -117,10 +111,12 @@ class InferenceOperator(BaseOperator):
         "input",
         "input_files",
         "output_path",
+        "source_conn_id",
+        "output_conn_id",
     )
     template_ext: Sequence[str] = (".json",)
     template_fields_renderers = {"input": "json"}
-    operator_extra_links = (VendorRequestLink(),)
+    operator_extra_links = registered(VendorRequestLink(), "request_pages")  # type: ignore[assignment]
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -132,6 +128,8 @@ class InferenceOperator(BaseOperator):
         conn_id: str,
         prediction: str | None = None,
         output_path: Any = None,
+        source_conn_id: str | None = None,
+        output_conn_id: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 10.0,
         timeout: float | timedelta = 3600.0,
@@ -151,6 +149,8 @@ class InferenceOperator(BaseOperator):
         self.input_files = input_files
         self.prediction = prediction
         self.output_path = output_path
+        self.source_conn_id = source_conn_id
+        self.output_conn_id = output_conn_id
         self.deferrable = deferrable
         self.poll_interval = arguments.poll_interval("poll_interval", poll_interval, owner=self.task_id)
         self.timeout = arguments.seconds("timeout", timeout)
@@ -160,6 +160,7 @@ class InferenceOperator(BaseOperator):
         )
         self.resubmit_on_unknown_outcome = resubmit_on_unknown_outcome
         self.vendor_options = vendor_options or {}
+        self._lineage: Lineage | None = None
         self.xcom_output_max_bytes = arguments.whole(
             "xcom_output_max_bytes", xcom_output_max_bytes, minimum=0
         )
@@ -178,7 +179,30 @@ class InferenceOperator(BaseOperator):
             raise InputValidationError(
                 f"input must be a JSON object, got {type(value).__name__}", vendor=vendor
             )
-        return value
+        from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+
+        return {k: v for k, v in value.items() if k != INPUT_REF_KEY}
+
+    def _input_ref(self) -> str | None:
+        """Where the input came from: the upload's source it carries, or the one ``input_files`` file."""
+        from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+
+        value = self.input
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return None
+        ref = value.get(INPUT_REF_KEY) if isinstance(value, dict) else None
+        if isinstance(ref, str) and ref:
+            return ref
+        if isinstance(self.input_files, dict) and len(self.input_files) == 1:
+            from airflow_provider_edgeinfer.operators._sources import is_many, label, to_path
+
+            [spec] = self.input_files.values()
+            if not is_many(spec):
+                return label(to_path(spec))
+        return None
 
     # -- main path ---------------------------------------------------------------------------
 
@@ -206,13 +230,16 @@ class InferenceOperator(BaseOperator):
         if self.output_path is not None:
             from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
 
-            prepare_output_dir(self.output_path, vendor)
+            prepare_output_dir(self.output_path, vendor, self.output_conn_id)
 
         api = hook.api
         fp = self._fingerprint(vendor, input_, files)
         key = idempotency_key(context, fp)
         store = context.get("task_state_store")
-        job, submitted_at = self._reattach(hook, store, fp)
+        if store is not None:
+            job, submitted_at = self._reattach(hook, store, fp)
+        else:
+            job, submitted_at = self._find_previous_try(hook, context, input_, files)
         uploaded: dict[str, str] = {}
         if job is None and files:
             if inline:
@@ -261,7 +288,6 @@ class InferenceOperator(BaseOperator):
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         return InferenceTrigger(
-            vendor=hook.vendor,
             conn_id=self.conn_id,
             request_id=request_id,
             deadline=submitted_at + self.timeout,
@@ -269,6 +295,7 @@ class InferenceOperator(BaseOperator):
             cancel_on_kill=self.cancel_on_kill,
             max_transient_failures=self.max_transient_failures,
             submit=submit,
+            submitted_at=submitted_at,
         )
 
     def _defer(
@@ -299,7 +326,7 @@ class InferenceOperator(BaseOperator):
         if not self.input_files:
             return {}
         from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many
-        from airflow_provider_edgeinfer.operators.upload import require_uploads
+        from airflow_provider_edgeinfer.operators.upload import require_file_inputs, require_uploads
 
         if not isinstance(self.input_files, dict):
             raise InputValidationError(
@@ -310,17 +337,8 @@ class InferenceOperator(BaseOperator):
             raise InputValidationError(
                 f"field(s) {', '.join(both)} given both in input and in input_files", vendor=hook.vendor
             )
-        api = hook.api
-        inline = api.takes_files_inline(self.service)
-        if not inline and "input" not in api.upload_kinds:
-            fields = ", ".join(repr(f) for f in self.input_files)
-            raise InputValidationError(
-                f"input_files field {fields} cannot take a file: {hook.vendor} has no presigned upload API "
-                f"and takes no file inline for service {self.service!r}. Vendors that take input files: "
-                f"{_file_vendors()}",
-                vendor=hook.vendor,
-                hint=hook.inline_files_hint(),
-            )
+        require_file_inputs(hook, self.service, self.input_files)
+        inline = hook.api.takes_files_inline(self.service)
         paths: dict[str, ObjectStoragePath] = {}
         for field, spec in self.input_files.items():
             if not inline:
@@ -332,7 +350,7 @@ class InferenceOperator(BaseOperator):
                     hint="Upload them with PresignedUploadOperator and map InferenceOperator over its "
                     "result with .expand(input=...).",
                 )
-            paths[field] = expand_sources(spec)[0]
+            paths[field] = expand_sources(spec, conn_id=self.source_conn_id)[0]
         return paths
 
     def _fingerprint(self, vendor: str, input_: dict[str, Any], files: dict[str, ObjectStoragePath]) -> str:
@@ -352,29 +370,12 @@ class InferenceOperator(BaseOperator):
         return InlineFile(path.name, b"") if inline else f"upload-of-{field}"
 
     def _read_inline_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, Any]:
-        """Each file read whole, for a client that sends it inside the call; never more than it takes."""
-        import mimetypes
+        from airflow_provider_edgeinfer.operators._sources import read_inline
 
-        from airflow_provider_edgeinfer.clients.core import InlineFile
-        from airflow_provider_edgeinfer.operators._sources import label
-
-        limit = hook.api.max_inline_file_bytes
-        out: dict[str, Any] = {}
-        for field, path in files.items():
-            # One byte past the limit proves a file too large, whatever its listing said.
-            with cast("Any", path).open("rb") as handle:  # ObjectStoragePath.open is untyped
-                content = handle.read(limit + 1)
-            if len(content) > limit:
-                raise InputValidationError(
-                    f"input_files[{field!r}] ({label(path)}) is larger than the {limit:,} bytes "
-                    f"{hook.vendor} takes inline for {self.service}",
-                    vendor=hook.vendor,
-                    hint="Split or compress the file. Nothing was sent.",
-                )
-            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            out[field] = InlineFile(path.name, content, kind)
-            self.log.info("read %s (%d bytes) to send inline as %r", label(path), len(content), field)
-        return out
+        return {
+            field: read_inline(hook, self.service, field, path, logger=self.log)
+            for field, path in files.items()
+        }
 
     def _upload_input_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, str]:
         from airflow_provider_edgeinfer.operators.upload import upload_files
@@ -403,6 +404,32 @@ class InferenceOperator(BaseOperator):
             # The names the submitted input carried: a lost submission is searched for with them.
             record["uploaded"] = uploaded
         store.set(STATE_KEY, record)
+
+    def _find_previous_try(
+        self, hook: EdgeInferHook, context: Context, input_: dict[str, Any], files: Mapping[str, Any]
+    ) -> tuple[Job | None, float]:
+        """Airflow before 3.3 has no task state store: a retry looks for its previous try's request.
+
+        It searches the vendor's listing (where the vendor has one) for this input, sent since the
+        DAG run started. Without a listing, a vendor that honours the idempotency key dedupes the
+        retry's submission; any other is submitted again. Input files are uploaded under new names on
+        each try, so a request that carried them cannot be recognised and is submitted again.
+        """
+        from airflow_provider_edgeinfer.clients.jobs import JobState
+
+        now = time.time()
+        ti = context["ti"]
+        if getattr(ti, "try_number", 1) <= 1 or files or not hook.finds_lost_submissions:
+            return None, now
+        run = context.get("dag_run")
+        started = getattr(run, "start_date", None)
+        since = started.timestamp() if started is not None else now - self.timeout
+        found = hook.find_submission(self.service, self.prediction, input_, since)
+        if found is None or found.state not in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+            return None, now
+        self.log.info("found the request %s that a previous try submitted; reattaching", found.request_id)
+        # When it was sent is not known here: its deadline counts from this try.
+        return found, now
 
     def _reattach(self, hook: EdgeInferHook, store: Any, fp: str) -> tuple[Job | None, float]:
         from airflow_provider_edgeinfer.clients.jobs import JobState
@@ -490,11 +517,8 @@ class InferenceOperator(BaseOperator):
         return job, submitted_at
 
     def _announce(self, context: Context, hook: EdgeInferHook, job: Job) -> None:
-        ti = context["ti"]
-        ti.xcom_push(key="request_id", value=job.request_id)
-        url = hook.api.console_url(job.request_id)
-        if url:
-            ti.xcom_push(key=VendorRequestLink().xcom_key, value=url)
+        context["ti"].xcom_push(key="request_id", value=job.request_id)
+        push_link(context, VendorRequestLink(), hook.api.console_url(job.request_id))
 
     # -- completion --------------------------------------------------------------------------
 
@@ -576,6 +600,7 @@ class InferenceOperator(BaseOperator):
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.operators.outputs import build_result
+        from airflow_provider_edgeinfer.storage import as_storage_path
 
         self._live_request = None
         if job.state is JobState.FAILED or job.state is JobState.EXPIRED:
@@ -609,16 +634,44 @@ class InferenceOperator(BaseOperator):
         result = build_result(
             job,
             output,
-            output_path=self.output_path,
+            output_path=None
+            if self.output_path is None
+            else as_storage_path(self.output_path, conn_id=self.output_conn_id),
             submitted_at=submitted_at,
             xcom_max_bytes=self.xcom_output_max_bytes,
+            input_ref=self._input_ref(),
         )
         store = context.get("task_state_store")
         if store is not None:
             # Done and written: a later, deliberate re-run of this task asks for a new inference.
             store.delete(STATE_KEY)
-        self.log.info("%s request %s succeeded (%s)", hook.vendor, job.request_id, format_cost(job.cost_usd))
+        where = result.get("output_path") or "XCom (no output_path)"
+        self.log.info(
+            "%s request %s succeeded, %s; result in %s",
+            hook.vendor,
+            job.request_id,
+            format_cost(job.cost_usd),
+            where,
+        )
+        self._lineage = Lineage(
+            vendor=hook.vendor,
+            service=self.service,
+            prediction=self.prediction,
+            inputs=list((self.input_files or {}).values()),
+            outputs=[self.output_path] if self.output_path is not None else [],
+            request_ids=[job.request_id] if job.request_id else [],
+            total=1,
+            succeeded=1,
+            failed=0,
+            cost_usd=job.cost_usd,
+        )
         return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the input files read, the output folder written, the vendor, service and cost."""
+        from airflow_provider_edgeinfer.lineage import operator_lineage
+
+        return operator_lineage(self._lineage)
 
     # -- cancellation ------------------------------------------------------------------------
 

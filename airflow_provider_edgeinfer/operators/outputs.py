@@ -21,12 +21,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
+from airflow_provider_edgeinfer.storage import as_storage_path
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_edgeinfer.clients.jobs import Job
 
+#: The input key naming where an input came from (PresignedUploadOperator sets it on each result).
+#: InferenceOperator and BatchOperator take it out of the input, which never reaches the vendor, and
+#: carry it in their results as ``input_ref``.
+INPUT_REF_KEY = "edgeinfer_input_ref"
 #: Default largest output returned inline through XCom.
 DEFAULT_XCOM_OUTPUT_MAX_BYTES = 48 * 1024
 #: Inline media fields and the field naming the file each becomes.
@@ -76,26 +81,9 @@ def safe_segment(name: str) -> str:
     return f"{prefix}-{digest}" if prefix else digest
 
 
-def as_storage_path(value: Any, field: str = "output_path") -> ObjectStoragePath:
-    """An ``ObjectStoragePath`` from a path object, a URI, or a plain local path."""
-    import os
-
-    from airflow.sdk import ObjectStoragePath
-
-    if isinstance(value, ObjectStoragePath):
-        return value
-    text = str(value)
-    if "://" not in text:
-        text = "file://" + os.path.abspath(text)
-    try:
-        return ObjectStoragePath(text)
-    except Exception as exc:
-        raise ConfigurationError(f"{field} {value!r} is not a usable path: {exc}") from None
-
-
-def prepare_output_dir(value: Any, vendor: str) -> ObjectStoragePath:
+def prepare_output_dir(value: Any, vendor: str, conn_id: str | None = None) -> ObjectStoragePath:
     """Create the directory and prove it writable before anything is submitted (and paid for)."""
-    path = as_storage_path(value)
+    path = as_storage_path(value, conn_id=conn_id)
     probe = path / ".edgeinfer-write-probe"
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -214,6 +202,14 @@ class MediaWriter:
         return out
 
 
+def result_stem(request_id: str, input_ref: str | None) -> str:
+    """The name of a single result's files: the source file's name, then the request id, so that the
+    result of a given input is found by its name (``call-7.wav.<request id>.json``)."""
+    if not input_ref:
+        return request_id
+    return f"{input_ref.rstrip('/').rsplit('/', 1)[-1]}.{request_id}"
+
+
 def build_result(
     job: Job,
     output: Any,
@@ -221,13 +217,18 @@ def build_result(
     output_path: Any,
     submitted_at: float | None,
     xcom_max_bytes: int,
+    input_ref: str | None = None,
 ) -> dict[str, Any]:
-    """The XCom result; with ``output_path``, the output and its media are written there first."""
+    """The XCom result; with ``output_path``, the output and its media are written there first.
+
+    ``input_ref``: where the input came from (a source file), carried in the result and its name.
+    """
     finished = time.time()
     result: dict[str, Any] = {
         "vendor": job.vendor,
         "request_id": job.request_id,
         "service": job.service,
+        "input_ref": input_ref,
         "state": job.state.value,
         "cost_usd": job.cost_usd,
         "timings": {
@@ -239,7 +240,7 @@ def build_result(
     if output_path is not None:
         directory = as_storage_path(output_path)
         directory.mkdir(parents=True, exist_ok=True)
-        writer = MediaWriter(directory, job.request_id)
+        writer = MediaWriter(directory, result_stem(job.request_id, input_ref))
         written = writer.walk(output)
         result_file = directory / f"{writer.stem}.json"
         with result_file.open("wb") as handle:

@@ -17,7 +17,7 @@ clients and pydantic models load when a task runs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
@@ -28,6 +28,7 @@ from airflow_provider_edgeinfer.exceptions import (
     UnexpectedResponseError,
     naming_vendor,
 )
+from airflow_provider_edgeinfer.lineage import Lineage
 from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many, upload_source
 
 if TYPE_CHECKING:
@@ -47,6 +48,22 @@ log = logging.getLogger("airflow_provider_edgeinfer.uploads")
 def no_upload_alternative(hook: EdgeInferHook) -> str:
     """What to do instead on a vendor without uploaded input files (the error's hint)."""
     return hook.inline_files_hint()
+
+
+def require_file_inputs(hook: EdgeInferHook, service: str, fields: Iterable[str]) -> None:
+    """Refuse, before anything is sent, files for a service that takes none, naming the vendors that
+    do (each described by its own client)."""
+    if hook.api.takes_files_inline(service) or "input" in hook.api.upload_kinds:
+        return
+    from airflow_provider_edgeinfer.hooks import vendors_taking_files
+
+    names = ", ".join(repr(f) for f in fields)
+    raise InputValidationError(
+        f"field {names} cannot take a file: {hook.vendor} has no presigned upload API and takes no file "
+        f"inline for service {service!r}. Vendors that take input files: {vendors_taking_files()}",
+        vendor=hook.vendor,
+        hint=no_upload_alternative(hook),
+    )
 
 
 def require_uploads(hook: EdgeInferHook, field: str) -> None:
@@ -188,7 +205,9 @@ class PresignedUploadOperator(BaseOperator):
         model ``model_name``, ``framework``, ``version`` (both required), ``description``. Templated.
 
     Returns (XCom) one result for a single source and a list in input order for a list or a glob:
-    ``{field: filename}`` (input), ``{dataset_id, name, size_bytes, checksum_sha256, source}``
+    ``{field: filename, "edgeinfer_input_ref": source}`` (input: the source file travels with its
+    upload, and InferenceOperator and BatchOperator take it out of the input and report it as
+    ``input_ref``), ``{dataset_id, name, size_bytes, checksum_sha256, source}``
     (dataset) or ``{model_id, model_name, size_bytes, source}`` (model). Presigned URLs never appear
     in it.
     """
@@ -236,33 +255,65 @@ class PresignedUploadOperator(BaseOperator):
         self.source_conn_id = source_conn_id
         self.max_concurrency = max_concurrency
         self.options = options or {}
+        self._lineage: Lineage | None = None
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.hooks import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
             with naming_vendor(hook.vendor):
                 results = self._upload(hook)
+            # What the vendor now holds: its uploaded names, dataset or model ids, at its API.
+            held = [r.get("dataset_id") or r.get("model_id") or r.get(self.field or "") for r in results]
+            where = hook.api.base_urls()[0]
         finally:
             hook.close()
+        self._lineage = Lineage(
+            vendor=hook.vendor,
+            service=self.service or self.kind,
+            prediction=self.prediction,
+            inputs=list(self.source) if isinstance(self.source, list | tuple) else [self.source],
+            outputs=[(where, str(name)) for name in held if name],
+            total=len(results),
+            succeeded=len(results),
+            failed=0,
+        )
+        # Vendors state no price for an upload: what it cost is unknown, not free.
+        self.log.info(
+            "uploaded %d file(s) to %s, %s; their names in XCom (return_value)",
+            len(results),
+            hook.vendor,
+            format_cost(None),
+        )
         return results if is_many(self.source) else results[0]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the files read, and what the vendor holds of them (named at its API URL)."""
+        from airflow_provider_edgeinfer.lineage import operator_lineage
+
+        return operator_lineage(self._lineage)
 
     def _upload(self, hook: EdgeInferHook) -> list[Any]:
         _require(hook, self.kind, self.field)
         if self.kind == "input":
+            from airflow_provider_edgeinfer.operators._sources import label
+            from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+
             assert self.service and self.field  # checked in __init__
+            # Expanded once: the names come back in the order of these files.
+            paths = expand_sources(self.source, conn_id=self.source_conn_id)
             names = upload_files(
                 hook,
                 self.service,
                 self.prediction,
                 self.field,
-                self.source,
+                paths,
                 max_concurrency=self.max_concurrency,
-                source_conn_id=self.source_conn_id,
                 logger=self.log,
             )
-            return [{self.field: name} for name in names]
+            return [{self.field: name, INPUT_REF_KEY: label(p)} for p, name in zip(paths, names, strict=True)]
         from airflow_provider_edgeinfer.clients.presigned import map_bounded
 
         files = [upload_source(p) for p in expand_sources(self.source, conn_id=self.source_conn_id)]

@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.configuration import conf
 
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
@@ -16,11 +16,13 @@ from airflow_provider_edgeinfer.exceptions import (
     JobFailedError,
     JobTimeoutError,
 )
+from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_edgeinfer.triggers.batch import BatchTrigger, Progress
+    from airflow_provider_edgeinfer.batch.watch import Progress
+    from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
 
 
 class BatchSensor(BaseSensorOperator):
@@ -28,13 +30,26 @@ class BatchSensor(BaseSensorOperator):
 
     Give ``batch_id`` (a native batch, on a vendor that runs them) or ``output_path`` (the directory
     of a BatchOperator fan-out, whose manifest lists its requests; the latest round is watched).
-    Deferrable by default (``[operators] default_deferrable``) through the BatchTrigger. It did not
-    start the batch, so it does not cancel it when killed unless ``cancel_on_kill=True``. Returns
-    the counts.
-    A ``poke_interval`` below 1 s is raised to 1 s; every numeric argument must be finite.
+    Returns the counts and the success ratio. Every other argument of Airflow's sensors
+    (``poke_interval``, default 60 s, raised to 1 s when below; ``timeout``; ``mode``...) applies;
+    every numeric argument must be finite.
+
+    :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor. Templated.
+    :param batch_id: the vendor's id of a native batch. Templated.
+    :param output_path: the output directory of a BatchOperator fan-out (local path, URI or
+        ``ObjectStoragePath``). Templated.
+    :param output_conn_id: the storage connection an ``output_path`` URI that names none is read
+        with (default: the scheme's default connection, ``aws_default`` for ``s3://``). Templated.
+    :param min_success_ratio: the share of items (0 to 1) that must have succeeded; below it the
+        sensor fails once the batch is over.
+    :param deferrable: wait in the triggerer through the BatchTrigger instead of poking from a worker
+        (default ``[operators] default_deferrable``, which is ``False`` unless configured).
+    :param cancel_on_kill: cancel the batch when the sensor is killed. Off by default: the sensor did
+        not start the batch.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "batch_id", "output_path")
+    template_fields: Sequence[str] = ("conn_id", "batch_id", "output_path", "output_conn_id")
+    operator_extra_links = registered(VendorBatchLink(), "batch_pages")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -42,6 +57,7 @@ class BatchSensor(BaseSensorOperator):
         conn_id: str,
         batch_id: str | None = None,
         output_path: str | None = None,
+        output_conn_id: str | None = None,
         min_success_ratio: float = 1.0,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = False,
@@ -58,19 +74,20 @@ class BatchSensor(BaseSensorOperator):
         self.conn_id = conn_id
         self.batch_id = batch_id
         self.output_path = output_path
+        self.output_conn_id = output_conn_id
         self.min_success_ratio = min_success_ratio
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
 
     def _trigger(self, vendor: str) -> BatchTrigger:
-        from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+        from airflow_provider_edgeinfer.batch.manifest import Manifest
+        from airflow_provider_edgeinfer.storage import as_storage_path
         from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
-        from airflow_provider_edgeinfer.triggers.batch_manifest import Manifest
 
         round_number = 0
         output_path = None
         if self.output_path is not None:
-            path = as_storage_path(self.output_path)
+            path = as_storage_path(self.output_path, conn_id=self.output_conn_id)
             header = Manifest(path).read_header()
             if header is None:
                 raise ConfigurationError(f"{self.output_path} holds no batch manifest", vendor=vendor)
@@ -95,6 +112,14 @@ class BatchSensor(BaseSensorOperator):
                 f"{succeeded} of {total} items succeeded ({ratio:.1%} < min_success_ratio "
                 f"{self.min_success_ratio:.1%})"
             )
+        from airflow_provider_edgeinfer.costs import format_cost
+
+        self.log.info(
+            "batch over: %d of %d items succeeded, %s; counts in XCom",
+            succeeded,
+            total,
+            format_cost(counts.get("cost_usd")),
+        )
         return {**counts, "success_ratio": round(ratio, 6)}
 
     def poke(self, context: Context) -> bool | Any:
@@ -114,15 +139,17 @@ class BatchSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._judge(progress.as_dict()))
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
         from airflow_provider_edgeinfer.hooks import hook_for_connection
-
-        hook = hook_for_connection(self.conn_id)
         from airflow_provider_edgeinfer.triggers.base import deferral_timeout
 
-        trigger = self._trigger(hook.vendor)
-        hook.close()
+        hook = hook_for_connection(self.conn_id)
+        try:
+            trigger = self._trigger(hook.vendor)  # a missing manifest fails here, before anything else
+            push_link(context, VendorBatchLink(), hook.api.batch_console_url(self.batch_id))
+        finally:
+            hook.close()
+        if not self.deferrable:
+            return super().execute(context)
         self.defer(
             trigger=trigger, method_name="execute_complete", timeout=deferral_timeout(float(self.timeout))
         )

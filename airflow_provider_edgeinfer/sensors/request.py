@@ -6,10 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.configuration import conf
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, JobCancelledError, JobFailedError
+from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -18,13 +19,22 @@ if TYPE_CHECKING:
 class InferenceRequestSensor(BaseSensorOperator):
     """Succeeds when the request ``request_id`` on ``conn_id`` succeeds; fails if it fails or is cancelled.
 
-    Deferrable by default (``[operators] default_deferrable``), through the same trigger the
-    InferenceOperator uses. It did not create the request, so by default it does not cancel it when
-    killed (``cancel_on_kill=False``). Returns a small summary: vendor, request id, state, cost.
-    A ``poke_interval`` below 1 s is raised to 1 s; ``timeout`` and ``poke_interval`` must be finite.
+    Returns a small summary: vendor, request id, state, cost. Every other argument of Airflow's
+    sensors (``poke_interval``, default 60 s, raised to 1 s when below; ``timeout``; ``mode``...)
+    applies; ``timeout`` and ``poke_interval`` must be finite. A vendor that answers in the
+    submitting call has no request to wait for: the sensor refuses it.
+
+    :param conn_id: an ``edgeinfer_*`` connection; its type picks the vendor. Templated.
+    :param request_id: the vendor's id of the request. Templated.
+    :param deferrable: wait in the triggerer, through the same trigger the InferenceOperator uses,
+        instead of poking from a worker (default ``[operators] default_deferrable``, which is
+        ``False`` unless configured).
+    :param cancel_on_kill: cancel the request when the sensor is killed. Off by default: the sensor
+        did not create the request.
     """
 
     template_fields: Sequence[str] = ("conn_id", "request_id")
+    operator_extra_links = registered(VendorRequestLink(), "request_pages")  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -46,6 +56,15 @@ class InferenceRequestSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def _summary(self, job: Any) -> dict[str, Any]:
+        from airflow_provider_edgeinfer.costs import format_cost
+
+        self.log.info(
+            "%s request %s %s, %s; summary in XCom",
+            job.vendor,
+            job.request_id,
+            job.state.value,
+            format_cost(job.cost_usd),
+        )
         return {
             "vendor": job.vendor,
             "request_id": job.request_id,
@@ -88,18 +107,20 @@ class InferenceRequestSensor(BaseSensorOperator):
         return False
 
     def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
         from airflow_provider_edgeinfer.hooks import hook_for_connection
         from airflow_provider_edgeinfer.triggers.base import deferral_timeout
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
         hook = hook_for_connection(self.conn_id)
-        self._status_call(hook)  # a synchronous vendor has nothing to wait for: fail now
-        hook.close()
+        try:
+            self._status_call(hook)  # a synchronous vendor has nothing to wait for: fail now
+            push_link(context, VendorRequestLink(), hook.api.console_url(self.request_id))
+        finally:
+            hook.close()
+        if not self.deferrable:
+            return super().execute(context)
         self.defer(
             trigger=InferenceTrigger(
-                vendor=hook.vendor,
                 conn_id=self.conn_id,
                 request_id=self.request_id,
                 deadline=time.time() + float(self.timeout),

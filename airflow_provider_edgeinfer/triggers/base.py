@@ -14,15 +14,17 @@ connection's shared client (:meth:`~EdgeInferTrigger.watch`). The base does the 
   :class:`~airflow_provider_edgeinfer.hooks.base.ClientLease`).
 - **Error events.** A provider error raised before or in ``watch()`` becomes an ``error`` event with
   the trigger's fields and a short, redacted payload.
+- **The hook, found one way.** The trigger knows its connection id only: the hook is chosen by the
+  connection's type, as on the worker (:func:`~airflow_provider_edgeinfer.hooks.alease_connection`),
+  built once per connection and loop, and handed to every trigger with its lease (``lease.hook``).
 - **Nothing blocking on start.** The vendor's hook module is imported off the loop the first time;
   the connection is read with the async API, and only by the first trigger of that connection on the
-  loop (the others lease its open client without reading it again).
+  loop (the others lease its open client and hook without reading it again).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
@@ -30,8 +32,8 @@ from typing import Any, ClassVar, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_edgeinfer.exceptions import EdgeInferError
-from airflow_provider_edgeinfer.hooks import VENDORS, hook_class_for_vendor
-from airflow_provider_edgeinfer.hooks.base import ClientLease, EdgeInferHook
+from airflow_provider_edgeinfer.hooks import alease_connection
+from airflow_provider_edgeinfer.hooks.base import ClientLease
 from airflow_provider_edgeinfer.triggers.events import error_payload
 
 T = TypeVar("T")
@@ -46,25 +48,21 @@ def deferral_timeout(seconds_left: float) -> timedelta:
     return timedelta(seconds=max(1.0, seconds_left) + DEFERRAL_GRACE_SECONDS)
 
 
-async def hook_class(vendor: str) -> type[EdgeInferHook]:
-    """The hook class of ``vendor``; its first import in a process runs in a thread, not on the loop."""
-    module = VENDORS.get(vendor, "").rpartition(".")[0]
-    if module in sys.modules:
-        return hook_class_for_vendor(vendor)
-    return await asyncio.to_thread(hook_class_for_vendor, vendor)
-
-
 class EdgeInferTrigger(BaseTrigger):
-    """Base of this provider's triggers (see the module docstring)."""
+    """Base of this provider's triggers (see the module docstring).
+
+    :param conn_id: the Airflow connection; its type chooses the hook.
+    :param vendor: only a label for events until the connection's hook names the vendor (a trigger
+        deferred by an earlier version of this provider still carries it).
+    """
 
     #: Constructor arguments, read back from attributes of the same name, that :meth:`serialize` returns.
-    serialized: ClassVar[tuple[str, ...]] = ("vendor", "conn_id")
+    serialized: ClassVar[tuple[str, ...]] = ("conn_id",)
 
-    def __init__(self, *, vendor: str, conn_id: str) -> None:
+    def __init__(self, *, conn_id: str, vendor: str | None = None) -> None:
         super().__init__()
-        self.vendor = vendor
         self.conn_id = conn_id
-        self._hook: EdgeInferHook | None = None
+        self.vendor = vendor
 
     def run_on_worker(self) -> dict[str, Any]:
         """Non-deferrable mode: the very same polling, run on the worker until its one event."""
@@ -94,20 +92,17 @@ class EdgeInferTrigger(BaseTrigger):
     # -- shared ----------------------------------------------------------------------------------
 
     def event(self, status: str, **extra: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status, "vendor": self.vendor, **self.event_fields(), **extra})
+        vendor = self.vendor or ""  # empty only when the connection could not be read
+        return TriggerEvent({"status": status, "vendor": vendor, **self.event_fields(), **extra})
 
     def error_event(self, error: EdgeInferError) -> TriggerEvent:
         return self.event("error", error=error_payload(error))
 
-    async def hook(self) -> EdgeInferHook:
-        """This trigger's hook (one per trigger; its connection is read at most once)."""
-        if self._hook is None:
-            self._hook = (await hook_class(self.vendor))(self.conn_id)
-        return self._hook
-
     async def with_lease(self, work: Callable[[ClientLease], Awaitable[T]]) -> T:
-        """``work`` run with a lease on the connection's shared client, released once however it ends."""
-        lease = await (await self.hook()).alease()
+        """``work`` run with a lease on the connection's shared client (and its hook, ``lease.hook``),
+        released once however it ends."""
+        lease = await alease_connection(self.conn_id)
+        self.vendor = lease.hook.vendor
         try:
             return await work(lease)
         finally:
@@ -122,4 +117,4 @@ class EdgeInferTrigger(BaseTrigger):
         yield event
 
 
-__all__ = ["EdgeInferTrigger", "hook_class"]
+__all__ = ["DEFERRAL_GRACE_SECONDS", "EdgeInferTrigger", "deferral_timeout"]

@@ -1,199 +1,31 @@
-"""BatchTrigger: waits for a whole batch in the triggerer, with few calls per poll.
+"""BatchTrigger: waits for a whole batch in the triggerer.
 
-- a native batch (a vendor that runs batches itself): one batch status call per poll.
-- a fan-out on a vendor that lists request states: its listing (pages of many requests, newest
-  first), walked by the client's one scan (``api.scan_requests``) only as deep as the oldest
-  request of this round, instead of one GET per request.
-- other fan-outs: bounded concurrent GETs of the unfinished requests only.
-
+A thin shell over :mod:`airflow_provider_edgeinfer.batch.watch` (what a poll reads, how often, how
+failures are tolerated): this class owns the serialized kwargs, the client lease and the event.
 Kwargs hold a reference (batch id, or the output directory whose manifest lists the requests),
-never thousands of ids. Like the InferenceTrigger it polls only, tolerates transient failures up
-to a limit, fires ``timeout`` at its deadline and cancels remote work in ``on_kill``.
+never thousands of ids. It fires ``timeout`` at its deadline and cancels remote work in ``on_kill``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
-import time
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_edgeinfer.exceptions import (
-    EdgeInferError,
-    JobFailedError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
+from airflow_provider_edgeinfer.batch.watch import (
+    DEFAULT_MAX_TRANSIENT_FAILURES,
+    DEFAULT_POLL_CONCURRENCY,
+    NativeWatch,
+    Progress,
+    Watch,
+    cancel_batch,
+    follow,
+    load_fanout_watch,
 )
+from airflow_provider_edgeinfer.exceptions import EdgeInferError
 from airflow_provider_edgeinfer.hooks.base import ClientLease
 from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger
-
-DEFAULT_MAX_TRANSIENT_FAILURES = 5
-POLL_JITTER = 0.2
-DEFAULT_POLL_CONCURRENCY = 16
-
-
-def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
-
-
-@dataclass
-class Progress:
-    total: int
-    succeeded: int = 0
-    failed: int = 0
-    #: The vendor's word that the batch is over (native batches; a fan-out is over when all are).
-    state: str | None = None
-    finished: bool = False
-    cost_usd: float | None = None
-
-    @property
-    def done(self) -> int:
-        return self.succeeded + self.failed
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "state": self.state,
-            "cost_usd": self.cost_usd,
-        }
-
-
-class Watch:
-    """What one poll of a batch reads; keeps state across polls so later polls do less."""
-
-    total: int
-
-    async def poll(self, client: Any) -> Progress:
-        raise NotImplementedError
-
-    def unfinished(self) -> list[str]:
-        return []
-
-
-class NativeWatch(Watch):
-    def __init__(self, batch_id: str) -> None:
-        self.batch_id = batch_id
-        self.total = 0
-
-    async def poll(self, client: Any) -> Progress:
-        status = (await client.send(client.api.batch_status(self.batch_id))).data
-        job = client.api.batch_to_job(status)  # an unknown state is an error, not "running"
-        self.total = status.total_count
-        return Progress(
-            status.total_count,
-            status.completed_count,
-            status.failed_count,
-            state=status.state,
-            finished=job.terminal and status.state != "cancelling",
-            cost_usd=status.total_cost_usd,
-        )
-
-
-@dataclass
-class FanOutWatch(Watch):
-    """The requests of one fan-out round; terminal ones are counted once and forgotten."""
-
-    ids: set[str]
-    since: float
-    total: int
-    settled_succeeded: int = 0
-    settled_failed: int = 0
-    concurrency: int = DEFAULT_POLL_CONCURRENCY
-    calls: list[int] = field(default_factory=list)
-    #: Requests the last listing scan did not reach, asked one by one.
-    _unseen: list[str] = field(default_factory=list)
-
-    def unfinished(self) -> list[str]:
-        return sorted(self.ids)
-
-    def _settle(self, request_id: str, job: Any) -> None:
-        from airflow_provider_edgeinfer.clients.jobs import JobState
-
-        if job.terminal and request_id in self.ids:
-            self.ids.discard(request_id)
-            if job.state is JobState.SUCCEEDED:
-                self.settled_succeeded += 1
-            else:
-                self.settled_failed += 1
-
-    def _progress(self) -> Progress:
-        return Progress(
-            self.total, self.settled_succeeded, self.settled_failed, finished=not self.ids, state=None
-        )
-
-    async def poll(self, client: Any) -> Progress:
-        calls = 0
-        api = client.api
-        rest = sorted(self.ids)
-        if api.lists_request_states and self.ids:
-            calls += await self._scan_listing(client)
-            rest = self._unseen
-        calls += await self._get_each(client, rest)
-        self.calls.append(calls)
-        return self._progress()
-
-    async def _scan_listing(self, client: Any) -> int:
-        """The vendor's listing, walked until every unfinished request of ours was seen."""
-        api = client.api
-        unseen = set(self.ids)
-        scan = api.scan_requests(self.since)
-        # Only this batch's ended requests are validated.
-        async with contextlib.aclosing(scan.awalk(client.send)) as entries:
-            async for entry in entries:
-                if entry.id not in unseen:
-                    continue
-                unseen.discard(entry.id)
-                job = api.job_if_ended(entry)
-                if job is not None:
-                    self._settle(entry.id, job)
-                if not unseen:
-                    break
-        # Not in the listing (deleted, or beyond what it returns): asked one by one below.
-        self._unseen = sorted(unseen)
-        return int(scan.pages)
-
-    async def _get_each(self, client: Any, ids: list[str]) -> int:
-        if not ids:
-            return 0
-        api = client.api
-        semaphore = asyncio.Semaphore(self.concurrency)
-        failure: list[BaseException] = []
-
-        async def one(request_id: str) -> None:
-            async with semaphore:
-                call = api.status(request_id)
-                try:
-                    job = await client.send(call)
-                except (NotFoundError, JobFailedError) as exc:
-                    # The request is gone or failed for good: a failed item, not a failed poll.
-                    if request_id in self.ids:
-                        self.ids.discard(request_id)
-                        self.settled_failed += 1
-                    del exc
-                    return
-                except EdgeInferError as exc:
-                    failure.append(exc)
-                    return
-                self._settle(request_id, job)
-
-        await asyncio.gather(*(one(i) for i in ids))
-        # A few items whose read failed transiently stay unsettled and are read again next round;
-        # the round itself failed only if nothing got through or an error will not go away.
-        lasting = [exc for exc in failure if not is_transient(exc)]
-        if lasting:
-            raise lasting[0]
-        if failure and len(failure) == len(ids):
-            raise failure[0]
-        return len(ids)
 
 
 class BatchTrigger(EdgeInferTrigger):
@@ -206,6 +38,13 @@ class BatchTrigger(EdgeInferTrigger):
     :param output_path: the batch's output directory URI, whose manifest lists a fan-out's requests.
     :param round: the fan-out round to watch (``item_retries`` resubmits in later rounds).
     :param deadline: epoch seconds after which ``timeout`` fires.
+    :param poll_interval: seconds between polls of the whole batch.
+    :param cancel_on_kill: cancel the native batch, or every unfinished request, when a user kills
+        the task.
+    :param max_transient_failures: consecutive transient poll failures (network errors, 5xx,
+        malformed answers) tolerated before an ``error`` event; a 429 is not one.
+    :param poll_concurrency: fan-out only: status reads in flight at once, for a vendor that cannot
+        list its requests.
     """
 
     serialized: ClassVar[tuple[str, ...]] = (
@@ -272,30 +111,18 @@ class BatchTrigger(EdgeInferTrigger):
         )
 
     async def watch(self, lease: ClientLease) -> TriggerEvent:
-        client = lease.client
-        failures = 0
-        reporter = ProgressReporter(self.log)
         self._watch = await self.make_watch()
-        while True:
-            if time.time() >= self.deadline:
-                return self._event("timeout")
-            try:
-                progress = await self._watch.poll(client)
-            except EdgeInferError as exc:
-                failures += 1
-                if not is_transient(exc) or failures > self.max_transient_failures:
-                    return self.error_event(exc)
-                self.log.warning(
-                    "batch poll failed (%s of %s tolerated): %s", failures, self.max_transient_failures, exc
-                )
-            else:
-                failures = 0
-                reporter.report(progress)
-                if progress.finished:
-                    cancelled = progress.state in ("cancelled", "cancelling")
-                    return self._event("cancelled" if cancelled else "success", progress)
-            interval = self.poll_interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
-            await asyncio.sleep(max(0.0, min(interval, self.deadline - time.time())))
+        ended = await follow(
+            lease.client,
+            self._watch,
+            deadline=self.deadline,
+            poll_interval=self.poll_interval,
+            max_transient_failures=self.max_transient_failures,
+            log=self.log,
+        )
+        if ended.error is not None:
+            return self.error_event(ended.error)
+        return self._event(ended.status, ended.progress)
 
     async def on_kill(self) -> None:
         """A user killed the task: cancel the native batch, or every unfinished request of the fan-out."""
@@ -309,80 +136,3 @@ class BatchTrigger(EdgeInferTrigger):
             await self.with_lease(cancel)
         except EdgeInferError as exc:
             self.log.warning("could not cancel the batch: %s", exc)
-
-
-async def cancel_batch(client: Any, batch_id: str | None, watch: Watch, log: Any) -> int:
-    """Cancel remote work; returns how many cancel calls succeeded."""
-    api = client.api
-    if batch_id is not None:
-        await client.send(api.batch_cancel(batch_id))
-        log.info("cancelled %s batch %s", api.vendor, batch_id)
-        return 1
-    ids = watch.unfinished()
-    if not ids or api.cancel(ids[0]) is None:
-        if ids:
-            log.info("%s cannot cancel requests; %d keep running", api.vendor, len(ids))
-        return 0
-    semaphore = asyncio.Semaphore(DEFAULT_POLL_CONCURRENCY)
-    cancelled = 0
-
-    async def one(request_id: str) -> None:
-        nonlocal cancelled
-        async with semaphore:
-            try:
-                await client.send(api.cancel(request_id))
-                cancelled += 1
-            except EdgeInferError as exc:
-                log.warning("could not cancel %s request %s: %s", api.vendor, request_id, exc)
-
-    await asyncio.gather(*(one(i) for i in ids))
-    log.info("cancelled %d unfinished %s requests", cancelled, api.vendor)
-    return cancelled
-
-
-def load_fanout_watch(output_path: str, round: int, concurrency: int) -> FanOutWatch:
-    """The requests of ``round`` still to watch, read from the manifest (blocking: run in a thread)."""
-    from airflow_provider_edgeinfer.clients.jobs import JobState
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
-    from airflow_provider_edgeinfer.triggers.batch_manifest import Manifest
-
-    records = [r for r in Manifest(as_storage_path(output_path)).items().values() if r.round == round]
-    ids = {r.request_id for r in records if r.kind == "sub" and r.request_id}
-    since = min((r.at or time.time() for r in records if r.kind == "sub"), default=time.time())
-    # Items already settled in this round: a synchronous vendor's jobs, refusals, lost submissions.
-    succeeded = sum(
-        1 for r in records if r.kind == "done" and (r.job or {}).get("state") == JobState.SUCCEEDED.value
-    )
-    failed = sum(1 for r in records if r.kind != "sub") - succeeded
-    return FanOutWatch(
-        ids,
-        since,
-        total=len(records),
-        settled_succeeded=succeeded,
-        settled_failed=failed,
-        concurrency=concurrency,
-    )
-
-
-class ProgressReporter:
-    """One progress line per poll: done, failed, total, rate and ETA."""
-
-    def __init__(self, log: Any) -> None:
-        self.log = log
-        self._first: tuple[float, int] | None = None
-
-    def report(self, progress: Progress) -> str:
-        now = time.monotonic()
-        if self._first is None:
-            self._first = (now, progress.done)
-        started, done_then = self._first
-        elapsed = now - started
-        rate = (progress.done - done_then) / elapsed if elapsed > 0 else 0.0
-        remaining = max(0, progress.total - progress.done)
-        eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining else ("0s" if not remaining else "unknown")
-        line = (
-            f"batch progress: {progress.done} of {progress.total} done ({progress.failed} failed), "
-            f"{rate:.1f} items/s, ETA {eta}" + (f", vendor state {progress.state}" if progress.state else "")
-        )
-        self.log.info(line)
-        return line

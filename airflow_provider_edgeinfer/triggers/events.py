@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_edgeinfer import exceptions
-from airflow_provider_edgeinfer.clients.redact import redact_text
+from airflow_provider_edgeinfer.clients.redact import redact_vendor_text
 
 if TYPE_CHECKING:
     from airflow_provider_edgeinfer.clients.jobs import Job
@@ -101,7 +101,7 @@ def short_text(text: str | None) -> str | None:
     """An error text fit for an event: redacted and cut to :data:`MAX_EVENT_ERROR_CHARS`."""
     if not text:
         return None
-    text = redact_text(str(text))
+    text = redact_vendor_text(str(text))
     return text if len(text) <= MAX_EVENT_ERROR_CHARS else text[: MAX_EVENT_ERROR_CHARS - 1] + "…"
 
 

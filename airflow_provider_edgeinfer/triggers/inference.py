@@ -22,7 +22,7 @@ from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferE
 from airflow_provider_edgeinfer.hooks.base import ClientLease
 from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger
 from airflow_provider_edgeinfer.triggers.events import error_payload, job_event
-from airflow_provider_edgeinfer.triggers.poller import Outcome, is_transient, watch
+from airflow_provider_edgeinfer.triggers.poller import Outcome, Watch, is_transient, watch
 
 #: Consecutive transient failures (network, 5xx, malformed answers) tolerated before giving up.
 #: A 429 is not one: it pauses the whole connection (see the poller) and only the deadline bounds it.
@@ -32,19 +32,22 @@ DEFAULT_MAX_TRANSIENT_FAILURES = 5
 class InferenceTrigger(EdgeInferTrigger):
     """Fires exactly one event: ``success``, ``failed``, ``cancelled``, ``timeout`` or ``error``.
 
-    :param vendor: which hook to use (a vendor of ``hooks.VENDORS``).
-    :param conn_id: the Airflow connection.
+    :param conn_id: the Airflow connection; its type chooses the hook.
     :param request_id: the vendor's id of the request to watch.
     :param deadline: epoch seconds (anchored to the submission) after which ``timeout`` fires.
     :param poll_interval: seconds between polls.
     :param cancel_on_kill: cancel the remote request when a user kills the task.
+    :param max_transient_failures: consecutive transient poll failures (network errors, 5xx,
+        malformed answers) tolerated before an ``error`` event; a 429 is not one.
+    :param submitted_at: epoch seconds of the submission, from which log lines count elapsed time
+        (default: when the trigger started).
     :param submit: for a synchronous vendor only: ``{service, prediction, input, idempotency_key,
         task}`` of the one call this trigger makes on the worker's behalf (the worker made none);
         ``task`` is the task instance's identity, for which the answer is sealed.
+    :param vendor: accepted from triggers deferred by earlier versions; the connection names the vendor.
     """
 
     serialized: ClassVar[tuple[str, ...]] = (
-        "vendor",
         "conn_id",
         "request_id",
         "deadline",
@@ -52,12 +55,12 @@ class InferenceTrigger(EdgeInferTrigger):
         "cancel_on_kill",
         "max_transient_failures",
         "submit",
+        "submitted_at",
     )
 
     def __init__(
         self,
         *,
-        vendor: str,
         conn_id: str,
         request_id: str | None,
         deadline: float,
@@ -65,8 +68,11 @@ class InferenceTrigger(EdgeInferTrigger):
         cancel_on_kill: bool = True,
         max_transient_failures: int = DEFAULT_MAX_TRANSIENT_FAILURES,
         submit: dict[str, Any] | None = None,
+        submitted_at: float | None = None,
+        vendor: str | None = None,
     ) -> None:
-        super().__init__(vendor=vendor, conn_id=conn_id)
+        super().__init__(conn_id=conn_id, vendor=vendor)
+        self.submitted_at = submitted_at
         self.request_id = request_id
         self.deadline = deadline
         self.poll_interval = poll_interval
@@ -76,7 +82,7 @@ class InferenceTrigger(EdgeInferTrigger):
 
     def __repr__(self) -> str:
         return (
-            f"InferenceTrigger(vendor={self.vendor!r}, conn_id={self.conn_id!r}, "
+            f"InferenceTrigger(conn_id={self.conn_id!r}, "
             f"request_id={self.request_id!r}, deadline={self.deadline:.0f})"
         )
 
@@ -85,13 +91,13 @@ class InferenceTrigger(EdgeInferTrigger):
 
     async def watch(self, lease: ClientLease) -> TriggerEvent:
         if self.submit is not None:
-            return await self._call_synchronously(lease.client)
+            return await self._call_synchronously(lease)
         return await self._poll(lease)
 
-    async def _call_synchronously(self, client: Any) -> TriggerEvent:
+    async def _call_synchronously(self, lease: ClientLease) -> TriggerEvent:
         spec = self.submit or {}
         identity = spec.get("task")
-        hook = await self.hook()
+        hook, client = lease.hook, lease.client
         try:
             if not identity:
                 # Without it the answer could not be sealed, and it must not travel in clear: pay nothing.
@@ -117,25 +123,38 @@ class InferenceTrigger(EdgeInferTrigger):
         """Wait, through the connection's poller, for the request to end or the deadline to pass."""
         if self.request_id is None:
             raise ValueError("InferenceTrigger needs a request_id or a submit spec")
-        hook = await self.hook()
         async with watch(
-            hook._shared_key(),
+            lease.key,
             lease,
             self.request_id,
             interval=self.poll_interval,
             max_failures=self.max_transient_failures,
         ) as entry:
-            outcome: Outcome | None
-            try:
-                async with asyncio.timeout(max(0.0, self.deadline - time.time())):
-                    outcome = await entry.future
-            except TimeoutError:
-                outcome = None
+            outcome = await self._wait_logging(entry)
         if outcome is None:
             return self.event("timeout")
         if isinstance(outcome, EdgeInferError):
             return self.event("error", error=error_payload(outcome))
         return TriggerEvent(job_event(outcome))
+
+    async def _wait_logging(self, entry: Watch) -> Outcome | None:
+        """The request's outcome, or None at the deadline; its state logged on each change and on the
+        heartbeat (:mod:`~airflow_provider_edgeinfer.progress`), so a long wait is never silent."""
+        from airflow_provider_edgeinfer.progress import HEARTBEAT_SECONDS, StateProgress
+
+        progress = StateProgress(
+            self.log, f"{self.vendor} request {self.request_id}", clock=time.time, since=self.submitted_at
+        )
+        entry.on_state = progress.report
+        progress.report(entry.state)
+        while not entry.future.done():
+            left = self.deadline - time.time()
+            if left <= 0:
+                return None
+            # asyncio.wait leaves the future alone when it times out: the watch goes on.
+            await asyncio.wait({entry.future}, timeout=min(left, HEARTBEAT_SECONDS))
+            progress.report(entry.state)
+        return entry.future.result()
 
     async def on_kill(self) -> None:
         """A user killed the task (mark failed/success, clear): cancel the remote request."""

@@ -17,8 +17,9 @@ How a round reads the states:
   thousand triggers deferring together do not poll together), at most
   :data:`MAX_CONCURRENT_POLLS` at a time.
 
-Every call waits on the connection's :class:`~airflow_provider_edgeinfer.triggers.ratelimit.RateLimiter`:
-a 429 pauses the whole connection for its ``Retry-After``. A 429 never counts against a trigger's
+Every call waits on the connection's :class:`~airflow_provider_edgeinfer.clients.ratelimit.RateLimiter`
+(the one of its shared client, which batch watching of that connection waits on too): a 429 pauses
+the whole connection for its ``Retry-After``. A 429 never counts against a trigger's
 failure tolerance: it says nothing about the request, and the trigger's deadline still bounds the wait.
 
 The poller lives exactly as long as some trigger watches through it: the last one to leave
@@ -41,15 +42,10 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 
 from airflow_provider_edgeinfer.clients.jobs import Job
-from airflow_provider_edgeinfer.exceptions import (
-    EdgeInferError,
-    RateLimitError,
-    ServerError,
-    TransportError,
-    UnexpectedResponseError,
-)
+from airflow_provider_edgeinfer.clients.ratelimit import RateLimiter, limiter_for
+from airflow_provider_edgeinfer.clients.retry import is_transient
+from airflow_provider_edgeinfer.exceptions import EdgeInferError, RateLimitError
 from airflow_provider_edgeinfer.hooks.base import ClientLease
-from airflow_provider_edgeinfer.triggers.ratelimit import RateLimiter
 
 log = logging.getLogger("airflow_provider_edgeinfer.triggers.poller")
 
@@ -78,15 +74,10 @@ def contained(error: Exception, vendor: str, what: str) -> EdgeInferError:
     return EdgeInferError(f"{what} failed with {type(error).__name__}", vendor=vendor)
 
 
-def is_transient(error: BaseException) -> bool:
-    """Whether a poll failure may be tolerated (the next poll may succeed)."""
-    return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
-
-
 class Watch:
     """One trigger's interest in one request; ``future`` is settled once, with its :data:`Outcome`."""
 
-    __slots__ = ("failures", "future", "interval", "max_failures", "request_id")
+    __slots__ = ("failures", "future", "interval", "max_failures", "on_state", "request_id", "state")
 
     def __init__(self, request_id: str, interval: float, max_failures: int) -> None:
         self.request_id = request_id
@@ -94,6 +85,10 @@ class Watch:
         self.max_failures = max_failures
         self.failures = 0
         self.future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        #: What the last poll said, in words, for the watcher's log (the vendor's state, when read).
+        self.state = "waiting for the first poll"
+        #: Called with :attr:`state` after every poll answer (the watcher decides what to log).
+        self.on_state: Callable[[str], object] | None = None
 
     @property
     def open(self) -> bool:
@@ -108,6 +103,7 @@ class Watch:
 
         ``None`` (:data:`RUNNING`) means the request still runs.
         """
+        self._describe(outcome)
         if outcome is None or isinstance(outcome, Job):
             self.failures = 0
             if outcome is not None and outcome.terminal:
@@ -116,6 +112,17 @@ class Watch:
         self.failures += 1
         if not is_transient(outcome) or self.failures > self.max_failures:
             self.settle(outcome)
+
+    def _describe(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            self.state = "not finished (listed)"
+        elif isinstance(outcome, Job):
+            vendor_state = f" ({outcome.vendor_state})" if outcome.vendor_state else ""
+            self.state = f"{outcome.state.value}{vendor_state}"
+        else:
+            self.state = f"poll failed ({type(outcome).__name__}, {self.failures + 1} in a row)"
+        if self.on_state is not None:
+            self.on_state(self.state)
 
 
 class Poller:
@@ -126,7 +133,6 @@ class Poller:
         #: The poller's own lease on the shared client (released once, by :meth:`stop`).
         self._leases = [lease]
         self.client = client = lease.client
-        self.limiter = RateLimiter()
         self._rng = rng
         self._watches: dict[str, list[Watch]] = {}
         self._semaphore = asyncio.Semaphore(min(MAX_CONCURRENT_POLLS, client.settings.max_connections))
@@ -150,6 +156,11 @@ class Poller:
 
     def __repr__(self) -> str:
         return f"Poller(key={self.key!r}, watching={len(self._watches)})"
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The pause of the client in use, shared with every other user of that client."""
+        return limiter_for(self.client)
 
     @property
     def watching(self) -> int:
@@ -232,13 +243,13 @@ class Poller:
     async def _fetch(self, request_id: str) -> Outcome | None:
         """One status read; None when the vendor throttled it (the limiter now holds everyone back)."""
         async with self._semaphore:
-            await self.limiter.wait()
+            sent_at = await self.limiter.wait()
             try:
                 # One attempt: the next poll is the retry, and a 429 must pause the whole connection
                 # (the limiter) rather than be retried call by call inside the client.
-                job: Job = await self.client._send_once(self.client.api.status(request_id))
+                job: Job = await self.client.send_once(self.client.api.status(request_id))
             except RateLimitError as exc:
-                self.limiter.throttled(exc.retry_after)
+                self.limiter.throttled(exc.retry_after, sent_at=sent_at)
                 return None
             except Exception as exc:
                 error = contained(exc, self.client.api.vendor, f"polling request {request_id}")
@@ -315,11 +326,11 @@ class Poller:
         call = scan.next_call
         pages = offset = throttled = 0
         while call is not None and wanted and self._worth_walking(wanted, pages, offset, budget, per_page):
-            await self.limiter.wait()
+            sent_at = await self.limiter.wait()
             try:
-                page = await self.client._send_once(call)
+                page = await self.client.send_once(call)
             except RateLimitError as exc:
-                self.limiter.throttled(exc.retry_after)
+                self.limiter.throttled(exc.retry_after, sent_at=sent_at)
                 throttled += 1
                 if throttled >= MAX_THROTTLED_PER_ROUND:
                     return

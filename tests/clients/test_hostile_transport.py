@@ -549,8 +549,8 @@ async def test_a_token_exchange_connection_bounds_its_answers_too(mode: str, ser
 
 
 def test_the_batch_fan_out_gives_the_lean_sender_the_connections_settings() -> None:
+    from airflow_provider_edgeinfer.batch.fanout import sender_for
     from airflow_provider_edgeinfer.clients.theta import ThetaAPI
-    from airflow_provider_edgeinfer.operators.batch_fanout import sender_for
 
     api = ThetaAPI("http://127.0.0.1:9", project_id="prj_x")
     http = settings(connect_timeout=2.0, max_response_bytes=5 * MiB, call_deadline=7.0)

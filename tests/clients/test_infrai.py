@@ -34,7 +34,7 @@ from airflow_provider_edgeinfer.clients.jobs import JobState
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety
 from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
 from airflow_provider_edgeinfer.emulator import infrai as emulated
-from airflow_provider_edgeinfer.emulator import media
+from airflow_provider_edgeinfer.emulator import infrai_common, media
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.exceptions import (
@@ -206,14 +206,14 @@ async def test_image_generation_b64_and_url(infrai: Both) -> None:
     assert len(inline.data) == 2
     png = base64.b64decode(inline.data[0].b64_json or "")
     assert png.startswith(b"\x89PNG")
-    assert emulated._png_size(png) == (64, 32)
+    assert infrai_common._png_size(png) == (64, 32)
     linked = await infrai.send(
         infrai.api.image_generation({"prompt": "a red fox", "size": "64x32", "response_format": "url"})
     )
     url = linked.data[0].url or ""
     assert "url=" not in repr(linked.data[0])  # a URL may be presigned: never in a repr
     downloaded = await infrai.send(infrai.api.download(url))
-    assert emulated._png_size(downloaded) == (64, 32)
+    assert infrai_common._png_size(downloaded) == (64, 32)
 
 
 @pytest.mark.parametrize("response_format", [None, "json", "text", "verbose_json"])
@@ -746,13 +746,13 @@ async def test_image_upscale_base64_and_url(infrai: Both) -> None:
     up = (await infrai.send(infrai.api.image_upscale(base64.b64encode(small).decode(), factor=4))).data
     assert (up.original_size.width, up.original_size.height) == (8, 6)
     assert (up.new_size.width, up.new_size.height) == (32, 24)
-    assert emulated._png_size(base64.b64decode(up.image)) == (32, 24)
+    assert infrai_common._png_size(base64.b64decode(up.image)) == (32, 24)
     generated = await infrai.send(
         infrai.api.image_generation({"prompt": "p", "size": "16x16", "response_format": "url"})
     )
     by_url = (await infrai.send(infrai.api.image_upscale(generated.data[0].url or ""))).data
     assert by_url.image.startswith("http") and by_url.new_size == ImageSize(width=32, height=32)
-    assert emulated._png_size(await infrai.send(infrai.api.download(by_url.image))) == (32, 32)
+    assert infrai_common._png_size(await infrai.send(infrai.api.download(by_url.image))) == (32, 32)
 
 
 def test_image_upscale_factor_checked_locally(api: InfraiAPI) -> None:

@@ -692,3 +692,23 @@ def test_hook_test_connection_against_the_emulator(
     )
     ok, message = OctoAIHook(http_settings=SETTINGS).test_connection()
     assert not ok and "HTTP 401" in message and "wrong" not in message
+
+
+def test_a_whisper_deployment_takes_its_audio_inline_as_base64(api: OctoAIAPI) -> None:
+    import base64
+    import json
+
+    from airflow_provider_edgeinfer.clients.core import InlineFile
+    from airflow_provider_edgeinfer.clients.octoai import MAX_ASYNC_BODY_BYTES
+
+    assert api.takes_files_inline("whisper") and api.takes_files_inline("whisper-large-v3")
+    assert not api.takes_files_inline("generate/sdxl") and not api.takes_files_inline("chat/completions")
+    audio = bytes(range(256)) * 40
+    call = api.submit("whisper", {"audio": InlineFile("a.wav", audio), "task": "transcribe"})
+    assert call.content is not None
+    body = json.loads(call.content)
+    assert base64.b64decode(body["audio"]) == audio and body["task"] == "transcribe"
+    # The largest file taken inline still fits the asynchronous body limit once encoded.
+    assert 4 * -(-api.max_inline_file_bytes // 3) < MAX_ASYNC_BODY_BYTES
+    with pytest.raises(InputValidationError, match="only Whisper deployments"):
+        api.submit("generate/sdxl", {"prompt": "x", "init_image": InlineFile("a.png", b"x")})

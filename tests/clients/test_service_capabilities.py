@@ -18,7 +18,7 @@ from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.octoai import TEXT_MODELS
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 from airflow_provider_edgeinfer.exceptions import InputValidationError
-from airflow_provider_edgeinfer.hooks import VENDORS
+from airflow_provider_edgeinfer.hooks import vendors
 
 SETTINGS = HttpSettings(
     connect_timeout=5, read_timeout=5, retry=RetrySettings(max_attempts=1, initial_delay=0, max_delay=0)
@@ -99,13 +99,14 @@ def test_octoai_text_job_is_finished_with_its_output_and_no_cost(
 
 def test_which_vendors_take_files_and_how() -> None:
     packaged = ("infrai", "octoai", "omnitensor", "theta")
-    classes = api_classes([*VENDORS, "not-a-vendor"])
+    classes = api_classes([*vendors(), "not-a-vendor"])
     assert set(packaged) <= set(classes) and "not-a-vendor" not in classes
-    assert {v for v in packaged if classes[v].inline_file_services} == {"infrai"}
+    assert {v for v in packaged if classes[v].inline_file_services} == {"infrai", "octoai"}
     assert {v for v in packaged if "input" in classes[v].upload_kinds} == {"theta"}
+    assert {v for v in packaged if classes[v].describe_file_inputs()} == {"infrai", "octoai", "theta"}
     assert InfraiAPI.takes_files_inline("audio.transcriptions")
     assert not InfraiAPI.takes_files_inline("chat.completions")
-    assert not OctoAIAPI.takes_files_inline("whisper")
+    assert OctoAIAPI.takes_files_inline("whisper") and not OctoAIAPI.takes_files_inline("sdxl")
     assert InfraiAPI.max_inline_file_bytes == MAX_TRANSCRIPTION_FILE_BYTES == 25_000_000
 
 

@@ -1,7 +1,7 @@
 """The batch fan-out's lean aiohttp sender sends exactly what the httpx shells send.
 
-The fan-out (:mod:`airflow_provider_edgeinfer.operators.batch_fanout`) sends each item's
-``api.submit(...)`` through :func:`~airflow_provider_edgeinfer.operators.batch_fanout.sender_for`:
+The fan-out (:mod:`airflow_provider_edgeinfer.batch.fanout`) sends each item's
+``api.submit(...)`` through :func:`~airflow_provider_edgeinfer.batch.fanout.sender_for`:
 the :class:`~airflow_provider_edgeinfer.clients.aiosend.LeanSender` when it qualifies, else the httpx
 ``AsyncClient``. The lean sender may differ from the httpx shells only in the HTTP library under the
 same :class:`~airflow_provider_edgeinfer.clients.core.Call`, so every vendor-neutral call of every
@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from airflow_provider_edgeinfer.batch.fanout import sender_for, single_attempt
 from airflow_provider_edgeinfer.clients.aiosend import LeanSender, supports
 from airflow_provider_edgeinfer.clients.core import Call, Credentials, InlineFile, VendorAPI
 from airflow_provider_edgeinfer.clients.infrai import InfraiAPI
@@ -49,7 +50,6 @@ from airflow_provider_edgeinfer.emulator.state import (
     Timing,
 )
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferError
-from airflow_provider_edgeinfer.operators.batch_fanout import sender_for, single_attempt
 
 #: The test domain of host-style OctoAI deployments; every ``.test`` name resolves to 127.0.0.1 here.
 DEPLOY_DOMAIN = "octoai.test"

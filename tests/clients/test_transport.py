@@ -258,6 +258,18 @@ async def test_rate_limit_gives_up_after_max_attempts(mode: str) -> None:
     assert info.value.retry_after == 0.0
 
 
+async def test_send_once_leaves_the_429_to_its_caller() -> None:
+    """A poller's one attempt: no retry inside the client, the 429 and its Retry-After come out."""
+    handler = Recorder(httpx.Response(429, headers={"Retry-After": "7"}), ok_thing())
+    async with AsyncClient(
+        FakeAPI(), Credentials.of(KEY), fast(max_attempts=4), transport=httpx.MockTransport(handler)
+    ) as client:
+        with pytest.raises(RateLimitError) as info:
+            await client.send_once(FakeAPI().get_thing())
+        assert handler.calls == 1 and info.value.retry_after == 7.0
+        assert (await client.send_once(FakeAPI().get_thing())).name == "a"
+
+
 async def test_429_on_create_is_retried(mode: str) -> None:
     handler = Recorder(httpx.Response(429, headers={"Retry-After": "0"}), ok_thing("made"))
     assert (await send(mode, handler, FakeAPI().make_thing())).name == "made"

@@ -7,6 +7,7 @@ import math
 import struct
 import wave
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -88,24 +89,28 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def test_bulk_transcription_backfill_from_and_to_s3(airflow_db: None, emulated: Any, s3: Any) -> None:
     for n in range(200):
-        s3.put_object(Bucket="edgeinfer-audio", Key=f"audio/2026-11-21/call-{n:03d}.wav", Body=_wav(n))
+        s3.put_object(Bucket="edgeinfer-audio", Key=f"audio/dt=2026-11-21/call-{n:03d}.wav", Body=_wav(n))
+    # Another day's files are not this run's: the data interval picks the partition read.
+    s3.put_object(Bucket="edgeinfer-audio", Key="audio/dt=2026-11-22/call-000.wav", Body=_wav(0))
     run = load_dag("edgeinfer_bulk_transcription_backfill").test(
+        logical_date=datetime(2026, 11, 21, tzinfo=UTC),
         run_conf={
-            "audio_glob": "s3://aws_default@edgeinfer-audio/audio/2026-11-21/*.wav",
-            "output_path": "s3://aws_default@edgeinfer-audio/transcripts/2026-11-21",
-        }
+            "audio_root": "s3://aws_default@edgeinfer-audio/audio",
+            "output_root": "s3://aws_default@edgeinfer-audio/transcripts/",
+        },
     )
     assert task_states(run) == {"audio_files": "success", "transcribe": "success"}
-    body = s3.get_object(Bucket="edgeinfer-audio", Key="transcripts/2026-11-21/results.jsonl")["Body"].read()
+    key = "transcripts/dt=2026-11-21/results.jsonl"
+    body = s3.get_object(Bucket="edgeinfer-audio", Key=key)["Body"].read()
     rows = [json.loads(line) for line in body.splitlines()]
     assert len(rows) == 200 and all(r["state"] == "succeeded" for r in rows)
     assert {r["input_ref"] for r in rows} == {
-        f"s3://edgeinfer-audio/audio/2026-11-21/call-{n:03d}.wav" for n in range(200)
+        f"s3://edgeinfer-audio/audio/dt=2026-11-21/call-{n:03d}.wav" for n in range(200)
     }
     assert all("bytes of audio" in r["output"]["text"] for r in rows)
     assert _creates(emulated) == 200
     assert not emulated.state.snapshot()["duplicates"]["theta"]
-    failures = s3.get_object(Bucket="edgeinfer-audio", Key="transcripts/2026-11-21/failures.jsonl")[
+    failures = s3.get_object(Bucket="edgeinfer-audio", Key="transcripts/dt=2026-11-21/failures.jsonl")[
         "Body"
     ].read()
     assert failures == b""
@@ -115,22 +120,38 @@ def test_bulk_transcription_backfill_runs_locally_as_it_is(
     airflow_db: None, emulated: Any, tmp_path: Path
 ) -> None:
     run = load_dag("edgeinfer_bulk_transcription_backfill").test(
-        run_conf={"sample_count": 12, "output_path": str(tmp_path)}
+        logical_date=datetime(2026, 11, 21, tzinfo=UTC),
+        run_conf={"sample_count": 12, "output_root": str(tmp_path)},
     )
     assert task_states(run) == {"audio_files": "success", "transcribe": "success"}
-    assert len(_rows(tmp_path / "results.jsonl")) >= 12
+    assert [p.name for p in tmp_path.iterdir()] == ["dt=2026-11-21"]
+    assert len(_rows(tmp_path / "dt=2026-11-21" / "results.jsonl")) >= 12
 
 
 def test_catalog_image_backfill_writes_images(airflow_db: None, emulated: Any, tmp_path: Path) -> None:
     run = load_dag("edgeinfer_catalog_image_backfill").test(
-        run_conf={"sample_count": 10, "output_path": str(tmp_path)}
+        logical_date=datetime(2026, 11, 21, 2, tzinfo=UTC),
+        run_conf={"sample_count": 10, "output_root": str(tmp_path)},
     )
     assert task_states(run) == {"prompts": "success", "generate_images": "success"}
-    rows = _rows(tmp_path / "results.jsonl")
+    partition = tmp_path / "dt=2026-11-21"
+    rows = _rows(partition / "results.jsonl")
     assert sorted(r["custom_id"] for r in rows) == [f"sku-{n:04d}" for n in range(10)]
-    images = sorted((tmp_path / "media").glob("*.png"))
+    images = sorted((partition / "media").glob("*.png"))
     assert len(images) == 10 and all(p.read_bytes().startswith(b"\x89PNG") for p in images)
     assert sum(emulated.state.snapshot()["submissions"]["octoai"].values()) == 10
+
+
+def test_a_manual_run_without_logical_date_writes_the_partition_of_its_day(
+    airflow_db: None, emulated: Any, tmp_path: Path
+) -> None:
+    run = load_dag("edgeinfer_catalog_image_backfill").test(
+        run_after=datetime(2026, 11, 21, 9, tzinfo=UTC),
+        logical_date=None,
+        run_conf={"sample_count": 2, "output_root": str(tmp_path)},
+    )
+    assert task_states(run) == {"prompts": "success", "generate_images": "success"}
+    assert [p.name for p in tmp_path.iterdir()] == ["dt=2026-11-21"]
 
 
 def test_infrai_native_batch_with_budget_export_and_retention(

@@ -23,18 +23,24 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.emulator.state import Timing
+from tests.airflow_versions import fired
 from tests.dags.conftest import DAGS, load_dag, task_states
 
+#: A transcription partition, as the transcription DAG writes it, for the index DAG to read.
+TRANSCRIPTS = Path(__file__).parent / "fixtures" / "transcripts"
 #: Each example DAG with the run conf that keeps it small and writes under the test's directory
 #: (``{out}``). An example added to ``dags_examples/`` without an entry here fails the test.
 RUN_CONF: dict[str, dict[str, Any]] = {
-    "edgeinfer_bulk_transcription_backfill": {"sample_count": 4, "output_path": "{out}"},
-    "edgeinfer_catalog_image_backfill": {"sample_count": 3, "output_path": "{out}"},
+    "edgeinfer_bulk_transcription_backfill": {"sample_count": 4, "output_root": "{out}"},
+    "edgeinfer_catalog_image_backfill": {"sample_count": 3, "output_root": "{out}"},
     "edgeinfer_infrai_chat": {},
     "edgeinfer_infrai_native_batch": {"output_path": "{out}"},
     "edgeinfer_octoai_sdxl": {"output_path": "{out}"},
     "edgeinfer_omnitensor_inference": {},
+    "edgeinfer_sensors": {"output_path": "{out}"},
     "edgeinfer_theta_transcription": {"output_path": "{out}"},
+    "edgeinfer_ticket_enrichment": {"demo_db_path": "{out}/tickets.sqlite", "output_root": "{out}"},
+    "edgeinfer_transcript_index": {"partition": str(TRANSCRIPTS / "dt=2026-11-21"), "index_root": "{out}"},
 }
 
 #: Fields of an output that are metadata (ids, model names, costs, where a file was written), not
@@ -82,7 +88,7 @@ class _RunAsTheTriggerer:
         runner.triggers[1] = {"task": task, "name": repr(self.trigger), "events": 0, "is_watcher": False}
         await task
         for entry in runner.events:
-            yield entry.event
+            yield fired(entry)[1]
 
 
 @pytest.fixture
@@ -159,7 +165,7 @@ def needles(outputs: list[Any], media: list[bytes]) -> set[str]:
     """Strings whose presence in a log means an output was logged.
 
     Long text fields as they are; short ones as ``key: value`` pairs in the forms a dict takes in a
-    log line (``repr`` and JSON); media as a slice of their base64 text.
+    log line (``repr`` and JSON); vectors by their first values; media as a slice of their base64 text.
     """
     found: set[str] = set()
 
@@ -169,6 +175,9 @@ def needles(outputs: list[Any], media: list[bytes]) -> set[str]:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(v, str(k))
+        elif isinstance(value, list) and len(value) >= 8 and all(type(v) is float for v in value):
+            # A vector (an embedding): its first values as repr and JSON both print them.
+            found.add(", ".join(repr(v) for v in value[:4]))
         elif isinstance(value, list):
             for v in value:
                 walk(v, key)
@@ -196,7 +205,7 @@ def leaked(log_text: str, outputs: list[Any], media: list[bytes]) -> list[str]:
 
 
 def test_every_example_dag_is_scanned() -> None:
-    assert sorted(RUN_CONF) == sorted(p.stem for p in DAGS.glob("*.py"))
+    assert sorted(RUN_CONF) == sorted(p.stem for p in DAGS.glob("edgeinfer_*.py"))
 
 
 @pytest.mark.parametrize("dag_id", sorted(RUN_CONF))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.emulator.state import Timing
+from tests.airflow_versions import since_airflow
 from tests.dags.conftest import task_states
 from tests.s3 import CONN_ID, MotoS3
 
@@ -36,6 +37,7 @@ def _requests(emulator: Any) -> dict[str, int]:
     return dict(emulator.state.snapshot()["requests"])
 
 
+@since_airflow("3.3", "The task state store (a retry of a task with uploaded files reattaches)")
 def test_retry_of_an_input_files_task_reattaches_without_uploading_again(
     airflow_db: None, emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -76,6 +78,7 @@ def test_local_audio_uploaded_and_transcribed(airflow_db: None, emulated: Any, t
     assert _requests(emulated)["storage.put"] == len(sizes)
     texts = _transcripts(run)
     assert [t.rsplit("(", 1)[1] for t in texts] == [f"{s} bytes of audio)" for s in sizes]
+    assert [t.split(": ", 1)[0] for t in texts] == [str(tmp_path / f"{i}.wav") for i in range(len(sizes))]
 
 
 def test_s3_glob_uploaded_and_transcribed(
@@ -93,6 +96,10 @@ def test_s3_glob_uploaded_and_transcribed(
     assert set(task_states(run).values()) == {"success"}
     texts = _transcripts(run)
     assert [t.rsplit("(", 1)[1] for t in texts] == ["40000 bytes of audio)", "80000 bytes of audio)"]
+    assert [t.split(": ", 1)[0] for t in texts] == [
+        "s3://edgeinfer-e2e/calls/a.wav",
+        "s3://edgeinfer-e2e/calls/b.wav",
+    ]
 
 
 def _transcripts(run: Any) -> list[str]:

@@ -65,7 +65,7 @@ def test_octoai_text_answers_in_the_call(
     assert result["output"]["choices"][0]["message"]["content"]
     # OctoAI states no cost: unknown, not $0.
     assert result["cost_usd"] is None
-    assert f"request {result['request_id']} succeeded (cost unknown)" in capsys.readouterr().out
+    assert f"request {result['request_id']} succeeded, cost unknown; result in " in capsys.readouterr().out
 
 
 def test_octoai_text_batch_is_the_fan_out_itself(airflow_db: None, emulated: Any, tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_infrai_transcription_sends_the_file_in_the_multipart_call(
     assert json.loads(written.read_text())["output"]["text"] == media.transcript(audio, "en")
 
 
-def test_input_files_on_a_vendor_that_takes_no_files_names_the_ones_that_do(
+def test_input_files_on_a_service_that_takes_no_files_names_the_vendors_that_do(
     airflow_db: None, emulated: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "call.wav"
@@ -111,9 +111,10 @@ def test_input_files_on_a_vendor_that_takes_no_files_names_the_ones_that_do(
     assert not any(k.startswith("octoai.") for k in emulated.state.snapshot()["requests"])
     [(kind, message)] = _failures(capsys.readouterr().out)
     assert kind == "InputValidationError"
-    assert "'audio' cannot take a file: octoai has no presigned upload API" in message
-    assert "takes no file inline for service 'whisper'" in message
-    assert "theta (presigned uploads)" in message and "infrai (inline: audio.transcriptions)" in message
+    assert "'image' cannot take a file: octoai has no presigned upload API" in message
+    assert "takes no file inline for service 'sdxl'" in message
+    assert "theta (presigned uploads" in message and "infrai (inline for 'audio.transcriptions'" in message
+    assert "octoai (inline, base64-encoded, for Whisper deployments" in message
 
 
 def test_a_native_batch_refuses_transcription(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 import airflow_provider_edgeinfer.emulator as emulator_package
-from airflow_provider_edgeinfer.clients.octoai import schema_errors
+from airflow_provider_edgeinfer.clients.octoai_schema import schema_errors
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 
 EMULATOR = Path(emulator_package.__file__).parent

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_edgeinfer.emulator import infrai, media
+from airflow_provider_edgeinfer.emulator import infrai, infrai_common, media
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 from airflow_provider_edgeinfer.emulator.state import Timing
 
@@ -206,13 +206,13 @@ def test_images_b64_by_default_and_url_on_request(openai: httpx.Client, emu: Emu
     inline = openai.post("images/generations", json={"prompt": "a fox", "size": "32x16"}).json()
     assert set(inline) == {"created", "data"}
     png = base64.b64decode(inline["data"][0]["b64_json"])
-    assert infrai._png_size(png) == (32, 16)
+    assert infrai_common._png_size(png) == (32, 16)
     linked = openai.post(
         "images/generations", json={"prompt": "a fox", "size": "4096x4096", "response_format": "url"}
     ).json()
     url = linked["data"][0]["url"]
     assert url.startswith(emu.url + "/_media/")
-    assert infrai._png_size(httpx.get(url).content) == (infrai.MAX_IMAGE_SIDE, infrai.MAX_IMAGE_SIDE)
+    assert infrai_common._png_size(httpx.get(url).content) == (infrai.MAX_IMAGE_SIDE, infrai.MAX_IMAGE_SIDE)
     bad = openai.post("images/generations", json={"prompt": "a fox", "response_format": "gif"})
     openai_error(bad, 400, "invalid_request_error")
 

@@ -1,7 +1,7 @@
 """A vendor the package has never heard of runs through the operators and sensors, deferred.
 
-It is registered the way a provider's hooks are looked up (``hooks.HOOKS`` by connection type,
-``hooks.VENDORS`` by vendor, which triggers use), only for the test. It declares no capability, so
+It is registered the way a provider's hooks are looked up (``hooks.HOOKS`` by connection type, on
+the worker and in the triggerer alike), only for the test. It declares no capability, so
 this also proves the neutral layers fall back on ``status`` polling when a vendor lists nothing,
 finds no lost submissions and runs no native batch.
 """
@@ -25,7 +25,6 @@ def fifth_vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVendorServer]:
 
     with FakeVendorServer() as server:
         monkeypatch.setitem(hooks.HOOKS, CONN_TYPE, (VENDOR, HOOK_PATH))
-        monkeypatch.setitem(hooks.VENDORS, VENDOR, HOOK_PATH)
         conn = {"conn_type": CONN_TYPE, "host": server.url, "password": KEY}
         monkeypatch.setenv("AIRFLOW_CONN_EDGEINFER_FIFTH_DEFAULT", json.dumps(conn))
         yield server

@@ -203,7 +203,7 @@ def test_settings_invalid_extras(monkeypatch: pytest.MonkeyPatch, extra: dict[st
 
 
 def test_explicit_http_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_conn(monkeypatch, "theta_explicit", password=KEY, extra={"timeout": "nonsense"})
+    set_conn(monkeypatch, "theta_explicit", password=KEY, extra={"timeout": 5})
     settings = HttpSettings(read_timeout=1.0)
     hook = ThetaHook("theta_explicit", http_settings=settings)
     assert hook.http_settings(hook.connection) is settings

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_edgeinfer.batch.inputs import BatchItem
+from airflow_provider_edgeinfer.batch.results import ResultsWriter
 from airflow_provider_edgeinfer.costs import format_cost, format_total, usd
-from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
-from airflow_provider_edgeinfer.operators.batch_results import ResultsWriter
-from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+from airflow_provider_edgeinfer.storage import as_storage_path
 
 
 def test_money_in_log_lines() -> None:
@@ -25,7 +25,7 @@ def test_money_in_log_lines() -> None:
 
 
 def _write(tmp_path: Path, costs: list[float | None]) -> tuple[ResultsWriter, list[dict[str, object]]]:
-    with ResultsWriter(as_storage_path(str(tmp_path))) as writer:
+    with ResultsWriter(as_storage_path(str(tmp_path)), len(costs)) as writer:
         for index, cost in enumerate(costs):
             item = BatchItem(index, str(index), {}, f"inputs[{index}]")
             writer.row(item, succeeded=True, request_id=f"r{index}", output={"ok": index}, cost_usd=cost)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.emulator import infrai as emulated_infrai
+from airflow_provider_edgeinfer.emulator import infrai_batches as emulated_infrai
 from airflow_provider_edgeinfer.exceptions import JobTimeoutError, UnexpectedResponseError
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, OutcomeUnknownError
@@ -317,6 +317,26 @@ def test_without_a_task_state_store_a_task_still_submits_and_defers(emulated: An
     trigger = _deferral(_op(), None, 1).trigger
     assert trigger.request_id  # type: ignore[attr-defined]
     assert _created(emulated) == 1
+
+
+@pytest.mark.parametrize("state", ["queued", "running", "succeeded"])
+def test_without_a_task_state_store_a_retry_finds_its_previous_request_in_the_listing(
+    emulated: Any, state: str
+) -> None:
+    """Airflow before 3.3 has no task state store: the vendor's listing stands in for it."""
+    emulated.state.timing["theta"] = TIMINGS[state]
+    first = _run_try(_op(), None, 1)  # type: ignore[arg-type]
+    emulated.state.clock.advance(LATER)
+    assert _run_try(_op(), None, 2) == first  # type: ignore[arg-type]
+    assert _created(emulated) == 1, "the retry must not pay for a second request"
+
+
+def test_without_a_task_state_store_a_vendor_without_a_listing_is_submitted_again(emulated: Any) -> None:
+    """OctoAI cannot be searched: with no store, the retry's request is a new one (documented)."""
+    emulated.state.timing["octoai"] = TIMINGS["running"]
+    first = _run_try(_op("octoai"), None, 1)  # type: ignore[arg-type]
+    assert _run_try(_op("octoai"), None, 2) != first  # type: ignore[arg-type]
+    assert _created(emulated, "octoai") == 2
 
 
 def test_vendor_options_reach_the_vendors_submit(emulated: Any) -> None:

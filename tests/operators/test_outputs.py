@@ -21,11 +21,11 @@ from airflow_provider_edgeinfer.operators.outputs import (
     SEGMENT_MAX,
     MediaWriter,
     _download,
-    as_storage_path,
     build_result,
     prepare_output_dir,
     safe_segment,
 )
+from airflow_provider_edgeinfer.storage import as_storage_path
 from tests.security.hostile import (  # noqa: F401 (fixtures)
     PNG,
     PNG_B64,
@@ -128,29 +128,7 @@ def test_safe_segment_survives_lone_surrogates() -> None:
     assert safe_segment("\ud800id") == "_id-" + hashlib.sha256(b"\xed\xa0\x80id").hexdigest()[:16]
 
 
-# -- as_storage_path / prepare_output_dir ---------------------------------------------------------
-
-
-def test_as_storage_path_makes_a_local_path_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    path = as_storage_path("out")
-    assert str(path) == f"file://{tmp_path}/out"
-    assert as_storage_path(path) is path
-
-
-def test_as_storage_path_refuses_an_unusable_uri() -> None:
-    with pytest.raises(ConfigurationError) as raised:
-        as_storage_path("nosuchscheme-xyz://bucket/key")
-    assert raised.value.message.startswith(
-        "output_path 'nosuchscheme-xyz://bucket/key' is not a usable path: "
-    )
-    with pytest.raises(ConfigurationError) as raised:
-        as_storage_path("nosuchscheme-xyz://b", "inputs")
-    assert raised.value.message.startswith("inputs 'nosuchscheme-xyz://b' is not a usable path: ")
-
-
-def test_as_storage_path_keeps_a_uri() -> None:
-    assert str(as_storage_path("file:///tmp/x/y")) == "file:///tmp/x/y"
+# -- prepare_output_dir ----------------------------------------------------------------------
 
 
 def test_prepare_output_dir_creates_it_and_leaves_no_probe(tmp_path: Path) -> None:
@@ -480,6 +458,7 @@ def test_build_result_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "vendor": "theta",
         "request_id": "req_9",
         "service": "whisper",
+        "input_ref": None,
         "state": "succeeded",
         "cost_usd": 0.25,
         "timings": {"submitted_at": 998.76543, "completed_at": 1000.0, "duration_s": 1.235},
@@ -494,6 +473,7 @@ def test_build_result_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
             "vendor": "theta",
             "request_id": "req_9",
             "service": "whisper",
+            "input_ref": None,
             "state": "succeeded",
             "cost_usd": 0.25,
         },
@@ -568,3 +548,30 @@ def test_httpx_log_of_a_media_download_has_no_query(
     lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
     assert lines and all("/m/a.png?***" in line for line in lines), lines
     assert "f00dfeed" not in caplog.text
+
+
+def test_a_result_from_a_source_file_carries_it_and_is_named_after_it(tmp_path: Path) -> None:
+    job = Job(vendor="theta", request_id="req_9", state=JobState.SUCCEEDED, vendor_state="success")
+    output = {"text": "hello"}
+    result = build_result(
+        job,
+        output,
+        output_path=str(tmp_path),
+        submitted_at=None,
+        xcom_max_bytes=1000,
+        input_ref="s3://calls/2026-11-21/call-7.wav",
+    )
+    assert result["input_ref"] == "s3://calls/2026-11-21/call-7.wav"
+    assert result["output_path"] == f"file://{tmp_path}/call-7.wav.req_9.json"
+    written = json.loads((tmp_path / "call-7.wav.req_9.json").read_text())
+    assert written["result"]["input_ref"] == "s3://calls/2026-11-21/call-7.wav"
+    # A source name that is not a safe file name still gives one file, inside the directory.
+    hostile = build_result(
+        job,
+        output,
+        output_path=str(tmp_path),
+        submitted_at=None,
+        xcom_max_bytes=1000,
+        input_ref="/x/../é v.wav",
+    )
+    assert Path(hostile["output_path"].removeprefix("file://")).parent == tmp_path

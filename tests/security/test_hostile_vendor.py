@@ -137,14 +137,14 @@ def test_a_hostile_request_id_keeps_the_result_inside_output_path(
 def test_batch_media_names_stay_inside_the_media_directory(
     tmp_path: Path, hostile: HostileServer, custom_id: str
 ) -> None:
-    from airflow_provider_edgeinfer.operators.batch_inputs import BatchItem
-    from airflow_provider_edgeinfer.operators.batch_results import ResultsWriter
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
+    from airflow_provider_edgeinfer.batch.inputs import BatchItem
+    from airflow_provider_edgeinfer.batch.results import ResultsWriter
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     custom_id = custom_id.format(tmp=tmp_path)
     media = hostile.media("/m/run.py", b"media") + "?" + SIGNATURE
     item = BatchItem(index=7, custom_id=custom_id, input={}, ref="inputs.jsonl:8")
-    with ResultsWriter(as_storage_path(tmp_path / "out")) as writer:
+    with ResultsWriter(as_storage_path(tmp_path / "out"), 8) as writer:
         output, files = writer.media(item, {"image_b64": PNG_B64, "nested": {"image_url": media}})
     assert files == 2
     media_files = _files(tmp_path / "out" / "media")

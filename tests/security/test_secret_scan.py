@@ -76,7 +76,7 @@ def test_no_credential_reaches_logs_xcom_templates_or_triggers(
     captured = capfd.readouterr()
     haystack = "\n".join([captured.out, captured.err, caplog.text, _database_text()])
     # The scan is only worth something if the task logs were really captured.
-    assert "succeeded (cost" in haystack
+    assert "succeeded, cost" in haystack
     assert CANARY not in haystack
     assert "signature=" not in haystack, "a presigned URL's signature was written somewhere"
     # The OmniTensor token the emulator issued never shows either.
@@ -84,7 +84,7 @@ def test_no_credential_reaches_logs_xcom_templates_or_triggers(
 
 
 def test_errors_and_reprs_carry_no_credential(canaried: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_edgeinfer.hooks import hook_class_for_vendor
+    from airflow_provider_edgeinfer.hooks import hook_for_connection
     from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
     texts: list[str] = []
@@ -94,7 +94,7 @@ def test_errors_and_reprs_carry_no_credential(canaried: Any, monkeypatch: pytest
         if vendor == "omnitensor":
             conn["extra"]["secret"] = f"{CANARY}-wrong-secret"
         monkeypatch.setenv(f"AIRFLOW_CONN_WRONG_{vendor.upper()}", json.dumps(conn))
-        hook = hook_class_for_vendor(vendor)(f"wrong_{vendor}")
+        hook = hook_for_connection(f"wrong_{vendor}")
         ok, message = hook.test_connection()
         assert not ok, vendor
         texts += [
@@ -105,7 +105,7 @@ def test_errors_and_reprs_carry_no_credential(canaried: Any, monkeypatch: pytest
             repr(hook.credentials(hook.connection)),
         ]
         hook.close()
-        trigger = InferenceTrigger(vendor=vendor, conn_id=f"wrong_{vendor}", request_id="r-1", deadline=0.0)
+        trigger = InferenceTrigger(conn_id=f"wrong_{vendor}", request_id="r-1", deadline=0.0)
         texts += [repr(trigger), json.dumps(trigger.serialize()[1])]
     joined = "\n".join(texts)
     assert CANARY not in joined

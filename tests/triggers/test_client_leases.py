@@ -42,7 +42,7 @@ def building(client: Any, started: asyncio.Event | None = None, go: asyncio.Even
             started.set()
         if go is not None:
             await go.wait()
-        return client
+        return client, None  # no hook: the registry only hands it out
 
     return build
 
@@ -120,7 +120,8 @@ async def test_a_factory_that_suspends_does_not_split_its_users() -> None:
             greenback.await_(asyncio.sleep(0.01))  # the supervisor answering MaskSecret
             return StandIn()
 
-        return registry.acquire("k", factory)
+        no_hook: Any = None
+        return registry.acquire("k", factory, no_hook)
 
     leases = await asyncio.gather(*(user() for _ in range(10)))
     assert len({id(lease.client) for lease in leases}) == 1 and registry.users("k") == 10
@@ -164,7 +165,7 @@ async def test_a_hook_releases_only_what_it_took(theta: Any) -> None:
     holder = ThetaHook()
     client = await holder.aget_client()
     await ThetaHook().arelease()  # took nothing: gives nothing back
-    assert shared_clients.users(holder._shared_key()) == 1 and not client.closed
+    assert shared_clients.users(holder.shared_key) == 1 and not client.closed
     await holder.arelease()
     await holder.arelease()
     await shared_clients.drain()
@@ -205,11 +206,46 @@ async def test_triggers_starting_together_build_one_client_and_read_the_connecti
     assert shared_clients.active() == 0 and leases[0].client.closed
 
 
+async def test_triggers_find_the_hook_by_connection_type_and_read_the_connection_once(
+    theta: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The triggerer finds the hook as the worker does (by the connection's type), once per loop."""
+    from airflow.sdk import BaseHook
+
+    from airflow_provider_edgeinfer.hooks import alease_connection
+
+    lookups: list[str] = []
+    read = BaseHook.aget_connection.__func__  # type: ignore[attr-defined]
+
+    async def counting(cls: type[BaseHook], conn_id: str) -> Any:
+        lookups.append(conn_id)
+        return await read(cls, conn_id)
+
+    monkeypatch.setattr(BaseHook, "aget_connection", classmethod(counting))
+
+    async def start() -> Any:
+        await greenback.ensure_portal()
+        return await alease_connection("edgeinfer_theta_default")
+
+    async with Triggerer():
+        leases = await asyncio.gather(*(start() for _ in range(30)))
+        assert lookups == ["edgeinfer_theta_default"]
+        assert {type(lease.hook) for lease in leases} == {ThetaHook}
+        assert len({id(lease.hook) for lease in leases}) == 1  # built once, handed to every holder
+        own = await leases[0].hook.alease()  # a hook's own lease: one key for both ways in
+        assert own.client is leases[0].client and own.key == leases[0].key
+        await own.release()
+        for lease in leases:
+            await lease.release()
+    await shared_clients.drain()
+    assert shared_clients.active() == 0 and leases[0].client.closed
+
+
 async def test_the_poller_holds_its_own_lease(theta: Any) -> None:
     (request_id,) = submit(1)
     hook = ThetaHook()
     lease = await hook.alease()
-    key = hook._shared_key()
+    key = hook.shared_key
     async with watch(key, lease, request_id, interval=0.02, max_failures=3):
         assert shared_clients.users(key) == 2
         await lease.release()  # the watcher lets go first: the poller still polls on an open client

@@ -32,6 +32,7 @@ from airflow_provider_edgeinfer.triggers.events import (
     task_identity_of,
 )
 from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
+from tests.airflow_versions import fired
 
 #: Words no log line of this provider or of Airflow contains: the emulators' answers repeat them.
 WORDS = ["Quokkaledger", "Zanzibarite", "marmaladeXV", "overdueinvoice7731", "harbourmaster", "tickety"]
@@ -74,7 +75,6 @@ def _requests(emulator: Any, operation: str) -> int:
 
 def _sync_trigger(vendor: str, service: str, input: dict[str, Any], **spec: Any) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor=vendor,
         conn_id=f"edgeinfer_{vendor}_default",
         request_id=None,
         deadline=time.time() + 60,
@@ -91,7 +91,6 @@ def _sync_trigger(vendor: str, service: str, input: dict[str, Any], **spec: Any)
 
 def _poll_trigger(vendor: str, request_id: str) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor=vendor,
         conn_id=f"edgeinfer_{vendor}_default",
         request_id=request_id,
         deadline=time.time() + 60,
@@ -264,10 +263,10 @@ async def test_the_triggerers_own_log_line_carries_no_output(
     task = asyncio.create_task(runner.run_trigger(1, trigger))
     runner.triggers[1] = {"task": task, "name": "privacy", "events": 0, "is_watcher": False}
     await task
-    [fired] = runner.events
+    [(_, event)] = [fired(entry) for entry in runner.events]
     logged = capsys.readouterr()
     text = logged.out + logged.err
-    assert "Trigger fired event" in text and fired.event.payload["sealed_output"] in text
+    assert "Trigger fired event" in text and event.payload["sealed_output"] in text
     assert not [w for w in [REPLY, *WORDS] if w in text]
-    result = _complete("infrai", "chat.completions", dict(fired.event.payload), input=body)
+    result = _complete("infrai", "chat.completions", dict(event.payload), input=body)
     assert result["output"]["choices"][0]["message"]["content"] == REPLY

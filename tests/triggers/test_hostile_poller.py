@@ -50,7 +50,6 @@ async def events_of(trigger: InferenceTrigger) -> list[dict[str, Any]]:
 
 def trigger(deadline: float = 5.0) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor="theta",
         conn_id=CONN_ID,
         request_id=REQUEST_ID,
         deadline=time.time() + deadline,
@@ -135,7 +134,7 @@ async def test_a_foreign_error_from_the_client_fails_the_poll_by_its_class_alone
     async def leaky(self: Any, call: Any) -> Any:
         raise LeakyError
 
-    monkeypatch.setattr(AsyncClient, "_send_once", leaky)
+    monkeypatch.setattr(AsyncClient, "send_once", leaky)
     connect(monkeypatch, serve(lambda conn, head: None), None)
     events = await events_of(trigger())
     assert [event["status"] for event in events] == ["error"]

@@ -14,6 +14,7 @@ from airflow_provider_edgeinfer.hooks.base import shared_clients
 from airflow_provider_edgeinfer.triggers.events import parse_event
 from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 from airflow_provider_edgeinfer.triggers.poller import pollers
+from tests.airflow_versions import fired, since_airflow
 from tests.triggers.conftest import NO_PROJECT, submit
 from tests.triggers.test_poller import LISTING, first_event, make, until, watching
 
@@ -74,6 +75,7 @@ async def test_on_kill_cancels_the_remote_request(theta: Any) -> None:
     assert shared_clients.active() == 0
 
 
+@since_airflow("3.3", "A trigger's on_kill (a user's kill cancels the remote request)")
 async def test_airflow_runner_user_cancel_kills_one_and_the_other_goes_on(theta: Any) -> None:
     """Through Airflow's own TriggerRunner: a user's action cancels one trigger, which cancels its request."""
     from airflow.jobs.triggerer_job_runner import TriggerRunner
@@ -96,7 +98,7 @@ async def test_airflow_runner_user_cancel_kills_one_and_the_other_goes_on(theta:
 
     theta.state.clock.advance(601)
     await until(lambda: runner.triggers[2]["task"].done())
-    assert [(e.trigger_id, e.event.payload["status"]) for e in runner.events] == [(2, "success")]
+    assert [(i, e.payload["status"]) for i, e in map(fired, runner.events)] == [(2, "success")]
     assert await runner.cleanup_finished_triggers() == [1, 2]
     assert pollers.active() == 0 and shared_clients.active() == 0
 
@@ -130,3 +132,44 @@ async def test_answers_that_never_parse_end_the_trigger_after_the_tolerated_fail
     assert event["error"]["type"] == "UnexpectedResponseError"
     assert time.monotonic() - started < 20, "ended by the failure count, not by the 60 s deadline"
     assert pollers.active() == 0 and shared_clients.active() == 0
+
+
+async def test_the_state_is_logged_on_each_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between "trigger starting" and "trigger fired" the log says what the request is doing."""
+    from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+    from airflow_provider_edgeinfer.triggers.poller import Watch
+
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str, *args: Any) -> None:
+            lines.append(message % args if args else message)
+
+    trigger = InferenceTrigger(
+        conn_id="c", request_id="r1", deadline=time.time() + 600, submitted_at=time.time() - 3
+    )
+    trigger.vendor = "theta"
+    monkeypatch.setattr(InferenceTrigger, "log", Log())
+    entry = Watch("r1", 1.0, 5)
+
+    def job(state: JobState, vendor_state: str) -> Job:
+        return Job(vendor="theta", request_id="r1", state=state, vendor_state=vendor_state)
+
+    waiting = asyncio.create_task(trigger._wait_logging(entry))
+    await asyncio.sleep(0)
+    for answer in [
+        job(JobState.QUEUED, "pending"),
+        job(JobState.QUEUED, "pending"),  # the same state again: nothing new to say
+        job(JobState.RUNNING, "processing"),
+        job(JobState.SUCCEEDED, "success"),
+    ]:
+        entry.record(answer)
+    outcome = await waiting
+    assert isinstance(outcome, Job) and outcome.state is JobState.SUCCEEDED
+    assert [line.split(" after ")[0] for line in lines] == [
+        "theta request r1: waiting for the first poll",
+        "theta request r1: queued (pending)",
+        "theta request r1: running (processing)",
+        "theta request r1: succeeded (success)",
+    ]
+    assert lines[0].endswith(" after 3s")

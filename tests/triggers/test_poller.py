@@ -16,7 +16,6 @@ from airflow_provider_edgeinfer.hooks.theta import ThetaHook
 from airflow_provider_edgeinfer.triggers import poller as poller_module
 from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 from airflow_provider_edgeinfer.triggers.poller import pollers
-from airflow_provider_edgeinfer.triggers.ratelimit import RateLimiter
 from tests.triggers.conftest import NO_PROJECT, requests_made, submit
 
 LISTING = "edgeinfer_theta_default"
@@ -33,7 +32,6 @@ def make(
     request_id: str, conn_id: str = LISTING, *, interval: float = 0.02, **kwargs: Any
 ) -> InferenceTrigger:
     return InferenceTrigger(
-        vendor="theta",
         conn_id=conn_id,
         request_id=request_id,
         deadline=kwargs.pop("deadline", time.time() + 30),
@@ -56,7 +54,7 @@ async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
 
 
 def key(conn_id: str) -> str:
-    return ThetaHook(conn_id)._shared_key()
+    return ThetaHook(conn_id).shared_key
 
 
 def watching(conn_id: str) -> int:
@@ -227,43 +225,3 @@ async def test_a_poller_that_dies_wakes_its_triggers_with_an_error(
     assert event["status"] == "error"
     assert "poller stopped unexpectedly" in event["error"]["message"]
     assert_nothing_left()
-
-
-# -- the rate limiter on its own -----------------------------------------------------------------
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-async def test_limiter_honours_retry_after_and_backs_off_without_it() -> None:
-    t = FakeTime()
-    limiter = RateLimiter(initial_pause=1.0, max_pause=8.0, clock=t.clock, sleep=t.sleep)
-    await limiter.wait()
-    assert t.slept == []
-    assert limiter.throttled(2.5) == 2.5
-    await limiter.wait()
-    assert t.slept == [2.5]
-    assert [limiter.throttled(None) for _ in range(4)] == [2.0, 4.0, 8.0, 8.0]  # 2nd..5th in a row
-    limiter.succeeded()
-    assert limiter.throttled(None) == 1.0
-    assert limiter.throttled(1000.0) == 8.0  # capped
-
-
-async def test_limiter_pause_is_never_shortened() -> None:
-    t = FakeTime()
-    limiter = RateLimiter(clock=t.clock, sleep=t.sleep)
-    limiter.throttled(10.0)
-    limiter.throttled(1.0)
-    assert limiter.paused_for == 10.0
-    await limiter.wait()
-    assert t.now == 110.0

@@ -41,7 +41,6 @@ def _fleet(tmp_path: Path) -> list[Any]:
     deadline = time.time() + 120
     fleet: list[Any] = [
         InferenceTrigger(
-            vendor="theta",
             conn_id=CONN,
             request_id=request_ids[i % len(request_ids)],
             deadline=deadline,

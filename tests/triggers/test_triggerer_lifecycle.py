@@ -60,12 +60,12 @@ def _submit_lasting(emulator: Any, seconds: float, count: int = 1) -> list[str]:
 
 
 def write_manifest(directory: Path, request_ids: list[str]) -> None:
-    from airflow_provider_edgeinfer.operators.outputs import as_storage_path
-    from airflow_provider_edgeinfer.triggers.batch_manifest import Manifest
+    from airflow_provider_edgeinfer.batch.manifest import ItemRecord, Manifest
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
     now = time.time()
     Manifest(as_storage_path(str(directory))).write_segment(
-        {"k": "sub", "i": i, "r": 0, "id": rid, "at": now} for i, rid in enumerate(request_ids)
+        (i, ItemRecord("sub", 0, rid, now)) for i, rid in enumerate(request_ids)
     )
 
 
@@ -73,7 +73,6 @@ def _triggers(emulator: Any, tmp_path: Path, inference: list[int], batch: list[i
     deadline = time.time() + 120
     out: list[Any] = [
         InferenceTrigger(
-            vendor="theta",
             conn_id=CONN,
             request_id=_submit_lasting(emulator, seconds)[0],
             deadline=deadline,

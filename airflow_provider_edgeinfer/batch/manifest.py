@@ -1,0 +1,336 @@
+"""The batch manifest under ``output_path/_edgeinfer/``: what was submitted, so a retry never pays twice.
+
+- ``batch.json``: the header (fingerprint, vendor, mode, rounds; a native round's idempotency key and
+  batch id). Small, rewritten whole.
+- ``journal/*.jsonl``: append-only records of a fan-out. Object stores cannot append, so each write
+  is a new small segment; writes are group-committed (everything pending goes in one segment), which
+  makes one write per burst instead of one per item. Before an item is sent its ``intent`` record is
+  durable, so a crash mid-send leaves evidence that the request may exist; its ``sub`` record (request
+  id) follows as soon as the vendor answers. Segments are compacted into one once a fan-out ends.
+
+Record precedence for one item: a later round wins; within a round a final record (``sub``,
+``done``, ``err``) wins over ``intent``. So replaying segments in any order gives the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from airflow_provider_edgeinfer.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+MANIFEST_DIR = "_edgeinfer"
+HEADER = "batch.json"
+SOURCES = "sources.json"
+JOURNAL = "journal"
+VERSION = 1
+
+Mode = Literal["native", "fanout", "sync"]
+
+
+class Round(BaseModel):
+    number: int
+    started_at: float
+    #: Indices this round (re)submits; None means every item (round 0).
+    indices: list[int] | None = None
+    #: Native batches: the idempotency key, written before the submit, and the batch id, written after it.
+    key: str | None = None
+    batch_id: str | None = None
+    #: Fan-out figures, summed over the tries that sent this round.
+    submitted: int = 0
+    submit_seconds: float = 0.0
+
+
+class Header(BaseModel):
+    version: int = VERSION
+    fingerprint: str
+    vendor: str
+    service: str
+    prediction: str | None = None
+    mode: Mode
+    total: int
+    created_at: float
+    rounds: list[Round] = Field(default_factory=list)
+    #: Set when results were written: "succeeded", or "failed" (too many failed items, timeout,
+    #: cancellation). A new try of a failed batch resubmits only its failed items.
+    outcome: Literal["succeeded", "failed"] | None = None
+
+    @property
+    def current(self) -> Round:
+        return self.rounds[-1]
+
+
+#: What an item's journal record says: about to be sent, submitted (request id), finished in the
+#: call (a synchronous vendor's whole job), or refused / failed before any request existed.
+Kind = Literal["intent", "sub", "done", "err"]
+KINDS: frozenset[str] = frozenset(("intent", "sub", "done", "err"))
+
+
+@dataclass(slots=True)
+class ItemRecord:
+    """One journal record of one item (and, read back, the latest one)."""
+
+    kind: Kind
+    round: int
+    request_id: str | None = None
+    at: float | None = None
+    job: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    transient: bool = False
+    #: Hash of the input actually sent (after uploads), to find a lost submission in a listing.
+    input_hash: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.kind != "intent"
+
+
+# The one codec of journal lines. Keys are short because a fan-out writes one line per item per
+# event; they are the stored layout (VERSION), so a change here needs a new version.
+def encode(index: int, record: ItemRecord) -> bytes:
+    """One journal line (with its newline) for ``record`` of item ``index``."""
+    out: dict[str, Any] = {"k": record.kind, "i": index, "r": record.round}
+    if record.request_id is not None:
+        out["id"] = record.request_id
+    if record.at is not None:
+        out["at"] = record.at
+    if record.job is not None:
+        out["job"] = record.job
+    if record.error is not None:
+        out["e"] = record.error
+    if record.transient:
+        out["t"] = True
+    if record.input_hash is not None:
+        out["h"] = record.input_hash
+    return json.dumps(out, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> tuple[int, ItemRecord] | None:
+    """(index, record) of one journal line; None for a torn line.
+
+    A torn final line (a crash mid-write) carries nothing durable. A whole line that is not a record
+    is refused: skipping it could forget a submission and send the item again.
+    """
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return None
+    try:
+        kind = raw["k"]
+        if kind not in KINDS:
+            raise ValueError(f"unknown record kind {kind!r}")
+        return int(raw["i"]), ItemRecord(
+            kind=kind,
+            round=int(raw.get("r", 0)),
+            request_id=raw.get("id"),
+            at=raw.get("at"),
+            job=raw.get("job"),
+            error=raw.get("e"),
+            transient=bool(raw.get("t", False)),
+            input_hash=raw.get("h"),
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigurationError(
+            f"a batch journal line is not a record ({exc.__class__.__name__}: {str(exc)[:80]})",
+            hint="Delete the output directory's _edgeinfer folder only if no batch of it is running.",
+        ) from None
+
+
+def _wins(new: ItemRecord, old: ItemRecord | None) -> bool:
+    if old is None:
+        return True
+    if new.round != old.round:
+        return new.round > old.round
+    return new.final or not old.final
+
+
+class Manifest:
+    """The manifest of the batch whose results go to ``output_dir``."""
+
+    def __init__(self, output_dir: ObjectStoragePath) -> None:
+        self.output_dir = output_dir
+        self.directory = output_dir / MANIFEST_DIR
+        self.journal_dir = self.directory / JOURNAL
+        self._journal_ready = False
+
+    def __repr__(self) -> str:
+        return f"Manifest({self.directory})"
+
+    # -- header --------------------------------------------------------------------------------
+
+    def read_header(self) -> Header | None:
+        """The header, or None for a new batch; never None while a journal shows submissions.
+
+        A missing header beside journal segments would otherwise read as "no batch here", and the
+        operator would reset the journal and send every item again.
+        """
+        path = self.directory / HEADER
+        if not path.exists():
+            if self._segments():
+                raise ConfigurationError(
+                    f"the batch manifest {self.directory} has a journal of submissions but no {HEADER}",
+                    hint="Requests of this batch may be running (and billed). Delete the output directory's "
+                    "_edgeinfer folder only if no batch of it is running.",
+                )
+            return None
+        try:
+            header = Header.model_validate_json(path.read_bytes())
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"the batch manifest {path} is unreadable ({exc.__class__.__name__})",
+                hint="Delete the output directory's _edgeinfer folder only if no batch of it is running.",
+            ) from None
+        if header.version != VERSION:
+            # Another layout's records may mean something else: misread, they could send items again.
+            raise ConfigurationError(
+                f"the batch manifest {path} has layout version {header.version}; this release reads "
+                f"version {VERSION}",
+                hint="Finish or retry the batch with the release that started it.",
+            )
+        return header
+
+    def write_header(self, header: Header) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / HEADER).open("wb") as handle:
+            handle.write(header.model_dump_json(indent=1).encode())
+
+    def write_sources(self, sources: list[str]) -> None:
+        """The files a glob matched when the batch started: the batch's items, whatever arrives later."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / SOURCES).open("wb") as handle:
+            handle.write(json.dumps(sources).encode())
+
+    def read_sources(self) -> list[str] | None:
+        path = self.directory / SOURCES
+        if not path.exists():
+            return None
+        value = json.loads(path.read_bytes())
+        return [str(v) for v in value] if isinstance(value, list) else None
+
+    def has_submissions(self, header: Header) -> bool:
+        """Whether anything of this batch may have reached the vendor (else it can be replaced)."""
+        if any(r.key or r.batch_id for r in header.rounds):
+            return True
+        return bool(self._segments())
+
+    def reset(self) -> None:
+        """Forget a finished batch (a deliberate re-run starts a new one)."""
+        if self.directory.exists():
+            for path in self._segments():
+                path.unlink()
+            for name in (HEADER, SOURCES):
+                (self.directory / name).unlink(missing_ok=True)
+
+    # -- journal -------------------------------------------------------------------------------
+
+    def _segments(self) -> list[ObjectStoragePath]:
+        if not self.journal_dir.exists():
+            return []
+        return sorted(p for p in self.journal_dir.iterdir() if p.name.endswith(".jsonl"))
+
+    def write_segment(self, records: Iterable[tuple[int, ItemRecord]], *, prefix: str = "") -> None:
+        """One new segment holding ``(index, record)`` pairs (nothing is written for none)."""
+        data = b"".join(encode(index, record) for index, record in records)
+        if not data:
+            return
+        if not self._journal_ready:  # once: a fan-out writes thousands of segments
+            self.journal_dir.mkdir(parents=True, exist_ok=True)
+            self._journal_ready = True
+        name = f"{prefix}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
+        with (self.journal_dir / name).open("wb") as handle:
+            handle.write(data)
+
+    def _records(self) -> Iterator[tuple[int, ItemRecord]]:
+        for path in self._segments():
+            with path.open("rb") as handle:
+                for line in handle:
+                    if line.strip() and (decoded := decode(line)) is not None:
+                        yield decoded
+
+    def items(self) -> dict[int, ItemRecord]:
+        """The latest record of every item the journal mentions."""
+        latest: dict[int, ItemRecord] = {}
+        for index, record in self._records():
+            if _wins(record, latest.get(index)):
+                latest[index] = record
+        return latest
+
+    def compact(self) -> None:
+        """Fold every segment into one, so readers open one object instead of thousands."""
+        segments = self._segments()
+        if len(segments) <= 1:
+            return
+        records = self.items()
+        self.write_segment(sorted(records.items()), prefix="0-compact-")
+        for path in segments:
+            path.unlink()
+
+
+class JournalWriter:
+    """Group commit from an event loop: every record pending when a write starts goes in that write.
+
+    ``await append(index, record, durable=True)`` returns once the record is stored (intent records);
+    other records ride along with the next write. Writes run in a thread: object storage blocks.
+    """
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self._pending: list[tuple[int, ItemRecord]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self.writes = 0
+
+    async def __aenter__(self) -> JournalWriter:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def append(self, index: int, record: ItemRecord, *, durable: bool = False) -> None:
+        if self._task is None or self._task.done():
+            raise RuntimeError("the journal writer is not running")
+        self._pending.append((index, record))
+        self._wake.set()
+        if durable:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._pending:
+                records, waiters = self._pending, self._waiters
+                self._pending, self._waiters = [], []
+                try:
+                    await asyncio.to_thread(self.manifest.write_segment, records)
+                except BaseException as exc:
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                    raise
+                self.writes += 1
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+            if self._closed and not self._pending:  # close may arrive during a write
+                return
+            if self._pending:
+                self._wake.set()

@@ -1,0 +1,214 @@
+"""One shared pause per connection, set by the vendor's 429 answers, and the sends that respect it.
+
+Every sender of one connection (the fan-out's senders, the batch watcher's reads, the poller's
+reads) waits on the same :class:`RateLimiter` before each attempt, so one 429 slows all of them at
+once, for as long as the vendor's ``Retry-After`` asks, instead of each backing off on its own and
+the others carrying on at full rate. A 429 is never counted as a failure: it says nothing about
+the request, only "not now". A caller's deadline (a batch's ``timeout``) always wins over a pause.
+
+:func:`limiter_for` gives the limiter of a client: every user of one shared client (in the
+triggerer, every trigger of a connection) gets the same one. :class:`PacedSender` sends calls one
+attempt at a time through such a limiter, retrying through tenacity with the one retry policy of
+:mod:`~airflow_provider_edgeinfer.clients.retry`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState
+
+from airflow_provider_edgeinfer.clients.retry import RetrySettings, backoff_delay, is_retryable
+from airflow_provider_edgeinfer.exceptions import RateLimitError
+
+T = TypeVar("T")
+
+#: Backoff when a 429 carries no Retry-After: first pause, doubled per 429 in a row, up to the cap.
+INITIAL_PAUSE = 1.0
+MAX_PAUSE = 300.0
+
+
+class RateLimiter:
+    """A pause every caller waits out before sending; 429s extend it, a success resets the backoff."""
+
+    def __init__(
+        self,
+        *,
+        initial_pause: float = INITIAL_PAUSE,
+        max_pause: float = MAX_PAUSE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._initial = initial_pause
+        self._max = max_pause
+        self._clock = clock
+        self._sleep = sleep
+        self._resume_at = 0.0
+        #: When the backoff last grew: a 429 answering a request sent before then is the same news.
+        self._struck_at = -math.inf
+        self._strikes = 0
+        #: 429s (and other answers with a Retry-After) seen; benchmarks and tests read it.
+        self.throttled_count = 0
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until sending may resume (0 when not paused)."""
+        return max(0.0, self._resume_at - self._clock())
+
+    def throttled(self, retry_after: float | None, *, sent_at: float | None = None) -> float:
+        """Record a 429; returns the pause it imposes on every caller.
+
+        The vendor's ``Retry-After`` wins (capped at ``max_pause``); without one the pause doubles
+        with each 429 in a row. A pause is only ever extended, never shortened, by a later 429.
+        ``sent_at`` (what :meth:`wait` returned before the refused send): a 429 to a request that
+        was already in flight when the backoff last grew does not grow it again, so many senders
+        refused together back off once, not once each.
+        """
+        self.throttled_count += 1
+        now = self._clock()
+        if sent_at is None or sent_at > self._struck_at:
+            self._strikes += 1
+            self._struck_at = now
+        if retry_after is not None:
+            pause = min(max(0.0, retry_after), self._max)
+        else:
+            pause = min(self._max, self._initial * 2.0 ** min(self._strikes - 1, 30))
+        self._resume_at = max(self._resume_at, now + pause)
+        return pause
+
+    def succeeded(self) -> None:
+        self._strikes = 0
+
+    async def wait(self, deadline: float | None = None) -> float:
+        """Return once no pause is in force, or once the wall-clock ``deadline`` has come.
+
+        Returns the limiter's clock reading as it lets the caller through (``sent_at`` for
+        :meth:`throttled`). A vendor may ask for any pause (``Retry-After: 999999999``): the
+        caller's deadline wins.
+        """
+        # The pause may grow while we sleep (another 429), hence the loop.
+        while (delay := self._resume_at - self._clock()) > 0:
+            if deadline is not None:
+                delay = min(delay, deadline - time.time())
+                if delay <= 0:
+                    break
+            await self._sleep(delay)
+        return self._clock()
+
+
+_limiters: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+
+
+def limiter_for(client: Any) -> RateLimiter:
+    """The limiter every user of ``client`` shares (created with the first call; gone with the client)."""
+    limiter = _limiters.get(client)
+    if limiter is None:
+        limiter = _limiters[client] = RateLimiter()
+    return limiter
+
+
+class DeadlinePassed(Exception):
+    """The caller's deadline came before the call could be sent (paused, or waiting to retry)."""
+
+
+class PacedSender:
+    """Sends calls through ``send_once`` (one attempt each), paced by ``limiter``, until ``deadline``.
+
+    Before every attempt it waits out the connection's pause. A 429 pauses every sender of the
+    limiter and is retried without counting against ``retry.max_attempts``; any other failure is
+    retried as the one retry policy allows (:func:`~.retry.is_retryable`, backoff with jitter),
+    and one carrying a ``Retry-After`` (a 503 that says when to come back) pauses everyone too.
+    Nothing waits past ``deadline`` (epoch seconds): :class:`DeadlinePassed` says it came first.
+    ``api`` is the client's, so a sender stands in for the client wherever calls are built.
+    """
+
+    def __init__(
+        self,
+        send_once: Callable[[Any], Awaitable[Any]],
+        limiter: RateLimiter,
+        retry: RetrySettings,
+        *,
+        api: Any = None,
+        deadline: float = math.inf,
+    ) -> None:
+        self._send_once = send_once
+        self.limiter = limiter
+        self.retry = retry
+        self.api = api
+        self.deadline = deadline
+
+    @classmethod
+    def of(cls, client: Any, *, deadline: float = math.inf) -> PacedSender:
+        """A paced sender over a transport client, sharing that client's limiter."""
+        return cls(
+            client.send_once, limiter_for(client), client.settings.retry, api=client.api, deadline=deadline
+        )
+
+    async def send(self, call: Any) -> Any:
+        # Most sends succeed at once: they cost a look at the pause and the send. Tenacity's
+        # machinery (tens of microseconds a call, a fan-out's whole margin) starts at a failure.
+        sent_at = await self._ready()
+        try:
+            answer = await self._send_once(call)
+        except Exception as exc:
+            return await self._retried(call, exc, sent_at)
+        self.limiter.succeeded()
+        return answer
+
+    async def _ready(self) -> float:
+        """Wait out the pause; the limiter's clock at the send, or :class:`DeadlinePassed`."""
+        sent_at = await self.limiter.wait(self.deadline)
+        if time.time() >= self.deadline:
+            raise DeadlinePassed("the deadline came before the call could be sent")
+        return sent_at
+
+    async def _retried(self, call: Any, failed: Exception, sent_at: float) -> Any:
+        """The retries after ``failed``, the first attempt's error, which tenacity judges first."""
+        failures = 0
+        first: list[Exception] = [failed]
+
+        def counted(state: RetryCallState) -> None:
+            nonlocal failures
+            error = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(error, RateLimitError):
+                self.limiter.throttled(error.retry_after, sent_at=sent_at)
+                return  # "not now" from the vendor: no failure of the call
+            failures += 1
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None:
+                self.limiter.throttled(retry_after, sent_at=sent_at)
+
+        def stop(state: RetryCallState) -> bool:
+            return failures >= self.retry.max_attempts
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(error, RateLimitError) or getattr(error, "retry_after", None) is not None:
+                return 0.0  # the limiter holds the next attempt, and every other sender's
+            return max(0.0, min(backoff_delay(failures, self.retry), self.deadline - time.time()))
+
+        def retryable(state: RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome is not None else None
+            # A 429 was refused before any work was done: sending again later is always safe.
+            return isinstance(error, RateLimitError) or (
+                error is not None and is_retryable(error, call.safety)
+            )
+
+        retrying = AsyncRetrying(retry=retryable, stop=stop, wait=wait, after=counted, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                if first:
+                    raise first.pop()  # the attempt already made, judged like any other
+                sent_at = await self._ready()
+                answer = await self._send_once(call)
+                self.limiter.succeeded()
+                return answer
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+__all__ = ["DeadlinePassed", "PacedSender", "RateLimiter", "limiter_for"]

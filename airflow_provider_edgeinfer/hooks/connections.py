@@ -1,0 +1,230 @@
+"""Connection extras: one typed model per connection type, the single source of truth for them.
+
+Each model both generates the connection form (``conn-fields`` in
+:mod:`~airflow_provider_edgeinfer.provider_info`: types, defaults, minimums, descriptions,
+placeholders) and validates a connection's extras when a hook reads it, so the form and the checks
+cannot drift apart. An unknown extra is refused with
+the closest known name (``max_retry`` -> ``max_retries``): a typo would otherwise do nothing.
+Numbers are checked by :mod:`~airflow_provider_edgeinfer.arguments` (the one place that refuses
+``nan`` and ``inf``), called from the models.
+
+Imported when Airflow reads the provider's metadata: pydantic and the standard library only.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, ClassVar, Literal, Self
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic.config import JsonDict
+
+from airflow_provider_edgeinfer import arguments
+
+MiB = 1024 * 1024
+
+
+def _field(default: Any, label: str, description: str, placeholder: str | None = None, **bounds: Any) -> Any:
+    extra: JsonDict = {"label": label}
+    if placeholder:
+        extra["placeholder"] = placeholder
+    return Field(default, description=description, json_schema_extra=extra, **bounds)
+
+
+def _bound(metadata: list[Any], kind: type, attr: str) -> float | None:
+    """A field's ``ge`` or ``gt`` bound, as pydantic keeps it."""
+    return next((float(getattr(m, attr)) for m in metadata if isinstance(m, kind)), None)
+
+
+class ConnectionExtras(BaseModel):
+    """Extras every edgeinfer connection takes (all optional)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Connection type the model belongs to (``edgeinfer_<vendor>``).
+    conn_type: ClassVar[str] = ""
+
+    api_key: SecretStr | None = _field(
+        None, "API key (alternative)", "Used when the connection's password field is empty."
+    )
+    scheme: Literal["http", "https"] | None = _field(
+        None,
+        "Scheme",
+        "For a host given without one. Default https (http for a loopback host, such as the emulator).",
+    )
+    timeout: float = _field(60.0, "Read timeout (s)", "Longest wait for each read of an answer.", gt=0)
+    connect_timeout: float = _field(10.0, "Connect timeout (s)", "Longest wait to open a connection.", gt=0)
+    max_retries: int = _field(
+        4,
+        "Max retries per call",
+        "Retries of a failed call after its first attempt (0: never retry).",
+        ge=0,
+    )
+    retry_initial_delay: float = _field(0.5, "First retry delay (s)", "First backoff delay.", ge=0)
+    retry_max_delay: float = _field(30.0, "Longest retry delay (s)", "Longest single backoff delay.", ge=0)
+    retry_max_total_delay: float = _field(
+        120.0, "Max total retry delay (s)", "Upper bound of one call's retries, waits included.", ge=0
+    )
+    max_connections: int = _field(
+        100, "Connection pool size", "Open connections to the vendor at most.", ge=1
+    )
+    max_response_bytes: int = _field(
+        64 * MiB,
+        "Max answer size (bytes)",
+        "Largest decoded API answer, counted as it arrives (64 MiB).",
+        ge=1,
+    )
+    call_deadline: float = _field(
+        300.0,
+        "Call deadline (s)",
+        "Longest API exchange, connect to last byte, however slowly it drips.",
+        gt=0,
+    )
+    max_download_bytes: int = _field(
+        2048 * MiB,
+        "Max media download (bytes)",
+        "Largest media file downloaded from an output URL (2 GiB).",
+        ge=1,
+    )
+    download_deadline: float = _field(3600.0, "Media download deadline (s)", "Longest media download.", gt=0)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Numeric extras through :mod:`arguments` (named, finite, within the field's bounds)."""
+        name = info.field_name or ""
+        field = cls.model_fields[name]
+        if value is None or field.annotation not in (int, float):
+            return value
+        minimum = _bound(field.metadata, annotated_types.Ge, "ge")
+        above = _bound(field.metadata, annotated_types.Gt, "gt")
+        label = f"extra {name!r}"
+        if field.annotation is int:
+            floor = minimum if minimum is not None else (above + 1 if above is not None else None)
+            return arguments.whole(label, value, minimum=None if floor is None else int(floor))
+        return arguments.finite(label, value, minimum=minimum, above=above)
+
+    @classmethod
+    def known(cls) -> list[str]:
+        return list(cls.model_fields)
+
+    @classmethod
+    def parse(cls, extra: dict[str, Any], conn_id: str) -> Self:
+        """The connection's extras checked, or a ``ValueError`` naming each bad one.
+
+        An untouched optional form field is stored as null or ``""``: that means the default. Keys
+        the older forms stored as ``extra__<conn_type>__<name>`` are read as ``<name>``.
+        """
+        prefix = f"extra__{cls.conn_type}__"
+        given = {k.removeprefix(prefix): v for k, v in extra.items() if v is not None and v != ""}
+        unknown = [k for k in given if k not in cls.model_fields]
+        if unknown:
+            raise ValueError("; ".join(unknown_extra(k, cls.known(), conn_id) for k in sorted(unknown)))
+        try:
+            return cls.model_validate(given)
+        except ValidationError as exc:
+            raise ValueError(f"connection {conn_id!r}: {_reasons(exc)}") from None
+
+
+def unknown_extra(key: str, known: list[str], conn_id: str) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    guess = f": did you mean {close[0]!r}?" if close else f" (known extras: {', '.join(sorted(known))})"
+    return f"connection {conn_id!r} has an unknown extra {key!r}{guess}"
+
+
+def _reasons(exc: ValidationError) -> str:
+    """Pydantic's errors, one per extra, as plain sentences (the checks' own words where they spoke)."""
+    reasons = []
+    for error in exc.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        reasons.append(message if message.startswith("extra ") else f"extra {name!r}: {message}")
+    return "; ".join(reasons)
+
+
+class ThetaExtras(ConnectionExtras):
+    conn_type: ClassVar[str] = "edgeinfer_theta"
+
+    project_id: str | None = _field(
+        None, "Project id", "Needed to list requests (finding a lost submission, batch listings).", "prj_..."
+    )
+
+
+class OctoAIExtras(ConnectionExtras):
+    conn_type: ClassVar[str] = "edgeinfer_octoai"
+
+    async_host: str | None = _field(
+        None,
+        "Async host",
+        "Where requests are polled and results fetched. Default https://async.octoai.run.",
+        "https://async.octoai.run",
+    )
+    text_host: str | None = _field(
+        None,
+        "Text host",
+        "The OpenAI-compatible text API. Default https://text.octoai.run.",
+        "https://text.octoai.run",
+    )
+    deployment_url_template: str | None = _field(
+        None,
+        "Deployment URL template",
+        "A deployed endpoint's URL, with {name}. Default https://{name}.octoai.run.",
+        "https://{name}.octoai.run",
+    )
+
+
+class InfraiExtras(ConnectionExtras):
+    conn_type: ClassVar[str] = "edgeinfer_infrai"
+
+
+class OmniTensorExtras(ConnectionExtras):
+    conn_type: ClassVar[str] = "edgeinfer_omnitensor"
+
+    secret: SecretStr | None = _field(
+        None, "API secret", "Required: exchanged with the API key for a short-lived token."
+    )
+    max_model_bytes: int = _field(
+        100 * MiB, "Max model upload (bytes)", "Largest model file uploaded (100 MiB).", ge=1
+    )
+
+
+#: connection type -> its extras model
+MODELS: dict[str, type[ConnectionExtras]] = {
+    m.conn_type: m for m in (ThetaExtras, OctoAIExtras, InfraiExtras, OmniTensorExtras)
+}
+
+
+def conn_fields(model: type[ConnectionExtras]) -> dict[str, Any]:
+    """Airflow's ``conn-fields`` of a connection type, generated from its model.
+
+    Every field also takes null: the form stores an untouched field so, and the hook reads it as
+    the default.
+    """
+    fields: dict[str, Any] = {}
+    for name, prop in model.model_json_schema()["properties"].items():
+        prop = dict(prop)
+        label = prop.pop("label")
+        description = prop.pop("description")
+        prop.pop("placeholder", None)
+        prop.pop("title", None)
+        variants = prop.pop("anyOf", None) or [{"type": prop.pop("type")}]
+        schema: dict[str, Any] = {}
+        for variant in variants:
+            schema.update({k: v for k, v in variant.items() if k != "type"})
+        types = [v["type"] for v in variants if "type" in v and v["type"] != "null"]
+        schema = {"type": [*types, "null"], **schema, **prop}
+        if schema.pop("writeOnly", False):
+            schema["format"] = "password"
+        if schema.get("default") is None:
+            schema.pop("default", None)
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+        fields[name] = {"label": label, "description": description, "schema": schema}
+    return fields
+
+
+def placeholders(model: type[ConnectionExtras]) -> dict[str, str]:
+    """The form's placeholders of the model's extras."""
+    props = model.model_json_schema()["properties"]
+    return {name: prop["placeholder"] for name, prop in props.items() if "placeholder" in prop}

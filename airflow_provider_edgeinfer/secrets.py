@@ -1,0 +1,90 @@
+"""Secrets handed to Airflow's secrets masker, so Airflow itself redacts them wherever it writes.
+
+API keys, the OmniTensor secret and its exchanged token, and presigned-URL signatures are given to
+``mask_secret`` as soon as they are read or received: every log line, rendered template and
+exception Airflow prints then shows ``***`` instead, in the task process and in the supervisor
+(which the task tells). Text Airflow never sees (an exception's message kept in a trigger event,
+an XCom) is cleaned by :mod:`~airflow_provider_edgeinfer.clients.redact` instead.
+
+Outside Airflow (the emulator, a plain script) there is no masker and nothing happens.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from functools import cache
+from urllib.parse import parse_qsl, urlsplit
+
+#: Shorter values are not masked: Airflow would replace them inside every ordinary word.
+MIN_SECRET_LENGTH = 5
+
+#: Query parameters of a presigned URL that carry or sign the credential (S3, GCS, Azure, CloudFront).
+_SIGNED_QUERY_KEYS = re.compile(r"(?i)(signature|^sig$|token|credential|^policy$)")
+
+
+@cache
+def _masker() -> Callable[[str], None] | None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:
+        return None
+    return mask_secret
+
+
+@cache
+def _async_masker() -> Callable[[str], Awaitable[None]] | None:
+    try:
+        from airflow.sdk.log import amask_secret  # Airflow 3.3 and later
+    except ImportError:
+        return None
+    return amask_secret
+
+
+def mask(*values: str | None) -> None:
+    """Have Airflow redact each value (long enough to be a secret) from everything it writes."""
+    masker = _masker()
+    if masker is None:
+        return
+    for value in values:
+        if value and len(value) >= MIN_SECRET_LENGTH:
+            masker(value)
+
+
+async def amask(*values: str | None) -> None:
+    """:func:`mask` from an event loop: tells the supervisor without blocking the loop (the triggerer).
+
+    Where Airflow has no async masker, the value is masked in this process (a sync send from the
+    triggerer's loop could wait on itself).
+    """
+    amasker = _async_masker()
+    if amasker is None:
+        _mask_locally(*values)
+        return
+    for value in values:
+        if value and len(value) >= MIN_SECRET_LENGTH:
+            await amasker(value)
+
+
+def _mask_locally(*values: str | None) -> None:
+    try:
+        from airflow.sdk._shared.secrets_masker import _secrets_masker
+    except ImportError:
+        return
+    for value in values:
+        if value and len(value) >= MIN_SECRET_LENGTH:
+            _secrets_masker().add_mask(value)
+
+
+def url_signatures(url: str) -> list[str]:
+    """The values of ``url``'s query that sign or carry its credential (not its expiry or date)."""
+    try:
+        query = parse_qsl(urlsplit(url).query)
+    except ValueError:
+        return []
+    return [value for key, value in query if _SIGNED_QUERY_KEYS.search(key)]
+
+
+def mask_url(url: str) -> None:
+    """Have Airflow redact a presigned URL's signature wherever the URL shows up."""
+    mask(*url_signatures(url))

@@ -1,0 +1,427 @@
+"""Back-fills at scale: the batch task's memory, polling cost, throughput and resume, at N items.
+
+    python benchmarks/batch_scale.py --items 100000 [--vendor theta|infrai|all] [--inputs jsonl|glob]
+
+The emulator runs in its own process; each BatchOperator try runs non-deferrable in a child process
+of its own (its peak RSS is the task's), reading a JSONL file of N inputs (``--inputs glob``: N small
+files, in moto's S3 up to 100,000 items, on local disk above). Per vendor, one batch of N items:
+
+1. the task is started and SIGKILLed once about half the items were submitted (Theta fan-out) or
+   half the native batches (infrai); a second try resumes from the manifest: the time from its
+   start to its first new submission, and the emulator's count of items submitted twice;
+2. while it waits (Theta), the emulator's clock is moved so that about 10 % of the requests are
+   unfinished, in random order, and the vendor calls of several poll intervals are counted: the
+   goal is at most ``ceil(unfinished / page size)`` per interval (plus one page per state read);
+3. the second try's fan-out rate, against the bare aiohttp client of ``batch_fanout.py`` at 10,000
+   items on the same emulator (``throughput_ratio``);
+4. the same run at 10,000 items first, for the peak-RSS growth from 10,000 to N.
+
+Ends with one ``RESULT items=... peak_rss_mb=... rss_growth_mb=... poll_calls_per_interval=...
+throughput_ratio=... resume_first_submit_s=... duplicated=...`` line per N and vendor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+from batch_fanout import bare
+
+from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
+from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = 10_000
+#: Poll interval of the waiting task: short, so that a measurement window holds several polls.
+POLL_INTERVAL = 2.0
+#: Theta requests run a uniform random time in this range (emulator clock), so they end in random order.
+RUNNING = (3000.0, 4000.0)
+#: A WAV header and a second of silence: what each file of a glob holds (Theta uploads it).
+WAV = (
+    b"RIFF\x24\x7d\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00"
+    b"\x02\x00\x10\x00data\x00\x7d\x00\x00" + bytes(32000)
+)
+VENDORS = {
+    "theta": {"conn_id": "edgeinfer_theta_default", "service": "whisper"},
+    "infrai": {"conn_id": "edgeinfer_infrai_default", "service": "chat.completions"},
+}
+
+
+def _input(vendor: str, i: int) -> dict[str, Any]:
+    if vendor == "theta":
+        return {"audio_filename": f"https://example.invalid/scale-{i}.wav", "language": "en"}
+    return {"model": "deepseek-chat", "messages": [{"role": "user", "content": f"Summarize item {i}."}]}
+
+
+# -- inputs --------------------------------------------------------------------------------------
+
+
+def write_jsonl(path: Path, vendor: str, n: int) -> str:
+    with path.open("w") as handle:
+        for i in range(n):
+            handle.write(json.dumps({"custom_id": f"item-{i:07d}", "input": _input(vendor, i)}) + "\n")
+    return str(path)
+
+
+def write_local_files(root: Path, n: int) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (root / f"{i:07d}.wav").write_bytes(WAV)
+    return str(root / "*.wav")
+
+
+def write_s3_files(s3: Any, n: int) -> str:
+    from tests.s3 import CONN_ID
+
+    client = s3.bucket("scale")
+    with ThreadPoolExecutor(16) as pool:
+        list(
+            pool.map(
+                lambda i: client.put_object(Bucket="scale", Key=f"audio/{i:07d}.wav", Body=WAV), range(n)
+            )
+        )
+    return f"s3://{CONN_ID}@scale/audio/*.wav"
+
+
+# -- the task, one try per child process ---------------------------------------------------------
+
+
+def child(spec: dict[str, Any]) -> None:
+    """Inside a child: one BatchOperator try; prints a JSON line of figures."""
+    from airflow_provider_edgeinfer.operators.batch import BatchOperator
+
+    class TI:
+        dag_id, task_id, run_id, map_index = "scale", "backfill", "scale", -1
+
+        def xcom_push(self, **kwargs: Any) -> None:
+            pass
+
+    operator = BatchOperator(
+        task_id="backfill",
+        conn_id=spec["conn_id"],
+        service=spec["service"],
+        inputs=spec["inputs"],
+        file_field=spec.get("file_field"),
+        output_path=spec["output"],
+        max_concurrency=spec["concurrency"],
+        poll_interval=POLL_INTERVAL,
+        max_failed_ratio=1.0,
+        deferrable=False,
+    )
+    started = time.monotonic()
+    result = operator.execute({"ti": TI()})  # type: ignore[arg-type,typeddict-item]
+    header = json.loads((Path(spec["output"]) / "_edgeinfer" / "batch.json").read_text())
+    first = header["rounds"][0]
+    print(
+        json.dumps(
+            {
+                "submitted": first["submitted"],
+                "submit_seconds": first["submit_seconds"],
+                "total_seconds": time.monotonic() - started,
+                "succeeded": result["succeeded"],
+                "total": result["total"],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        ),
+        flush=True,
+    )
+
+
+def start_child(env: dict[str, str], spec: dict[str, Any], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=log.open("ab"),
+    )
+
+
+def child_result(process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
+    out, _ = process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"the task failed (exit {process.returncode}); see {log}")
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+def peak_rss_of(pid: int) -> float:
+    """Peak RSS (VmHWM) of a running process, MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# -- the emulator --------------------------------------------------------------------------------
+
+
+class Emulator:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(timeout=600)
+
+    def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{self.base}/_emulator/{path}"
+        response = self.http.get(url) if body is None else self.http.post(url, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def requests(self) -> dict[str, int]:
+        return dict(self.control("counters?brief=1")["requests"])
+
+    def count(self, *operations: str) -> int:
+        counts = self.requests()
+        return sum(counts.get(op, 0) for op in operations)
+
+    def duplicated(self, vendor: str, n: int) -> int:
+        """Items paid for twice: Theta requests with an input already seen; infrai, items in the
+        native batches beyond the N of the batch (each native batch is one submission)."""
+        if vendor == "theta":
+            return int(self.control("counters?brief=1")["resent"].get("theta", 0))
+        items, cursor = 0, None
+        while True:
+            params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            answer = self.http.get(
+                f"{self.base}/infrai/v1/ai/batch/list",
+                params=params,
+                headers={"Authorization": "Bearer ifr_pk_proj_emulator"},
+            ).json()
+            data = answer.get("data", answer)
+            items += sum(int(b["total_count"]) for b in data["batches"])
+            cursor = data.get("next_cursor")
+            if not cursor:
+                return items - n
+
+    def theta_unfinished(self, key: str) -> int:
+        total = 0
+        for state in ("pending", "processing"):
+            answer = self.http.get(
+                f"{self.base}/theta/infer_request/prj_emulator/list",
+                params={"page": 0, "number": 1, "state": state},
+                headers={"Authorization": f"Bearer {key}"},
+            ).json()
+            total += int(answer["body"]["pagination"]["total"])
+        return total
+
+
+# -- one batch of N items ------------------------------------------------------------------------
+
+
+SUBMITS = {"theta": ("theta.create_request",), "infrai": ("infrai.batch.submit",)}
+POLLS = {"theta": ("theta.list_requests", "theta.get_request"), "infrai": ("infrai.batch.status",)}
+
+
+def run_batch(
+    emulator: Emulator, env: dict[str, str], vendor: str, inputs: str, n: int, args: Any
+) -> dict[str, Any]:
+    output = tempfile.mkdtemp(prefix=f"edgeinfer-scale-{vendor}-{n}-")
+    log = Path(output + ".log")
+    spec = {**VENDORS[vendor], "inputs": inputs, "output": output, "concurrency": args.concurrency}
+    if args.inputs == "glob" and vendor == "theta":
+        spec["file_field"] = "audio_filename"
+    submits = SUBMITS[vendor]
+    before = emulator.count(*submits)
+    # Half the items (Theta) or half the native batches (infrai): native batches are split by size.
+    half = n // 2 if vendor == "theta" else max(1, math.ceil(n / args.native_max_items) // 2)
+    first = start_child(env, spec, log)
+    peak = 0.0
+    killed_at: int | None = None
+    while first.poll() is None:
+        peak = max(peak, peak_rss_of(first.pid))
+        if emulator.count(*submits) - before >= half:
+            peak = max(peak, peak_rss_of(first.pid))
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            killed_at = emulator.count(*submits)
+            break
+        time.sleep(0.2)
+    figures: dict[str, Any] = {"killed_at": None if killed_at is None else killed_at - before}
+    if killed_at is None:  # the first try ended before half was sent (it failed, or it was too quick)
+        first_result = child_result(first, log)
+        figures.update(resume_first_submit_s=None, first=first_result)
+        peak = max(peak, first_result["peak_rss_mb"])
+    started = time.monotonic()
+    second = start_child(env, spec, log)
+    resume_first: float | None = None
+    poll_calls: float | None = None
+    unfinished: int | None = None
+    while second.poll() is None:
+        peak = max(peak, peak_rss_of(second.pid))
+        if killed_at is not None and resume_first is None and emulator.count(*submits) > killed_at:
+            resume_first = time.monotonic() - started
+        header = Path(output, "_edgeinfer", "batch.json")
+        waiting = header.exists() and _submitted(header, vendor)
+        if waiting and poll_calls is None:
+            poll_calls, unfinished = measure_polls(emulator, vendor, args)
+            if vendor == "theta":
+                emulator.control("clock", {"advance": RUNNING[1] + 60})
+        time.sleep(0.1)
+    result = child_result(second, log)
+    peak = max(peak, result["peak_rss_mb"])
+    figures.update(
+        result=result,
+        peak_rss_mb=peak,
+        resume_first_submit_s=resume_first,
+        poll_calls_per_interval=poll_calls,
+        unfinished=unfinished,
+        duplicated=emulator.duplicated(vendor, n),
+        output=output,
+    )
+    return figures
+
+
+def _submitted(header: Path, vendor: str) -> bool:
+    try:
+        rounds = json.loads(header.read_text())["rounds"]
+    except (ValueError, KeyError, OSError):
+        return False
+    if vendor == "theta":
+        return bool(rounds[0].get("submitted"))
+    return bool(rounds[0].get("batch_id") or rounds[0].get("batch_ids"))
+
+
+def measure_polls(emulator: Emulator, vendor: str, args: Any) -> tuple[float, int | None]:
+    """Vendor calls per poll interval while the task waits (Theta: about 10 % unfinished)."""
+    unfinished = None
+    first = emulator.count(*POLLS[vendor])
+    while emulator.count(*POLLS[vendor]) == first:  # the task's first poll: it is waiting now
+        time.sleep(0.1)
+    if vendor == "theta":
+        # Requests run RUNNING[0]..RUNNING[1] s: move the clock to 90 % of the way through.
+        emulator.control("clock", {"advance": RUNNING[0] + 0.9 * (RUNNING[1] - RUNNING[0])})
+        time.sleep(POLL_INTERVAL * 1.5)  # let the poll under way end
+        unfinished = emulator.theta_unfinished("emulator-theta-key")
+    before = emulator.count(*POLLS[vendor])
+    window = POLL_INTERVAL * args.poll_window
+    time.sleep(window)
+    calls = emulator.count(*POLLS[vendor]) - before
+    return calls / args.poll_window, unfinished
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--vendor", choices=("theta", "infrai", "all"), default="all")
+    parser.add_argument("--inputs", choices=("jsonl", "glob"), default="jsonl")
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--poll-window", type=int, default=5, help="poll intervals counted")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the 10,000-item run")
+    parser.add_argument("--native-max-items", type=int, default=50_000, help=argparse.SUPPRESS)
+    parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return 0
+    vendors = ["theta", "infrai"] if args.vendor == "all" else [args.vendor]
+    if args.inputs == "glob":
+        vendors = ["theta"]  # files go through uploads: a vendor that takes uploaded files
+    sizes = sorted(set(args.items) | (set() if args.no_baseline else {BASELINE}))
+    lines: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="edgeinfer-scale-"))
+    options = ("--queued-seconds", "0")
+    baseline_rss: dict[str, float] = {}
+    for n in sizes:
+        for vendor in vendors:
+            with emulator_process(*options, start_timeout=60) as base:
+                emulator = Emulator(base)
+                # Theta requests end in random order, late enough to be watched; an infrai batch
+                # runs its items one after another, so each takes a fraction of a millisecond.
+                emulator.control(
+                    "timing", {"vendor": "theta", "running": RUNNING[0], "running_max": RUNNING[1]}
+                )
+                emulator.control("timing", {"vendor": "infrai", "running": 0.0001})
+                env = dict(os.environ, AIRFLOW_HOME=str(work / "airflow"))
+                env |= {"AIRFLOW__CORE__LOAD_EXAMPLES": "False", **connection_env(base)}
+                bare_rate = None
+                if vendor == "theta":
+                    asyncio.run(bare(base, "emulator-theta-key", 200, args.concurrency))  # warm-up
+                    bare_rate = asyncio.run(bare(base, "emulator-theta-key", BASELINE, args.concurrency))
+                    emulator.control("reset", {})
+                inputs, s3 = make_inputs(work, vendor, n, args, env)
+                try:
+                    figures = run_batch(emulator, env, vendor, inputs, n, args)
+                except RuntimeError as exc:
+                    print(f"\n{vendor}, {n} items: {exc}")
+                    lines.append(f"RESULT items={n} vendor={vendor} inputs={args.inputs} failed=True")
+                    continue
+                finally:
+                    if s3 is not None:
+                        s3.stop()
+            lines.append(report(vendor, n, args.inputs, figures, baseline_rss, bare_rate))
+    print()
+    for line in lines:
+        print(line)
+    return 0
+
+
+def report(
+    vendor: str,
+    n: int,
+    inputs: str,
+    figures: dict[str, Any],
+    baseline_rss: dict[str, float],
+    bare_rate: float | None,
+) -> str:
+    """Prints the figures of one batch; returns its RESULT line."""
+    result, peak = figures["result"], figures["peak_rss_mb"]
+    rate = result["submitted"] / result["submit_seconds"] if result["submit_seconds"] else None
+    ratio = rate / bare_rate if rate and bare_rate else None
+    growth = peak - baseline_rss.setdefault(vendor, peak)
+    calls, unfinished = figures["poll_calls_per_interval"], figures["unfinished"]
+    resume = figures["resume_first_submit_s"]
+    print(f"\n{vendor}, {n} items ({inputs}); output in {figures['output']}")
+    print(f"  task peak RSS (both tries)       {peak:8.1f} MB (goal < 300)")
+    print(f"  growth from {BASELINE} items       {growth:8.1f} MB (goal < 50)")
+    if bare_rate:
+        print(f"  second try's fan-out             {rate or 0:8.0f} /s")
+        print(f"  bare aiohttp at {BASELINE}        {bare_rate:8.0f} /s")
+    bound = f" (bound {math.ceil(unfinished / PAGE_SIZE)})" if unfinished is not None else ""
+    print(f"  vendor calls per poll interval   {_fmt(calls):>8}   with {unfinished} unfinished{bound}")
+    print(f"  first new submission after kill  {_fmt(resume):>8} s (killed at {figures['killed_at']})")
+    print(f"  submitted twice                  {figures['duplicated']:8d}")
+    print(
+        f"  second try                     {result['total_seconds']:8.0f} s, {result['succeeded']} succeeded"
+    )
+    return (
+        f"RESULT items={n} vendor={vendor} inputs={inputs} peak_rss_mb={peak:.1f} rss_growth_mb={growth:.1f} "
+        f"poll_calls_per_interval={_fmt(calls)} unfinished={unfinished} throughput_ratio={_fmt(ratio)} "
+        f"resume_first_submit_s={_fmt(resume)} duplicated={figures['duplicated']}"
+    )
+
+
+def _fmt(value: float | None) -> str:
+    return "na" if value is None else f"{value:.2f}"
+
+
+def make_inputs(work: Path, vendor: str, n: int, args: Any, env: dict[str, str]) -> tuple[str, Any]:
+    if args.inputs == "jsonl":
+        return write_jsonl(work / f"{vendor}-{n}.jsonl", vendor, n), None
+    if n > 100_000:
+        root = work / f"files-{n}"
+        return (write_local_files(root, n) if not root.exists() else str(root / "*.wav")), None
+    sys.path.insert(0, str(REPO))
+    from tests.s3 import MotoS3
+
+    s3 = MotoS3().start()
+    env.update(s3.env())
+    return write_s3_files(s3, n), s3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

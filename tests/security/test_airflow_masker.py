@@ -1,0 +1,101 @@
+"""Airflow's own secrets masker learns every credential the provider reads or receives, and a
+vendor's message is quoted as the vendor wrote it (its secrets, and only those, masked)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+from airflow_provider_edgeinfer.clients.presigned import check_upload_url
+from airflow_provider_edgeinfer.clients.redact import redact_vendor_text
+from airflow_provider_edgeinfer.exceptions import AuthenticationError
+from airflow_provider_edgeinfer.hooks.octoai import OctoAIHook
+from airflow_provider_edgeinfer.hooks.omnitensor import OmniTensorHook
+from airflow_provider_edgeinfer.secrets import amask, url_signatures
+
+
+def masked_by_airflow(value: str) -> bool:
+    return _secrets_masker().redact(f"before {value} after") == "before *** after"
+
+
+@pytest.fixture
+def emu_env(edgeinfer_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for name, value in edgeinfer_emulator.connections().items():
+        monkeypatch.setenv(name, value)
+    return edgeinfer_emulator
+
+
+def test_the_key_secret_and_exchanged_token_are_masked_by_airflow(
+    emu_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = json.loads(emu_env.connections()["AIRFLOW_CONN_EDGEINFER_OMNITENSOR_DEFAULT"])
+    conn["password"] = "omni-key-masked-0001"
+    conn["extra"]["secret"] = "omni-secret-masked-0001"
+    emu_env.state.keys["omnitensor"] = conn["password"]
+    emu_env.state.omnitensor_secret = conn["extra"]["secret"]
+    monkeypatch.setenv("AIRFLOW_CONN_OMNI_MASKED", json.dumps(conn))
+    assert not masked_by_airflow("omni-key-masked-0001")
+
+    hook = OmniTensorHook("omni_masked")
+    hook.run(hook.api.list_models())
+    token = hook.token_auth._token
+    assert token
+    for value in ("omni-key-masked-0001", "omni-secret-masked-0001", token):
+        assert masked_by_airflow(value), value
+    hook.close()
+
+
+async def test_the_async_masker_masks_in_this_process() -> None:
+    await amask("async-token-masked-0002", None, "")
+    assert masked_by_airflow("async-token-masked-0002")
+
+
+def test_a_presigned_urls_signature_is_masked_but_not_its_dates() -> None:
+    url = (
+        "https://bucket.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20260101T000000Z"
+        "&X-Amz-Expires=3600&X-Amz-Credential=AKIAEXAMPLE0003%2Fscope&X-Amz-Signature=f00dfeed0003beef"
+    )
+    assert url_signatures(url) == ["AKIAEXAMPLE0003/scope", "f00dfeed0003beef"]
+    check_upload_url(url, "theta")
+    assert masked_by_airflow("f00dfeed0003beef")
+    assert masked_by_airflow("AKIAEXAMPLE0003/scope")
+    assert not masked_by_airflow("20260101T000000Z")
+
+
+def test_a_wrong_octoai_key_reads_as_the_vendor_wrote_it(
+    emu_env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = json.loads(emu_env.connections()["AIRFLOW_CONN_EDGEINFER_OCTOAI_DEFAULT"])
+    conn["password"] = "wrong-octo-key-0004"
+    conn["extra"]["max_retries"] = 0
+    monkeypatch.setenv("AIRFLOW_CONN_OCTO_WRONG", json.dumps(conn))
+    with OctoAIHook("octo_wrong") as hook, pytest.raises(AuthenticationError) as raised:
+        hook.run(hook.api.list_text_models())
+    assert "Invalid or missing token: send Authorization: Bearer <token>" in raised.value.message
+    assert "wrong-octo-key-0004" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # the vendor's words stay: header names, placeholders, ordinary words after "token:"
+        (
+            "missing token: send Authorization: Bearer <token>",
+            "missing token: send Authorization: Bearer <token>",
+        ),
+        ("token: invalid", "token: invalid"),
+        # a credential-like value after a secret's name goes, whoever's it is
+        ("echo Authorization: Bearer sk-live-abc123 done", "echo Authorization: Bearer *** done"),
+        ("api_key=sk-live-123456&x=1", "api_key=***&x=1"),
+        ("bearer eyJhbGciOiJIUzI1NiJ9abcdefgh", "bearer ***"),
+    ],
+)
+def test_vendor_text_keeps_words_and_masks_credentials(text: str, shown: str) -> None:
+    assert redact_vendor_text(text) == shown
+
+
+def test_vendor_text_masks_a_known_secret_even_as_a_word() -> None:
+    assert redact_vendor_text("key plainword refused", ("plainword",)) == "key *** refused"
