@@ -13,6 +13,8 @@ import pytest
 # The suite's own temporary directory: the example DAGs write under the system's temporary
 # directory, where a `make demo` (or another suite) on the same machine leaves its batches behind.
 _TMP = tempfile.mkdtemp(prefix="edgeinfer-tests-")
+# Others may pass through (a PostgreSQL server run as its own user keeps its files in here).
+os.chmod(_TMP, 0o711)
 os.environ["TMPDIR"] = _TMP
 tempfile.tempdir = _TMP
 _HOME = tempfile.mkdtemp(prefix="edgeinfer-airflow-home-")
