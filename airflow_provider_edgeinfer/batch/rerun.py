@@ -135,29 +135,25 @@ class KeepingWriter(ResultsWriter):
             super().row(item, **fields)
 
 
-def _rows(path: Any) -> Iterator[dict[str, Any]]:
-    """JSON objects of a JSONL file; a missing file or an unreadable line gives nothing (that item
+def _json_lines(path: Any) -> Iterator[Any]:
+    """Decoded lines of a JSONL file; a missing file or an unreadable line gives nothing (that item
     is simply sent again)."""
     if not path.exists():
         return
     with path.open("rb") as handle:
         for line in handle:
             try:
-                value = json.loads(line)
+                yield json.loads(line)
             except ValueError:
                 continue
-            if isinstance(value, dict):
-                yield value
+
+
+def _rows(path: Any) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file (see :func:`_json_lines`)."""
+    return (value for value in _json_lines(path) if isinstance(value, dict))
 
 
 def _lines(path: Any, width: int) -> Iterator[tuple[str, str]]:
-    if not path.exists():
-        return
-    with path.open("rb") as handle:
-        for line in handle:
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, list) and len(value) == width:
-                yield str(value[0]), str(value[1])
+    for value in _json_lines(path):
+        if isinstance(value, list) and len(value) == width:
+            yield str(value[0]), str(value[1])
