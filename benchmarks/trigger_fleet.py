@@ -441,7 +441,7 @@ async def _watch(fleet: str, ids: list[str], args: argparse.Namespace) -> dict[s
     ]
     requests = sum(after.get(op, 0) - before.get(op, 0) for op in POLL_OPERATIONS)
     intervals = max(1, math.ceil(watching / args.interval))  # a round starts each interval
-    from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE as THETA_PAGE_SIZE
+    from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE as THETA_PAGE_SIZE
 
     return {
         "fleet": fleet,

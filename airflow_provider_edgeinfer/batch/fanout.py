@@ -34,8 +34,7 @@ from airflow_provider_edgeinfer.triggers.events import error_payload
 if TYPE_CHECKING:
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
     from airflow_provider_edgeinfer.batch.manifest import JournalWriter
-    from airflow_provider_edgeinfer.clients.core import VendorAPI
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job, VendorAPI
     from airflow_provider_edgeinfer.clients.transport import HttpSettings
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 

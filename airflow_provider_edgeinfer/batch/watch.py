@@ -169,7 +169,7 @@ class FanOutWatch(Watch):
                 yield request_id
 
     def _close(self, index: int, job: Any) -> None:
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
 
         if job.terminal and self.open[index]:
             self.open[index] = 0

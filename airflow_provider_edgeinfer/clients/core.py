@@ -5,10 +5,14 @@ description of the HTTP request plus a pure ``parse`` function for the answer. I
 Two thin shells carry calls: :class:`~airflow_provider_edgeinfer.clients.transport.SyncClient` on
 workers and :class:`~airflow_provider_edgeinfer.clients.transport.AsyncClient` in triggers. So each
 vendor call is written exactly once, and error mapping and retry rules are shared and pure.
+
+Every vendor's request states map onto one model, :class:`Job` (vendor contracts, "One model across
+vendors"): what operators, triggers and XCom see of a request, whichever vendor ran it.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,9 +22,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from airflow_provider_edgeinfer.clients.jobs import Job
 from airflow_provider_edgeinfer.clients.limits import describe_failure, too_deep
 from airflow_provider_edgeinfer.clients.redact import redact_url, redact_vendor_text
 from airflow_provider_edgeinfer.clients.retry import Safety
@@ -43,7 +46,7 @@ from airflow_provider_edgeinfer.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_edgeinfer.clients.theta_listing import ListedRequest, ListingScan
+    from airflow_provider_edgeinfer.clients.theta import ListedRequest, ListingScan
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -51,6 +54,54 @@ M = TypeVar("M", bound=BaseModel)
 
 #: How much of an error body may be quoted in a message.
 MAX_QUOTED_BODY = 300
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+class Job(BaseModel):
+    """One remote request in normalized form: small enough for XCom and trigger events."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vendor: str
+    request_id: str
+    state: JobState
+    vendor_state: str
+    service: str | None = None
+    output: Any = None
+    error: str | None = None
+    cost_usd: float | None = None
+    #: Where the result is fetched when it is not inline (OctoAI ``response_url``).
+    result_url: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+
+def map_state(
+    vendor: str, vendor_state: str, table: Mapping[str, JobState], request_id: str | None
+) -> JobState:
+    """Map a vendor's state string; an unknown one is an error, never "still running"."""
+    try:
+        return table[vendor_state]
+    except (KeyError, TypeError):
+        raise UnexpectedResponseError(
+            f"unknown state {vendor_state!r} (known: {', '.join(sorted(table))})",
+            vendor=vendor,
+            request_id=request_id,
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -578,10 +629,13 @@ __all__ = [
     "Credentials",
     "HttpResult",
     "InlineFile",
+    "Job",
+    "JobState",
     "Page",
     "VendorAPI",
     "api_classes",
     "check_base_url",
     "host_of",
     "is_loopback",
+    "map_state",
 ]

@@ -25,8 +25,7 @@ from airflow_provider_edgeinfer.hooks.connections import MODELS, ConnectionExtra
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, Job, VendorAPI
     from airflow_provider_edgeinfer.clients.presigned import PresignedTarget
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
     from airflow_provider_edgeinfer.hooks.checks import CheckResult

@@ -12,8 +12,7 @@ from airflow_provider_edgeinfer.hooks.connections import ThetaExtras
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call, HttpResult
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Job
     from airflow_provider_edgeinfer.clients.theta import PresignedUpload, Service, ThetaAPI
     from airflow_provider_edgeinfer.hooks.checks import CheckResult
 

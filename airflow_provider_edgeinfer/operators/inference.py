@@ -33,7 +33,7 @@ from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_l
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
     from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
@@ -415,7 +415,7 @@ class InferenceOperator(BaseOperator):
         retry's submission; any other is submitted again. Input files are uploaded under new names on
         each try, so a request that carried them cannot be recognised and is submitted again.
         """
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
 
         now = time.time()
         ti = context["ti"]
@@ -432,7 +432,7 @@ class InferenceOperator(BaseOperator):
         return found, now
 
     def _reattach(self, hook: EdgeInferHook, store: Any, fp: str) -> tuple[Job | None, float]:
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
 
         now = time.time()
         record = store.get(STATE_KEY) if store is not None else None
@@ -532,7 +532,7 @@ class InferenceOperator(BaseOperator):
             hook.close()
 
     def _execute_complete(self, context: Context, hook: EdgeInferHook, event: dict[str, Any] | None) -> Any:
-        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.clients.core import Job
         from airflow_provider_edgeinfer.triggers.events import open_output, parse_event, rebuild_error
 
         payload = parse_event(event, hook.vendor)
@@ -597,7 +597,7 @@ class InferenceOperator(BaseOperator):
         An output not known is read exactly once: from the vendor's result endpoint if it has one
         (``fetch_output``), else from one status read that carries it.
         """
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
         from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.operators.outputs import build_result
         from airflow_provider_edgeinfer.storage import as_storage_path

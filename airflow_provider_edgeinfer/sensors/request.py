@@ -83,7 +83,7 @@ class InferenceRequestSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
         from airflow_provider_edgeinfer.hooks import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
@@ -132,7 +132,7 @@ class InferenceRequestSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.clients.core import Job
         from airflow_provider_edgeinfer.exceptions import JobTimeoutError
         from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
 

@@ -50,7 +50,7 @@ from airflow_provider_edgeinfer import exceptions
 from airflow_provider_edgeinfer.clients.redact import redact_vendor_text
 
 if TYPE_CHECKING:
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
 
 #: Largest output (JSON bytes) a synchronous vendor's deferred call may hand back through its event.
 MAX_EVENT_OUTPUT_BYTES = 512 * 1024

@@ -41,7 +41,7 @@ import random
 import weakref
 from collections.abc import AsyncIterator, Callable
 
-from airflow_provider_edgeinfer.clients.jobs import Job
+from airflow_provider_edgeinfer.clients.core import Job
 from airflow_provider_edgeinfer.clients.ratelimit import RateLimiter, limiter_for
 from airflow_provider_edgeinfer.clients.retry import is_transient
 from airflow_provider_edgeinfer.exceptions import EdgeInferError, RateLimitError

@@ -8,9 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_edgeinfer.clients.core import Credentials, InlineFile, VendorAPI, api_classes
+from airflow_provider_edgeinfer.clients.core import (
+    Credentials,
+    InlineFile,
+    Job,
+    JobState,
+    VendorAPI,
+    api_classes,
+)
 from airflow_provider_edgeinfer.clients.infrai import MAX_TRANSCRIPTION_FILE_BYTES, InfraiAPI
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
 from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
 from airflow_provider_edgeinfer.clients.retry import RetrySettings
 from airflow_provider_edgeinfer.clients.transport import HttpSettings, SyncClient

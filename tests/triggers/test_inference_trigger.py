@@ -136,7 +136,7 @@ async def test_answers_that_never_parse_end_the_trigger_after_the_tolerated_fail
 
 async def test_the_state_is_logged_on_each_change(monkeypatch: pytest.MonkeyPatch) -> None:
     """Between "trigger starting" and "trigger fired" the log says what the request is doing."""
-    from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+    from airflow_provider_edgeinfer.clients.core import Job, JobState
     from airflow_provider_edgeinfer.triggers.poller import Watch
 
     lines: list[str] = []
