@@ -402,7 +402,7 @@ async def _watch(fleet: str, ids: list[str], args: argparse.Namespace) -> dict[s
     from airflow.jobs.triggerer_job_runner import TriggerRunner
 
     from airflow_provider_edgeinfer.hooks.base import shared_clients
-    from airflow_provider_edgeinfer.triggers.poller import pollers
+    from airflow_provider_edgeinfer.triggers.inference import pollers
 
     workloads = _workloads(fleet, ids, args)
     runner = TriggerRunner()  # type: ignore[no-untyped-call]

@@ -27,9 +27,13 @@ from airflow_provider_edgeinfer.batch.manifest import ItemRecord
 from airflow_provider_edgeinfer.batch.results import patient_read
 from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender, RateLimiter
 from airflow_provider_edgeinfer.clients.retry import is_transient
-from airflow_provider_edgeinfer.exceptions import EdgeInferError, OutcomeUnknownError, UnexpectedResponseError
+from airflow_provider_edgeinfer.exceptions import (
+    EdgeInferError,
+    OutcomeUnknownError,
+    UnexpectedResponseError,
+    error_payload,
+)
 from airflow_provider_edgeinfer.hooks.base import input_hash
-from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
     from airflow_provider_edgeinfer.batch.inputs import BatchItem

@@ -24,8 +24,8 @@ from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     JobFailedError,
     NotFoundError,
+    error_payload,
 )
-from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

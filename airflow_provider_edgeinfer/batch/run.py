@@ -611,8 +611,12 @@ class BatchRun:
 
     def resume(self, context: Context, event: dict[str, Any] | None) -> Wait | dict[str, Any]:
         """The watch of the current round ended with ``event``: results, or the next round."""
-        from airflow_provider_edgeinfer.exceptions import EdgeInferError, UnexpectedResponseError
-        from airflow_provider_edgeinfer.triggers.events import ErrorPayload, rebuild_error
+        from airflow_provider_edgeinfer.exceptions import (
+            EdgeInferError,
+            ErrorPayload,
+            UnexpectedResponseError,
+            rebuild_error,
+        )
 
         if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
             raise UnexpectedResponseError("the batch trigger sent an event this operator does not understand")

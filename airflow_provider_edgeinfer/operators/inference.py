@@ -57,8 +57,8 @@ def idempotency_key(context: Context, content: str) -> str:
 
 
 def _task_identity(context: Context) -> str:
-    """Whom a synchronous vendor's answer is sealed for (see ``triggers/events.py``)."""
-    from airflow_provider_edgeinfer.triggers.events import task_identity_of
+    """Whom a synchronous vendor's answer is sealed for (see ``triggers/base.py``)."""
+    from airflow_provider_edgeinfer.triggers.base import task_identity_of
 
     return task_identity_of(context["ti"])
 
@@ -207,7 +207,7 @@ class InferenceOperator(BaseOperator):
     # -- main path ---------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
@@ -523,7 +523,7 @@ class InferenceOperator(BaseOperator):
     # -- completion --------------------------------------------------------------------------
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
@@ -533,7 +533,8 @@ class InferenceOperator(BaseOperator):
 
     def _execute_complete(self, context: Context, hook: EdgeInferHook, event: dict[str, Any] | None) -> Any:
         from airflow_provider_edgeinfer.clients.core import Job
-        from airflow_provider_edgeinfer.triggers.events import open_output, parse_event, rebuild_error
+        from airflow_provider_edgeinfer.exceptions import rebuild_error
+        from airflow_provider_edgeinfer.triggers.base import open_output, parse_event
 
         payload = parse_event(event, hook.vendor)
         request_id = payload.request_id

@@ -21,7 +21,7 @@ from airflow_provider_edgeinfer.clients.ratelimit import PacedSender, RateLimite
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety
 from airflow_provider_edgeinfer.exceptions import RateLimitError
 from airflow_provider_edgeinfer.storage import as_storage_path
-from airflow_provider_edgeinfer.triggers.poller import Poller
+from airflow_provider_edgeinfer.triggers.inference import Poller
 
 
 class FakeTime:

@@ -24,7 +24,7 @@ from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.octoai import TEXT_MODELS
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 from airflow_provider_edgeinfer.exceptions import InputValidationError
-from airflow_provider_edgeinfer.hooks import vendors
+from airflow_provider_edgeinfer.hooks.base import vendors
 
 SETTINGS = HttpSettings(
     connect_timeout=5, read_timeout=5, retry=RetrySettings(max_attempts=1, initial_delay=0, max_delay=0)

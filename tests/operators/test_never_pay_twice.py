@@ -91,7 +91,7 @@ def _created(emulator: Any, vendor: str = "theta") -> int:
 
 
 def _state_of(vendor: str, request_id: str) -> str:
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
     hook = hook_for_connection(VENDORS[vendor]["conn_id"])
     try:

@@ -20,17 +20,16 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.state import Timing
-from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferError, JobFailedError
-from airflow_provider_edgeinfer.operators.inference import InferenceOperator
-from airflow_provider_edgeinfer.triggers import events
-from airflow_provider_edgeinfer.triggers.events import (
+from airflow_provider_edgeinfer.exceptions import (
     MAX_EVENT_ERROR_CHARS,
+    ConfigurationError,
+    EdgeInferError,
+    JobFailedError,
     error_payload,
-    job_event,
-    open_output,
-    seal_output,
-    task_identity_of,
 )
+from airflow_provider_edgeinfer.operators.inference import InferenceOperator
+from airflow_provider_edgeinfer.triggers import base as trigger_base
+from airflow_provider_edgeinfer.triggers.base import job_event, open_output, seal_output, task_identity_of
 from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 from tests.airflow_versions import fired
 
@@ -209,7 +208,7 @@ def test_an_output_above_the_bound_is_withheld_and_fails_the_task_clearly(
 ) -> None:
     from airflow_provider_edgeinfer.clients.core import Job, JobState
 
-    monkeypatch.setattr(events, "MAX_EVENT_OUTPUT_BYTES", 64)
+    monkeypatch.setattr(trigger_base, "MAX_EVENT_OUTPUT_BYTES", 64)
     job = Job(
         vendor="omnitensor",
         request_id="inf_1",
