@@ -24,11 +24,11 @@ import httpx
 import msgspec
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from airflow_provider_edgeinfer.clients.limits import describe_failure, too_deep
-from airflow_provider_edgeinfer.clients.redact import redact_url, redact_vendor_text
+from airflow_provider_edgeinfer.clients.redact import describe_failure, redact_url, redact_vendor_text
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     MALFORMED_BODY,
+    NESTING_TOO_DEEP,
     AuthenticationError,
     ConfigurationError,
     ConflictError,
@@ -540,7 +540,7 @@ class VendorAPI:
 
         ``never_sent``: nothing left this machine, so the call may be sent again whatever it does.
         Otherwise a call that creates work may have done so: its outcome is unknown. The message is
-        built from safe parts only (:func:`~airflow_provider_edgeinfer.clients.limits.describe_failure`):
+        built from safe parts only (:func:`~airflow_provider_edgeinfer.clients.redact.describe_failure`):
         an HTTP library's own exception text may quote the request's headers.
         """
         where = redact_url(call.url)
@@ -597,6 +597,18 @@ class VendorAPI:
         )
 
 
+def too_deep(
+    url: str, status: int, request_id: str | None = None, vendor: str | None = None
+) -> EdgeInferError:
+    return UnexpectedResponseError(
+        f"the answer from {redact_url(url)} (HTTP {status}) nests JSON deeper than can be decoded",
+        vendor=vendor,
+        http_status=status,
+        request_id=request_id,
+        code=NESTING_TOO_DEEP,
+    )
+
+
 def _subclasses(cls: type[VendorAPI]) -> Iterator[type[VendorAPI]]:
     for sub in cls.__subclasses__():
         yield sub
@@ -638,4 +650,5 @@ __all__ = [
     "host_of",
     "is_loopback",
     "map_state",
+    "too_deep",
 ]

@@ -586,12 +586,12 @@ class EdgeInferHook(BaseHook):
         """Stream the media at ``url`` (an output's ``*_url``) into ``out``; returns the bytes written.
 
         Bounded by the connection's ``max_download_bytes`` and ``download_deadline``; no credential
-        is sent. See :func:`~airflow_provider_edgeinfer.clients.transport.download_media`.
+        is sent. See :func:`~airflow_provider_edgeinfer.clients.media_urls.download_media`.
 
         :param url: the media's http(s) URL.
         :param out: a binary file object the bytes are written to.
         """
-        from airflow_provider_edgeinfer.clients.transport import download_media
+        from airflow_provider_edgeinfer.clients.media_urls import download_media
 
         return download_media(url, out, self.http_settings(self.connection), vendor=self.vendor)
 

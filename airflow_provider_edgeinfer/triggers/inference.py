@@ -28,7 +28,7 @@ How a round reads the states:
   thousand triggers deferring together do not poll together), at most
   :data:`MAX_CONCURRENT_POLLS` at a time.
 
-Every call waits on the connection's :class:`~airflow_provider_edgeinfer.clients.ratelimit.RateLimiter`
+Every call waits on the connection's :class:`~airflow_provider_edgeinfer.clients.retry.RateLimiter`
 (the one of its shared client, which batch watching of that connection waits on too): a 429 pauses
 the whole connection for its ``Retry-After``. A 429 never counts against a trigger's
 failure tolerance: it says nothing about the request, and the trigger's deadline still bounds the wait.
@@ -57,8 +57,7 @@ from typing import Any, ClassVar
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.clients.core import Job
-from airflow_provider_edgeinfer.clients.ratelimit import RateLimiter, limiter_for
-from airflow_provider_edgeinfer.clients.retry import is_transient
+from airflow_provider_edgeinfer.clients.retry import RateLimiter, is_transient, limiter_for
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     EdgeInferError,
