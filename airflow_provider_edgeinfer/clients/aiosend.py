@@ -28,8 +28,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_edgeinfer import __version__
-from airflow_provider_edgeinfer.clients.auth import host_allowed
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI, host_of
+from airflow_provider_edgeinfer.clients.core import (
+    Call,
+    Credentials,
+    HttpResult,
+    VendorAPI,
+    host_allowed,
+    host_of,
+)
 from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url
 from airflow_provider_edgeinfer.clients.transport import (
     ACCEPT_ENCODING,

@@ -24,7 +24,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from airflow_provider_edgeinfer.clients.auth import TokenExchangeAuth
 from airflow_provider_edgeinfer.clients.core import (
     Call,
     Credentials,
@@ -32,6 +31,7 @@ from airflow_provider_edgeinfer.clients.core import (
     Job,
     JobState,
     Page,
+    TokenExchangeAuth,
     VendorAPI,
     check_base_url,
 )

@@ -21,8 +21,14 @@ import httpx
 import pytest
 
 from airflow_provider_edgeinfer.clients.aiosend import LeanSender
-from airflow_provider_edgeinfer.clients.auth import BearerAuth, TokenExchangeAuth
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
+from airflow_provider_edgeinfer.clients.core import (
+    BearerAuth,
+    Call,
+    Credentials,
+    HttpResult,
+    TokenExchangeAuth,
+    VendorAPI,
+)
 from airflow_provider_edgeinfer.clients.media_urls import download_media
 from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety
