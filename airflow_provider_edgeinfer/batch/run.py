@@ -327,7 +327,7 @@ class BatchRun:
         """Submit the round's native batch (or, above the vendor's size, its batches), each once."""
         from airflow_provider_edgeinfer.batch import native
         from airflow_provider_edgeinfer.batch.manifest import NativePart
-        from airflow_provider_edgeinfer.costs import usd
+        from airflow_provider_edgeinfer.progress import usd
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -387,8 +387,8 @@ class BatchRun:
     ) -> None:
         """Submit one native batch: its key is recorded before, its id after (never pay twice)."""
         from airflow_provider_edgeinfer.batch import native
-        from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.operators.inference import idempotency_key
+        from airflow_provider_edgeinfer.progress import format_cost
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -699,7 +699,7 @@ class BatchRun:
 
     def _finish(self, manifest: Manifest, header: Header, items: Items, status: str) -> dict[str, Any]:
         from airflow_provider_edgeinfer.batch import native, results
-        from airflow_provider_edgeinfer.costs import format_total
+        from airflow_provider_edgeinfer.progress import format_total
 
         spec, hook = self.spec, self.hook
         output_dir = manifest.output_dir

@@ -206,8 +206,8 @@ class ThetaHook(EdgeInferHook):
         :param limit: the most it may cost, in the vendor's billing currency.
         :param wait: seconds the inference may run before the check gives up on it.
         """
-        from airflow_provider_edgeinfer.costs import usd
         from airflow_provider_edgeinfer.hooks.checks import CheckResult
+        from airflow_provider_edgeinfer.progress import usd
 
         candidates = []
         for service in self.services().values():

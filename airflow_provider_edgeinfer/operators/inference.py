@@ -599,8 +599,8 @@ class InferenceOperator(BaseOperator):
         (``fetch_output``), else from one status read that carries it.
         """
         from airflow_provider_edgeinfer.clients.core import JobState
-        from airflow_provider_edgeinfer.costs import format_cost
         from airflow_provider_edgeinfer.operators.outputs import build_result
+        from airflow_provider_edgeinfer.progress import format_cost
         from airflow_provider_edgeinfer.storage import as_storage_path
 
         self._live_request = None

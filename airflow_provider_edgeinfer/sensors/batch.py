@@ -112,7 +112,7 @@ class BatchSensor(BaseSensorOperator):
                 f"{succeeded} of {total} items succeeded ({ratio:.1%} < min_success_ratio "
                 f"{self.min_success_ratio:.1%})"
             )
-        from airflow_provider_edgeinfer.costs import format_cost
+        from airflow_provider_edgeinfer.progress import format_cost
 
         self.log.info(
             "batch over: %d of %d items succeeded, %s; counts in XCom",

@@ -56,7 +56,7 @@ class InferenceRequestSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def _summary(self, job: Any) -> dict[str, Any]:
-        from airflow_provider_edgeinfer.costs import format_cost
+        from airflow_provider_edgeinfer.progress import format_cost
 
         self.log.info(
             "%s request %s %s, %s; summary in XCom",
