@@ -319,7 +319,6 @@ class EdgeInferHook(BaseHook):
         :param conn: the connection, already read.
         """
         from airflow_provider_edgeinfer.clients.core import Credentials
-        from airflow_provider_edgeinfer.secrets import mask
 
         api_key = self.extras(conn).api_key
         key = conn.password or (api_key.get_secret_value() if api_key else None)
@@ -329,7 +328,8 @@ class EdgeInferHook(BaseHook):
                 vendor=self.vendor,
                 hint="Put the key in the connection's password field.",
             )
-        mask(key)
+        # Not handed to the secrets masker here: Airflow masks a connection's password and its
+        # sensitive extras (``api_key``, ``secret``) itself whenever it hands the connection out.
         return Credentials.of(key)
 
     def validate_submission(

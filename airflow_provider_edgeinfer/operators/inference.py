@@ -220,8 +220,11 @@ class InferenceOperator(BaseOperator):
         input_ = self._input_dict(vendor)
         if not self.service:
             raise InputValidationError("service is empty", vendor=vendor)
-        with naming_vendor(hook.vendor):
-            files = self._input_file_paths(hook, input_)
+        files: dict[str, ObjectStoragePath] = {}
+        if self.input_files:
+            # The file helpers are vendor-neutral: their errors are told with the vendor's name here.
+            with naming_vendor(hook.vendor):
+                files = self._input_file_paths(hook, input_)
         inline = bool(files) and hook.api.takes_files_inline(self.service)
         # A file field is checked with a stand-in: an upload's name exists only after the upload, and
         # an inline file is read only when the call is about to be made.
