@@ -82,7 +82,8 @@ class Wait:
 
 
 class BatchRun:
-    """One task's batch. ``on_written(output_dir)`` is told once the results files are written."""
+    """One task's batch. ``on_written(output_dir)`` is told once the results files are written;
+    ``on_page(url)`` the vendor's page of each round's batch (None where the vendor has none)."""
 
     def __init__(
         self,
@@ -91,11 +92,13 @@ class BatchRun:
         *,
         log: logging.Logger | Any = None,
         on_written: Callable[[ObjectStoragePath], None] | None = None,
+        on_page: Callable[[str | None], None] | None = None,
     ) -> None:
         self.spec = spec
         self.hook = hook
         self.log = log or logging.getLogger("airflow_provider_edgeinfer.batch")
         self.on_written = on_written
+        self.on_page = on_page or (lambda url: None)
         #: The output directory, manifest and items, once opened (on the worker they stay loaded).
         self._opened: tuple[ObjectStoragePath, Manifest, Items] | None = None
 
@@ -106,7 +109,7 @@ class BatchRun:
             return self._opened
         from airflow_provider_edgeinfer.batch.inputs import is_files, open_items
         from airflow_provider_edgeinfer.batch.manifest import Manifest
-        from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
+        from airflow_provider_edgeinfer.outputs import prepare_output_dir
 
         spec, hook = self.spec, self.hook
         if not spec.service:
@@ -170,7 +173,7 @@ class BatchRun:
                 hint="Use a connection whose vendor runs native batches, or drop max_cost_usd.",
             )
         if spec.file_field and items.has_files:
-            from airflow_provider_edgeinfer.operators.upload import require_file_inputs
+            from airflow_provider_edgeinfer.sources import require_file_inputs
 
             require_file_inputs(hook, spec.service, [spec.file_field])
         identity = (hook.vendor, spec.service, spec.prediction)
@@ -293,20 +296,14 @@ class BatchRun:
     def _run_round(
         self, context: Context, manifest: Manifest, header: Header, items: Items
     ) -> Wait | dict[str, Any]:
-        from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link
-
         spec = self.spec
         deadline = header.current.started_at + spec.timeout
         if header.mode == "native":
             wait = self._native_round(context, manifest, header, items)
             batch_ids = header.current.batch_ids
-            push_link(
-                context,
-                VendorBatchLink(),
-                self.hook.api.batch_console_url(wait.batch_id or next(iter(batch_ids), None)),
-            )
+            self.on_page(self.hook.api.batch_console_url(wait.batch_id or next(iter(batch_ids), None)))
             return wait
-        push_link(context, VendorBatchLink(), self.hook.api.batch_console_url(None))
+        self.on_page(self.hook.api.batch_console_url(None))
         self._fanout_round(manifest, header, items)
         if header.mode == "sync":
             # The fan-out was the inference: each round is over when it returns.
@@ -388,7 +385,7 @@ class BatchRun:
         """Submit one native batch: its key is recorded before, its id after (never pay twice)."""
         from airflow_provider_edgeinfer.batch import native
         from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.operators.inference import idempotency_key
+        from airflow_provider_edgeinfer.idempotency import idempotency_key
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -529,7 +526,7 @@ class BatchRun:
             return None
         from dataclasses import replace
 
-        from airflow_provider_edgeinfer.operators._sources import read_inline
+        from airflow_provider_edgeinfer.sources import read_inline
 
         hook, service, field_ = self.hook, self.spec.service, str(self.spec.file_field)
 
@@ -549,7 +546,7 @@ class BatchRun:
         files = [item for item in items if item.source is not None]
         if not files or self._inline():
             return items
-        from airflow_provider_edgeinfer.operators.upload import upload_files
+        from airflow_provider_edgeinfer.sources import upload_files
 
         spec = self.spec
         names = upload_files(
