@@ -243,6 +243,36 @@ def test_a_listing_that_ignores_the_state_filter_falls_back_to_the_whole_walk(
     assert watch.calls == [1 + 1]
 
 
+def test_requests_that_end_while_the_vendor_answers_do_not_turn_the_filter_off(
+    edgeinfer_emulator: Any, theta_jobs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running-state listing showing a few requests that ended meanwhile is still a filtered one."""
+    from airflow_provider_edgeinfer.emulator import theta as emulated
+
+    ours = theta_jobs(40)
+    now = time.time()
+    Manifest(as_storage_path(str(tmp_path))).write_segment(
+        (i, ItemRecord("sub", 0, job["id"], now)) for i, job in enumerate(ours)
+    )
+    raced = ours[:3]
+    real = emulated.ThetaJobs.listing
+
+    def racing(self: Any, wanted: str | None, start: int, count: int) -> Any:
+        chunk, total = real(self, wanted, start, count)
+        if wanted == "processing" and start == 0:
+            for job in raced:  # filtered while running, rendered once ended
+                job["ends"] = 0.0
+        return chunk, total
+
+    monkeypatch.setattr(emulated.ThetaJobs, "listing", racing)
+    watch, progress = _poll(edgeinfer_emulator, tmp_path, polls=2)
+    assert not watch._unfiltered
+    assert (progress[0].succeeded, progress[0].done, progress[0].finished) == (3, 3, False)
+    # Still one page of each unfinished listing per poll, not the whole listing.
+    assert watch.calls == [2, 2]
+    assert (progress[1].done, progress[1].finished) == (3, False)
+
+
 # -- native batches above the vendor's size ------------------------------------------------------
 
 
