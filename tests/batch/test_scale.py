@@ -325,3 +325,26 @@ def test_a_native_round_above_the_vendors_size_is_split_watched_as_one_and_resum
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [row["index"] for row in rows] == list(range(8))
     assert len({row["request_id"].split("#")[0] for row in rows}) == 3
+
+
+def test_the_parts_of_a_native_round_come_from_one_pass_over_the_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_edgeinfer.batch.items import Items
+    from airflow_provider_edgeinfer.batch.run import BatchRun
+
+    path = tmp_path / "inputs.jsonl"
+    path.write_text("".join(json.dumps({"custom_id": f"c{i}", "input": {"n": i}}) + "\n" for i in range(12)))
+    items = Items.of_jsonl(as_storage_path(str(path)))
+    opened = []
+    real_open = Items._open
+    monkeypatch.setattr(Items, "_open", lambda self: opened.append(1) or real_open(self))
+
+    def indices(chosen: Any, parts: list[tuple[int, int]]) -> list[list[int]]:
+        return [[item.index for item in part] for part in BatchRun._parts_items(items, chosen, parts)]
+
+    # A whole round, its last two parts left (a resumed round): the sent part's lines are skipped.
+    assert indices(range(12), [(5, 5), (10, 2)]) == [[5, 6, 7, 8, 9], [10, 11]]
+    # A later round of some items only (the failed ones), in parts of two.
+    assert indices([1, 2, 5, 7, 8, 11], [(0, 2), (2, 2), (4, 2)]) == [[1, 2], [5, 7], [8, 11]]
+    assert len(opened) == 2  # one pass each
