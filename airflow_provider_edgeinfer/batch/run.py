@@ -14,6 +14,7 @@ resumes where the last one stopped and never pays twice. The operator only drive
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
 import time
@@ -345,18 +346,19 @@ class BatchRun:
             return self._native_wait(manifest, header, deadline)
         budget = self.budget()
         if budget is not None and not current.batch_ids:
-            each = (self._part_items(items, chosen, start, count) for start, count in parts)
+            each = self._parts_items(items, chosen, parts)
             estimate = native.check_budget(hook, spec.service, each, budget)
             if estimate is not None:
                 self.log.info("estimated cost %s is within max_cost_usd %s", usd(estimate), usd(budget))
         if not current.parts:
-            self._submit_part(
-                context, manifest, header, current, self._part_items(items, chosen, 0, len(chosen)), budget
-            )
-        for number, part in enumerate(current.parts):
-            if part.batch_id is None:
-                part_items = self._part_items(items, chosen, part.start, part.count)
-                self._submit_part(context, manifest, header, part, part_items, budget, number)
+            (only,) = self._parts_items(items, chosen, [(0, len(chosen))])
+            self._submit_part(context, manifest, header, current, only, budget)
+        unsent = [(number, part) for number, part in enumerate(current.parts) if part.batch_id is None]
+        # One pass over the inputs for every part still to send (a resumed round skips the sent ones'
+        # lines undecoded), one part's items in memory at a time.
+        each = self._parts_items(items, chosen, [(part.start, part.count) for _, part in unsent])
+        for (number, part), part_items in zip(unsent, each, strict=True):
+            self._submit_part(context, manifest, header, part, part_items, budget, number)
         return self._native_wait(manifest, header, deadline)
 
     def _native_wait(self, manifest: Manifest, header: Header, deadline: float) -> Wait:
@@ -366,11 +368,37 @@ class BatchRun:
         return Wait(current.number, deadline, batch_id=current.batch_id)
 
     @staticmethod
-    def _part_items(items: Items, chosen: Sequence[int], start: int, count: int) -> list[BatchItem]:
-        """The items at positions ``start .. start+count`` of the round (one native batch's)."""
-        wanted = set(chosen[start : start + count]) if not isinstance(chosen, range) else None
-        first, last = (chosen[start], chosen[start + count - 1]) if count else (0, -1)
-        return list(items.select(lambda i: first <= i <= last and (wanted is None or i in wanted)))
+    def _parts_items(
+        items: Items, chosen: Sequence[int], parts: Sequence[tuple[int, int]]
+    ) -> Iterator[list[BatchItem]]:
+        """The items of each part (positions ``start .. start+count`` of the round's ``chosen``
+        indices, in increasing order), part by part, from one pass over the inputs."""
+        spans = [(chosen[start], chosen[start + count - 1]) if count else (0, -1) for start, count in parts]
+        wanted: set[int] | None = None
+        if not isinstance(chosen, range):
+            wanted = {i for start, count in parts for i in chosen[start : start + count]}
+        starts = [first for first, _ in spans]
+
+        def in_a_part(index: int) -> bool:
+            at = bisect.bisect_right(starts, index) - 1
+            return at >= 0 and index <= spans[at][1] and (wanted is None or index in wanted)
+
+        stream = items.select(in_a_part)
+        ahead: BatchItem | None = None  # read past the end of the part before
+        for _, last in spans:
+            batch: list[BatchItem] = []
+            if ahead is not None and ahead.index <= last:
+                batch.append(ahead)
+                ahead = None
+            while ahead is None and not (batch and batch[-1].index >= last):
+                item = next(stream, None)
+                if item is None:
+                    break
+                if item.index > last:
+                    ahead = item
+                else:
+                    batch.append(item)
+            yield batch
 
     def _submit_part(
         self,
