@@ -4,7 +4,7 @@ A JSONL file of a million inputs is about 100 MB on disk and well over a gigabyt
 :class:`Items` reads its source again for each pass (checking, sending, results) and keeps only what
 a pass needs: the count, and while checking, an :class:`~.index.IdIndex` of custom ids (a few bytes
 an item) to refuse a duplicate. A list given in the DAG is already in memory; a glob's matches are
-kept as strings (the file list the manifest freezes).
+read from a sorted file list on disk (:mod:`.filelist`, the list the manifest freezes).
 
 One checking pass (:meth:`Items.check`) counts the items, refuses duplicate ids, computes the batch's
 fingerprint and runs the caller's per-item check, before anything is sent. A pass that needs only
@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from airflow_provider_edgeinfer.batch.filelist import Names
 from airflow_provider_edgeinfer.batch.index import IdIndex
 from airflow_provider_edgeinfer.batch.inputs import BatchItem, Fingerprint, _split
 from airflow_provider_edgeinfer.exceptions import InputValidationError
@@ -26,7 +27,7 @@ _COUNT_CHUNK = 1 << 20
 
 
 def _entry_item(index: int, entry: Any, where: str) -> BatchItem:
-    from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+    from airflow_provider_edgeinfer.outputs import INPUT_REF_KEY
 
     custom_id, value = _split(entry, where)
     # An upload's result names its source file: the better reference of the two.
@@ -78,7 +79,7 @@ class Items:
     @classmethod
     def of_files(
         cls,
-        sources: list[str],
+        sources: Names,
         file_field: str,
         what: str,
         *,
@@ -96,9 +97,9 @@ class Items:
     def has_files(self) -> bool:
         return self.kind == "files"
 
-    def sources(self) -> list[str]:
-        """A glob's files, as the manifest freezes them."""
-        return list(self.source) if self.kind == "files" else []
+    def sources(self) -> Names:
+        """A glob's files, as the manifest freezes them (a :class:`~.filelist.FileList`: a stream)."""
+        return self.source if self.kind == "files" else ()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class Items:
 
     def _item(self, index: int, entry: Any) -> BatchItem:
         if self.kind == "files":
-            from airflow_provider_edgeinfer.operators._sources import identity
+            from airflow_provider_edgeinfer.sources import identity
             from airflow_provider_edgeinfer.storage import as_storage_path
 
             source = as_storage_path(entry, "source", conn_id=self.conn_id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import ipaddress
 import json
 import time
@@ -55,6 +56,8 @@ from airflow_provider_edgeinfer.exceptions import (
 from airflow_provider_edgeinfer.secrets import amask, mask
 
 if TYPE_CHECKING:
+    from airflow.sdk import Context
+
     from airflow_provider_edgeinfer.clients.theta import ListedRequest, ListingScan
 
 T = TypeVar("T")
@@ -616,6 +619,19 @@ def too_deep(
     )
 
 
+def idempotency_key(context: Context, content: str) -> str:
+    """Same task instance (any try) and same content -> same key, so the vendor dedupes a retry.
+
+    Shared by single inferences and native batches: a retried try of the same task instance derives
+    the same key for the same content, so a vendor that deduplicates by key
+    (:attr:`VendorAPI.honours_idempotency`) answers the retry with the request the previous try made
+    instead of running, and billing, it again.
+    """
+    ti = context["ti"]
+    parts = [ti.dag_id, ti.task_id, ti.run_id, str(getattr(ti, "map_index", -1)), content]
+    return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
 # -- credentials on the wire -------------------------------------------------------------------
 
 
@@ -813,6 +829,7 @@ __all__ = [
     "check_base_url",
     "host_allowed",
     "host_of",
+    "idempotency_key",
     "is_loopback",
     "map_state",
     "too_deep",
