@@ -1,10 +1,12 @@
 """Secrets handed to Airflow's secrets masker, so Airflow itself redacts them wherever it writes.
 
-API keys, the OmniTensor secret and its exchanged token, and presigned-URL signatures are given to
-``mask_secret`` as soon as they are read or received: every log line, rendered template and
-exception Airflow prints then shows ``***`` instead, in the task process and in the supervisor
-(which the task tells). Text Airflow never sees (an exception's message kept in a trigger event,
-an XCom) is cleaned by :mod:`~airflow_provider_edgeinfer.clients.redact` instead.
+Airflow masks a connection's password and its sensitive extras (``api_key``, ``secret``) itself
+whenever it hands a connection out, in a task and in the triggerer. What it never sees is given to
+``mask_secret`` here as soon as it is received: the OmniTensor token exchanged for the key, and
+presigned-URL signatures. Every log line, rendered template and exception Airflow prints then shows
+``***`` instead, in the task process and in the supervisor (which the task tells). Text Airflow never
+sees (an exception's message kept in a trigger event, an XCom) is cleaned by
+:mod:`~airflow_provider_edgeinfer.clients.redact` instead.
 
 Outside Airflow (the emulator, a plain script) there is no masker and nothing happens.
 """

@@ -43,7 +43,7 @@ from _scale_plot import save
 from batch_fanout import bare
 
 from airflow_provider_edgeinfer.batch.native import split as native_split
-from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
+from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
 REPO = Path(__file__).resolve().parents[1]

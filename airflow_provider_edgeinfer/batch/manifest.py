@@ -35,7 +35,7 @@ from airflow_provider_edgeinfer.batch.index import (
     SUB,
     ItemStates,
 )
-from airflow_provider_edgeinfer.clients.jobs import JobState
+from airflow_provider_edgeinfer.clients.core import JobState
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
 
 if TYPE_CHECKING:

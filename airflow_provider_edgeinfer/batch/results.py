@@ -24,8 +24,8 @@ from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     JobFailedError,
     NotFoundError,
+    error_payload,
 )
-from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.batch.index import IdIndex, Spool
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
     from airflow_provider_edgeinfer.batch.manifest import Header, ItemRecord, Manifest
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 RESULTS = "results.jsonl"
@@ -281,7 +281,7 @@ class FanOutResults:
         """(index, latest record, listed final job) of every item, in index order."""
         from airflow_provider_edgeinfer.batch.index import SUB, IdIndex, Spool
         from airflow_provider_edgeinfer.batch.manifest import decode, encode
-        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.clients.core import Job
 
         states = manifest.states(total)
         with Spool(total) as spool:
@@ -348,7 +348,7 @@ def write_fanout(
 ) -> None:
     """Every item of a fan-out, in item order: settled records as they are, submitted ones from the
     vendor, a chunk at a time (outputs and media fetched by a thread pool)."""
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
 
     source = FanOutResults(hook, service, concurrency)
 
@@ -405,7 +405,7 @@ def _prepared(
     service: str,
 ) -> Callable[[], None]:
     """Fetch output and media in a pool thread; return the (cheap) write for the main thread."""
-    from airflow_provider_edgeinfer.clients.jobs import JobState
+    from airflow_provider_edgeinfer.clients.core import JobState
 
     if job is None:
         return lambda: writer.row(item, succeeded=False, request_id=None, error=error or _error("not found"))
@@ -467,7 +467,7 @@ def _chunked(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def fanout_retryable(hook: EdgeInferHook, service: str, manifest: Manifest, total: int) -> list[int]:
     """Indices worth another round: transient refusals, and requests the vendor accepted that then
     failed, were cancelled or expired. Refused inputs and lost answers are not retried."""
-    from airflow_provider_edgeinfer.clients.jobs import JobState
+    from airflow_provider_edgeinfer.clients.core import JobState
 
     source = FanOutResults(hook, service)
     out = []

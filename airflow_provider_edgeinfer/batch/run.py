@@ -325,7 +325,7 @@ class BatchRun:
         """Submit the round's native batch (or, above the vendor's size, its batches), each once."""
         from airflow_provider_edgeinfer.batch import native
         from airflow_provider_edgeinfer.batch.manifest import NativePart
-        from airflow_provider_edgeinfer.costs import usd
+        from airflow_provider_edgeinfer.progress import usd
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -412,8 +412,8 @@ class BatchRun:
     ) -> None:
         """Submit one native batch: its key is recorded before, its id after (never pay twice)."""
         from airflow_provider_edgeinfer.batch import native
-        from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.idempotency import idempotency_key
+        from airflow_provider_edgeinfer.clients.core import idempotency_key
+        from airflow_provider_edgeinfer.progress import format_cost
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -636,8 +636,12 @@ class BatchRun:
 
     def resume(self, context: Context, event: dict[str, Any] | None) -> Wait | dict[str, Any]:
         """The watch of the current round ended with ``event``: results, or the next round."""
-        from airflow_provider_edgeinfer.exceptions import EdgeInferError, UnexpectedResponseError
-        from airflow_provider_edgeinfer.triggers.events import ErrorPayload, rebuild_error
+        from airflow_provider_edgeinfer.exceptions import (
+            EdgeInferError,
+            ErrorPayload,
+            UnexpectedResponseError,
+            rebuild_error,
+        )
 
         if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
             raise UnexpectedResponseError("the batch trigger sent an event this operator does not understand")
@@ -720,7 +724,7 @@ class BatchRun:
 
     def _finish(self, manifest: Manifest, header: Header, items: Items, status: str) -> dict[str, Any]:
         from airflow_provider_edgeinfer.batch import native, results
-        from airflow_provider_edgeinfer.costs import format_total
+        from airflow_provider_edgeinfer.progress import format_total
 
         spec, hook = self.spec, self.hook
         output_dir = manifest.output_dir

@@ -8,7 +8,7 @@
 
 :func:`follow` polls until the batch is over, its deadline passes or a poll fails for good; it
 tolerates transient failures up to a limit. Every read goes through the client's
-:class:`~airflow_provider_edgeinfer.clients.ratelimit.PacedSender`: a 429 pauses every user of the
+:class:`~airflow_provider_edgeinfer.clients.retry.PacedSender`: a 429 pauses every user of the
 connection's client (the poller's triggers too) and is waited out, never counted as a failed poll.
 :func:`cancel_batch` cancels what is still running.
 Everything here takes the async client; nothing submits, nothing writes results.
@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_edgeinfer.batch.index import DONE_OK, SUB, IdIndex, ItemStates
-from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender
-from airflow_provider_edgeinfer.clients.retry import is_transient
+from airflow_provider_edgeinfer.clients.retry import DeadlinePassed, PacedSender, is_transient
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     JobFailedError,
@@ -175,7 +174,7 @@ class FanOutWatch(Watch):
                 yield request_id
 
     def _close(self, index: int, job: Any) -> None:
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
 
         if job.terminal and self.open[index]:
             self.open[index] = 0

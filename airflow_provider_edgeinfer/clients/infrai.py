@@ -27,9 +27,12 @@ from airflow_provider_edgeinfer.clients.core import (
     Call,
     HttpResult,
     InlineFile,
+    Job,
+    JobState,
     Page,
     VendorAPI,
     check_base_url,
+    map_state,
 )
 from airflow_provider_edgeinfer.clients.infrai_models import (
     BatchListPage,
@@ -63,7 +66,6 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     VoicePage,
     VoiceSession,
 )
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,

@@ -33,12 +33,14 @@ from airflow_provider_edgeinfer.clients.core import (
     Call,
     HttpResult,
     InlineFile,
+    Job,
+    JobState,
     VendorAPI,
     check_base_url,
     host_of,
     is_loopback,
+    map_state,
 )
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
 from airflow_provider_edgeinfer.clients.octoai_media import DecodedMedia, decode_media
 from airflow_provider_edgeinfer.clients.octoai_models import (
     VENDOR,

@@ -112,7 +112,7 @@ class BatchSensor(BaseSensorOperator):
                 f"{succeeded} of {total} items succeeded ({ratio:.1%} < min_success_ratio "
                 f"{self.min_success_ratio:.1%})"
             )
-        from airflow_provider_edgeinfer.costs import format_cost
+        from airflow_provider_edgeinfer.progress import format_cost
 
         self.log.info(
             "batch over: %d of %d items succeeded, %s; counts in XCom",
@@ -125,7 +125,7 @@ class BatchSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         trigger = self._trigger(hook.vendor)
@@ -139,7 +139,7 @@ class BatchSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._judge(progress.as_dict()))
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
         from airflow_provider_edgeinfer.triggers.base import deferral_timeout
 
         hook = hook_for_connection(self.conn_id)
@@ -155,7 +155,7 @@ class BatchSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.triggers.events import ErrorPayload, rebuild_error
+        from airflow_provider_edgeinfer.exceptions import ErrorPayload, rebuild_error
 
         event = event or {}
         status = event.get("status")

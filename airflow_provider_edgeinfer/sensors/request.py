@@ -56,7 +56,7 @@ class InferenceRequestSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def _summary(self, job: Any) -> dict[str, Any]:
-        from airflow_provider_edgeinfer.costs import format_cost
+        from airflow_provider_edgeinfer.progress import format_cost
 
         self.log.info(
             "%s request %s %s, %s; summary in XCom",
@@ -83,8 +83,8 @@ class InferenceRequestSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from airflow_provider_edgeinfer.clients.jobs import JobState
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.clients.core import JobState
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
@@ -107,7 +107,7 @@ class InferenceRequestSensor(BaseSensorOperator):
         return False
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
         from airflow_provider_edgeinfer.triggers.base import deferral_timeout
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
@@ -132,9 +132,9 @@ class InferenceRequestSensor(BaseSensorOperator):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.clients.jobs import Job
-        from airflow_provider_edgeinfer.exceptions import JobTimeoutError
-        from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
+        from airflow_provider_edgeinfer.clients.core import Job
+        from airflow_provider_edgeinfer.exceptions import JobTimeoutError, rebuild_error
+        from airflow_provider_edgeinfer.triggers.base import parse_event
 
         payload = parse_event(event, "edgeinfer")
         if payload.status == "error" and payload.error is not None:

@@ -46,7 +46,7 @@ def _sent(emulator: Any, vendor: str, results: list[dict[str, Any]]) -> int:
     """Items created at the vendor: requests of a fan-out, items of the native batches the runs made."""
     if vendor != "infrai":
         return _created(emulator, vendor)
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
     hook = hook_for_connection(INFRAI)
     try:

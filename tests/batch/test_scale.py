@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.batch.manifest import ItemRecord, Manifest
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+from airflow_provider_edgeinfer.clients.core import Job, JobState
 from airflow_provider_edgeinfer.storage import as_storage_path
 
 #: Bytes a streamed pass may keep per item (its fixed-width tables are 1 to 20 bytes an item).
@@ -185,7 +185,7 @@ def _poll(emulator: Any, directory: Path, polls: int = 1, between: Callable[[], 
 def test_theta_poll_calls_follow_the_unfinished_requests_not_the_batch(
     edgeinfer_emulator: Any, theta_jobs: Any, tmp_path: Path
 ) -> None:
-    from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
+    from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE
 
     theta_jobs(3_000)  # another batch of the project, ended before ours: never read
     for job in edgeinfer_emulator.state.tables["theta.jobs"].values():

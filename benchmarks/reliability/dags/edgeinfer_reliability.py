@@ -38,7 +38,7 @@ from airflow_provider_edgeinfer.operators.inference import InferenceOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
 
 #: Upper bound of the deliberate hang: if nobody kills the task, it simply carries on.
 HANG_SECONDS = 300
