@@ -347,16 +347,22 @@ class Manifest:
 
     def winners(self, states: ItemStates) -> Iterator[tuple[int, ItemRecord]]:
         """The latest record of every item, once each, in journal order (``states`` from :meth:`states`)."""
+        return ((index, record) for index, record, latest in self.marked(states) if latest)
+
+    def marked(self, states: ItemStates) -> Iterator[tuple[int, ItemRecord, bool]]:
+        """Every record, and whether it is its item's latest (the first of those only): one pass for
+        a reader that needs both (``states`` from :meth:`states`)."""
         emitted = bytearray(states.total)
         for index, record in self.records():
-            if (
+            latest = (
                 0 <= index < states.total
                 and not emitted[index]
                 and state_code(record) == states.kind(index)
                 and record.round == states.round(index)
-            ):
+            )
+            if latest:
                 emitted[index] = 1
-                yield index, record
+            yield index, record, latest
 
     def compact(self, total: int | None = None) -> None:
         """Fold every segment into one, so readers open one object instead of thousands.
