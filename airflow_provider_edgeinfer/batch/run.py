@@ -509,9 +509,13 @@ class BatchRun:
         lost_indices = set(states.indices({INTENT}, round=header.current.number))
         if not lost_indices:
             return False
-        unknown = {i: r for i, r in manifest.winners(states) if i in lost_indices}
+        # One pass over the journal: the lost items' latest records, and every request id it holds
+        # (earlier rounds' too, so that none is taken for a lost one).
+        unknown: dict[int, ItemRecord] = {}
         known = IdIndex(states.total)
-        for index, record in manifest.records():
+        for index, record, latest in manifest.marked(states):
+            if latest and index in lost_indices:
+                unknown[index] = record
             if record.request_id:
                 known.add(record.request_id, index)
         found, searched = resolve_unknown(hook, spec.service, spec.prediction, unknown, known)
