@@ -120,6 +120,20 @@ TARGETS = (
     Target(
         "clients/retry.py",
         ("tests/clients/test_retry.py", "tests/clients/test_transport.py", "tests/hooks/test_hooks_base.py"),
+        # The retry policy (the module's pacing half is tested by tests/clients/test_ratelimit.py).
+        frozenset(
+            {
+                "Safety",
+                "RETRYABLE_STATUSES",
+                "RetrySettings",
+                "parse_retry_after",
+                "backoff_delay",
+                "is_retryable",
+                "is_transient",
+                "wait_seconds",
+                "retry_kwargs",
+            }
+        ),
     ),
     Target(
         "clients/core.py",
