@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_edgeinfer.clients.retry import is_transient
 from airflow_provider_edgeinfer.exceptions import (
@@ -392,7 +392,7 @@ def write_fanout(
         for index, record, job in source.entries(manifest, total)
     )
     with ThreadPoolExecutor(concurrency) as pool:
-        for chunk in _chunked(joined, FETCH_CHUNK):
+        for chunk in chunked(joined, FETCH_CHUNK):
             for write in pool.map(build, chunk):
                 write()
 
@@ -467,8 +467,12 @@ def _error(message: str, type_: str = "JobFailedError") -> dict[str, Any]:
     return {"type": type_, "message": message}
 
 
-def _chunked(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
+T = TypeVar("T")
+
+
+def chunked(values: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``values`` in lists of ``size`` (the last one shorter), read lazily."""
+    chunk: list[T] = []
     for value in values:
         chunk.append(value)
         if len(chunk) >= size:
