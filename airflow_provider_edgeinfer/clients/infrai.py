@@ -39,7 +39,6 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     BatchStatus,
     BatchSubmitRequest,
     BatchSubmitResult,
-    ChatCompletion,
     ChatCompletionRequest,
     CostComparison,
     CostEstimate,
@@ -50,7 +49,6 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     ExportJob,
     ImageGenerationRequest,
     ImagesResponse,
-    ModelList,
     RerankResponse,
     SpeechAudio,
     SpeechRequest,
@@ -64,6 +62,7 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     VoiceSession,
 )
 from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, ModelList
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,
