@@ -139,7 +139,7 @@ def run_child(kind: str, base: str, key: str, path: str) -> None:
             elapsed = time.monotonic() - started
     else:
         from airflow_provider_edgeinfer.hooks import hook_for_connection
-        from airflow_provider_edgeinfer.operators.upload import upload_files
+        from airflow_provider_edgeinfer.sources import upload_files
 
         with hook_for_connection("edgeinfer_theta_default") as hook:
             hook.services()  # type: ignore[attr-defined]  # the catalogue every upload reads first

@@ -147,7 +147,7 @@ def _upload(conn_id: str, source: Callable[[Env], Any], **kwargs: Any) -> Callab
 
 
 def _unreadable(env: Env) -> str:
-    from airflow_provider_edgeinfer.operators import _sources
+    from airflow_provider_edgeinfer import sources as _sources
 
     path = env.file("locked.wav")
     os.chmod(path, 0)
@@ -165,7 +165,7 @@ def _unreadable(env: Env) -> str:
 
 def _expand(source: Callable[[Env], Any]) -> Callable[[Env], object]:
     def run(env: Env) -> object:
-        from airflow_provider_edgeinfer.operators._sources import expand_sources
+        from airflow_provider_edgeinfer.sources import expand_sources
 
         return expand_sources(source(env))
 

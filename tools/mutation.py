@@ -109,7 +109,7 @@ TARGETS = (
         ),
     ),
     Target(
-        "operators/outputs.py",
+        "outputs.py",
         (
             "tests/operators/test_outputs.py",
             "tests/operators/test_execute_complete.py",
@@ -170,14 +170,14 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "a cache of the journal directory's existence: without it mkdir(exist_ok=True) runs on every "
         "write, with the same result"
     ),
-    ("operators/outputs.py", "_CHUNK", "1024 -> 1025"): (
+    ("outputs.py", "_CHUNK", "1024 -> 1025"): (
         "the size of the pieces a download is read in: the same bytes are written in the same order"
     ),
-    ("operators/outputs.py", "prepare_output_dir", "delete: handle.write(b'ok')"): (
+    ("outputs.py", "prepare_output_dir", "delete: handle.write(b'ok')"): (
         "the probe's content is never read: opening it for writing creates it (or fails), and it is "
         "deleted at once"
     ),
-    ("operators/outputs.py", "prepare_output_dir", "b'ok' -> b'XXokXX'"): (
+    ("outputs.py", "prepare_output_dir", "b'ok' -> b'XXokXX'"): (
         "the probe's content is never read: it is deleted at once"
     ),
     ("clients/retry.py", "Safety.IDEMPOTENT", "'idempotent' -> 'XXidempotentXX'"): (

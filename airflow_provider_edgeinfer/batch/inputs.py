@@ -110,7 +110,7 @@ def open_items(
             raise InputValidationError(
                 f"file_input must be an object of the other input fields, without {file_field!r} (the file's)"
             )
-        from airflow_provider_edgeinfer.operators.upload import expand_sources
+        from airflow_provider_edgeinfer.sources import expand_sources
 
         names = sources if sources is not None else [str(p) for p in expand_sources(inputs, conn_id=conn_id)]
         return Items.of_files(names, file_field, f"the glob {inputs}", conn_id=conn_id, common=common)

@@ -26,7 +26,7 @@ _COUNT_CHUNK = 1 << 20
 
 
 def _entry_item(index: int, entry: Any, where: str) -> BatchItem:
-    from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+    from airflow_provider_edgeinfer.outputs import INPUT_REF_KEY
 
     custom_id, value = _split(entry, where)
     # An upload's result names its source file: the better reference of the two.
@@ -121,7 +121,7 @@ class Items:
 
     def _item(self, index: int, entry: Any) -> BatchItem:
         if self.kind == "files":
-            from airflow_provider_edgeinfer.operators._sources import identity
+            from airflow_provider_edgeinfer.sources import identity
             from airflow_provider_edgeinfer.storage import as_storage_path
 
             source = as_storage_path(entry, "source", conn_id=self.conn_id)

@@ -102,7 +102,7 @@ def export(
     hook: EdgeInferHook, batch_id: str, format: str, output_dir: ObjectStoragePath, *, part: int = 0
 ) -> str:
     """The vendor's own export of the batch, downloaded beside results.jsonl; returns its path."""
-    from airflow_provider_edgeinfer.operators.outputs import _download
+    from airflow_provider_edgeinfer.outputs import _download
 
     # Exporting the same batch twice (a retried task) is deduplicated by the key.
     key = "edgeinfer-export-" + hashlib.sha256(json.dumps([batch_id, format]).encode()).hexdigest()[:32]

@@ -106,7 +106,7 @@ class ResultsWriter:
 
     def media(self, item: BatchItem, output: Any) -> tuple[Any, int]:
         """Output with its media written to files (runs in pool threads)."""
-        from airflow_provider_edgeinfer.operators.outputs import MediaWriter
+        from airflow_provider_edgeinfer.outputs import MediaWriter
 
         if output is None:
             return None, 0

@@ -14,6 +14,7 @@ resumes where the last one stopped and never pays twice. The operator only drive
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
 import time
@@ -82,7 +83,8 @@ class Wait:
 
 
 class BatchRun:
-    """One task's batch. ``on_written(output_dir)`` is told once the results files are written."""
+    """One task's batch. ``on_written(output_dir)`` is told once the results files are written;
+    ``on_page(url)`` the vendor's page of each round's batch (None where the vendor has none)."""
 
     def __init__(
         self,
@@ -91,11 +93,13 @@ class BatchRun:
         *,
         log: logging.Logger | Any = None,
         on_written: Callable[[ObjectStoragePath], None] | None = None,
+        on_page: Callable[[str | None], None] | None = None,
     ) -> None:
         self.spec = spec
         self.hook = hook
         self.log = log or logging.getLogger("airflow_provider_edgeinfer.batch")
         self.on_written = on_written
+        self.on_page = on_page or (lambda url: None)
         #: The output directory, manifest and items, once opened (on the worker they stay loaded).
         self._opened: tuple[ObjectStoragePath, Manifest, Items] | None = None
 
@@ -106,7 +110,7 @@ class BatchRun:
             return self._opened
         from airflow_provider_edgeinfer.batch.inputs import is_files, open_items
         from airflow_provider_edgeinfer.batch.manifest import Manifest
-        from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
+        from airflow_provider_edgeinfer.outputs import prepare_output_dir
 
         spec, hook = self.spec, self.hook
         if not spec.service:
@@ -170,7 +174,7 @@ class BatchRun:
                 hint="Use a connection whose vendor runs native batches, or drop max_cost_usd.",
             )
         if spec.file_field and items.has_files:
-            from airflow_provider_edgeinfer.operators.upload import require_file_inputs
+            from airflow_provider_edgeinfer.sources import require_file_inputs
 
             require_file_inputs(hook, spec.service, [spec.file_field])
         identity = (hook.vendor, spec.service, spec.prediction)
@@ -293,20 +297,14 @@ class BatchRun:
     def _run_round(
         self, context: Context, manifest: Manifest, header: Header, items: Items
     ) -> Wait | dict[str, Any]:
-        from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link
-
         spec = self.spec
         deadline = header.current.started_at + spec.timeout
         if header.mode == "native":
             wait = self._native_round(context, manifest, header, items)
             batch_ids = header.current.batch_ids
-            push_link(
-                context,
-                VendorBatchLink(),
-                self.hook.api.batch_console_url(wait.batch_id or next(iter(batch_ids), None)),
-            )
+            self.on_page(self.hook.api.batch_console_url(wait.batch_id or next(iter(batch_ids), None)))
             return wait
-        push_link(context, VendorBatchLink(), self.hook.api.batch_console_url(None))
+        self.on_page(self.hook.api.batch_console_url(None))
         self._fanout_round(manifest, header, items)
         if header.mode == "sync":
             # The fan-out was the inference: each round is over when it returns.
@@ -348,18 +346,19 @@ class BatchRun:
             return self._native_wait(manifest, header, deadline)
         budget = self.budget()
         if budget is not None and not current.batch_ids:
-            each = (self._part_items(items, chosen, start, count) for start, count in parts)
+            each = self._parts_items(items, chosen, parts)
             estimate = native.check_budget(hook, spec.service, each, budget)
             if estimate is not None:
                 self.log.info("estimated cost %s is within max_cost_usd %s", usd(estimate), usd(budget))
         if not current.parts:
-            self._submit_part(
-                context, manifest, header, current, self._part_items(items, chosen, 0, len(chosen)), budget
-            )
-        for number, part in enumerate(current.parts):
-            if part.batch_id is None:
-                part_items = self._part_items(items, chosen, part.start, part.count)
-                self._submit_part(context, manifest, header, part, part_items, budget, number)
+            (only,) = self._parts_items(items, chosen, [(0, len(chosen))])
+            self._submit_part(context, manifest, header, current, only, budget)
+        unsent = [(number, part) for number, part in enumerate(current.parts) if part.batch_id is None]
+        # One pass over the inputs for every part still to send (a resumed round skips the sent ones'
+        # lines undecoded), one part's items in memory at a time.
+        each = self._parts_items(items, chosen, [(part.start, part.count) for _, part in unsent])
+        for (number, part), part_items in zip(unsent, each, strict=True):
+            self._submit_part(context, manifest, header, part, part_items, budget, number)
         return self._native_wait(manifest, header, deadline)
 
     def _native_wait(self, manifest: Manifest, header: Header, deadline: float) -> Wait:
@@ -369,11 +368,37 @@ class BatchRun:
         return Wait(current.number, deadline, batch_id=current.batch_id)
 
     @staticmethod
-    def _part_items(items: Items, chosen: Sequence[int], start: int, count: int) -> list[BatchItem]:
-        """The items at positions ``start .. start+count`` of the round (one native batch's)."""
-        wanted = set(chosen[start : start + count]) if not isinstance(chosen, range) else None
-        first, last = (chosen[start], chosen[start + count - 1]) if count else (0, -1)
-        return list(items.select(lambda i: first <= i <= last and (wanted is None or i in wanted)))
+    def _parts_items(
+        items: Items, chosen: Sequence[int], parts: Sequence[tuple[int, int]]
+    ) -> Iterator[list[BatchItem]]:
+        """The items of each part (positions ``start .. start+count`` of the round's ``chosen``
+        indices, in increasing order), part by part, from one pass over the inputs."""
+        spans = [(chosen[start], chosen[start + count - 1]) if count else (0, -1) for start, count in parts]
+        wanted: set[int] | None = None
+        if not isinstance(chosen, range):
+            wanted = {i for start, count in parts for i in chosen[start : start + count]}
+        starts = [first for first, _ in spans]
+
+        def in_a_part(index: int) -> bool:
+            at = bisect.bisect_right(starts, index) - 1
+            return at >= 0 and index <= spans[at][1] and (wanted is None or index in wanted)
+
+        stream = items.select(in_a_part)
+        ahead: BatchItem | None = None  # read past the end of the part before
+        for _, last in spans:
+            batch: list[BatchItem] = []
+            if ahead is not None and ahead.index <= last:
+                batch.append(ahead)
+                ahead = None
+            while ahead is None and not (batch and batch[-1].index >= last):
+                item = next(stream, None)
+                if item is None:
+                    break
+                if item.index > last:
+                    ahead = item
+                else:
+                    batch.append(item)
+            yield batch
 
     def _submit_part(
         self,
@@ -388,7 +413,7 @@ class BatchRun:
         """Submit one native batch: its key is recorded before, its id after (never pay twice)."""
         from airflow_provider_edgeinfer.batch import native
         from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.operators.inference import idempotency_key
+        from airflow_provider_edgeinfer.idempotency import idempotency_key
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -529,7 +554,7 @@ class BatchRun:
             return None
         from dataclasses import replace
 
-        from airflow_provider_edgeinfer.operators._sources import read_inline
+        from airflow_provider_edgeinfer.sources import read_inline
 
         hook, service, field_ = self.hook, self.spec.service, str(self.spec.file_field)
 
@@ -549,7 +574,7 @@ class BatchRun:
         files = [item for item in items if item.source is not None]
         if not files or self._inline():
             return items
-        from airflow_provider_edgeinfer.operators.upload import upload_files
+        from airflow_provider_edgeinfer.sources import upload_files
 
         spec = self.spec
         names = upload_files(

@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_edgeinfer.lineage import Lineage
-from airflow_provider_edgeinfer.operators.links import VendorBatchLink, registered
+from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -198,7 +198,11 @@ class BatchOperator(BaseOperator):
 
         spec = BatchSpec(**{f.name: getattr(self, f.name) for f in fields(BatchSpec)})
         return BatchRun(
-            spec, hook, log=self.log, on_written=lambda output_dir: self._emit_asset(context, output_dir)
+            spec,
+            hook,
+            log=self.log,
+            on_written=lambda output_dir: self._emit_asset(context, output_dir),
+            on_page=lambda url: push_link(context, VendorBatchLink(), url),
         )
 
     def execute(self, context: Context) -> Any:

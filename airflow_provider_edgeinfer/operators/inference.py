@@ -27,6 +27,7 @@ from airflow_provider_edgeinfer.exceptions import (
     ResultExpiredError,
     naming_vendor,
 )
+from airflow_provider_edgeinfer.idempotency import idempotency_key
 from airflow_provider_edgeinfer.lineage import Lineage
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
@@ -47,13 +48,6 @@ def fingerprint(vendor: str, service: str, prediction: str | None, input: Any) -
     """Identity of *what* is asked: a retry with the same fingerprint may reattach."""
     raw = json.dumps([vendor, service, prediction, input], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-
-def idempotency_key(context: Context, content: str) -> str:
-    """Same task instance (any try) and same content -> same key, so the vendor dedupes a retry."""
-    ti = context["ti"]
-    parts = [ti.dag_id, ti.task_id, ti.run_id, str(getattr(ti, "map_index", -1)), content]
-    return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
 
 
 def _task_identity(context: Context) -> str:
@@ -179,13 +173,13 @@ class InferenceOperator(BaseOperator):
             raise InputValidationError(
                 f"input must be a JSON object, got {type(value).__name__}", vendor=vendor
             )
-        from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+        from airflow_provider_edgeinfer.outputs import INPUT_REF_KEY
 
         return {k: v for k, v in value.items() if k != INPUT_REF_KEY}
 
     def _input_ref(self) -> str | None:
         """Where the input came from: the upload's source it carries, or the one ``input_files`` file."""
-        from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+        from airflow_provider_edgeinfer.outputs import INPUT_REF_KEY
 
         value = self.input
         if isinstance(value, str):
@@ -197,7 +191,7 @@ class InferenceOperator(BaseOperator):
         if isinstance(ref, str) and ref:
             return ref
         if isinstance(self.input_files, dict) and len(self.input_files) == 1:
-            from airflow_provider_edgeinfer.operators._sources import is_many, label, to_path
+            from airflow_provider_edgeinfer.sources import is_many, label, to_path
 
             [spec] = self.input_files.values()
             if not is_many(spec):
@@ -228,7 +222,7 @@ class InferenceOperator(BaseOperator):
         checked = {**input_, **{f: self._stand_in(f, path, inline) for f, path in files.items()}}
         hook.validate_submission(self.service, self.prediction, checked, **self.vendor_options)
         if self.output_path is not None:
-            from airflow_provider_edgeinfer.operators.outputs import prepare_output_dir
+            from airflow_provider_edgeinfer.outputs import prepare_output_dir
 
             prepare_output_dir(self.output_path, vendor, self.output_conn_id)
 
@@ -325,8 +319,12 @@ class InferenceOperator(BaseOperator):
         """Each ``input_files`` source as one checked file, before anything is sent."""
         if not self.input_files:
             return {}
-        from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many
-        from airflow_provider_edgeinfer.operators.upload import require_file_inputs, require_uploads
+        from airflow_provider_edgeinfer.sources import (
+            expand_sources,
+            is_many,
+            require_file_inputs,
+            require_uploads,
+        )
 
         if not isinstance(self.input_files, dict):
             raise InputValidationError(
@@ -358,7 +356,7 @@ class InferenceOperator(BaseOperator):
         names a fresh upload gets, so a retry of an unchanged task reattaches instead of paying again."""
         if not files:
             return fingerprint(vendor, self.service, self.prediction, input_)
-        from airflow_provider_edgeinfer.operators._sources import identity
+        from airflow_provider_edgeinfer.sources import identity
 
         sources = {field: identity(path) for field, path in sorted(files.items())}
         return fingerprint(vendor, self.service, self.prediction, {"input": input_, "input_files": sources})
@@ -370,7 +368,7 @@ class InferenceOperator(BaseOperator):
         return InlineFile(path.name, b"") if inline else f"upload-of-{field}"
 
     def _read_inline_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, Any]:
-        from airflow_provider_edgeinfer.operators._sources import read_inline
+        from airflow_provider_edgeinfer.sources import read_inline
 
         return {
             field: read_inline(hook, self.service, field, path, logger=self.log)
@@ -378,7 +376,7 @@ class InferenceOperator(BaseOperator):
         }
 
     def _upload_input_files(self, hook: EdgeInferHook, files: dict[str, ObjectStoragePath]) -> dict[str, str]:
-        from airflow_provider_edgeinfer.operators.upload import upload_files
+        from airflow_provider_edgeinfer.sources import upload_files
 
         uploaded = {}
         for field, path in files.items():
@@ -599,7 +597,7 @@ class InferenceOperator(BaseOperator):
         """
         from airflow_provider_edgeinfer.clients.jobs import JobState
         from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.operators.outputs import build_result
+        from airflow_provider_edgeinfer.outputs import build_result
         from airflow_provider_edgeinfer.storage import as_storage_path
 
         self._live_request = None

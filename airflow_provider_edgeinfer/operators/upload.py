@@ -9,132 +9,43 @@ What a vendor takes is its client's ``upload_kinds``:
   are checked against the vendor's metadata; streamed model upload, size limit checked before sending.
 - a vendor that takes none: the error names the alternative its hook gives (e.g. inline base64).
 
-:func:`expand_sources` and :func:`upload_files` are the reusable pieces (BatchOperator,
-``InferenceOperator(input_files=...)``). This module is imported when DAG files are parsed: vendor
-clients and pydantic models load when a task runs.
+The pieces BatchOperator and ``InferenceOperator(input_files=...)`` share with it
+(:func:`~airflow_provider_edgeinfer.sources.expand_sources`,
+:func:`~airflow_provider_edgeinfer.sources.upload_files`) are in :mod:`airflow_provider_edgeinfer.sources`.
+This module is imported when DAG files are parsed: vendor clients and pydantic models load when a
+task runs.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_edgeinfer.exceptions import (
-    ConfigurationError,
     InputValidationError,
     UnexpectedResponseError,
     naming_vendor,
 )
 from airflow_provider_edgeinfer.lineage import Lineage
-from airflow_provider_edgeinfer.operators._sources import expand_sources, is_many, upload_source
+from airflow_provider_edgeinfer.sources import (
+    DEFAULT_MAX_CONCURRENCY,
+    expand_sources,
+    is_many,
+    require_upload_kind,
+    upload_files,
+    upload_source,
+)
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.sdk import Context
 
-    from airflow_provider_edgeinfer.clients.presigned import LogLike, PresignedTarget, UploadSource
+    from airflow_provider_edgeinfer.clients.presigned import UploadSource
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
-#: Files uploaded at once by default (threads sharing the hook's connection pool).
-DEFAULT_MAX_CONCURRENCY = 8
 #: What ``kind`` may be (a vendor takes those in its client's ``upload_kinds``).
 KINDS: tuple[str, ...] = ("input", "dataset", "model")
-
-log = logging.getLogger("airflow_provider_edgeinfer.uploads")
-
-
-def no_upload_alternative(hook: EdgeInferHook) -> str:
-    """What to do instead on a vendor without uploaded input files (the error's hint)."""
-    return hook.inline_files_hint()
-
-
-def require_file_inputs(hook: EdgeInferHook, service: str, fields: Iterable[str]) -> None:
-    """Refuse, before anything is sent, files for a service that takes none, naming the vendors that
-    do (each described by its own client)."""
-    if hook.api.takes_files_inline(service) or "input" in hook.api.upload_kinds:
-        return
-    from airflow_provider_edgeinfer.hooks import vendors_taking_files
-
-    names = ", ".join(repr(f) for f in fields)
-    raise InputValidationError(
-        f"field {names} cannot take a file: {hook.vendor} has no presigned upload API and takes no file "
-        f"inline for service {service!r}. Vendors that take input files: {vendors_taking_files()}",
-        vendor=hook.vendor,
-        hint=no_upload_alternative(hook),
-    )
-
-
-def require_uploads(hook: EdgeInferHook, field: str) -> None:
-    """Refuse, naming the alternative, a vendor whose inputs cannot be uploaded files."""
-    _require(hook, "input", field)
-
-
-def _require(hook: EdgeInferHook, kind: str, field: str | None = None) -> None:
-    kinds = hook.api.upload_kinds
-    if kind in kinds:
-        return
-    if kind == "input":
-        raise InputValidationError(
-            f"{hook.vendor} has no presigned upload API, so field {field!r} cannot take an uploaded file",
-            vendor=hook.vendor,
-            hint=no_upload_alternative(hook),
-        )
-    takes = f" It takes kind={', '.join(repr(k) for k in sorted(kinds))}." if kinds else ""
-    raise InputValidationError(
-        f"{hook.vendor} takes no {kind} uploads (connection {hook.conn_id!r})",
-        vendor=hook.vendor,
-        hint=f"Use a connection whose vendor takes {kind} uploads.{takes} Nothing was sent.",
-    )
-
-
-def check_upload_field(hook: EdgeInferHook, service: str, prediction: str | None, field: str) -> None:
-    """The service takes ``field`` (when the vendor publishes its inputs), before any upload."""
-    hook.check_upload_field(service, prediction, field)
-
-
-def upload_files(
-    hook: EdgeInferHook,
-    service: str,
-    prediction: str | None,
-    field: str,
-    sources: Sequence[str | ObjectStoragePath],
-    *,
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-    source_conn_id: str | None = None,
-    logger: LogLike | None = None,
-) -> list[str]:
-    """Upload files for input ``field`` of ``service``; the uploaded filename of each, in input order.
-
-    One presigned URL per file (asked right before it goes), streamed ``PUT`` s on at most
-    ``max_concurrency`` threads; a dropped connection or 5xx restarts that file, an expired URL is
-    renewed once. ``sources`` may hold globs (expanded by :func:`expand_sources`); every source is
-    checked before any request. Other vendors: an :class:`InputValidationError` naming the alternative.
-    """
-    from airflow_provider_edgeinfer.clients.presigned import upload_many
-
-    _require(hook, "input", field)
-    if max_concurrency < 1:
-        raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
-    with naming_vendor(hook.vendor):
-        paths = expand_sources(sources, conn_id=source_conn_id)
-    hook.check_upload_field(service, prediction, field)
-    files = [upload_source(p) for p in paths]
-    hook.get_conn()  # one client, built before the threads share it
-
-    def presign() -> PresignedTarget:
-        return hook.presign_input_upload(service, prediction, field)
-
-    return upload_many(
-        hook.run,
-        presign,
-        files,
-        vendor=hook.vendor,
-        field=field,
-        max_concurrency=max_concurrency,
-        logger=logger,
-    )
 
 
 def upload_dataset(
@@ -296,10 +207,10 @@ class PresignedUploadOperator(BaseOperator):
         return operator_lineage(self._lineage)
 
     def _upload(self, hook: EdgeInferHook) -> list[Any]:
-        _require(hook, self.kind, self.field)
+        require_upload_kind(hook, self.kind, self.field)
         if self.kind == "input":
-            from airflow_provider_edgeinfer.operators._sources import label
-            from airflow_provider_edgeinfer.operators.outputs import INPUT_REF_KEY
+            from airflow_provider_edgeinfer.outputs import INPUT_REF_KEY
+            from airflow_provider_edgeinfer.sources import label
 
             assert self.service and self.field  # checked in __init__
             # Expanded once: the names come back in the order of these files.
@@ -384,13 +295,4 @@ class PresignedUploadOperator(BaseOperator):
         return map_bounded(calls, send, max_concurrency=self.max_concurrency)
 
 
-__all__ = [
-    "DEFAULT_MAX_CONCURRENCY",
-    "PresignedUploadOperator",
-    "check_upload_field",
-    "expand_sources",
-    "no_upload_alternative",
-    "require_uploads",
-    "upload_dataset",
-    "upload_files",
-]
+__all__ = ["KINDS", "PresignedUploadOperator", "upload_dataset"]

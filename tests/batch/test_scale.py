@@ -243,6 +243,36 @@ def test_a_listing_that_ignores_the_state_filter_falls_back_to_the_whole_walk(
     assert watch.calls == [1 + 1]
 
 
+def test_requests_that_end_while_the_vendor_answers_do_not_turn_the_filter_off(
+    edgeinfer_emulator: Any, theta_jobs: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running-state listing showing a few requests that ended meanwhile is still a filtered one."""
+    from airflow_provider_edgeinfer.emulator import theta as emulated
+
+    ours = theta_jobs(40)
+    now = time.time()
+    Manifest(as_storage_path(str(tmp_path))).write_segment(
+        (i, ItemRecord("sub", 0, job["id"], now)) for i, job in enumerate(ours)
+    )
+    raced = ours[:3]
+    real = emulated.ThetaJobs.listing
+
+    def racing(self: Any, wanted: str | None, start: int, count: int) -> Any:
+        chunk, total = real(self, wanted, start, count)
+        if wanted == "processing" and start == 0:
+            for job in raced:  # filtered while running, rendered once ended
+                job["ends"] = 0.0
+        return chunk, total
+
+    monkeypatch.setattr(emulated.ThetaJobs, "listing", racing)
+    watch, progress = _poll(edgeinfer_emulator, tmp_path, polls=2)
+    assert not watch._unfiltered
+    assert (progress[0].succeeded, progress[0].done, progress[0].finished) == (3, 3, False)
+    # Still one page of each unfinished listing per poll, not the whole listing.
+    assert watch.calls == [2, 2]
+    assert (progress[1].done, progress[1].finished) == (3, False)
+
+
 # -- native batches above the vendor's size ------------------------------------------------------
 
 
@@ -295,3 +325,26 @@ def test_a_native_round_above_the_vendors_size_is_split_watched_as_one_and_resum
     rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [row["index"] for row in rows] == list(range(8))
     assert len({row["request_id"].split("#")[0] for row in rows}) == 3
+
+
+def test_the_parts_of_a_native_round_come_from_one_pass_over_the_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_edgeinfer.batch.items import Items
+    from airflow_provider_edgeinfer.batch.run import BatchRun
+
+    path = tmp_path / "inputs.jsonl"
+    path.write_text("".join(json.dumps({"custom_id": f"c{i}", "input": {"n": i}}) + "\n" for i in range(12)))
+    items = Items.of_jsonl(as_storage_path(str(path)))
+    opened = []
+    real_open = Items._open
+    monkeypatch.setattr(Items, "_open", lambda self: opened.append(1) or real_open(self))
+
+    def indices(chosen: Any, parts: list[tuple[int, int]]) -> list[list[int]]:
+        return [[item.index for item in part] for part in BatchRun._parts_items(items, chosen, parts)]
+
+    # A whole round, its last two parts left (a resumed round): the sent part's lines are skipped.
+    assert indices(range(12), [(5, 5), (10, 2)]) == [[5, 6, 7, 8, 9], [10, 11]]
+    # A later round of some items only (the failed ones), in parts of two.
+    assert indices([1, 2, 5, 7, 8, 11], [(0, 2), (2, 2), (4, 2)]) == [[1, 2], [5, 7], [8, 11]]
+    assert len(opened) == 2  # one pass each

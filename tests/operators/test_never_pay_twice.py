@@ -395,7 +395,8 @@ def test_a_record_written_by_an_earlier_release_is_still_recognised(emulated: An
     deduplicates its key) and pays twice.
     """
     from airflow_provider_edgeinfer.hooks.theta import ThetaHook
-    from airflow_provider_edgeinfer.operators.inference import fingerprint, idempotency_key
+    from airflow_provider_edgeinfer.idempotency import idempotency_key
+    from airflow_provider_edgeinfer.operators.inference import fingerprint
 
     emulated.state.timing["theta"] = TIMINGS["running"]
     with ThetaHook() as hook:

@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_edgeinfer.clients.jobs import Job, JobState
 from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, check_media_url
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
-from airflow_provider_edgeinfer.operators.outputs import (
+from airflow_provider_edgeinfer.outputs import (
     _MEDIA_EXTENSIONS,
     DEFAULT_XCOM_OUTPUT_MAX_BYTES,
     SEGMENT_MAX,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_edgeinfer.operators._sources import to_path
+from airflow_provider_edgeinfer.sources import to_path
 from airflow_provider_edgeinfer.storage import as_storage_path
 
 

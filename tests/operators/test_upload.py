@@ -20,7 +20,8 @@ from airflow_provider_edgeinfer.exceptions import (
     InputValidationError,
     UnexpectedResponseError,
 )
-from airflow_provider_edgeinfer.operators.upload import PresignedUploadOperator, expand_sources, upload_files
+from airflow_provider_edgeinfer.operators.upload import PresignedUploadOperator
+from airflow_provider_edgeinfer.sources import expand_sources, upload_files
 from tests.s3 import CONN_ID, MotoS3
 
 THETA = "edgeinfer_theta_default"
@@ -497,8 +498,8 @@ def test_input_files_are_uploaded_then_named_in_the_input(emu: EmulatorServer, t
 
 
 def test_fingerprint_follows_the_sources_not_the_upload_names(emu: EmulatorServer, tmp_path: Path) -> None:
-    from airflow_provider_edgeinfer.operators._sources import expand_sources
     from airflow_provider_edgeinfer.operators.inference import fingerprint
+    from airflow_provider_edgeinfer.sources import expand_sources
 
     audio = tmp_path / "call.wav"
     audio.write_bytes(b"RIFF" + bytes(1000))

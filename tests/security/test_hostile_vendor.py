@@ -119,7 +119,7 @@ def test_a_hostile_request_id_keeps_the_result_inside_output_path(
     files = _files(tmp_path)
     assert [p.parent for p in files] == [output_dir] * 3, files
     assert not any(p.suffix == ".py" for p in files)
-    from airflow_provider_edgeinfer.operators.outputs import safe_segment
+    from airflow_provider_edgeinfer.outputs import safe_segment
 
     stem = safe_segment(request_id)
     written = json.loads((output_dir / f"{stem}.json").read_text())

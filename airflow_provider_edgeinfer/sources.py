@@ -1,22 +1,24 @@
-"""Upload sources: local paths, URIs and globs turned into checked, concrete files.
+"""Input files: local paths, URIs and globs turned into checked, concrete files, then read inline or
+uploaded.
 
-Everything here runs before the first request to a vendor, so a missing, empty, unreadable or
-directory source fails the task at no cost. Imported when a task runs, never when a DAG is parsed.
+Everything up to the upload runs before the first request to a vendor, so a missing, empty,
+unreadable or directory source, or a vendor that takes no files, fails the task at no cost. The
+operators and ``batch/`` share these pieces. Imported when a task runs, never when a DAG is parsed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from airflow_provider_edgeinfer.exceptions import InputValidationError
+from airflow_provider_edgeinfer.exceptions import ConfigurationError, InputValidationError, naming_vendor
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_edgeinfer.clients.core import InlineFile
-    from airflow_provider_edgeinfer.clients.presigned import UploadSource
+    from airflow_provider_edgeinfer.clients.presigned import LogLike, PresignedTarget, UploadSource
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 #: Remote (object storage) files are read through a read-ahead buffer of this size. Measured with
@@ -178,3 +180,99 @@ def read_inline(
     if logger is not None:
         logger.info("read %s (%d bytes) to send inline as %r", label(path), len(content), field)
     return InlineFile(path.name, content, kind)
+
+
+#: Files uploaded at once by default (threads sharing the hook's connection pool).
+DEFAULT_MAX_CONCURRENCY = 8
+
+
+def no_upload_alternative(hook: EdgeInferHook) -> str:
+    """What to do instead on a vendor without uploaded input files (the error's hint)."""
+    return hook.inline_files_hint()
+
+
+def require_file_inputs(hook: EdgeInferHook, service: str, fields: Iterable[str]) -> None:
+    """Refuse, before anything is sent, files for a service that takes none, naming the vendors that
+    do (each described by its own client)."""
+    if hook.api.takes_files_inline(service) or "input" in hook.api.upload_kinds:
+        return
+    from airflow_provider_edgeinfer.hooks import vendors_taking_files
+
+    names = ", ".join(repr(f) for f in fields)
+    raise InputValidationError(
+        f"field {names} cannot take a file: {hook.vendor} has no presigned upload API and takes no file "
+        f"inline for service {service!r}. Vendors that take input files: {vendors_taking_files()}",
+        vendor=hook.vendor,
+        hint=no_upload_alternative(hook),
+    )
+
+
+def require_uploads(hook: EdgeInferHook, field: str) -> None:
+    """Refuse, naming the alternative, a vendor whose inputs cannot be uploaded files."""
+    require_upload_kind(hook, "input", field)
+
+
+def require_upload_kind(hook: EdgeInferHook, kind: str, field: str | None = None) -> None:
+    kinds = hook.api.upload_kinds
+    if kind in kinds:
+        return
+    if kind == "input":
+        raise InputValidationError(
+            f"{hook.vendor} has no presigned upload API, so field {field!r} cannot take an uploaded file",
+            vendor=hook.vendor,
+            hint=no_upload_alternative(hook),
+        )
+    takes = f" It takes kind={', '.join(repr(k) for k in sorted(kinds))}." if kinds else ""
+    raise InputValidationError(
+        f"{hook.vendor} takes no {kind} uploads (connection {hook.conn_id!r})",
+        vendor=hook.vendor,
+        hint=f"Use a connection whose vendor takes {kind} uploads.{takes} Nothing was sent.",
+    )
+
+
+def check_upload_field(hook: EdgeInferHook, service: str, prediction: str | None, field: str) -> None:
+    """The service takes ``field`` (when the vendor publishes its inputs), before any upload."""
+    hook.check_upload_field(service, prediction, field)
+
+
+def upload_files(
+    hook: EdgeInferHook,
+    service: str,
+    prediction: str | None,
+    field: str,
+    sources: Sequence[str | ObjectStoragePath],
+    *,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    source_conn_id: str | None = None,
+    logger: LogLike | None = None,
+) -> list[str]:
+    """Upload files for input ``field`` of ``service``; the uploaded filename of each, in input order.
+
+    One presigned URL per file (asked right before it goes), streamed ``PUT`` s on at most
+    ``max_concurrency`` threads; a dropped connection or 5xx restarts that file, an expired URL is
+    renewed once. ``sources`` may hold globs (expanded by :func:`expand_sources`); every source is
+    checked before any request. Other vendors: an :class:`InputValidationError` naming the alternative.
+    """
+    from airflow_provider_edgeinfer.clients.presigned import upload_many
+
+    require_upload_kind(hook, "input", field)
+    if max_concurrency < 1:
+        raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
+    with naming_vendor(hook.vendor):
+        paths = expand_sources(sources, conn_id=source_conn_id)
+    hook.check_upload_field(service, prediction, field)
+    files = [upload_source(p) for p in paths]
+    hook.get_conn()  # one client, built before the threads share it
+
+    def presign() -> PresignedTarget:
+        return hook.presign_input_upload(service, prediction, field)
+
+    return upload_many(
+        hook.run,
+        presign,
+        files,
+        vendor=hook.vendor,
+        field=field,
+        max_concurrency=max_concurrency,
+        logger=logger,
+    )
