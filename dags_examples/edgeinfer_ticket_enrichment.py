@@ -135,7 +135,7 @@ with DAG(
     @task
     def pending_tickets(params: dict[str, Any]) -> list[dict[str, Any]]:
         """The tickets still pending, oldest first; none: the rest of the run is skipped."""
-        from airflow.sdk.exceptions import AirflowSkipException
+        from airflow.providers.common.compat.sdk import AirflowSkipException  # airflow.exceptions on 3.1
 
         database = _database(params)
         database.run(ENRICHMENT_DDL)

@@ -61,7 +61,7 @@ class _BatchDecoratedOperator(DecoratedOperator, BatchOperator):
         return as_storage_path(self.output_path, conn_id=self.output_conn_id) / INPUTS_FILE
 
     def execute(self, context: Context) -> Any:
-        from airflow.sdk.bases.decorator import determine_kwargs
+        from airflow.providers.common.compat.sdk import determine_kwargs  # airflow.utils on 3.1
         from airflow.sdk.definitions.context import context_merge
 
         from airflow_provider_edgeinfer.exceptions import InputValidationError

@@ -49,7 +49,7 @@ class _InferenceDecoratedOperator(DecoratedOperator, InferenceOperator):
         )
 
     def execute(self, context: Context) -> Any:
-        from airflow.sdk.bases.decorator import determine_kwargs
+        from airflow.providers.common.compat.sdk import determine_kwargs  # airflow.utils on 3.1
         from airflow.sdk.definitions.context import context_merge
 
         context_merge(context, self.op_kwargs)
