@@ -9,7 +9,7 @@ operators and ``batch/`` share these pieces. Imported when a task runs, never wh
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, InputValidationError, naming_vendor
@@ -76,23 +76,29 @@ def _info(path: ObjectStoragePath) -> dict[str, Any]:
 
 
 def _check_file(path: ObjectStoragePath, info: dict[str, Any]) -> int:
+    local = (path.protocol or "file") in _LOCAL
+    return _checked_size(label(path), info, str(path.path) if local else None)
+
+
+def _checked_size(where: str, info: dict[str, Any], local: str | None) -> int:
+    """The size of a source file (``where`` in messages); refused if a directory, empty or unreadable."""
     if info.get("type") == "directory":
         raise InputValidationError(
-            f"source {label(path)} is a directory",
+            f"source {where} is a directory",
             hint="Name a file, or a glob such as .../*.wav for every file in it; nothing was sent.",
         )
     size = int(info.get("size") or 0)
     if size == 0:
-        raise InputValidationError(f"source {label(path)} is empty (0 bytes)")
-    if (path.protocol or "file") in _LOCAL:
+        raise InputValidationError(f"source {where} is empty (0 bytes)")
+    if local is not None:
         # Opening proves the permission (stat does not); remote stores are judged by the listing.
         try:
-            with open(path.path, "rb"):
+            with open(local, "rb"):
                 pass
         except PermissionError:
-            raise InputValidationError(f"source {label(path)} cannot be read: permission denied") from None
+            raise InputValidationError(f"source {where} cannot be read: permission denied") from None
         except OSError as exc:
-            raise InputValidationError(f"source {label(path)} cannot be read: {exc.strerror}") from None
+            raise InputValidationError(f"source {where} cannot be read: {exc.strerror}") from None
     return size
 
 
@@ -130,6 +136,49 @@ def expand_sources(
     for item in items:
         out.extend(_expand_one(to_path(item, conn_id)))
     return out
+
+
+def matched_names(
+    spec: str | ObjectStoragePath | Sequence[str | ObjectStoragePath], conn_id: str | None = None
+) -> Iterator[Iterator[str]]:
+    """:func:`expand_sources` for a batch of many files: per entry of ``spec``, its checked files as
+    URI strings (unsorted; :class:`~.batch.filelist.FileList` sorts them on disk), never as path
+    objects. A local glob is walked lazily (``glob.iglob``): a million matches never sit in memory.
+    """
+    entries: list[Any] = list(spec) if isinstance(spec, Sequence) and not isinstance(spec, str) else [spec]
+    if not entries:
+        raise InputValidationError("no source given")
+    for entry in entries:
+        path = to_path(entry, conn_id)
+        if not is_glob(path):
+            _check_file(path, _info(path))
+            yield iter([str(path)])
+        elif (path.protocol or "file") in _LOCAL:
+            yield _local_matches(path)
+        else:
+            yield (str(concrete) for concrete in _expand_one(path))
+
+
+def _local_matches(pattern: ObjectStoragePath) -> Iterator[str]:
+    import glob
+    import stat
+
+    text = str(pattern)
+    # The URI of a match is the pattern's with the match's path (same protocol and connection).
+    prefix = text[: len(text) - len(pattern.path)] if text.endswith(pattern.path) else "file://"
+    found = False
+    for name in glob.iglob(pattern.path, recursive=True, include_hidden=True):
+        try:
+            info = os.stat(name)
+        except OSError:
+            continue  # gone since it was listed
+        if stat.S_ISDIR(info.st_mode):
+            continue
+        found = True
+        _checked_size(name, {"size": info.st_size}, name)
+        yield prefix + name
+    if not found:
+        raise InputValidationError(f"source pattern {label(pattern)} matches no file")
 
 
 def identity(path: ObjectStoragePath) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_edgeinfer.exceptions import InputValidationError
 
 if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.batch.filelist import Names
     from airflow_provider_edgeinfer.batch.items import Items
 
 #: A glob's characters: an ``inputs`` string holding one of them is a file pattern, not a JSONL file.
@@ -62,7 +63,7 @@ def load_items(
     inputs: Any,
     *,
     file_field: str | None = None,
-    sources: list[str] | None = None,
+    sources: Names | None = None,
     conn_id: str | None = None,
     file_input: dict[str, Any] | None = None,
 ) -> list[BatchItem]:
@@ -76,7 +77,7 @@ def open_items(
     inputs: Any,
     *,
     file_field: str | None = None,
-    sources: list[str] | None = None,
+    sources: Names | None = None,
     conn_id: str | None = None,
     file_input: dict[str, Any] | None = None,
 ) -> Items:
@@ -110,10 +111,12 @@ def open_items(
             raise InputValidationError(
                 f"file_input must be an object of the other input fields, without {file_field!r} (the file's)"
             )
-        from airflow_provider_edgeinfer.sources import expand_sources
+        from airflow_provider_edgeinfer.batch.filelist import FileList
+        from airflow_provider_edgeinfer.sources import matched_names
 
-        names = sources if sources is not None else [str(p) for p in expand_sources(inputs, conn_id=conn_id)]
-        return Items.of_files(names, file_field, f"the glob {inputs}", conn_id=conn_id, common=common)
+        if sources is None:
+            sources = FileList.sorted_runs(matched_names(inputs, conn_id=conn_id))
+        return Items.of_files(sources, file_field, f"the glob {inputs}", conn_id=conn_id, common=common)
     return Items.of_jsonl(as_storage_path(inputs, "inputs", conn_id=conn_id))
 
 

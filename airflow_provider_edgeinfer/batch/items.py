@@ -4,7 +4,7 @@ A JSONL file of a million inputs is about 100 MB on disk and well over a gigabyt
 :class:`Items` reads its source again for each pass (checking, sending, results) and keeps only what
 a pass needs: the count, and while checking, an :class:`~.index.IdIndex` of custom ids (a few bytes
 an item) to refuse a duplicate. A list given in the DAG is already in memory; a glob's matches are
-kept as strings (the file list the manifest freezes).
+read from a sorted file list on disk (:mod:`.filelist`, the list the manifest freezes).
 
 One checking pass (:meth:`Items.check`) counts the items, refuses duplicate ids, computes the batch's
 fingerprint and runs the caller's per-item check, before anything is sent. A pass that needs only
@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from airflow_provider_edgeinfer.batch.filelist import Names
 from airflow_provider_edgeinfer.batch.index import IdIndex
 from airflow_provider_edgeinfer.batch.inputs import BatchItem, Fingerprint, _split
 from airflow_provider_edgeinfer.exceptions import InputValidationError
@@ -78,7 +79,7 @@ class Items:
     @classmethod
     def of_files(
         cls,
-        sources: list[str],
+        sources: Names,
         file_field: str,
         what: str,
         *,
@@ -96,9 +97,9 @@ class Items:
     def has_files(self) -> bool:
         return self.kind == "files"
 
-    def sources(self) -> list[str]:
-        """A glob's files, as the manifest freezes them."""
-        return list(self.source) if self.kind == "files" else []
+    def sources(self) -> Names:
+        """A glob's files, as the manifest freezes them (a :class:`~.filelist.FileList`: a stream)."""
+        return self.source if self.kind == "files" else ()
 
     # -- reading --------------------------------------------------------------------------------
 

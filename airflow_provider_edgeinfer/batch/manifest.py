@@ -39,9 +39,12 @@ from airflow_provider_edgeinfer.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_provider_edgeinfer.batch.filelist import Names
+
 MANIFEST_DIR = "_edgeinfer"
 HEADER = "batch.json"
-SOURCES = "sources.json"
+SOURCES = "sources.jsonl"
+OLD_SOURCES = "sources.json"
 JOURNAL = "journal"
 VERSION = 1
 
@@ -243,17 +246,25 @@ class Manifest:
         with (self.directory / HEADER).open("wb") as handle:
             handle.write(header.model_dump_json(indent=1).encode())
 
-    def write_sources(self, sources: list[str]) -> None:
-        """The files a glob matched when the batch started: the batch's items, whatever arrives later."""
+    def write_sources(self, sources: Names) -> None:
+        """The files a glob matched when the batch started: the batch's items, whatever arrives later
+        (one JSON string a line, streamed: a million names never sit in memory)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / SOURCES).open("wb") as handle:
-            handle.write(json.dumps(sources).encode())
+            for name in sources:
+                handle.write(json.dumps(name).encode() + b"\n")
 
-    def read_sources(self) -> list[str] | None:
+    def read_sources(self) -> Names | None:
+        from airflow_provider_edgeinfer.batch.filelist import FileList
+
         path = self.directory / SOURCES
-        if not path.exists():
+        if path.exists():
+            return FileList.read(lambda: path.open("rb"))
+        older = self.directory / OLD_SOURCES
+        if not older.exists():
             return None
-        value = json.loads(path.read_bytes())
+        # Written by earlier releases: one JSON list.
+        value = json.loads(older.read_bytes())
         return [str(v) for v in value] if isinstance(value, list) else None
 
     def has_submissions(self, header: Header) -> bool:
@@ -267,7 +278,7 @@ class Manifest:
         if self.directory.exists():
             for path in self._segments():
                 path.unlink()
-            for name in (HEADER, SOURCES):
+            for name in (HEADER, SOURCES, OLD_SOURCES):
                 (self.directory / name).unlink(missing_ok=True)
 
     # -- journal -------------------------------------------------------------------------------

@@ -300,15 +300,22 @@ def test_a_round_no_try_has_sent_counts_nothing() -> None:
     assert (fresh.submitted, fresh.submit_seconds) == (0, 0.0)
 
 
-def test_the_frozen_glob_matches_read_back_from_sources_json(tmp_path: Path) -> None:
-    """A retry takes the items a glob matched at the start from ``_edgeinfer/sources.json``."""
+def test_the_frozen_glob_matches_read_back_from_sources_jsonl(tmp_path: Path) -> None:
+    """A retry takes the items a glob matched at the start from ``_edgeinfer/sources.jsonl``."""
     manifest = _manifest(tmp_path)
     assert manifest.read_sources() is None
-    manifest.write_sources(["s3://in/a.wav", "s3://in/b.wav"])
-    assert json.loads((tmp_path / "_edgeinfer" / "sources.json").read_text()) == [
-        "s3://in/a.wav",
-        "s3://in/b.wav",
-    ]
+    manifest.write_sources(["s3://in/a.wav", "s3://in/b\nc.wav"])
+    lines = (tmp_path / "_edgeinfer" / "sources.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == ["s3://in/a.wav", "s3://in/b\nc.wav"]
+    read = manifest.read_sources()
+    assert read is not None and len(read) == 2
+    assert list(read) == ["s3://in/a.wav", "s3://in/b\nc.wav"]
+
+
+def test_a_manifest_of_an_earlier_release_keeps_its_frozen_matches(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    (tmp_path / "_edgeinfer").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "_edgeinfer" / "sources.json").write_text('["s3://in/a.wav", "s3://in/b.wav"]')
     assert manifest.read_sources() == ["s3://in/a.wav", "s3://in/b.wav"]
     (tmp_path / "_edgeinfer" / "sources.json").write_text('{"not": "a list"}')
     assert manifest.read_sources() is None
