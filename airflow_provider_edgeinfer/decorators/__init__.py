@@ -55,7 +55,7 @@ class ReturnedArgument(DecoratedOperator):
 
     def call_function(self, context: Context) -> Any:
         """The function's return value, called with its arguments and the task context as Airflow does."""
-        from airflow.sdk.bases.decorator import determine_kwargs
+        from airflow.providers.common.compat.sdk import determine_kwargs  # airflow.utils on 3.1
         from airflow.sdk.definitions.context import context_merge
 
         context_merge(context, self.op_kwargs)
