@@ -30,6 +30,7 @@ Messages never carry credentials: callers pass ids and redacted URLs only
 
 Errors cross processes (a trigger's event, a batch's ``failures.jsonl``) as data, never as text to
 parse: :func:`error_payload` writes one, :func:`rebuild_error` raises it again as its own class.
+``__all__`` is the tree alone.
 
 This module imports nothing from Airflow, so vendor clients can use it anywhere.
 """
@@ -293,7 +294,6 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "EdgeInferError",
-    "ErrorPayload",
     "InputValidationError",
     "JobCancelledError",
     "JobError",
@@ -311,7 +311,4 @@ __all__ = [
     "VendorConnectionError",
     "VendorTimeoutError",
     "VendorValidationError",
-    "error_payload",
-    "rebuild_error",
-    "short_text",
 ]

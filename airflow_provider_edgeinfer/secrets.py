@@ -1,9 +1,9 @@
 """Secrets handed to Airflow's secrets masker, so Airflow itself redacts them wherever it writes.
 
-Airflow masks a connection's password and its sensitive extras (``api_key``, ``secret``) itself
-whenever it hands a connection out, in a task and in the triggerer. What it never sees is given to
-``mask_secret`` here as soon as it is received: the OmniTensor token exchanged for the key, and
-presigned-URL signatures. Every log line, rendered template and exception Airflow prints then shows
+Airflow masks a connection's password itself whenever it hands a connection out, in a task and in
+the triggerer; a key or secret kept in an extra, and what Airflow never sees (the OmniTensor token
+exchanged for the key, presigned-URL signatures), is given to ``mask_secret`` here as soon as it is
+read or received. Every log line, rendered template and exception Airflow prints then shows
 ``***`` instead, in the task process and in the supervisor (which the task tells). Text Airflow never
 sees (an exception's message kept in a trigger event, an XCom) is cleaned by
 :mod:`~airflow_provider_edgeinfer.clients.redact` instead.

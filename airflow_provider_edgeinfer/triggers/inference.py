@@ -9,7 +9,7 @@ poll by itself: it registers its request with the connection's poller (:func:`wa
 batches the status checks of every trigger of that connection and wakes this one when its request
 ends.
 
-**The poller.** One poller per (event loop, connection): many triggers' status checks as few vendor calls.
+**The poller**, one per (event loop, connection): many triggers' status checks as few vendor calls.
 
 Each :class:`~airflow_provider_edgeinfer.triggers.inference.InferenceTrigger` registers the request it
 waits for (:func:`watch`) and sleeps on a future. One task per connection and loop polls for all of
