@@ -57,7 +57,7 @@ COMPAT_SMOKE := tests/hooks tests/operators/test_never_pay_twice.py tests/operat
 .venv-%/.installed: pyproject.toml .ci/constraints-airflow-%.txt
 	$(PYTHON) -m venv .venv-$*
 	.venv-$*/bin/python -m pip install --quiet --upgrade pip
-	.venv-$*/bin/python -m pip install --quiet -c .ci/constraints-airflow-$*.txt -e ".[openlineage]" $(COMPAT_PACKAGES)
+	.venv-$*/bin/python -m pip install --quiet -c .ci/constraints-airflow-$*.txt -e ".[openlineage,sql,postgres]" $(COMPAT_PACKAGES)
 	touch $@
 
 compat: $(foreach v,$(COMPAT_VERSIONS),.venv-$(v)/.installed)

@@ -8,11 +8,19 @@ only when the provider is installed.
 Datasets follow OpenLineage's naming: an object store file is ``s3://bucket`` + key, a local file
 is ``file`` + its absolute path. A glob's dataset is the folder before its first wildcard (its
 files are one dataset); a batch given as a list of inputs in the DAG reads no dataset.
+
+Tables (and anything else the operator cannot see) are known where the DAG declares them, as
+Airflow users declare lineage on any operator: the task's ``inlets`` and ``outlets``, as Airflow
+assets (``Asset("postgres://host:5432/db/schema/table")``, named by the provider that owns the
+scheme: namespace ``postgres://host:5432``, name ``db.schema.table``) or OpenLineage datasets.
+The OpenLineage provider reads a task's inlets and outlets only when its operator reports no
+dataset of its own; these operators always report some, so they add the declared ones themselves.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -91,20 +99,34 @@ def run_facet(record: Lineage) -> Any:
     )
 
 
-def operator_lineage(record: Lineage | None) -> Any:
-    """``OperatorLineage`` of a finished task (empty when it recorded nothing)."""
+def declared(objects: Iterable[Any] | None) -> list[Any]:
+    """OpenLineage datasets of a task's ``inlets`` or ``outlets``, converted as the OpenLineage
+    provider converts them (assets through their scheme's provider; OpenLineage datasets as they
+    are); an asset whose scheme has no converter, or an asset alias, names no dataset."""
+    from airflow.providers.openlineage.extractors.manager import ExtractorManager
+
+    converted = (ExtractorManager.convert_to_ol_dataset(o) for o in objects or ())
+    return [dataset for dataset in converted if dataset is not None]
+
+
+def operator_lineage(record: Lineage | None, task: Any = None) -> Any:
+    """``OperatorLineage`` of a finished task (empty when it recorded nothing): what it read and
+    wrote, then what ``task`` declares in its ``inlets`` and ``outlets``."""
     from airflow.providers.common.compat.openlineage.facet import Dataset
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     if record is None:
         return OperatorLineage()
 
-    def datasets(paths: list[Any]) -> list[Any]:
-        seen = dict.fromkeys(location(p) for p in paths)  # one dataset per place, in order
-        return [Dataset(namespace=namespace, name=name) for namespace, name in seen]
+    def datasets(paths: list[Any], extra: list[Any]) -> list[Any]:
+        found = [Dataset(namespace=namespace, name=name) for namespace, name in map(location, paths)]
+        unique: dict[tuple[str, str], Any] = {}
+        for dataset in found + extra:  # one dataset per place, in order
+            unique.setdefault((dataset.namespace, dataset.name), dataset)
+        return list(unique.values())
 
     return OperatorLineage(
-        inputs=datasets(record.inputs),
-        outputs=datasets(record.outputs),
+        inputs=datasets(record.inputs, declared(getattr(task, "inlets", None))),
+        outputs=datasets(record.outputs, declared(getattr(task, "outlets", None))),
         run_facets={FACET_NAME: run_facet(record)},
     )

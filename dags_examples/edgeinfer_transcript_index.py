@@ -82,8 +82,8 @@ with DAG(
         params: dict[str, Any], triggering_asset_events: Any = None
     ) -> list[dict[str, Any]]:
         """One embedding input per transcript of the triggering partitions."""
+        from airflow.providers.common.compat.sdk import AirflowSkipException  # airflow.exceptions on 3.1
         from airflow.sdk import ObjectStoragePath
-        from airflow.sdk.exceptions import AirflowSkipException
 
         from airflow_provider_edgeinfer.storage import as_storage_path
 

@@ -448,6 +448,7 @@ class BatchRun:
     def _fanout_round(self, manifest: Manifest, header: Header, items: Items) -> None:
         """Send every item of the round the manifest does not show as sent, streaming the items."""
         from airflow_provider_edgeinfer.batch.fanout import FanOutStats
+        from airflow_provider_edgeinfer.batch.results import chunked
 
         current = header.current
         total = len(items)
@@ -475,7 +476,7 @@ class BatchRun:
             stats = FanOutStats()
             # Files are uploaded a chunk at a time, just before their items are sent.
             chunks = (
-                _chunks(items.select(wanted), UPLOAD_CHUNK) if items.has_files else [items.select(wanted)]
+                chunked(items.select(wanted), UPLOAD_CHUNK) if items.has_files else [items.select(wanted)]
             )
             for chunk in chunks:
                 sending = self._uploaded(chunk) if items.has_files else chunk
@@ -831,14 +832,3 @@ def _needs_sending(states: ItemStates, index: int, round_number: int) -> bool:
     if kind == NONE or states.round(index) < round_number:
         return True
     return kind == ERR_TRANSIENT  # refused without creating work: a new try may send it
-
-
-def _chunks(items: Iterable[BatchItem], size: int) -> Iterator[list[BatchItem]]:
-    chunk: list[BatchItem] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -42,7 +42,6 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     BatchStatus,
     BatchSubmitRequest,
     BatchSubmitResult,
-    ChatCompletion,
     ChatCompletionRequest,
     CostComparison,
     CostEstimate,
@@ -53,7 +52,6 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     ExportJob,
     ImageGenerationRequest,
     ImagesResponse,
-    ModelList,
     RerankResponse,
     SpeechAudio,
     SpeechRequest,
@@ -66,6 +64,7 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     VoicePage,
     VoiceSession,
 )
+from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, ModelList
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,
@@ -241,6 +240,31 @@ class InfraiAPI(VendorAPI):
 
         return parse
 
+    def _enveloped_call(
+        self,
+        operation: str,
+        path: str,
+        answer: type[R],
+        *,
+        body: Any = None,
+        key: str | None = None,
+        batch_id: str | None = None,
+        safety: Safety = Safety.IDEMPOTENT,
+        method: str = "POST",
+    ) -> Call[Enveloped[R]]:
+        """A call answered in the ``{ok, data, metadata}`` envelope: an idempotency key travels as the
+        header, a batch id at the end of the path (and in errors)."""
+        return Call(
+            operation,
+            method,
+            self._url(path, *([batch_id] if batch_id else [])),
+            self._enveloped(answer, batch_id),
+            safety=safety,
+            json=body,
+            headers={IDEMPOTENCY_HEADER: key} if key else None,
+            request_id=batch_id,
+        )
+
     def error_details(self, body: Any) -> tuple[str | None, str | None]:
         # Native: {"ok": false, "error": {"code", "message"}}; core: {"error": {"message", "type", "code"}}.
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -413,22 +437,17 @@ class InfraiAPI(VendorAPI):
         )
         for capability in sorted({r.capability for r in request.requests}):
             self.check_batch_capability(capability)
-        return Call(
+        return self._enveloped_call(
             "batch.submit",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/submit"),
-            self._enveloped(BatchSubmitResult),
-            json=request.model_dump(exclude_none=True),
-            headers={IDEMPOTENCY_HEADER: key},
+            NATIVE_PREFIX + "/batch/submit",
+            BatchSubmitResult,
+            body=request.model_dump(exclude_none=True),
+            key=key,
         )
 
     def batch_status(self, batch_id: str) -> Call[Enveloped[BatchStatus]]:
-        return Call(
-            "batch.status",
-            "GET",
-            self._url(NATIVE_PREFIX + "/batch/status", batch_id),
-            self._enveloped(BatchStatus, batch_id),
-            request_id=batch_id,
+        return self._enveloped_call(
+            "batch.status", NATIVE_PREFIX + "/batch/status", BatchStatus, batch_id=batch_id, method="GET"
         )
 
     def batch_results(
@@ -488,13 +507,12 @@ class InfraiAPI(VendorAPI):
     ) -> Call[Enveloped[BatchStatus]]:
         # Documented idempotent: cancelling twice is harmless, so it is retried like a read. The
         # contract gives the call no body (the id is in the path); a key travels as the header.
-        return Call(
+        return self._enveloped_call(
             "batch.cancel",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/cancel", batch_id),
-            self._enveloped(BatchStatus, batch_id),
-            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
-            request_id=batch_id,
+            NATIVE_PREFIX + "/batch/cancel",
+            BatchStatus,
+            key=idempotency_key,
+            batch_id=batch_id,
         )
 
     def batch_export(
@@ -519,14 +537,8 @@ class InfraiAPI(VendorAPI):
                 "idempotency_key": key,
             }
         )
-        return Call(
-            "batch.export",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/export", batch_id),
-            self._enveloped(ExportJob, batch_id),
-            json=body,
-            headers={IDEMPOTENCY_HEADER: key},
-            request_id=batch_id,
+        return self._enveloped_call(
+            "batch.export", NATIVE_PREFIX + "/batch/export", ExportJob, body=body, key=key, batch_id=batch_id
         )
 
     def batch_set_retention(
@@ -539,14 +551,13 @@ class InfraiAPI(VendorAPI):
         # The contract's body is {retention_days} (the id is in the path); a key travels as the header.
         body = {"retention_days": retention_days}
         # Documented idempotent: setting the same retention twice changes nothing more.
-        return Call(
+        return self._enveloped_call(
             "batch.set_retention",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/set_retention", batch_id),
-            self._enveloped(BatchStatus, batch_id),
-            json=body,
-            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
-            request_id=batch_id,
+            NATIVE_PREFIX + "/batch/set_retention",
+            BatchStatus,
+            body=body,
+            key=idempotency_key,
+            batch_id=batch_id,
         )
 
     # -- native: cost and tokens (estimates only, no work is created) ---------------------------
@@ -569,12 +580,8 @@ class InfraiAPI(VendorAPI):
             batch_mode=batch_mode,
             tools=tools,
         )
-        return Call(
-            "cost.estimate",
-            "POST",
-            self._url(NATIVE_PREFIX + "/cost/estimate"),
-            self._enveloped(CostEstimate),
-            json=body,
+        return self._enveloped_call(
+            "cost.estimate", NATIVE_PREFIX + "/cost/estimate", CostEstimate, body=body
         )
 
     def cost_compare(
@@ -596,12 +603,8 @@ class InfraiAPI(VendorAPI):
         )
         if models is not None:
             body["models"] = list(models)
-        return Call(
-            "cost.compare",
-            "POST",
-            self._url(NATIVE_PREFIX + "/cost/compare"),
-            self._enveloped(CostComparison),
-            json=body,
+        return self._enveloped_call(
+            "cost.compare", NATIVE_PREFIX + "/cost/compare", CostComparison, body=body
         )
 
     def tokens_count(
@@ -612,13 +615,7 @@ class InfraiAPI(VendorAPI):
         tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> Call[Enveloped[TokenCount]]:
         body = self._estimate_body(messages, model=model, tools=tools)
-        return Call(
-            "tokens.count",
-            "POST",
-            self._url(NATIVE_PREFIX + "/tokens/count"),
-            self._enveloped(TokenCount),
-            json=body,
-        )
+        return self._enveloped_call("tokens.count", NATIVE_PREFIX + "/tokens/count", TokenCount, body=body)
 
     def _estimate_body(
         self,
@@ -654,13 +651,8 @@ class InfraiAPI(VendorAPI):
             raise InputValidationError("rerank needs at least one document", vendor=self.vendor)
         body = _drop_none({"model": model, "query": query, "documents": list(documents), "top_n": top_n})
         # Rerank dispatches to a billed upstream model and takes no key: not repeated blindly.
-        return Call(
-            "rerank",
-            "POST",
-            self._url(NATIVE_PREFIX + "/rerank"),
-            self._enveloped(RerankResponse),
-            safety=Safety.CREATES_WORK,
-            json=body,
+        return self._enveloped_call(
+            "rerank", NATIVE_PREFIX + "/rerank", RerankResponse, body=body, safety=Safety.CREATES_WORK
         )
 
     def image_upscale(
@@ -670,13 +662,8 @@ class InfraiAPI(VendorAPI):
             raise InputValidationError(f"factor must be 2 or 4, got {factor}", vendor=self.vendor)
         key = idempotency_key or _new_key()
         body = _drop_none({"image": image, "factor": factor, "idempotency_key": key})
-        return Call(
-            "image.upscale",
-            "POST",
-            self._url(NATIVE_PREFIX + "/image/upscale"),
-            self._enveloped(UpscaleResult),
-            json=body,
-            headers={IDEMPOTENCY_HEADER: key},
+        return self._enveloped_call(
+            "image.upscale", NATIVE_PREFIX + "/image/upscale", UpscaleResult, body=body, key=key
         )
 
     def tts_voices(self, *, cursor: str | None = None, limit: int | None = None) -> Call[Page[Voice]]:
@@ -689,12 +676,8 @@ class InfraiAPI(VendorAPI):
     ) -> Call[Enveloped[VoiceSession]]:
         body = _drop_none({"model": model, "voice": voice, "ttl_seconds": ttl_seconds})
         # Minting a short-lived token bills nothing until it is used: safe to repeat.
-        return Call(
-            "voice.session",
-            "POST",
-            self._url(NATIVE_PREFIX + "/voice/session"),
-            self._enveloped(VoiceSession),
-            json=body,
+        return self._enveloped_call(
+            "voice.session", NATIVE_PREFIX + "/voice/session", VoiceSession, body=body
         )
 
     def account_topup(self, amount_usd: float | None = None) -> Call[Enveloped[Topup]]:
@@ -702,12 +685,11 @@ class InfraiAPI(VendorAPI):
         if amount_usd is not None and amount_usd <= 0:
             raise InputValidationError("amount_usd must be positive", vendor=self.vendor)
         # Each call opens a new checkout session: not repeated blindly.
-        return Call(
+        return self._enveloped_call(
             "account.topup",
-            "POST",
-            self._url(TOPUP_PATH),
-            self._enveloped(Topup),
-            json=_drop_none({"amount_usd": amount_usd}),
+            TOPUP_PATH,
+            Topup,
+            body=_drop_none({"amount_usd": amount_usd}),
             safety=Safety.CREATES_WORK,
         )
 

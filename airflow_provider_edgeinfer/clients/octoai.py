@@ -45,10 +45,8 @@ from airflow_provider_edgeinfer.clients.octoai_media import DecodedMedia, decode
 from airflow_provider_edgeinfer.clients.octoai_models import (
     VENDOR,
     AsyncAccepted,
-    ChatCompletion,
     ImageGenerationRequest,
     ImageGenerationResponse,
-    ModelList,
     PollStatus,
     VideoGenerationRequest,
     VideoGenerationResponse,
@@ -60,6 +58,7 @@ from airflow_provider_edgeinfer.clients.octoai_schema import (
     openapi_document,
     schema_errors,
 )
+from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, ModelList
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_provider_edgeinfer.clients.openai_models import Lenient as _Lenient
+
 VENDOR = "octoai"
-
-
-class _Lenient(BaseModel):
-    """Vendor objects grow fields; keep unknown ones rather than fail."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class ImageGenerationRequest(BaseModel):
@@ -134,49 +130,3 @@ class PollStatus(_Lenient):
     response_url: str | None = None
     #: Why a failed inference failed (assumed shape: ``{"status": "failed", "message": ...}``).
     message: str | None = None
-
-
-class ChatMessage(_Lenient):
-    role: str
-    content: str | None = None
-
-
-class ChatChoice(_Lenient):
-    index: int = 0
-    message: ChatMessage
-    finish_reason: str | None = None
-
-
-class ChatUsage(_Lenient):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class ChatCompletion(_Lenient):
-    id: str
-    object: str | None = None
-    created: int | None = None
-    model: str | None = None
-    choices: list[ChatChoice]
-    usage: ChatUsage | None = None
-
-    @property
-    def text(self) -> str:
-        if not self.choices:
-            return ""
-        return self.choices[0].message.content or ""
-
-
-class TextModel(_Lenient):
-    """OpenAI's model object."""
-
-    id: str
-    object: str | None = None
-    created: int | None = None
-    owned_by: str | None = None
-
-
-class ModelList(_Lenient):
-    object: str | None = None
-    data: list[TextModel] = Field(default_factory=list)

@@ -259,7 +259,7 @@ class BatchOperator(BaseOperator):
         the vendor, service, item counts and cost."""
         from airflow_provider_edgeinfer.lineage import operator_lineage
 
-        return operator_lineage(self._lineage)
+        return operator_lineage(self._lineage, self)
 
     def _trigger(self, hook: EdgeInferHook, wait: Wait) -> BatchTrigger:
         from airflow_provider_edgeinfer.triggers.batch import BatchTrigger

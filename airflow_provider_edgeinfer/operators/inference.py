@@ -674,7 +674,7 @@ class InferenceOperator(BaseOperator):
         """OpenLineage: the input files read, the output folder written, the vendor, service and cost."""
         from airflow_provider_edgeinfer.lineage import operator_lineage
 
-        return operator_lineage(self._lineage)
+        return operator_lineage(self._lineage, self)
 
     # -- cancellation ------------------------------------------------------------------------
 

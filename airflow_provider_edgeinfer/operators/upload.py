@@ -204,7 +204,7 @@ class PresignedUploadOperator(BaseOperator):
         """OpenLineage: the files read, and what the vendor holds of them (named at its API URL)."""
         from airflow_provider_edgeinfer.lineage import operator_lineage
 
-        return operator_lineage(self._lineage)
+        return operator_lineage(self._lineage, self)
 
     def _upload(self, hook: EdgeInferHook) -> list[Any]:
         require_upload_kind(hook, self.kind, self.field)

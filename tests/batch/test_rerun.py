@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.batch.inputs import fingerprint, load_items
+from airflow_provider_edgeinfer.batch.inputs import fingerprint
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
+from tests.batch import load_items
 from tests.batch.batch_worker import FakeTI
 
 THETA = "edgeinfer_theta_default"

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.batch.inputs import fingerprint, load_items
+from airflow_provider_edgeinfer.batch.inputs import fingerprint
 from airflow_provider_edgeinfer.batch.manifest import JournalWriter, Manifest
 from airflow_provider_edgeinfer.batch.watch import FanOutWatch
 from airflow_provider_edgeinfer.exceptions import InputValidationError
 from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
+from tests.batch import load_items
 from tests.batch.journal import record, records
 
 

@@ -139,3 +139,52 @@ def test_the_shipped_demo_database_is_seeded_and_enriched(
         assert {s for (s,) in db.execute("SELECT status FROM tickets")} == {"done"}
         categories = {c for (c,) in db.execute("SELECT category FROM ticket_enrichment")}
     assert categories <= {"billing", "bug", "account", "feature", "other"} and len(categories) > 1
+
+
+def test_lineage_events_name_the_tables_read_and_written(
+    airflow_db: None, emulated: Any, tmp_path: Path
+) -> None:
+    """With the OpenLineage provider on, the batches' events name the tickets table they read beside
+    their files, and write_back's names the tables it writes (the DAG's inlets and outlets)."""
+    pytest.importorskip("airflow.providers.openlineage")
+    import os
+    import subprocess
+    import sys
+
+    from tests.dags.conftest import DAGS
+
+    events = tmp_path / "events.jsonl"
+    transport = {"type": "file", "log_file_path": str(events), "append": True}
+    env = {**os.environ, "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
+    # A process of its own: the OpenLineage listener is registered when Airflow loads its plugins,
+    # which this process did long ago with OpenLineage off.
+    runner = Path(__file__).with_name("lineage_run.py")
+    dag_file = DAGS / "edgeinfer_ticket_enrichment.py"
+    command = [sys.executable, str(runner), str(dag_file), str(tmp_path / "out")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+    complete: dict[str, dict[str, Any]] = {}
+    for line in events.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("eventType") == "COMPLETE" and "job" in event:
+            complete[event["job"]["name"].rpartition(".")[2]] = event
+
+    def names(event: dict[str, Any], side: str) -> set[tuple[str, str]]:
+        return {(d["namespace"], d["name"]) for d in event[side]}
+
+    from airflow_provider_edgeinfer.example_dags.edgeinfer_ticket_enrichment import DEMO_DB_PATH
+
+    database = f"sqlite://{DEMO_DB_PATH}"
+    for batch in ("summarize", "embed"):
+        files, tables = (
+            sorted(n for n in names(complete[batch], "inputs") if (n[0] == "file") == f) for f in (1, 0)
+        )
+        assert tables == [(database, "main.tickets")]
+        assert [name.rpartition("/")[2] for _, name in files] == ["inputs.jsonl"]  # the items, as sent
+        assert any(name.endswith("/results.jsonl") for _, name in names(complete[batch], "outputs"))
+        assert "edgeinfer" in complete[batch]["run"]["facets"]
+    assert names(complete["write_back"], "outputs") == {
+        (database, "main.ticket_enrichment"),
+        (database, "main.tickets"),
+    }

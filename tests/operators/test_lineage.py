@@ -108,6 +108,49 @@ def test_batch_names_its_jsonl_input_results_and_counts(emulated: Any, tmp_path:
     assert facet["costUsd"] == result["cost_usd"]
 
 
+def test_declared_tables_join_the_files_the_batch_read_and_wrote(emulated: Any, tmp_path: Path) -> None:
+    """Tables are known where the DAG declares them: inlets and outlets, as OpenLineage datasets or
+    Airflow assets (named by the provider owning the scheme), reported beside the files."""
+    from airflow.sdk import Asset, AssetAlias
+    from openlineage.client.event_v2 import Dataset
+
+    source = tmp_path / "items.jsonl"
+    source.write_text(json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    out = str(tmp_path / "out")
+    op = BatchOperator(
+        task_id="t",
+        conn_id="edgeinfer_infrai_default",
+        service="chat.completions",
+        inputs=str(source),
+        output_path=out,
+        deferrable=False,
+        inlets=[Dataset(namespace="postgres://db:5432", name="support.public.tickets")],
+        outlets=[
+            Asset(f"file://{out}"),  # the output folder again: one dataset, not two
+            Dataset(namespace="postgres://db:5432", name="support.public.ticket_summaries"),
+            AssetAlias("names-no-dataset"),
+        ],
+    )
+    op.execute(_context())  # type: ignore[arg-type]
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert _pairs(lineage.inputs) == [("file", str(source)), ("postgres://db:5432", "support.public.tickets")]
+    assert _pairs(lineage.outputs) == [
+        ("file", out),
+        ("file", f"{out}/results.jsonl"),
+        ("postgres://db:5432", "support.public.ticket_summaries"),
+    ]
+
+
+def test_a_postgres_table_asset_is_named_as_openlineage_names_tables() -> None:
+    pytest.importorskip("airflow.providers.postgres")
+    from airflow.sdk import Asset
+
+    from airflow_provider_edgeinfer.lineage import declared
+
+    datasets = declared([Asset("postgres://db:5432/support/public/tickets")])
+    assert _pairs(datasets) == [("postgres://db:5432", "support.public.tickets")]
+
+
 def test_upload_names_the_files_read_and_what_the_vendor_holds(emulated: Any, tmp_path: Path) -> None:
     files = []
     for n in range(2):

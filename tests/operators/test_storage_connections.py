@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_edgeinfer.sources import to_path
 from airflow_provider_edgeinfer.storage import as_storage_path
@@ -27,26 +28,32 @@ def no_real_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         del store._STORE_CACHE[alias]
 
 
+def _conn(path: ObjectStoragePath) -> str | None:
+    """The connection a path uses: its ``conn_id`` (Airflow 3.2 on), or on 3.1 its storage options."""
+    conn_id: str | None = getattr(path, "conn_id", None) or path.storage_options.get("conn_id")
+    return conn_id
+
+
 def test_a_bare_s3_uri_uses_aws_default() -> None:
-    assert as_storage_path("s3://my-bucket/transcripts").conn_id == "aws_default"
-    assert to_path("s3://my-bucket/audio/a.wav").conn_id == "aws_default"
+    assert _conn(as_storage_path("s3://my-bucket/transcripts")) == "aws_default"
+    assert _conn(to_path("s3://my-bucket/audio/a.wav")) == "aws_default"
 
 
 def test_a_given_connection_beats_the_default() -> None:
-    assert as_storage_path("s3://my-bucket/out", conn_id="lake").conn_id == "lake"
-    assert to_path("s3://my-bucket/a.wav", conn_id="lake").conn_id == "lake"
+    assert _conn(as_storage_path("s3://my-bucket/out", conn_id="lake")) == "lake"
+    assert _conn(to_path("s3://my-bucket/a.wav", conn_id="lake")) == "lake"
 
 
 def test_the_uri_s_own_connection_beats_both() -> None:
-    assert as_storage_path("s3://mine@my-bucket/out", conn_id="lake").conn_id == "mine"
+    assert _conn(as_storage_path("s3://mine@my-bucket/out", conn_id="lake")) == "mine"
 
 
 def test_local_paths_take_no_connection(tmp_path: Path) -> None:
-    assert as_storage_path(str(tmp_path), conn_id="lake").conn_id is None
-    assert as_storage_path(f"file://{tmp_path}").conn_id is None
+    assert _conn(as_storage_path(str(tmp_path), conn_id="lake")) is None
+    assert _conn(as_storage_path(f"file://{tmp_path}")) is None
 
 
 def test_the_connection_survives_the_path_s_text() -> None:
     # Trigger kwargs and manifests carry the path as text: it must still name its connection.
     path = as_storage_path("s3://my-bucket/out", conn_id="lake")
-    assert as_storage_path(str(path / "x")).conn_id == "lake"
+    assert _conn(as_storage_path(str(path / "x"))) == "lake"
