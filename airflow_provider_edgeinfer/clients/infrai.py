@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any, ClassVar, TypeVar
+from typing import IO, Any, ClassVar, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
@@ -141,6 +141,20 @@ ERROR_CODES: dict[str, type[VendorAPIError]] = {
 
 #: Where a core answer may carry its cost (assumed: OpenAI bodies have none; gateways add one).
 CORE_COST_FIELDS = ("cost_usd", "cost")
+
+
+class EstimateOptions(TypedDict, total=False):
+    """What the cost estimate and comparison both take beside the messages (native contract)."""
+
+    expected_output_tokens: int | None
+    cache_strategy: str | None
+    batch_mode: bool | None
+    tools: Sequence[Mapping[str, Any]] | None
+
+
+def _media_type(result: HttpResult, default: str = "") -> str:
+    """The answer's media type, without its parameters (``; charset=...``)."""
+    return str(result.headers.get("content-type", default)).split(";")[0].strip()
 
 
 def idempotency_key_for(*parts: Any) -> str:
@@ -279,18 +293,18 @@ class InfraiAPI(VendorAPI):
 
     # -- OpenAI-compatible core ----------------------------------------------------------------
 
-    def _core_json_call(self, route: str, body: dict[str, Any], answer: type[R], key: str | None) -> Call[R]:
-        """One OpenAI-compatible JSON call: keyed (safe to repeat) when the caller gives a key."""
+    def _core_call(
+        self, route: str, parse: Callable[[HttpResult], T], key: str | None, **body: Any
+    ) -> Call[T]:
+        """One OpenAI-compatible POST (``body``: its ``json``, or ``files`` and ``data``): keyed, and
+        so safe to repeat, when the caller gives a key."""
         headers, safety = self._keyed(key)
         return Call(
-            route,
-            "POST",
-            self._url(CORE_ROUTES[route]),
-            self.parser(answer),
-            safety=safety,
-            json=body,
-            headers=headers,
+            route, "POST", self._url(CORE_ROUTES[route]), parse, safety=safety, headers=headers, **body
         )
+
+    def _core_json_call(self, route: str, body: dict[str, Any], answer: type[R], key: str | None) -> Call[R]:
+        return self._core_call(route, self.parser(answer), key, json=body)
 
     def chat_completion(
         self, request: ChatCompletionRequest | Mapping[str, Any], *, idempotency_key: str | None = None
@@ -339,22 +353,17 @@ class InfraiAPI(VendorAPI):
             ),
             "audio.transcriptions request",
         ).body()
-        headers, safety = self._keyed(idempotency_key)
 
         def parse(result: HttpResult) -> Transcription:
-            media_type = result.headers.get("content-type", "").split(";")[0].strip()
-            if media_type == "application/json":
+            if _media_type(result) == "application/json":
                 return self.model(Transcription, self.json_body(result), result)
             # response_format "text" answers with the bare transcript.
             return Transcription(text=result.content.decode("utf-8", "replace").strip())
 
-        return Call(
+        return self._core_call(
             "audio.transcriptions",
-            "POST",
-            self._url(CORE_ROUTES["audio.transcriptions"]),
             parse,
-            safety=safety,
-            headers=headers,
+            idempotency_key,
             files={"file": (filename, file, content_type)},
             data={k: str(v) for k, v in fields.items()},
         )
@@ -363,10 +372,9 @@ class InfraiAPI(VendorAPI):
         self, request: SpeechRequest | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> Call[SpeechAudio]:
         body = self._request(SpeechRequest, request, "audio.speech request").body()
-        headers, safety = self._keyed(idempotency_key)
 
         def parse(result: HttpResult) -> SpeechAudio:
-            media_type = result.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+            media_type = _media_type(result, "application/octet-stream")
             if media_type == "application/json" or not result.content:
                 raise UnexpectedResponseError(
                     f"expected audio bytes, got {media_type} ({len(result.content)} bytes)",
@@ -375,15 +383,7 @@ class InfraiAPI(VendorAPI):
                 )
             return SpeechAudio(result.content, media_type)
 
-        return Call(
-            "audio.speech",
-            "POST",
-            self._url(CORE_ROUTES["audio.speech"]),
-            parse,
-            safety=safety,
-            json=body,
-            headers=headers,
-        )
+        return self._core_call("audio.speech", parse, idempotency_key, json=body)
 
     def list_models(self) -> Call[ModelList]:
         return Call("models.list", "GET", self._url(CORE_PREFIX + "/models"), self.parser(ModelList))
@@ -567,19 +567,9 @@ class InfraiAPI(VendorAPI):
         messages: str | Sequence[Mapping[str, Any]],
         *,
         model: str | None = None,
-        expected_output_tokens: int | None = None,
-        cache_strategy: str | None = None,
-        batch_mode: bool | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[EstimateOptions],
     ) -> Call[Enveloped[CostEstimate]]:
-        body = self._estimate_body(
-            messages,
-            model=model,
-            expected_output_tokens=expected_output_tokens,
-            cache_strategy=cache_strategy,
-            batch_mode=batch_mode,
-            tools=tools,
-        )
+        body = self._estimate_body(messages, model=model, **options)
         return self._enveloped_call(
             "cost.estimate", NATIVE_PREFIX + "/cost/estimate", CostEstimate, body=body
         )
@@ -589,18 +579,9 @@ class InfraiAPI(VendorAPI):
         messages: str | Sequence[Mapping[str, Any]],
         *,
         models: Sequence[str] | None = None,
-        expected_output_tokens: int | None = None,
-        cache_strategy: str | None = None,
-        batch_mode: bool | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[EstimateOptions],
     ) -> Call[Enveloped[CostComparison]]:
-        body = self._estimate_body(
-            messages,
-            expected_output_tokens=expected_output_tokens,
-            cache_strategy=cache_strategy,
-            batch_mode=batch_mode,
-            tools=tools,
-        )
+        body = self._estimate_body(messages, **options)
         if models is not None:
             body["models"] = list(models)
         return self._enveloped_call(
@@ -622,22 +603,21 @@ class InfraiAPI(VendorAPI):
         messages: str | Sequence[Mapping[str, Any]],
         *,
         model: str | None = None,
-        expected_output_tokens: int | None = None,
-        cache_strategy: str | None = None,
-        batch_mode: bool | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[EstimateOptions],
     ) -> dict[str, Any]:
+        cache_strategy = options.get("cache_strategy")
         if cache_strategy is not None and cache_strategy not in ("vendor", "infrai", "none"):
             raise InputValidationError(
                 f"cache_strategy must be vendor, infrai or none, got {cache_strategy!r}", vendor=self.vendor
             )
+        tools = options.get("tools")
         return _drop_none(
             {
                 "messages": messages if isinstance(messages, str) else [dict(m) for m in messages],
                 "model": model,
-                "expected_output_tokens": expected_output_tokens,
+                "expected_output_tokens": options.get("expected_output_tokens"),
                 "cache_strategy": cache_strategy,
-                "batch_mode": batch_mode,
+                "batch_mode": options.get("batch_mode"),
                 "tools": [dict(t) for t in tools] if tools is not None else None,
             }
         )
@@ -770,8 +750,7 @@ class InfraiAPI(VendorAPI):
     def core_to_job(
         self, service: str, result: HttpResult, value: Any, idempotency_key: str | None = None
     ) -> Job:
-        media_type = result.headers.get("content-type", "").split(";")[0].strip()
-        if isinstance(value, Transcription) and media_type != "application/json":
+        if isinstance(value, Transcription) and _media_type(result) != "application/json":
             # response_format "text": the bare transcript, which states no id and no cost.
             output: Any = {"text": value.text}
             body: dict[str, Any] = {}
@@ -842,6 +821,7 @@ __all__ = [
     "ERROR_CODES",
     "MAX_TRANSCRIPTION_FILE_BYTES",
     "MULTIPART_ROUTES",
+    "EstimateOptions",
     "InfraiAPI",
     "core_cost",
     "idempotency_key_for",

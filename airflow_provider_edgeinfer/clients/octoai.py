@@ -566,13 +566,7 @@ class OctoAIAPI(VendorAPI):
         def parse(result: HttpResult) -> Job:
             accepted = call.parse(result)
             # The 201 answer carries no status; the first poll says "pending".
-            return Job(
-                vendor=self.vendor,
-                request_id=accepted.response_id,
-                state=JobState.QUEUED,
-                vendor_state="pending",
-                service=service,
-            )
+            return self.to_job(PollStatus(status="pending"), accepted.response_id, service)
 
         return _reparse(call, "submit", parse)
 

@@ -75,12 +75,17 @@ class VideoGenerationRequest(BaseModel):
     seed: int | list[int | None] | None = None
 
 
-class ImageGeneration(_Lenient):
-    #: None when the safety filter removed the image (documented: a result, not an error).
-    image_b64: str | None = Field(repr=False)
+class _Generated(_Lenient):
+    """What OctoAI states of each image or video it generated."""
+
     removed_for_safety: bool = False
     seed: int | None = None
     safety_score: float | None = None
+
+
+class ImageGeneration(_Generated):
+    #: None when the safety filter removed the image (documented: a result, not an error).
+    image_b64: str | None = Field(repr=False)
 
 
 class ImageGenerationResponse(_Lenient):
@@ -88,11 +93,8 @@ class ImageGenerationResponse(_Lenient):
     prediction_time_ms: float | None = None
 
 
-class VideoGeneration(_Lenient):
+class VideoGeneration(_Generated):
     video: str | None = Field(repr=False)
-    removed_for_safety: bool = False
-    seed: int | None = None
-    safety_score: float | None = None
 
 
 class VideoGenerationResponse(_Lenient):

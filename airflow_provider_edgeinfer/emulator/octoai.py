@@ -302,12 +302,7 @@ class OctoJobs:
         return job
 
     def status(self, job: dict[str, Any]) -> str:
-        phase = self.state.phase(job["starts"], job["ends"])
-        if phase == "queued":
-            return "pending"
-        if phase == "running":
-            return "running"
-        return "failed" if job["fails"] else "completed"
+        return self.state.job_status(job, ("pending", "running", "completed", "failed"))
 
     def expired(self, job: dict[str, Any]) -> bool:
         completed_at = float(job["ends"])

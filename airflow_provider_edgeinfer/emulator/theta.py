@@ -207,12 +207,7 @@ class ThetaJobs:
     def status(self, job: dict[str, Any]) -> str:
         if job["cancelled_at"] is not None:
             return "cancelled"
-        phase = self.state.phase(job["starts"], job["ends"])
-        if phase == "queued":
-            return "pending"
-        if phase == "running":
-            return "processing"
-        return "error" if job["fails"] else "success"
+        return self.state.job_status(job, ("pending", "processing", "success", "error"))
 
     def render(self, job: dict[str, Any]) -> dict[str, Any]:
         status = self.status(job)
