@@ -248,6 +248,31 @@ def host_of(url: str) -> str:
     return f"{parts.hostname}:{port}" if port else str(parts.hostname)
 
 
+#: What an HTTP status means, as the exception raised for it; an unlisted status >= 500 is a
+#: :class:`ServerError`, any other a plain :class:`VendorAPIError`.
+STATUS_ERRORS: Mapping[int, type[VendorAPIError]] = {
+    400: VendorValidationError,
+    401: AuthenticationError,
+    402: QuotaExceededError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: VendorValidationError,
+    422: VendorValidationError,
+    429: RateLimitError,
+}
+
+
+def error_for_status(
+    status: int, table: Mapping[int, type[VendorAPIError]] = STATUS_ERRORS
+) -> type[VendorAPIError]:
+    """The exception class for an HTTP ``status`` by ``table``."""
+    cls = table.get(status)
+    if cls is not None:
+        return cls
+    return ServerError if status >= 500 else VendorAPIError
+
+
 class VendorAPI:
     """Base of the pure vendor API classes: error mapping and helpers shared by all four."""
 
@@ -263,6 +288,11 @@ class VendorAPI:
     honours_idempotency: ClassVar[bool] = False
     #: Response headers that carry the vendor's own request id, appended to error messages.
     request_id_headers: ClassVar[tuple[str, ...]] = ()
+    #: The vendor's documented error codes -> the HTTP status each is documented with: an answer's
+    #: code wins over its status (a gateway may answer a coded error with another status).
+    error_codes: ClassVar[Mapping[str, int]] = {}
+    #: What each HTTP status means from this vendor (see :data:`STATUS_ERRORS`).
+    status_errors: ClassVar[Mapping[int, type[VendorAPIError]]] = STATUS_ERRORS
 
     def base_urls(self) -> tuple[str, ...]:
         """Every base URL of this connection: the only hosts that may receive the credential."""
@@ -516,21 +546,7 @@ class VendorAPI:
         return None, None
 
     def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        if status in (401, 403):
-            return AuthenticationError
-        if status == 402:
-            return QuotaExceededError
-        if status == 404:
-            return NotFoundError
-        if status == 409:
-            return ConflictError
-        if status == 429:
-            return RateLimitError
-        if status in (400, 413, 422):
-            return VendorValidationError
-        if status >= 500:
-            return ServerError
-        return VendorAPIError
+        return error_for_status(self.error_codes.get(code or "", status), self.status_errors)
 
     def session_secrets(self) -> tuple[str, ...]:
         """Secrets learned at run time (OmniTensor's session tokens): scrubbed from every error."""

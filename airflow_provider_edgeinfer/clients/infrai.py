@@ -67,16 +67,8 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
 from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, ModelList
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
-    AuthenticationError,
-    ConflictError,
     InputValidationError,
-    NotFoundError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
     UnexpectedResponseError,
-    VendorAPIError,
-    VendorValidationError,
 )
 
 T = TypeVar("T")
@@ -128,15 +120,15 @@ BATCH_STATES: dict[str, JobState] = {
     "expired": JobState.EXPIRED,
 }
 
-#: Error envelope codes (documented) -> exception; they win over the HTTP status.
-ERROR_CODES: dict[str, type[VendorAPIError]] = {
-    "INVALID_REQUEST": VendorValidationError,
-    "UNAUTHORIZED": AuthenticationError,
-    "INSUFFICIENT_CREDIT": QuotaExceededError,
-    "NOT_FOUND": NotFoundError,
-    "CONFLICT": ConflictError,
-    "RATE_LIMITED": RateLimitError,
-    "UPSTREAM_ERROR": ServerError,
+#: Error envelope codes -> the HTTP status the documents pair each with ("5xx": a 502).
+ERROR_CODES: dict[str, int] = {
+    "INVALID_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "INSUFFICIENT_CREDIT": 402,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "RATE_LIMITED": 429,
+    "UPSTREAM_ERROR": 502,
 }
 
 #: Where a core answer may carry its cost (assumed: OpenAI bodies have none; gateways add one).
@@ -184,6 +176,7 @@ class InfraiAPI(VendorAPI):
     runs_native_batches: ClassVar[bool] = True
     honours_idempotency: ClassVar[bool] = True
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
+    error_codes: ClassVar[Mapping[str, int]] = ERROR_CODES
 
     def __init__(self, base_url: str = BASE_URL) -> None:
         self.base_url = check_base_url(base_url, vendor=self.vendor)
@@ -286,10 +279,6 @@ class InfraiAPI(VendorAPI):
             message, code = error.get("message"), error.get("code")
             return (str(message) if message is not None else None), (str(code) if code else None)
         return super().error_details(body)
-
-    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        mapped = ERROR_CODES.get(code or "")
-        return mapped if mapped is not None else super().error_class(status, code, message)
 
     # -- OpenAI-compatible core ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
@@ -37,16 +37,9 @@ from airflow_provider_edgeinfer.clients.core import (
 )
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
-    AuthenticationError,
     ConfigurationError,
     InputValidationError,
-    NotFoundError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
     UnexpectedResponseError,
-    VendorAPIError,
-    VendorValidationError,
 )
 
 T = TypeVar("T")
@@ -74,17 +67,17 @@ PURPOSES = ("inference", "training")
 #: Normalized-job ``vendor_state`` for a synchronous success (the README's table says "HTTP 200").
 SYNC_VENDOR_STATE = "HTTP 200"
 
-#: Assumed error codes (omnitensor.md, "Errors"); the code wins over the HTTP status.
-ERROR_CODES: dict[str, type[VendorAPIError]] = {
-    "INVALID_REQUEST": VendorValidationError,
-    "UNAUTHORIZED": AuthenticationError,
-    "INSUFFICIENT_BALANCE": QuotaExceededError,
-    "NOT_FOUND": NotFoundError,
-    "MODEL_NOT_FOUND": NotFoundError,
-    "DATASET_NOT_FOUND": NotFoundError,
-    "PAYLOAD_TOO_LARGE": VendorValidationError,
-    "RATE_LIMITED": RateLimitError,
-    "NO_CAPACITY": ServerError,
+#: Assumed error codes (omnitensor.md, "Errors") -> the HTTP status the documents pair each with.
+ERROR_CODES: dict[str, int] = {
+    "INVALID_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "INSUFFICIENT_BALANCE": 402,
+    "NOT_FOUND": 404,
+    "MODEL_NOT_FOUND": 404,
+    "DATASET_NOT_FOUND": 404,
+    "PAYLOAD_TOO_LARGE": 413,
+    "RATE_LIMITED": 429,
+    "NO_CAPACITY": 503,
 }
 
 
@@ -249,6 +242,7 @@ class OmniTensorAPI(VendorAPI):
     vendor: ClassVar[str] = "omnitensor"
     synchronous: ClassVar[bool] = True
     upload_kinds: ClassVar[frozenset[str]] = frozenset({"dataset", "model"})
+    error_codes: ClassVar[Mapping[str, int]] = ERROR_CODES
 
     def __init__(
         self,
@@ -336,11 +330,6 @@ class OmniTensorAPI(VendorAPI):
 
     def error_details(self, body: Any) -> tuple[str | None, str | None]:
         return error_fields(body)
-
-    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        if code in ERROR_CODES:
-            return ERROR_CODES[code]
-        return super().error_class(status, code, message)
 
     def _money_json(self, result: HttpResult) -> Any:
         """The body with JSON numbers read as Decimal: an amount never passes through a float."""

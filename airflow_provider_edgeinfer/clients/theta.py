@@ -16,7 +16,7 @@ because this is the one vendor whose listing can be walked.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, urlsplit
@@ -25,6 +25,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_provider_edgeinfer.clients.core import (
+    STATUS_ERRORS,
     Call,
     HttpResult,
     Job,
@@ -172,6 +173,8 @@ class CancelResult(_Lenient):
 
 class ThetaAPI(VendorAPI):
     vendor: ClassVar[str] = "theta"
+    #: A 409 is "No instances available": capacity, transient.
+    status_errors: ClassVar[Mapping[int, type[VendorAPIError]]] = {**STATUS_ERRORS, 409: ServerError}
 
     def __init__(self, base_url: str = BASE_URL, project_id: str | None = None) -> None:
         self.base_url = check_base_url(base_url, vendor=self.vendor)
@@ -207,11 +210,6 @@ class ThetaAPI(VendorAPI):
             return self.model(model, self.unwrap(result, request_id), result, request_id)
 
         return parse
-
-    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        if status == 409:
-            return ServerError  # "No instances available": capacity, transient
-        return super().error_class(status, code, message)
 
     def _url(self, *parts: str) -> str:
         return self.base_url + "/" + "/".join(quote(p, safe="") for p in parts)
