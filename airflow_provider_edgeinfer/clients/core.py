@@ -486,6 +486,14 @@ class VendorAPI:
 
     # -- answers -------------------------------------------------------------------------------
 
+    def unexpected(
+        self, message: str, result: HttpResult, request_id: str | None = None, *, code: str | None = None
+    ) -> UnexpectedResponseError:
+        """The error for an answer that is not what this vendor documents."""
+        return UnexpectedResponseError(
+            message, vendor=self.vendor, http_status=result.status, request_id=request_id, code=code
+        )
+
     def json_body(self, result: HttpResult, call_request_id: str | None = None) -> Any:
         """The decoded JSON body; malformed JSON is an :class:`UnexpectedResponseError`."""
         try:
@@ -499,12 +507,11 @@ class VendorAPI:
         except RecursionError:
             raise too_deep(result.url, result.status, call_request_id, self.vendor) from None
         except (ValueError, UnicodeDecodeError):
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"malformed JSON in the answer from {redact_url(result.url)} (HTTP {result.status}, "
                 f"{len(result.content)} bytes)",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=call_request_id,
+                result,
+                call_request_id,
                 code=MALFORMED_BODY,
             ) from None
 
@@ -516,11 +523,10 @@ class VendorAPI:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
             )
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"answer does not match {model.__name__}: {problems}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             ) from None
 
     def parser(

@@ -68,7 +68,6 @@ from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, Mod
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     InputValidationError,
-    UnexpectedResponseError,
 )
 
 T = TypeVar("T")
@@ -217,19 +216,17 @@ class InfraiAPI(VendorAPI):
         """``{ok: true, data, metadata}`` -> (data, metadata); ``ok: false`` on a 2xx is an error."""
         body = self.json_body(result, request_id)
         if not isinstance(body, dict) or "ok" not in body:
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 "answer lacks the {ok, data, error, metadata} envelope",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         if body.get("ok") is not True:
             message, code = self.error_details(body)
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"HTTP {result.status} carried an error envelope: {(message or 'no message')[:200]}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
                 code=code,
             )
         metadata = body.get("metadata")
@@ -365,10 +362,9 @@ class InfraiAPI(VendorAPI):
         def parse(result: HttpResult) -> SpeechAudio:
             media_type = _media_type(result, "application/octet-stream")
             if media_type == "application/json" or not result.content:
-                raise UnexpectedResponseError(
+                raise self.unexpected(
                     f"expected audio bytes, got {media_type} ({len(result.content)} bytes)",
-                    vendor=self.vendor,
-                    http_status=result.status,
+                    result,
                 )
             return SpeechAudio(result.content, media_type)
 

@@ -284,11 +284,10 @@ class OctoAIAPI(VendorAPI):
     def _object(self, result: HttpResult, request_id: str | None = None) -> dict[str, Any]:
         data = self.json_body(result, request_id)
         if not isinstance(data, dict):
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"expected a JSON object, got {type(data).__name__}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         return data
 

@@ -419,9 +419,7 @@ class OmniTensorAPI(VendorAPI):
         def parse(result: HttpResult) -> Page[Model]:
             items = model_items(self.json_body(result))
             if not isinstance(items, list):
-                raise UnexpectedResponseError(
-                    "model list is not a JSON array", vendor=self.vendor, http_status=result.status
-                )
+                raise self.unexpected("model list is not a JSON array", result)
             models = [self.model(Model, m, result) for m in items]
             # No total in the answer (assumed paging): a short page is the last one.
             next_call = self.list_models(page=page + 1, limit=limit) if len(models) >= limit else None

@@ -189,19 +189,17 @@ class ThetaAPI(VendorAPI):
         """``{"status": "success", "body": ...}`` -> body; any other status on a 2xx is an error."""
         data = self.json_body(result, request_id)
         if not isinstance(data, dict) or "body" not in data:
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 "answer lacks the {status, body} envelope",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         if data.get("status") != "success":
             message = data.get("message") or data.get("error") or f"status {data.get('status')!r}"
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"HTTP {result.status} carried an error body: {str(message)[:200]}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         return data["body"]
 
@@ -261,11 +259,10 @@ class ThetaAPI(VendorAPI):
 
         def parse(result: HttpResult) -> CreateResult:
             if result.headers.get("content-type", "").startswith("text/event-stream"):
-                raise UnexpectedResponseError(
+                raise self.unexpected(
                     f"{alias} answered with a server-sent-event stream, which this provider does not read: "
                     f'an LLM prediction streams unless its input holds "stream": false; set it',
-                    vendor=self.vendor,
-                    http_status=result.status,
+                    result,
                 )
             return parse_json(result)  # type: ignore[no-any-return]
 
@@ -298,21 +295,19 @@ class ThetaAPI(VendorAPI):
             if isinstance(body, dict) and GET_REQUEST_LIST_KEY in body:
                 listed = body[GET_REQUEST_LIST_KEY]
                 if not isinstance(listed, list) or len(listed) != 1:
-                    raise UnexpectedResponseError(
+                    raise self.unexpected(
                         f"expected exactly one request in body.{GET_REQUEST_LIST_KEY}, got "
                         f"{len(listed) if isinstance(listed, list) else type(listed).__name__}",
-                        vendor=self.vendor,
-                        http_status=result.status,
-                        request_id=request_id,
+                        result,
+                        request_id,
                     )
                 body = listed[0]
             request: InferRequest = self.model(InferRequest, body, result, request_id)
             if request.id != request_id:
-                raise UnexpectedResponseError(
+                raise self.unexpected(
                     "the answer is about another request",
-                    vendor=self.vendor,
-                    http_status=result.status,
-                    request_id=request_id,
+                    result,
+                    request_id,
                 )
             return request
 
