@@ -105,6 +105,9 @@ class Header(BaseModel):
     #: Set when results were written: "succeeded", or "failed" (too many failed items, timeout,
     #: cancellation). A new try of a failed batch resubmits only its failed items.
     outcome: Literal["succeeded", "failed"] | None = None
+    #: A digest of a JSONL inputs file's bytes (and of vendor, service, prediction) when the batch
+    #: started: a retry reading the same bytes skips checking every item again (see Items.raw_digest).
+    inputs_digest: str | None = None
 
     @property
     def current(self) -> Round:

@@ -348,3 +348,55 @@ def test_the_parts_of_a_native_round_come_from_one_pass_over_the_inputs(
     # A later round of some items only (the failed ones), in parts of two.
     assert indices([1, 2, 5, 7, 8, 11], [(0, 2), (2, 2), (4, 2)]) == [[1, 2], [5, 7], [8, 11]]
     assert len(opened) == 2  # one pass each
+
+
+@pytest.mark.parametrize("rewritten", [False, True])
+def test_a_retry_of_the_same_inputs_file_does_not_check_every_item_again(
+    emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rewritten: bool
+) -> None:
+    """Its bytes unchanged, a retry trusts the check made when the batch started (at a million items
+    that check is most of a resume's time); any change to the bytes checks the items again."""
+    from airflow_provider_edgeinfer.batch import native
+    from airflow_provider_edgeinfer.batch.items import Items
+    from airflow_provider_edgeinfer.operators.batch import BatchOperator
+
+    monkeypatch.setattr(native, "MAX_NATIVE_BATCH_ITEMS", 2)
+    monkeypatch.setattr(native, "NATIVE_PART_ITEMS", 2)
+    inputs = tmp_path / "in.jsonl"
+    lines = [
+        json.dumps(
+            {
+                "custom_id": f"c{n}",
+                "input": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{n}"}]},
+            }
+        )
+        for n in range(6)
+    ]
+    inputs.write_text("\n".join(lines) + "\n")
+    operator = BatchOperator(
+        task_id="batch",
+        conn_id="edgeinfer_infrai_default",
+        service="chat.completions",
+        inputs=str(inputs),
+        output_path=str(tmp_path / "out"),
+        poll_interval=1,
+        deferrable=False,
+    )
+    real_submit, submitted = native.submit, []
+
+    def dies_before_the_second(*args: Any, **kwargs: Any) -> Any:
+        submitted.append(kwargs["key"])
+        if len(submitted) == 2:
+            raise SystemExit("the worker died before its second native batch")
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(native, "submit", dies_before_the_second)
+    with pytest.raises(SystemExit):
+        operator.execute({"ti": _TI()})  # type: ignore[arg-type,typeddict-item]
+    if rewritten:  # the same items, other bytes (a line ending more)
+        inputs.write_text("\n".join(lines) + "\n\n")
+    real_check, checks = Items.check, []
+    monkeypatch.setattr(Items, "check", lambda self, *a, **k: checks.append(1) or real_check(self, *a, **k))
+    result = operator.execute({"ti": _TI()})  # type: ignore[arg-type,typeddict-item]
+    assert result["succeeded"] == 6 and len(set(submitted)) == 3
+    assert len(checks) == (1 if rewritten else 0)
