@@ -52,7 +52,7 @@ DEFAULT_TOKEN_TTL = 3600.0
 TOKEN_RENEW_MARGIN = 60.0
 #: The exchange is a small call; it must not inherit an inference's generous timeout, nor none.
 TOKEN_TIMEOUT = 30.0
-#: Refuse bigger model files before sending (omnitensor.md, "Model upload size").
+#: Refuse bigger model files before sending (OmniTensor's documents, "Model upload size").
 DEFAULT_MAX_MODEL_BYTES = 100 * 1024 * 1024
 #: File bytes encoded per chunk of the streamed upload: a multiple of 3, so no chunk but the last pads.
 UPLOAD_CHUNK_BYTES = 3 * 64 * 1024
@@ -62,12 +62,12 @@ UPLOAD_READ_TIMEOUT = 300.0
 INFERENCE_READ_TIMEOUT = 300.0
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
-#: Assumed (omnitensor.md): ``purpose`` of a compute allocation.
+#: Assumed (OmniTensor's documents): ``purpose`` of a compute allocation.
 PURPOSES = ("inference", "training")
 #: Normalized-job ``vendor_state`` for a synchronous success (the README's table says "HTTP 200").
 SYNC_VENDOR_STATE = "HTTP 200"
 
-#: Assumed error codes (omnitensor.md, "Errors") -> the HTTP status the documents pair each with.
+#: Assumed error codes (OmniTensor's documents, "Errors") -> the HTTP status the documents pair each with.
 ERROR_CODES: dict[str, int] = {
     "INVALID_REQUEST": 400,
     "UNAUTHORIZED": 401,

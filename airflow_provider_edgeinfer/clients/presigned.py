@@ -54,7 +54,7 @@ log = logging.getLogger("airflow_provider_edgeinfer.uploads")
 #: Bytes read from the source and handed to the socket at a time: large enough that per-chunk
 #: overhead vanishes next to the copy, small enough that eight concurrent uploads stay in a few MB.
 CHUNK_BYTES = 1024 * 1024
-#: theta.md, "Presigned uploads": the raw bytes go as ``application/octet-stream``.
+#: Theta's documents, "Presigned uploads": the raw bytes go as ``application/octet-stream``.
 CONTENT_TYPE = "application/octet-stream"
 #: Read/write timeout of one PUT: the store may hash or replicate a large object before it answers.
 PUT_TIMEOUT = 300.0

@@ -48,7 +48,7 @@ from airflow_provider_edgeinfer.exceptions import (
 T = TypeVar("T")
 
 BASE_URL = "https://ondemand.thetaedgecloud.com"
-#: Assumed path (theta.md, "Cancel"): the official client's types show a cancel answer, not its path.
+#: Assumed path (Theta's documents, "Cancel"): the official client's types show a cancel answer, not its path.
 CANCEL_PATH = "/infer_request/{request_id}/cancel"
 #: Theta holds a create call open at most this long (``wait``).
 MAX_WAIT_SECONDS = 60
@@ -401,7 +401,7 @@ class ThetaAPI(VendorAPI):
 
         def parse(result: HttpResult) -> dict[str, PresignedUpload]:
             body = self.unwrap(result) or {}
-            # Two shapes exist (theta.md): {field: {presigned_url, filename}}
+            # Two shapes exist (Theta's documents): {field: {presigned_url, filename}}
             # and {urls: {field: {upload_url, ...}}}.
             entries = body.get("urls", body) if isinstance(body, dict) else body
             if not isinstance(entries, dict):
