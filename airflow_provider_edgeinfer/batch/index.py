@@ -44,7 +44,7 @@ class ItemStates:
     def __init__(self, total: int) -> None:
         self.total = total
         self.kinds = bytearray(total)
-        self.rounds = array("H", bytes(2 * total))
+        self.rounds = zeros("H", total)
 
     def apply(self, index: int, kind: int, round: int) -> None:
         if not 0 <= index < self.total:
@@ -75,13 +75,19 @@ class ItemStates:
                 yield index
 
 
+def zeros(typecode: str, count: int) -> array[int]:
+    """An array of ``count`` zeros, built in place: ``array(code, bytes(n))`` holds both copies at
+    once, doubling the peak of a million-item table."""
+    return array(typecode, [0]) * count
+
+
 class IdIndex:
     """Request id -> item index for up to ``capacity`` ids, in two flat arrays (linear probing)."""
 
     def __init__(self, capacity: int) -> None:
         self._slots = max(8, capacity * 3 // 2 + 1)
-        self._keys = array("Q", bytes(8 * self._slots))
-        self._values = array("i", bytes(4 * self._slots))
+        self._keys = zeros("Q", self._slots)
+        self._values = zeros("i", self._slots)
         self._size = 0
 
     def __len__(self) -> int:

@@ -183,9 +183,9 @@ def write_native(
     task. They arrive in each batch's order, so they are spooled by item index and written in item
     order (:class:`~.index.Spool`): memory holds one range of results, never the batch's.
     """
-    from airflow_provider_edgeinfer.batch.index import Spool
+    from airflow_provider_edgeinfer.batch.index import Spool, zeros
 
-    final_round = array("H", bytes(2 * total))
+    final_round = zeros("H", total)
     for number, batch_round in enumerate(header.rounds):
         for index in batch_round.indices if batch_round.indices is not None else range(total):
             final_round[index] = number

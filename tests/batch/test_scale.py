@@ -400,3 +400,15 @@ def test_a_retry_of_the_same_inputs_file_does_not_check_every_item_again(
     result = operator.execute({"ti": _TI()})  # type: ignore[arg-type,typeddict-item]
     assert result["succeeded"] == 6 and len(set(submitted)) == 3
     assert len(checks) == (1 if rewritten else 0)
+
+
+def test_per_item_tables_are_built_without_a_second_copy() -> None:
+    from airflow_provider_edgeinfer.batch.index import IdIndex
+
+    n = 100_000
+    tracemalloc.start()
+    IdIndex(n)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    table = (n * 3 // 2 + 1) * (8 + 4)  # 64-bit hashes and 32-bit indices
+    assert peak < table * 1.25, (peak, table)
