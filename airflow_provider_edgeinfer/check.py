@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 def checking_hook(conn_id: str, seconds: float = CALL_SECONDS) -> EdgeInferHook:
     """The vendor hook of ``conn_id`` (chosen by its type), with :func:`check_settings`."""
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
     return hook_for_connection(conn_id, http_settings=check_settings(seconds))
 

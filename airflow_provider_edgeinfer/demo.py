@@ -29,7 +29,7 @@ OUTPUT_ROOT = Path(os.environ.get("EDGEINFER_DEMO_OUTPUT", tempfile.gettempdir()
 
 def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
     """One real call through each vendor's hook, connections read from the environment."""
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
     results: list[tuple[str, str, Any]] = []
     calls: dict[str, Any] = {

@@ -28,14 +28,21 @@
 Messages never carry credentials: callers pass ids and redacted URLs only
 (see :mod:`airflow_provider_edgeinfer.clients.redact`).
 
+Errors cross processes (a trigger's event, a batch's ``failures.jsonl``) as data, never as text to
+parse: :func:`error_payload` writes one, :func:`rebuild_error` raises it again as its own class.
+``__all__`` is the tree alone.
+
 This module imports nothing from Airflow, so vendor clients can use it anywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 
 class EdgeInferError(Exception):
@@ -223,6 +230,62 @@ class JobCancelledError(JobError):
 
 class JobTimeoutError(JobError):
     hint = "The request did not finish within the timeout; raise `timeout` or check the vendor's queue."
+
+
+# -- errors as data ------------------------------------------------------------------------------
+
+#: Error texts carried as data are cut to this: a vendor's message may echo part of the input or output.
+MAX_EVENT_ERROR_CHARS = 300
+
+
+class ErrorPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    message: str
+    vendor: str | None = None
+    http_status: int | None = None
+    request_id: str | None = None
+    operation: str | None = None
+    code: str | None = None
+
+
+def short_text(text: str | None) -> str | None:
+    """An error text fit for an event: redacted and cut to :data:`MAX_EVENT_ERROR_CHARS`."""
+    from airflow_provider_edgeinfer.clients.redact import redact_vendor_text
+
+    if not text:
+        return None
+    text = redact_vendor_text(str(text))
+    return text if len(text) <= MAX_EVENT_ERROR_CHARS else text[: MAX_EVENT_ERROR_CHARS - 1] + "…"
+
+
+def error_payload(error: EdgeInferError) -> dict[str, Any]:
+    """``error`` as data (its message redacted and cut), for :func:`rebuild_error`."""
+    return {
+        "type": type(error).__name__,
+        "message": short_text(error.message) or type(error).__name__,
+        "vendor": error.vendor,
+        "http_status": error.http_status,
+        "request_id": error.request_id,
+        "operation": error.operation,
+        "code": error.code,
+    }
+
+
+def rebuild_error(payload: ErrorPayload) -> EdgeInferError:
+    """The error :func:`error_payload` described, as its own class (an unknown one as the base)."""
+    cls = getattr(sys.modules[__name__], payload.type, None)
+    if not (isinstance(cls, type) and issubclass(cls, EdgeInferError)):
+        cls = EdgeInferError
+    return cls(
+        payload.message,
+        vendor=payload.vendor,
+        http_status=payload.http_status,
+        request_id=payload.request_id,
+        operation=payload.operation,
+        code=payload.code,
+    )
 
 
 __all__ = [

@@ -26,7 +26,7 @@ from airflow_provider_edgeinfer.storage import as_storage_path
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
 
 #: The input key naming where an input came from (PresignedUploadOperator sets it on each result).
 #: InferenceOperator and BatchOperator take it out of the input, which never reaches the vendor, and

@@ -1,4 +1,4 @@
-"""Progress lines in task and triggerer logs: when one is due, and what a batch's throughput is.
+"""Progress lines in task and triggerer logs: when one is due, what a batch's throughput is, and money.
 
 One rule for every progress line (:class:`Cadence`): a line is written when what it says changed
 (but never more often than ``min_gap`` seconds), and otherwise once every ``every`` seconds, so a
@@ -8,6 +8,11 @@ gets the rate it runs at now, and until enough items finished the line says the 
 yet instead of showing ``0.0 items/s`` or an ETA built on nothing.
 
 Clocks are injected (monotonic seconds), so the rules are tested without waiting.
+
+**Money in log lines** (:func:`format_cost`, :func:`format_total`): a cost the vendor did not state is
+unknown, never $0. Results (XCom, ``results.jsonl``) carry ``cost_usd: null`` for such a cost; a
+batch total sums only the stated costs and counts the items without one. Every log line that shows
+money formats it here.
 """
 
 from __future__ import annotations
@@ -17,8 +22,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-
-from airflow_provider_edgeinfer.costs import format_cost
 
 #: Seconds between two lines that say nothing new (a heartbeat while a request or batch runs).
 HEARTBEAT_SECONDS = 60.0
@@ -30,6 +33,30 @@ MIN_COMPLETIONS_FOR_RATE = 2
 MIN_SPAN_FOR_RATE = 5.0
 
 Clock = Callable[[], float]
+
+#: Decimal places of a logged USD amount: per-token prices make single requests cost fractions of a
+#: cent (``$0.000038``), which fewer places would round to $0.
+USD_DECIMALS = 6
+#: What a log line says for a cost the vendor did not state.
+UNKNOWN_COST = "cost unknown"
+
+
+def usd(amount: float) -> str:
+    """``$0.000038``: a known amount, always with :data:`USD_DECIMALS` places."""
+    return f"${amount:.{USD_DECIMALS}f}"
+
+
+def format_cost(amount: float | None) -> str:
+    """``cost $0.000038``, or ``cost unknown`` when the vendor stated none."""
+    return UNKNOWN_COST if amount is None else f"cost {usd(amount)}"
+
+
+def format_total(known: float | None, items_without_cost: int) -> str:
+    """A batch's cost: the sum of the stated costs, and how many items stated none."""
+    text = format_cost(known)
+    if items_without_cost:
+        text += f" ({items_without_cost} item{'s' if items_without_cost != 1 else ''} without a stated cost)"
+    return text
 
 
 @dataclass
@@ -160,9 +187,14 @@ class StateProgress:
 
 __all__ = [
     "HEARTBEAT_SECONDS",
+    "UNKNOWN_COST",
+    "USD_DECIMALS",
     "BatchProgress",
     "Cadence",
     "StateProgress",
     "Throughput",
     "elapsed",
+    "format_cost",
+    "format_total",
+    "usd",
 ]

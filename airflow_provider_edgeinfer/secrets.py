@@ -1,10 +1,12 @@
 """Secrets handed to Airflow's secrets masker, so Airflow itself redacts them wherever it writes.
 
-API keys, the OmniTensor secret and its exchanged token, and presigned-URL signatures are given to
-``mask_secret`` as soon as they are read or received: every log line, rendered template and
-exception Airflow prints then shows ``***`` instead, in the task process and in the supervisor
-(which the task tells). Text Airflow never sees (an exception's message kept in a trigger event,
-an XCom) is cleaned by :mod:`~airflow_provider_edgeinfer.clients.redact` instead.
+Airflow masks a connection's password itself whenever it hands a connection out, in a task and in
+the triggerer; a key or secret kept in an extra, and what Airflow never sees (the OmniTensor token
+exchanged for the key, presigned-URL signatures), is given to ``mask_secret`` here as soon as it is
+read or received. Every log line, rendered template and exception Airflow prints then shows
+``***`` instead, in the task process and in the supervisor (which the task tells). Text Airflow never
+sees (an exception's message kept in a trigger event, an XCom) is cleaned by
+:mod:`~airflow_provider_edgeinfer.clients.redact` instead.
 
 Outside Airflow (the emulator, a plain script) there is no masker and nothing happens.
 """

@@ -245,7 +245,7 @@ def require_file_inputs(hook: EdgeInferHook, service: str, fields: Iterable[str]
     do (each described by its own client)."""
     if hook.api.takes_files_inline(service) or "input" in hook.api.upload_kinds:
         return
-    from airflow_provider_edgeinfer.hooks import vendors_taking_files
+    from airflow_provider_edgeinfer.hooks.base import vendors_taking_files
 
     names = ", ".join(repr(f) for f in fields)
     raise InputValidationError(

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
+from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,6 +29,7 @@ import math
 import os
 import resource
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ from _scale_plot import save
 from batch_fanout import bare
 
 from airflow_provider_edgeinfer.batch.native import split as native_split
-from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
+from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,10 +53,16 @@ POLL_INTERVAL = 2.0
 #: Theta requests run a uniform random time in this range (emulator clock), so they end in random order.
 #: Long against the time the submissions take (the emulator's clock runs meanwhile).
 RUNNING = (30_000.0, 40_000.0)
-#: A WAV header and a second of silence: what each file of a glob holds (Theta uploads it).
+#: What each file of a glob holds (Theta uploads it): a WAV header and a tenth of a second of silence
+#: (8 kHz, 16-bit mono), small so that a million of them and their uploads fit on the disk.
 WAV = (
-    b"RIFF\x24\x7d\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00"
-    b"\x02\x00\x10\x00data\x00\x7d\x00\x00" + bytes(32000)
+    b"RIFF"
+    + struct.pack("<I", 36 + 1600)
+    + b"WAVEfmt "
+    + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    + b"data"
+    + struct.pack("<I", 1600)
+    + bytes(1600)
 )
 VENDORS = {
     "theta": {"conn_id": "edgeinfer_theta_default", "service": "whisper"},

@@ -402,7 +402,7 @@ async def _watch(fleet: str, ids: list[str], args: argparse.Namespace) -> dict[s
     from airflow.jobs.triggerer_job_runner import TriggerRunner
 
     from airflow_provider_edgeinfer.hooks.base import shared_clients
-    from airflow_provider_edgeinfer.triggers.poller import pollers
+    from airflow_provider_edgeinfer.triggers.inference import pollers
 
     workloads = _workloads(fleet, ids, args)
     runner = TriggerRunner()  # type: ignore[no-untyped-call]
@@ -441,7 +441,7 @@ async def _watch(fleet: str, ids: list[str], args: argparse.Namespace) -> dict[s
     ]
     requests = sum(after.get(op, 0) - before.get(op, 0) for op in POLL_OPERATIONS)
     intervals = max(1, math.ceil(watching / args.interval))  # a round starts each interval
-    from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE as THETA_PAGE_SIZE
+    from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE as THETA_PAGE_SIZE
 
     return {
         "fleet": fleet,

@@ -138,7 +138,7 @@ def run_child(kind: str, base: str, key: str, path: str) -> None:
             upload_many(client.send, presign, [local_source(path)], vendor="theta", field="audio_filename")
             elapsed = time.monotonic() - started
     else:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
         from airflow_provider_edgeinfer.sources import upload_files
 
         with hook_for_connection("edgeinfer_theta_default") as hook:

@@ -223,7 +223,7 @@ def _hook(
     """Build ``vendor``'s hook on a modified connection and touch ``what`` ("api" or "client")."""
 
     def run(env: Env) -> object:
-        from airflow_provider_edgeinfer.hooks import hook_class_for_conn_type
+        from airflow_provider_edgeinfer.hooks.base import hook_class_for_conn_type
 
         conn_id = env.conn(f"bad_{vendor}", vendor, extra=extra, **fields)
         hook = hook_class_for_conn_type(f"edgeinfer_{vendor}", conn_id)(conn_id)

@@ -120,16 +120,32 @@ TARGETS = (
     Target(
         "clients/retry.py",
         ("tests/clients/test_retry.py", "tests/clients/test_transport.py", "tests/hooks/test_hooks_base.py"),
+        # The retry policy (the module's pacing half is tested by tests/clients/test_ratelimit.py).
+        frozenset(
+            {
+                "Safety",
+                "RETRYABLE_STATUSES",
+                "RetrySettings",
+                "parse_retry_after",
+                "backoff_delay",
+                "is_retryable",
+                "is_transient",
+                "wait_seconds",
+                "retry_kwargs",
+            }
+        ),
     ),
     Target(
-        "clients/jobs.py",
+        "clients/core.py",
         (
-            "tests/clients/test_jobs.py",
+            "tests/clients/test_job_model.py",
             # The Theta state table; the other clients map states the same way, through map_state.
             "tests/clients/test_theta.py",
             "tests/operators/test_execute_complete.py",
             "tests/triggers/test_inference_trigger.py",
         ),
+        # The job model every vendor's states map onto.
+        frozenset({"JobState", "Job", "map_state"}),
     ),
 )
 

@@ -3,8 +3,8 @@
 Used for the vendors without a native batch (for a vendor that answers in the submitting call, the
 fan-out is the inference itself). A fixed pool of ``concurrency`` senders pulls items, so memory does
 not grow with the batch. Every send goes through one
-:class:`~airflow_provider_edgeinfer.clients.ratelimit.PacedSender` on one
-:class:`~airflow_provider_edgeinfer.clients.ratelimit.RateLimiter`: a 429 (or a 503 with
+:class:`~airflow_provider_edgeinfer.clients.retry.PacedSender` on one
+:class:`~airflow_provider_edgeinfer.clients.retry.RateLimiter`: a 429 (or a 503 with
 ``Retry-After``) pauses every sender, the whole fan-out backs off, a 429 never counts against an
 item's attempts, and no pause outlasts the batch's ``timeout``. Each call is sent once by the
 transport (``max_attempts=1``); the paced sender retries, through tenacity, under the one policy.
@@ -25,17 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.batch.manifest import ItemRecord
 from airflow_provider_edgeinfer.batch.results import patient_read
-from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender, RateLimiter
-from airflow_provider_edgeinfer.clients.retry import is_transient
-from airflow_provider_edgeinfer.exceptions import EdgeInferError, OutcomeUnknownError, UnexpectedResponseError
+from airflow_provider_edgeinfer.clients.retry import DeadlinePassed, PacedSender, RateLimiter, is_transient
+from airflow_provider_edgeinfer.exceptions import (
+    EdgeInferError,
+    OutcomeUnknownError,
+    UnexpectedResponseError,
+    error_payload,
+)
 from airflow_provider_edgeinfer.hooks.base import input_hash
-from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
     from airflow_provider_edgeinfer.batch.manifest import JournalWriter
-    from airflow_provider_edgeinfer.clients.core import VendorAPI
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job, VendorAPI
     from airflow_provider_edgeinfer.clients.transport import HttpSettings
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 

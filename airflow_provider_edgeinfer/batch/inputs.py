@@ -59,20 +59,6 @@ def is_files(inputs: Any, file_field: str | None) -> bool:
     return not isinstance(inputs, list | tuple) and bool(file_field or is_glob(inputs))
 
 
-def load_items(
-    inputs: Any,
-    *,
-    file_field: str | None = None,
-    sources: Names | None = None,
-    conn_id: str | None = None,
-    file_input: dict[str, Any] | None = None,
-) -> list[BatchItem]:
-    """Every item of ``inputs``, checked (see :func:`open_items`), as a list: for small batches."""
-    items = open_items(inputs, file_field=file_field, sources=sources, conn_id=conn_id, file_input=file_input)
-    items.check(("", "", None))
-    return list(items)
-
-
 def open_items(
     inputs: Any,
     *,

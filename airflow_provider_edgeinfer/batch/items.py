@@ -13,6 +13,7 @@ some items (a resumed fan-out) skips the others without decoding their JSONL lin
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -173,6 +174,22 @@ class Items:
             while chunk := handle.read(_COUNT_CHUNK):
                 lines += chunk.count(b"\n")
         return lines
+
+    def raw_digest(self, identity: tuple[str, str, str | None]) -> str | None:
+        """A digest of a JSONL file's bytes with ``identity`` (vendor, service, prediction); None for
+        other kinds. The same digest means the same items, so a retry of a running batch whose file
+        is unchanged need not decode and check a million lines again: one read at disk speed."""
+        if self.kind != "jsonl":
+            return None
+        digest = hashlib.sha256(json.dumps(list(identity)).encode())
+        with self._open() as handle:
+            while chunk := handle.read(_COUNT_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()[:32]
+
+    def trust(self, total: int) -> None:
+        """Take ``total`` items as checked (a retry whose :meth:`raw_digest` matches the batch's)."""
+        self.total = total
 
     # -- checking -------------------------------------------------------------------------------
 

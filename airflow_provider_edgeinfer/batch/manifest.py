@@ -2,9 +2,10 @@
 
 - ``batch.json``: the header (fingerprint, vendor, mode, rounds; a native round's idempotency key and
   batch id). Small, rewritten whole.
-- ``journal/*.jsonl``: append-only records of a fan-out. Object stores cannot append, so each write
-  is a new small segment; writes are group-committed (everything pending goes in one segment), which
-  makes one write per burst instead of one per item. Before an item is sent its ``intent`` record is
+- ``journal/*.jsonl``: append-only records of a fan-out. Writes are group-committed (everything
+  pending goes in one write), which makes one write per burst instead of one per item. On local disk
+  a try appends its writes to one segment of its own; object stores cannot append, so there each
+  write is a new small segment. Before an item is sent its ``intent`` record is
   durable, so a crash mid-send leaves evidence that the request may exist; its ``sub`` record (request
   id) follows as soon as the vendor answers. Segments are compacted into one once a fan-out ends.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,7 +35,7 @@ from airflow_provider_edgeinfer.batch.index import (
     SUB,
     ItemStates,
 )
-from airflow_provider_edgeinfer.clients.jobs import JobState
+from airflow_provider_edgeinfer.clients.core import JobState
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -103,6 +105,9 @@ class Header(BaseModel):
     #: Set when results were written: "succeeded", or "failed" (too many failed items, timeout,
     #: cancellation). A new try of a failed batch resubmits only its failed items.
     outcome: Literal["succeeded", "failed"] | None = None
+    #: A digest of a JSONL inputs file's bytes (and of vendor, service, prediction) when the batch
+    #: started: a retry reading the same bytes skips checking every item again (see Items.raw_digest).
+    inputs_digest: str | None = None
 
     @property
     def current(self) -> Round:
@@ -288,17 +293,37 @@ class Manifest:
             return []
         return sorted(p for p in self.journal_dir.iterdir() if p.name.endswith(".jsonl"))
 
-    def write_segment(self, records: Iterable[tuple[int, ItemRecord]], *, prefix: str = "") -> None:
-        """One new segment holding ``(index, record)`` pairs (nothing is written for none)."""
+    def write_segment(
+        self, records: Iterable[tuple[int, ItemRecord]], *, prefix: str = "", name: str | None = None
+    ) -> None:
+        """One new segment holding ``(index, record)`` pairs (nothing is written for none).
+
+        With ``name`` (a writer's own segment, :func:`segment_name`) on local disk, the pairs are
+        appended to that segment instead: one file for a whole try rather than one per group commit,
+        which a retry of a million-item batch would otherwise list and open by the hundred thousand.
+        One ``write`` to a file opened for appending is as durable as a new file (both reach the
+        operating system before the call returns). Object stores cannot append: there every write
+        is a new segment.
+        """
         data = b"".join(encode(index, record) for index, record in records)
         if not data:
             return
         if not self._journal_ready:  # once: a fan-out writes thousands of segments
             self.journal_dir.mkdir(parents=True, exist_ok=True)
             self._journal_ready = True
-        name = f"{prefix}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
-        with (self.journal_dir / name).open("wb") as handle:
+        local = self._local_journal()
+        if name is not None and local is not None:
+            with open(os.path.join(local, name), "ab", buffering=0) as handle:
+                handle.write(data)
+            return
+        with (self.journal_dir / segment_name(prefix)).open("wb") as handle:
             handle.write(data)
+
+    def _local_journal(self) -> str | None:
+        """The journal's directory when it is on local disk (where files can be appended to)."""
+        if (self.journal_dir.protocol or "file") not in ("file", "local"):
+            return None
+        return str(self.journal_dir.path)
 
     def records(self) -> Iterator[tuple[int, ItemRecord]]:
         """Every journal record, segment by segment (read as a stream; any order of items)."""
@@ -325,16 +350,22 @@ class Manifest:
 
     def winners(self, states: ItemStates) -> Iterator[tuple[int, ItemRecord]]:
         """The latest record of every item, once each, in journal order (``states`` from :meth:`states`)."""
+        return ((index, record) for index, record, latest in self.marked(states) if latest)
+
+    def marked(self, states: ItemStates) -> Iterator[tuple[int, ItemRecord, bool]]:
+        """Every record, and whether it is its item's latest (the first of those only): one pass for
+        a reader that needs both (``states`` from :meth:`states`)."""
         emitted = bytearray(states.total)
         for index, record in self.records():
-            if (
+            latest = (
                 0 <= index < states.total
                 and not emitted[index]
                 and state_code(record) == states.kind(index)
                 and record.round == states.round(index)
-            ):
+            )
+            if latest:
                 emitted[index] = 1
-                yield index, record
+            yield index, record, latest
 
     def compact(self, total: int | None = None) -> None:
         """Fold every segment into one, so readers open one object instead of thousands.
@@ -357,8 +388,7 @@ class Manifest:
         if not self._journal_ready:
             self.journal_dir.mkdir(parents=True, exist_ok=True)
             self._journal_ready = True
-        name = f"{prefix}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
-        with (self.journal_dir / name).open("wb") as handle:
+        with (self.journal_dir / segment_name(prefix)).open("wb") as handle:
             buffer: list[bytes] = []
             for index, record in records:
                 buffer.append(encode(index, record))
@@ -370,6 +400,12 @@ class Manifest:
 
 #: Journal lines joined per write while streaming a whole journal into one segment.
 _WRITE_LINES = 4096
+
+
+def segment_name(prefix: str = "") -> str:
+    """A new journal segment's name: its time first (listings read in write order), then a random
+    part (two writers never share a name)."""
+    return f"{prefix}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.jsonl"
 
 
 def state_code(record: ItemRecord) -> int:
@@ -398,6 +434,8 @@ class JournalWriter:
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self.writes = 0
+        #: This writer's own segment (appended to where storage allows; see Manifest.write_segment).
+        self._segment = segment_name()
 
     async def __aenter__(self) -> JournalWriter:
         self._task = asyncio.create_task(self._run())
@@ -427,7 +465,7 @@ class JournalWriter:
                 records, waiters = self._pending, self._waiters
                 self._pending, self._waiters = [], []
                 try:
-                    await asyncio.to_thread(self.manifest.write_segment, records)
+                    await asyncio.to_thread(self.manifest.write_segment, records, name=self._segment)
                 except BaseException as exc:
                     for waiter in waiters:
                         if not waiter.done():

@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_edgeinfer.costs import usd
 from airflow_provider_edgeinfer.exceptions import BudgetExceededError, UnexpectedResponseError
+from airflow_provider_edgeinfer.progress import usd
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath

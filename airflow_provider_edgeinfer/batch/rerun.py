@@ -105,22 +105,34 @@ def count_results(manifest: Manifest) -> dict[str, Any]:
 
 
 class KeepingWriter(ResultsWriter):
-    """A results writer that also writes the rows kept from the batch before.
+    """A results writer that also writes the rows kept from the batch before, each at its item's place.
 
     Rows the round's readers produce for kept items ("never submitted": they were not sent) are
-    dropped. The writer puts every row at its item's index, so kept rows land in input order.
+    dropped. Kept items are read from the inputs alongside the round's rows, both in item order.
     """
 
     def __init__(self, *args: Any, items: Items, kept: dict[int, dict[str, Any]]) -> None:
         super().__init__(*args)
-        self._items = items
         self._kept = kept
+        self._kept_items: Iterator[BatchItem] = iter(items.select(kept.__contains__) if kept else ())
+        self._next_kept = next(self._kept_items, None)
 
-    def __enter__(self) -> KeepingWriter:
-        super().__enter__()
-        kept = self._kept
-        for item in self._items.select(kept.__contains__) if kept else ():
-            row = kept[item.index]
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._write_kept(until=None)
+        finally:
+            super().__exit__(*exc)
+
+    def row(self, item: BatchItem, **fields: Any) -> None:
+        self._write_kept(until=item.index)
+        if item.index not in self._kept:
+            super().row(item, **fields)
+
+    def _write_kept(self, until: int | None) -> None:
+        """The kept rows of items up to ``until`` (every one left when None)."""
+        while self._next_kept is not None and (until is None or self._next_kept.index <= until):
+            item, self._next_kept = self._next_kept, next(self._kept_items, None)
+            row = self._kept[item.index]
             super().row(
                 item,
                 succeeded=True,
@@ -128,11 +140,6 @@ class KeepingWriter(ResultsWriter):
                 output=row.get("output"),
                 cost_usd=row.get("cost_usd"),
             )
-        return self
-
-    def row(self, item: BatchItem, **fields: Any) -> None:
-        if item.index not in self._kept:
-            super().row(item, **fields)
 
 
 def _json_lines(path: Any) -> Iterator[Any]:

@@ -4,8 +4,9 @@ One line per item: ``custom_id``, ``index``, ``input_ref``, ``request_id``, ``st
 ``error``, ``cost_usd``. Media (base64 or linked) is written under ``media/`` beside the JSONL and
 replaced by its path. Nothing holds a whole batch's results: native results are read a page at a
 time; a fan-out's jobs are read through the vendor's listing of request states (when it has one) or
-fetched in small chunks by a thread pool, and each chunk is spooled before the next is fetched. Both
-files list items in input order (:class:`~.index.Spool`), whatever order the vendor answered in.
+fetched in small chunks by a thread pool. Both files list items in input order, whatever order the
+vendor answered in: each reader spools the answers by item index (:class:`~.index.Spool`) and hands
+them to the writer in item order.
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_edgeinfer.batch.index import Spool
 from airflow_provider_edgeinfer.clients.retry import is_transient
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     EdgeInferError,
     JobFailedError,
     NotFoundError,
+    error_payload,
 )
-from airflow_provider_edgeinfer.triggers.events import error_payload
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.batch.index import IdIndex, Spool
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
     from airflow_provider_edgeinfer.batch.manifest import Header, ItemRecord, Manifest
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 RESULTS = "results.jsonl"
@@ -50,10 +50,6 @@ RESULT_READ_ROUNDS = 4
 TRANSIENT_ITEM_CODES = frozenset({"UPSTREAM_ERROR", "RATE_LIMITED", "EXPIRED", "CANCELLED", "INTERNAL"})
 
 
-#: Spool tags of a row.
-_SUCCEEDED, _FAILED = "ok", "failed"
-
-
 @dataclass
 class Summary:
     total: int = 0
@@ -67,12 +63,25 @@ class Summary:
     failure_examples: list[str] = field(default_factory=list)
 
 
-class ResultsWriter:
-    """The two JSONL files, open for writing; :meth:`row` writes one item, in any order.
+@dataclass
+class _Row:
+    """One item's row, held until the next item's arrives (a later row of the item replaces it)."""
 
-    Rows of the batch's ``total`` items are spooled as they come (:class:`~.index.Spool`) and the
-    files are written in input order when the writer closes (also when the results ended in an
-    error: what was read is kept). A row written twice for one item: the later one counts.
+    index: int
+    line: bytes
+    succeeded: bool
+    cost_usd: float | None
+    files: int
+    example: str
+
+
+class ResultsWriter:
+    """The two JSONL files, open for writing; :meth:`row` writes one item's row, in item order.
+
+    The readers (:func:`write_native`, :func:`write_fanout`) put the vendor's answers back in item
+    order through their spool by item index (:class:`~.index.Spool`) before they reach the writer, so
+    rows stream straight to the files. An item may get several rows in a row: the last one counts.
+    When the reading ends in an error, what was read is still written.
     """
 
     def __init__(self, output_dir: ObjectStoragePath, total: int) -> None:
@@ -80,6 +89,7 @@ class ResultsWriter:
         self.media_dir = output_dir / MEDIA_DIR
         self.total = total
         self.summary = Summary()
+        self._held: _Row | None = None
 
     def __enter__(self) -> ResultsWriter:
         self.media_dir.mkdir(parents=True, exist_ok=True)
@@ -87,20 +97,12 @@ class ResultsWriter:
         failures: Any = self.output_dir / FAILURES
         self._results = results.open("wb")
         self._failures = failures.open("wb")
-        self._spool = Spool(self.total)
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            for span, rows in self._spool.buckets():
-                for index in span:
-                    if index in rows:
-                        tag, payload = rows[index][-1]
-                        self._results.write(payload + b"\n")
-                        if tag == _FAILED:
-                            self._failures.write(payload + b"\n")
+            self._write_held()
         finally:
-            self._spool.close()
             self._results.close()
             self._failures.close()
 
@@ -125,6 +127,9 @@ class ResultsWriter:
         cost_usd: float | None = None,
         files: int = 0,
     ) -> None:
+        held = self._held
+        if held is not None and item.index < held.index:
+            raise ValueError(f"the row of item {item.index} came after item {held.index}'s")
         if not succeeded:
             error = error or {"type": "JobFailedError", "message": "the request failed"}
         line: dict[str, Any] = {
@@ -137,23 +142,32 @@ class ResultsWriter:
             "error": None if succeeded else error,
             "cost_usd": cost_usd,
         }
+        if held is not None and held.index != item.index:
+            self._write_held()
         # One line: JSON escapes every newline inside strings.
-        data = json.dumps(line, default=str, separators=(",", ":")).encode()
-        self._spool.put(item.index, _SUCCEEDED if succeeded else _FAILED, data)
+        data = json.dumps(line, default=str, separators=(",", ":")).encode() + b"\n"
+        example = f"{item.custom_id}: {str((error or {}).get('message', ''))[:120]}"
+        self._held = _Row(item.index, data, succeeded, cost_usd, files, example)
+
+    def _write_held(self) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            return
+        self._results.write(held.line)
         summary = self.summary
         summary.total += 1
-        summary.files += files
-        if cost_usd is None:
+        summary.files += held.files
+        if held.cost_usd is None:
             summary.items_without_cost += 1
         else:
-            summary.cost_usd = (summary.cost_usd or 0.0) + cost_usd
-        if succeeded:
+            summary.cost_usd = (summary.cost_usd or 0.0) + held.cost_usd
+        if held.succeeded:
             summary.succeeded += 1
-        else:
-            summary.failed += 1
-            if len(summary.failure_examples) < 3:
-                message = (error or {}).get("message", "")
-                summary.failure_examples.append(f"{item.custom_id}: {str(message)[:120]}")
+            return
+        self._failures.write(held.line)
+        summary.failed += 1
+        if len(summary.failure_examples) < 3:
+            summary.failure_examples.append(held.example)
 
 
 # -- native batches -----------------------------------------------------------------------------
@@ -281,7 +295,7 @@ class FanOutResults:
         """(index, latest record, listed final job) of every item, in index order."""
         from airflow_provider_edgeinfer.batch.index import SUB, IdIndex, Spool
         from airflow_provider_edgeinfer.batch.manifest import decode, encode
-        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.clients.core import Job
 
         states = manifest.states(total)
         with Spool(total) as spool:
@@ -348,7 +362,7 @@ def write_fanout(
 ) -> None:
     """Every item of a fan-out, in item order: settled records as they are, submitted ones from the
     vendor, a chunk at a time (outputs and media fetched by a thread pool)."""
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
 
     source = FanOutResults(hook, service, concurrency)
 
@@ -378,7 +392,7 @@ def write_fanout(
         for index, record, job in source.entries(manifest, total)
     )
     with ThreadPoolExecutor(concurrency) as pool:
-        for chunk in _chunked(joined, FETCH_CHUNK):
+        for chunk in chunked(joined, FETCH_CHUNK):
             for write in pool.map(build, chunk):
                 write()
 
@@ -405,7 +419,7 @@ def _prepared(
     service: str,
 ) -> Callable[[], None]:
     """Fetch output and media in a pool thread; return the (cheap) write for the main thread."""
-    from airflow_provider_edgeinfer.clients.jobs import JobState
+    from airflow_provider_edgeinfer.clients.core import JobState
 
     if job is None:
         return lambda: writer.row(item, succeeded=False, request_id=None, error=error or _error("not found"))
@@ -453,8 +467,12 @@ def _error(message: str, type_: str = "JobFailedError") -> dict[str, Any]:
     return {"type": type_, "message": message}
 
 
-def _chunked(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
+T = TypeVar("T")
+
+
+def chunked(values: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``values`` in lists of ``size`` (the last one shorter), read lazily."""
+    chunk: list[T] = []
     for value in values:
         chunk.append(value)
         if len(chunk) >= size:
@@ -467,7 +485,7 @@ def _chunked(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
 def fanout_retryable(hook: EdgeInferHook, service: str, manifest: Manifest, total: int) -> list[int]:
     """Indices worth another round: transient refusals, and requests the vendor accepted that then
     failed, were cancelled or expired. Refused inputs and lost answers are not retried."""
-    from airflow_provider_edgeinfer.clients.jobs import JobState
+    from airflow_provider_edgeinfer.clients.core import JobState
 
     source = FanOutResults(hook, service)
     out = []

@@ -196,7 +196,9 @@ class BatchRun:
         with naming_vendor(hook.vendor):
             return items.check(identity, validate)
 
-    def _header(self, manifest: Manifest, items: Items, mode: str, fp: str) -> Header:
+    def _header(
+        self, manifest: Manifest, items: Items, mode: str, fp: str, digest: str | None = None
+    ) -> Header:
         from airflow_provider_edgeinfer.batch import rerun
         from airflow_provider_edgeinfer.batch.manifest import Header, Round
 
@@ -237,6 +239,7 @@ class BatchRun:
                 total=len(items),
                 created_at=now,
                 rounds=[Round(number=0, started_at=now, indices=changed)],
+                inputs_digest=digest,
             )
             if items.has_files:
                 manifest.write_sources(items.sources())
@@ -284,10 +287,17 @@ class BatchRun:
         # A running batch's inputs were checked when it started: if the fingerprint shows the same
         # inputs, a resumed try goes straight to what is left (a million checks take tens of seconds).
         resuming = previous is not None and previous.outcome is None and previous.mode == mode
-        fp = self._check(items, mode, validate_each=not resuming)
-        if resuming and previous is not None and fp != previous.fingerprint:
-            self._check(items, mode)
-        header = self._header(manifest, items, mode, fp)
+        identity = (self.hook.vendor, self.spec.service, self.spec.prediction)
+        digest = items.raw_digest(identity)
+        if resuming and previous is not None and digest is not None and digest == previous.inputs_digest:
+            # The very bytes the batch started from: its items were checked then.
+            items.trust(previous.total)
+            fp = previous.fingerprint
+        else:
+            fp = self._check(items, mode, validate_each=not resuming)
+            if resuming and previous is not None and fp != previous.fingerprint:
+                self._check(items, mode)
+        header = self._header(manifest, items, mode, fp, digest)
         if header.outcome == "succeeded":
             return self._earlier_summary(manifest, header)
         if header.current.indices == []:  # every item kept from the batch before: nothing to send
@@ -325,7 +335,7 @@ class BatchRun:
         """Submit the round's native batch (or, above the vendor's size, its batches), each once."""
         from airflow_provider_edgeinfer.batch import native
         from airflow_provider_edgeinfer.batch.manifest import NativePart
-        from airflow_provider_edgeinfer.costs import usd
+        from airflow_provider_edgeinfer.progress import usd
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -412,8 +422,8 @@ class BatchRun:
     ) -> None:
         """Submit one native batch: its key is recorded before, its id after (never pay twice)."""
         from airflow_provider_edgeinfer.batch import native
-        from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.idempotency import idempotency_key
+        from airflow_provider_edgeinfer.clients.core import idempotency_key
+        from airflow_provider_edgeinfer.progress import format_cost
 
         spec, hook = self.spec, self.hook
         current = header.current
@@ -448,6 +458,7 @@ class BatchRun:
     def _fanout_round(self, manifest: Manifest, header: Header, items: Items) -> None:
         """Send every item of the round the manifest does not show as sent, streaming the items."""
         from airflow_provider_edgeinfer.batch.fanout import FanOutStats
+        from airflow_provider_edgeinfer.batch.results import chunked
 
         current = header.current
         total = len(items)
@@ -475,7 +486,7 @@ class BatchRun:
             stats = FanOutStats()
             # Files are uploaded a chunk at a time, just before their items are sent.
             chunks = (
-                _chunks(items.select(wanted), UPLOAD_CHUNK) if items.has_files else [items.select(wanted)]
+                chunked(items.select(wanted), UPLOAD_CHUNK) if items.has_files else [items.select(wanted)]
             )
             for chunk in chunks:
                 sending = self._uploaded(chunk) if items.has_files else chunk
@@ -509,9 +520,13 @@ class BatchRun:
         lost_indices = set(states.indices({INTENT}, round=header.current.number))
         if not lost_indices:
             return False
-        unknown = {i: r for i, r in manifest.winners(states) if i in lost_indices}
+        # One pass over the journal: the lost items' latest records, and every request id it holds
+        # (earlier rounds' too, so that none is taken for a lost one).
+        unknown: dict[int, ItemRecord] = {}
         known = IdIndex(states.total)
-        for index, record in manifest.records():
+        for index, record, latest in manifest.marked(states):
+            if latest and index in lost_indices:
+                unknown[index] = record
             if record.request_id:
                 known.add(record.request_id, index)
         found, searched = resolve_unknown(hook, spec.service, spec.prediction, unknown, known)
@@ -636,8 +651,12 @@ class BatchRun:
 
     def resume(self, context: Context, event: dict[str, Any] | None) -> Wait | dict[str, Any]:
         """The watch of the current round ended with ``event``: results, or the next round."""
-        from airflow_provider_edgeinfer.exceptions import EdgeInferError, UnexpectedResponseError
-        from airflow_provider_edgeinfer.triggers.events import ErrorPayload, rebuild_error
+        from airflow_provider_edgeinfer.exceptions import (
+            EdgeInferError,
+            ErrorPayload,
+            UnexpectedResponseError,
+            rebuild_error,
+        )
 
         if not isinstance(event, dict) or event.get("status") not in EVENT_STATUSES:
             raise UnexpectedResponseError("the batch trigger sent an event this operator does not understand")
@@ -720,7 +739,7 @@ class BatchRun:
 
     def _finish(self, manifest: Manifest, header: Header, items: Items, status: str) -> dict[str, Any]:
         from airflow_provider_edgeinfer.batch import native, results
-        from airflow_provider_edgeinfer.costs import format_total
+        from airflow_provider_edgeinfer.progress import format_total
 
         spec, hook = self.spec, self.hook
         output_dir = manifest.output_dir
@@ -823,14 +842,3 @@ def _needs_sending(states: ItemStates, index: int, round_number: int) -> bool:
     if kind == NONE or states.round(index) < round_number:
         return True
     return kind == ERR_TRANSIENT  # refused without creating work: a new try may send it
-
-
-def _chunks(items: Iterable[BatchItem], size: int) -> Iterator[list[BatchItem]]:
-    chunk: list[BatchItem] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

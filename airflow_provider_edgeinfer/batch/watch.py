@@ -8,7 +8,7 @@
 
 :func:`follow` polls until the batch is over, its deadline passes or a poll fails for good; it
 tolerates transient failures up to a limit. Every read goes through the client's
-:class:`~airflow_provider_edgeinfer.clients.ratelimit.PacedSender`: a 429 pauses every user of the
+:class:`~airflow_provider_edgeinfer.clients.retry.PacedSender`: a 429 pauses every user of the
 connection's client (the poller's triggers too) and is waited out, never counted as a failed poll.
 :func:`cancel_batch` cancels what is still running.
 Everything here takes the async client; nothing submits, nothing writes results.
@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_edgeinfer.batch.index import DONE_OK, SUB, IdIndex, ItemStates
-from airflow_provider_edgeinfer.clients.ratelimit import DeadlinePassed, PacedSender
-from airflow_provider_edgeinfer.clients.retry import is_transient
+from airflow_provider_edgeinfer.clients.retry import DeadlinePassed, PacedSender, is_transient
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     JobFailedError,
@@ -175,7 +174,7 @@ class FanOutWatch(Watch):
                 yield request_id
 
     def _close(self, index: int, job: Any) -> None:
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
 
         if job.terminal and self.open[index]:
             self.open[index] = 0
@@ -213,35 +212,49 @@ class FanOutWatch(Watch):
         self.calls.append(calls)
         return self._progress()
 
-    async def _scan_unfinished(self, client: Any) -> int:
-        """Read the unfinished listings (in lifecycle order); close what they do not show."""
+    async def _walk_states(
+        self, client: Any, states: Sequence[str], visit: Callable[[Any, int | None, str], None]
+    ) -> tuple[int, bool]:
+        """Walk the vendor's listing of each of ``states``, showing ``visit(entry, index, state)`` every
+        entry (``index``: the item, None if not ours). Returns the pages read and whether entries moved
+        between pages. An entry in another state than its listing's ended while the vendor answered;
+        many of them mean the vendor ignores the filter: the walk stops, and the watch reads the whole
+        listing from then on (``_unfiltered``)."""
         api = client.api
-        seen = bytearray(len(self.open))
         pages, shifted, read, moved = 0, False, 0, 0
-        for state in api.unfinished_states:
+        for state in states:
             scan = api.scan_requests(self.since, state=state)
             async with contextlib.aclosing(scan.awalk(client.send)) as entries:
                 async for entry in entries:
                     read += 1
-                    index = self.ids.get(entry.id)
                     if entry.state != state:
-                        # A request that ended between the vendor's filtering and its answer: its
-                        # entry tells how it ended. Many of them: the vendor ignores the filter.
                         moved += 1
                         if moved >= IGNORED_FILTER_MIN and moved > read * IGNORED_FILTER_SHARE:
                             self._unfiltered = True
-                            return pages + int(scan.pages)
-                        if index is not None and entry.state not in api.unfinished_states:
-                            job = api.job_if_ended(entry)
-                            if job is not None:
-                                self._close(index, job)
-                    if index is not None:
-                        seen[index] = 1
+                            return pages + int(scan.pages), shifted
+                    visit(entry, self.ids.get(entry.id), state)
             pages += int(scan.pages)
             shifted = shifted or scan.shifted
-        if shifted:
-            # Entries moved between pages during the walk: one of ours may have been skipped, so
-            # nothing is closed on this poll's word (it is closed on a later, steady one).
+        return pages, shifted
+
+    async def _scan_unfinished(self, client: Any) -> int:
+        """Read the unfinished listings (in lifecycle order); close what they do not show."""
+        api = client.api
+        seen = bytearray(len(self.open))
+
+        def visit(entry: Any, index: int | None, state: str) -> None:
+            if index is None:
+                return
+            seen[index] = 1
+            if entry.state != state and entry.state not in api.unfinished_states:
+                job = api.job_if_ended(entry)  # it ended while the vendor answered: its entry says how
+                if job is not None:
+                    self._close(index, job)
+
+        pages, shifted = await self._walk_states(client, api.unfinished_states, visit)
+        if self._unfiltered or shifted:
+            # Shifted: entries moved between pages during the walk, so one of ours may have been
+            # skipped; nothing is closed on this poll's word (it is closed on a later, steady one).
             return pages
         if not self._absent:
             self._absent = bytearray(len(self.open))
@@ -254,24 +267,18 @@ class FanOutWatch(Watch):
 
     async def _count_unsuccessful(self, client: Any) -> int:
         """Every request of ours has ended: the unsuccessful listings say how many failed."""
-        api = client.api
-        counted = bytearray(len(self.open))
-        failed, pages = 0, 0
-        for state in api.unsuccessful_states:
-            scan = api.scan_requests(self.since, state=state)
-            async with contextlib.aclosing(scan.awalk(client.send)) as entries:
-                async for entry in entries:
-                    if entry.state != state:
-                        self._unfiltered = True
-                        return pages + int(scan.pages)
-                    index = self.ids.get(entry.id)
-                    if index is not None and not counted[index]:
-                        counted[index] = 1
-                        failed += 1
-            pages += int(scan.pages)
-        failed = min(failed, self._ended)
-        self.settled_failed += failed
-        self.settled_succeeded += self._ended - failed
+        failed = bytearray(len(self.open))
+
+        def visit(entry: Any, index: int | None, state: str) -> None:
+            if index is not None and entry.state == state:
+                failed[index] = 1
+
+        pages, _ = await self._walk_states(client, client.api.unsuccessful_states, visit)
+        if self._unfiltered:
+            return pages
+        count = min(failed.count(1), self._ended)
+        self.settled_failed += count
+        self.settled_succeeded += self._ended - count
         self._ended = 0
         self._absent = bytearray()
         return pages

@@ -4,7 +4,7 @@ It carries the same :class:`~airflow_provider_edgeinfer.clients.core.Call` objec
 shells, with the same answer handling (``api.map_error`` / ``call.parse``) and the same judgement of
 transport errors, but skips httpx's request and header models, which cost more CPU per request
 than the whole aiohttp exchange (measured by ``benchmarks/batch_fanout.py``). One attempt per
-``send``: the fan-out's paced sender (``clients/ratelimit.py``) owns retries and the 429 pause.
+``send``: the fan-out's paced sender (``clients/retry.py``) owns retries and the 429 pause.
 
 It serves only what it can serve exactly like the httpx shells: JSON or raw bodies, and a bearer
 key sent to the connection's own hosts (``*.domain`` patterns included). :func:`supports` says
@@ -28,19 +28,26 @@ from urllib.parse import urlsplit
 import httpx
 
 from airflow_provider_edgeinfer import __version__
-from airflow_provider_edgeinfer.clients.auth import host_allowed
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI, host_of
-from airflow_provider_edgeinfer.clients.limits import (
+from airflow_provider_edgeinfer.clients.core import (
+    Call,
+    Credentials,
+    HttpResult,
+    VendorAPI,
+    host_allowed,
+    host_of,
+)
+from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url
+from airflow_provider_edgeinfer.clients.transport import (
     ACCEPT_ENCODING,
     BoundedBody,
     Deadline,
+    HttpSettings,
+    answer_of,
     check_json_input,
     declared_too_large,
-    is_transport_failure,
+    failure_of,
     too_large,
 )
-from airflow_provider_edgeinfer.clients.redact import redact_url
-from airflow_provider_edgeinfer.clients.transport import HttpSettings, answer_of, failure_of
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     EdgeInferError,

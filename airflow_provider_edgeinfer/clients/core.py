@@ -5,27 +5,39 @@ description of the HTTP request plus a pure ``parse`` function for the answer. I
 Two thin shells carry calls: :class:`~airflow_provider_edgeinfer.clients.transport.SyncClient` on
 workers and :class:`~airflow_provider_edgeinfer.clients.transport.AsyncClient` in triggers. So each
 vendor call is written exactly once, and error mapping and retry rules are shared and pure.
+
+**Credentials on the wire**, as ``httpx.Auth`` flows (:class:`BearerAuth`,
+:class:`TokenExchangeAuth`), one generator serving sync and async clients. Both refuse to attach a
+credential to a host the connection does not name, so a vendor answer that points elsewhere (an
+OctoAI ``poll_url`` on a foreign host, a redirect) can never collect the key.
+
+Every vendor's request states map onto one model, :class:`Job` (vendor contracts, "One model across
+vendors"): what operators, triggers and XCom see of a request, whichever vendor ran it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
+import hashlib
 import ipaddress
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import time
+import weakref
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
 import msgspec
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from airflow_provider_edgeinfer.clients.jobs import Job
-from airflow_provider_edgeinfer.clients.limits import describe_failure, too_deep
-from airflow_provider_edgeinfer.clients.redact import redact_url, redact_vendor_text
+from airflow_provider_edgeinfer.clients.redact import describe_failure, redact_url, redact_vendor_text
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     MALFORMED_BODY,
+    NESTING_TOO_DEEP,
     AuthenticationError,
     ConfigurationError,
     ConflictError,
@@ -41,9 +53,12 @@ from airflow_provider_edgeinfer.exceptions import (
     VendorTimeoutError,
     VendorValidationError,
 )
+from airflow_provider_edgeinfer.secrets import amask, mask
 
 if TYPE_CHECKING:
-    from airflow_provider_edgeinfer.clients.theta_listing import ListedRequest, ListingScan
+    from airflow.sdk import Context
+
+    from airflow_provider_edgeinfer.clients.theta import ListedRequest, ListingScan
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -51,6 +66,54 @@ M = TypeVar("M", bound=BaseModel)
 
 #: How much of an error body may be quoted in a message.
 MAX_QUOTED_BODY = 300
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+class Job(BaseModel):
+    """One remote request in normalized form: small enough for XCom and trigger events."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vendor: str
+    request_id: str
+    state: JobState
+    vendor_state: str
+    service: str | None = None
+    output: Any = None
+    error: str | None = None
+    cost_usd: float | None = None
+    #: Where the result is fetched when it is not inline (OctoAI ``response_url``).
+    result_url: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+
+def map_state(
+    vendor: str, vendor_state: str, table: Mapping[str, JobState], request_id: str | None
+) -> JobState:
+    """Map a vendor's state string; an unknown one is an error, never "still running"."""
+    try:
+        return table[vendor_state]
+    except (KeyError, TypeError):
+        raise UnexpectedResponseError(
+            f"unknown state {vendor_state!r} (known: {', '.join(sorted(table))})",
+            vendor=vendor,
+            request_id=request_id,
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -210,8 +273,6 @@ class VendorAPI:
 
     def build_auth(self, credentials: Credentials) -> httpx.Auth:
         """How the credential travels; the default is a bearer header to this connection's hosts."""
-        from airflow_provider_edgeinfer.clients.auth import BearerAuth
-
         return BearerAuth(credentials.api_key.get_secret_value(), self.allowed_hosts(), self.vendor)
 
     # -- capabilities: what operators ask instead of which vendor this is ----------------------
@@ -489,7 +550,7 @@ class VendorAPI:
 
         ``never_sent``: nothing left this machine, so the call may be sent again whatever it does.
         Otherwise a call that creates work may have done so: its outcome is unknown. The message is
-        built from safe parts only (:func:`~airflow_provider_edgeinfer.clients.limits.describe_failure`):
+        built from safe parts only (:func:`~airflow_provider_edgeinfer.clients.redact.describe_failure`):
         an HTTP library's own exception text may quote the request's headers.
         """
         where = redact_url(call.url)
@@ -546,6 +607,186 @@ class VendorAPI:
         )
 
 
+def too_deep(
+    url: str, status: int, request_id: str | None = None, vendor: str | None = None
+) -> EdgeInferError:
+    return UnexpectedResponseError(
+        f"the answer from {redact_url(url)} (HTTP {status}) nests JSON deeper than can be decoded",
+        vendor=vendor,
+        http_status=status,
+        request_id=request_id,
+        code=NESTING_TOO_DEEP,
+    )
+
+
+def idempotency_key(context: Context, content: str) -> str:
+    """Same task instance (any try) and same content -> same key, so the vendor dedupes a retry.
+
+    Shared by single inferences and native batches: a retried try of the same task instance derives
+    the same key for the same content, so a vendor that deduplicates by key
+    (:attr:`VendorAPI.honours_idempotency`) answers the retry with the request the previous try made
+    instead of running, and billing, it again.
+    """
+    ti = context["ti"]
+    parts = [ti.dag_id, ti.task_id, ti.run_id, str(getattr(ti, "map_index", -1)), content]
+    return "edgeinfer-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+# -- credentials on the wire -------------------------------------------------------------------
+
+
+def host_allowed(host: str, allowed_hosts: frozenset[str]) -> bool:
+    """Exact ``host[:port]`` match, or a ``*.domain`` pattern (OctoAI's per-deployment hosts)."""
+    if host in allowed_hosts:
+        return True
+    return any(p.startswith("*.") and host.endswith(p[1:]) for p in allowed_hosts)
+
+
+def _guard(request: httpx.Request, allowed_hosts: frozenset[str], vendor: str) -> None:
+    host = host_of(str(request.url))
+    if not host_allowed(host, allowed_hosts):
+        raise ConfigurationError(
+            f"refusing to send the credential to {request.url.scheme}://{host}, which the connection "
+            f"does not name (allowed: {', '.join(sorted(allowed_hosts))})",
+            vendor=vendor,
+            hint="If the vendor really moved, add the host to the connection's extras.",
+        )
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <key>``, only towards the connection's own hosts."""
+
+    def __init__(self, token: str, allowed_hosts: frozenset[str], vendor: str) -> None:
+        self._token = token
+        self._allowed = allowed_hosts
+        self._vendor = vendor
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(vendor={self._vendor!r}, hosts={sorted(self._allowed)!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        _guard(request, self._allowed, self._vendor)
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class TokenExchangeAuth(httpx.Auth):
+    """A short-lived bearer token obtained from the vendor, cached, renewed before expiry and on 401.
+
+    ``token_request`` builds the exchange request; ``read_token`` returns ``(token, expires_in)`` or
+    raises the vendor's mapped error. The cache lives on this object, which a hook keeps per
+    connection, so every call of that connection shares one token.
+    """
+
+    #: False: httpx would then read every answer whole before the shell bounds its size; both flows
+    #: read the token exchange's answers themselves and leave the vendor's answers to the shell.
+    requires_response_body = False
+
+    def __init__(
+        self,
+        token_request: Callable[[], httpx.Request],
+        read_token: Callable[[HttpResult], tuple[str, float]],
+        allowed_hosts: frozenset[str],
+        vendor: str,
+        *,
+        renew_margin: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._token_request = token_request
+        self._read_token = read_token
+        self._allowed = allowed_hosts
+        self._vendor = vendor
+        self._margin = renew_margin
+        self._clock = clock
+        self._token: str | None = None
+        self._expires_at = 0.0
+        #: How many exchanges were made: tests assert caching with it.
+        self.exchanges = 0
+        # One lock per event loop: the same auth may serve a worker's asyncio.run and a triggerer loop,
+        # and an asyncio.Lock must not be shared between loops.
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"TokenExchangeAuth(vendor={self._vendor!r}, cached={self._token is not None})"
+
+    def _valid(self) -> bool:
+        return self._token is not None and self._clock() < self._expires_at - self._margin
+
+    def _store(self, response: httpx.Response) -> None:
+        result = HttpResult(response.status_code, response.headers, response.content, str(response.url))
+        token, expires_in = self._read_token(result)
+        self._token = token
+        self._expires_at = self._clock() + expires_in
+        self.exchanges += 1
+
+    def invalidate(self) -> None:
+        self._token = None
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """The async twin of :meth:`auth_flow`, with single-flight exchanges.
+
+        Without the lock, a thousand triggers starting together on one shared client would each find
+        no token and each make an exchange; with it the first exchanges and the others reuse its token.
+        """
+        _guard(request, self._allowed, self._vendor)
+        if not self._valid():
+            async with self._lock():
+                if not self._valid():  # still missing once our turn came: exchange ourselves
+                    response = yield self._token_request()
+                    await response.aread()
+                    self._store(response)
+                    await amask(self._token)
+        sent_with = self._token
+        request.headers["Authorization"] = f"Bearer {sent_with}"
+        response = yield request
+        if response.status_code == 401:
+            async with self._lock():
+                # Renew once, unless a concurrent call already replaced the token this one carried.
+                if self._token == sent_with or not self._valid():
+                    response = yield self._token_request()
+                    await response.aread()
+                    self._store(response)
+                    await amask(self._token)
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            yield request
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """:meth:`auth_flow`, reading only the token exchange's answers (see ``requires_response_body``)."""
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            if outgoing is not request:
+                response.read()
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        _guard(request, self._allowed, self._vendor)
+        if not self._valid():
+            self._store((yield self._token_request()))
+            mask(self._token)
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        response = yield request
+        if response.status_code == 401:
+            # The token may have been revoked or expired early: renew once and repeat.
+            self._store((yield self._token_request()))
+            mask(self._token)
+            request.headers["Authorization"] = f"Bearer {self._token}"
+            yield request
+
+
 def _subclasses(cls: type[VendorAPI]) -> Iterator[type[VendorAPI]]:
     for sub in cls.__subclasses__():
         yield sub
@@ -574,14 +815,22 @@ def api_classes(vendors: Iterable[str]) -> dict[str, type[VendorAPI]]:
 
 
 __all__ = [
+    "BearerAuth",
     "Call",
     "Credentials",
     "HttpResult",
     "InlineFile",
+    "Job",
+    "JobState",
     "Page",
+    "TokenExchangeAuth",
     "VendorAPI",
     "api_classes",
     "check_base_url",
+    "host_allowed",
     "host_of",
+    "idempotency_key",
     "is_loopback",
+    "map_state",
+    "too_deep",
 ]

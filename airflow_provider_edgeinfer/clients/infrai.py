@@ -18,7 +18,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any, ClassVar, TypeVar
+from typing import IO, Any, ClassVar, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from pydantic import BaseModel, ValidationError
@@ -27,9 +27,12 @@ from airflow_provider_edgeinfer.clients.core import (
     Call,
     HttpResult,
     InlineFile,
+    Job,
+    JobState,
     Page,
     VendorAPI,
     check_base_url,
+    map_state,
 )
 from airflow_provider_edgeinfer.clients.infrai_models import (
     BatchListPage,
@@ -39,7 +42,6 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     BatchStatus,
     BatchSubmitRequest,
     BatchSubmitResult,
-    ChatCompletion,
     ChatCompletionRequest,
     CostComparison,
     CostEstimate,
@@ -50,7 +52,6 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     ExportJob,
     ImageGenerationRequest,
     ImagesResponse,
-    ModelList,
     RerankResponse,
     SpeechAudio,
     SpeechRequest,
@@ -63,7 +64,7 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     VoicePage,
     VoiceSession,
 )
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, ModelList
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,
@@ -140,6 +141,20 @@ ERROR_CODES: dict[str, type[VendorAPIError]] = {
 
 #: Where a core answer may carry its cost (assumed: OpenAI bodies have none; gateways add one).
 CORE_COST_FIELDS = ("cost_usd", "cost")
+
+
+class EstimateOptions(TypedDict, total=False):
+    """What the cost estimate and comparison both take beside the messages (native contract)."""
+
+    expected_output_tokens: int | None
+    cache_strategy: str | None
+    batch_mode: bool | None
+    tools: Sequence[Mapping[str, Any]] | None
+
+
+def _media_type(result: HttpResult, default: str = "") -> str:
+    """The answer's media type, without its parameters (``; charset=...``)."""
+    return str(result.headers.get("content-type", default)).split(";")[0].strip()
 
 
 def idempotency_key_for(*parts: Any) -> str:
@@ -239,6 +254,31 @@ class InfraiAPI(VendorAPI):
 
         return parse
 
+    def _enveloped_call(
+        self,
+        operation: str,
+        path: str,
+        answer: type[R],
+        *,
+        body: Any = None,
+        key: str | None = None,
+        batch_id: str | None = None,
+        safety: Safety = Safety.IDEMPOTENT,
+        method: str = "POST",
+    ) -> Call[Enveloped[R]]:
+        """A call answered in the ``{ok, data, metadata}`` envelope: an idempotency key travels as the
+        header, a batch id at the end of the path (and in errors)."""
+        return Call(
+            operation,
+            method,
+            self._url(path, *([batch_id] if batch_id else [])),
+            self._enveloped(answer, batch_id),
+            safety=safety,
+            json=body,
+            headers={IDEMPOTENCY_HEADER: key} if key else None,
+            request_id=batch_id,
+        )
+
     def error_details(self, body: Any) -> tuple[str | None, str | None]:
         # Native: {"ok": false, "error": {"code", "message"}}; core: {"error": {"message", "type", "code"}}.
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -253,18 +293,18 @@ class InfraiAPI(VendorAPI):
 
     # -- OpenAI-compatible core ----------------------------------------------------------------
 
-    def _core_json_call(self, route: str, body: dict[str, Any], answer: type[R], key: str | None) -> Call[R]:
-        """One OpenAI-compatible JSON call: keyed (safe to repeat) when the caller gives a key."""
+    def _core_call(
+        self, route: str, parse: Callable[[HttpResult], T], key: str | None, **body: Any
+    ) -> Call[T]:
+        """One OpenAI-compatible POST (``body``: its ``json``, or ``files`` and ``data``): keyed, and
+        so safe to repeat, when the caller gives a key."""
         headers, safety = self._keyed(key)
         return Call(
-            route,
-            "POST",
-            self._url(CORE_ROUTES[route]),
-            self.parser(answer),
-            safety=safety,
-            json=body,
-            headers=headers,
+            route, "POST", self._url(CORE_ROUTES[route]), parse, safety=safety, headers=headers, **body
         )
+
+    def _core_json_call(self, route: str, body: dict[str, Any], answer: type[R], key: str | None) -> Call[R]:
+        return self._core_call(route, self.parser(answer), key, json=body)
 
     def chat_completion(
         self, request: ChatCompletionRequest | Mapping[str, Any], *, idempotency_key: str | None = None
@@ -313,22 +353,17 @@ class InfraiAPI(VendorAPI):
             ),
             "audio.transcriptions request",
         ).body()
-        headers, safety = self._keyed(idempotency_key)
 
         def parse(result: HttpResult) -> Transcription:
-            media_type = result.headers.get("content-type", "").split(";")[0].strip()
-            if media_type == "application/json":
+            if _media_type(result) == "application/json":
                 return self.model(Transcription, self.json_body(result), result)
             # response_format "text" answers with the bare transcript.
             return Transcription(text=result.content.decode("utf-8", "replace").strip())
 
-        return Call(
+        return self._core_call(
             "audio.transcriptions",
-            "POST",
-            self._url(CORE_ROUTES["audio.transcriptions"]),
             parse,
-            safety=safety,
-            headers=headers,
+            idempotency_key,
             files={"file": (filename, file, content_type)},
             data={k: str(v) for k, v in fields.items()},
         )
@@ -337,10 +372,9 @@ class InfraiAPI(VendorAPI):
         self, request: SpeechRequest | Mapping[str, Any], *, idempotency_key: str | None = None
     ) -> Call[SpeechAudio]:
         body = self._request(SpeechRequest, request, "audio.speech request").body()
-        headers, safety = self._keyed(idempotency_key)
 
         def parse(result: HttpResult) -> SpeechAudio:
-            media_type = result.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
+            media_type = _media_type(result, "application/octet-stream")
             if media_type == "application/json" or not result.content:
                 raise UnexpectedResponseError(
                     f"expected audio bytes, got {media_type} ({len(result.content)} bytes)",
@@ -349,15 +383,7 @@ class InfraiAPI(VendorAPI):
                 )
             return SpeechAudio(result.content, media_type)
 
-        return Call(
-            "audio.speech",
-            "POST",
-            self._url(CORE_ROUTES["audio.speech"]),
-            parse,
-            safety=safety,
-            json=body,
-            headers=headers,
-        )
+        return self._core_call("audio.speech", parse, idempotency_key, json=body)
 
     def list_models(self) -> Call[ModelList]:
         return Call("models.list", "GET", self._url(CORE_PREFIX + "/models"), self.parser(ModelList))
@@ -411,22 +437,17 @@ class InfraiAPI(VendorAPI):
         )
         for capability in sorted({r.capability for r in request.requests}):
             self.check_batch_capability(capability)
-        return Call(
+        return self._enveloped_call(
             "batch.submit",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/submit"),
-            self._enveloped(BatchSubmitResult),
-            json=request.model_dump(exclude_none=True),
-            headers={IDEMPOTENCY_HEADER: key},
+            NATIVE_PREFIX + "/batch/submit",
+            BatchSubmitResult,
+            body=request.model_dump(exclude_none=True),
+            key=key,
         )
 
     def batch_status(self, batch_id: str) -> Call[Enveloped[BatchStatus]]:
-        return Call(
-            "batch.status",
-            "GET",
-            self._url(NATIVE_PREFIX + "/batch/status", batch_id),
-            self._enveloped(BatchStatus, batch_id),
-            request_id=batch_id,
+        return self._enveloped_call(
+            "batch.status", NATIVE_PREFIX + "/batch/status", BatchStatus, batch_id=batch_id, method="GET"
         )
 
     def batch_results(
@@ -486,13 +507,12 @@ class InfraiAPI(VendorAPI):
     ) -> Call[Enveloped[BatchStatus]]:
         # Documented idempotent: cancelling twice is harmless, so it is retried like a read. The
         # contract gives the call no body (the id is in the path); a key travels as the header.
-        return Call(
+        return self._enveloped_call(
             "batch.cancel",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/cancel", batch_id),
-            self._enveloped(BatchStatus, batch_id),
-            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
-            request_id=batch_id,
+            NATIVE_PREFIX + "/batch/cancel",
+            BatchStatus,
+            key=idempotency_key,
+            batch_id=batch_id,
         )
 
     def batch_export(
@@ -517,14 +537,8 @@ class InfraiAPI(VendorAPI):
                 "idempotency_key": key,
             }
         )
-        return Call(
-            "batch.export",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/export", batch_id),
-            self._enveloped(ExportJob, batch_id),
-            json=body,
-            headers={IDEMPOTENCY_HEADER: key},
-            request_id=batch_id,
+        return self._enveloped_call(
+            "batch.export", NATIVE_PREFIX + "/batch/export", ExportJob, body=body, key=key, batch_id=batch_id
         )
 
     def batch_set_retention(
@@ -537,14 +551,13 @@ class InfraiAPI(VendorAPI):
         # The contract's body is {retention_days} (the id is in the path); a key travels as the header.
         body = {"retention_days": retention_days}
         # Documented idempotent: setting the same retention twice changes nothing more.
-        return Call(
+        return self._enveloped_call(
             "batch.set_retention",
-            "POST",
-            self._url(NATIVE_PREFIX + "/batch/set_retention", batch_id),
-            self._enveloped(BatchStatus, batch_id),
-            json=body,
-            headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else None,
-            request_id=batch_id,
+            NATIVE_PREFIX + "/batch/set_retention",
+            BatchStatus,
+            body=body,
+            key=idempotency_key,
+            batch_id=batch_id,
         )
 
     # -- native: cost and tokens (estimates only, no work is created) ---------------------------
@@ -554,25 +567,11 @@ class InfraiAPI(VendorAPI):
         messages: str | Sequence[Mapping[str, Any]],
         *,
         model: str | None = None,
-        expected_output_tokens: int | None = None,
-        cache_strategy: str | None = None,
-        batch_mode: bool | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[EstimateOptions],
     ) -> Call[Enveloped[CostEstimate]]:
-        body = self._estimate_body(
-            messages,
-            model=model,
-            expected_output_tokens=expected_output_tokens,
-            cache_strategy=cache_strategy,
-            batch_mode=batch_mode,
-            tools=tools,
-        )
-        return Call(
-            "cost.estimate",
-            "POST",
-            self._url(NATIVE_PREFIX + "/cost/estimate"),
-            self._enveloped(CostEstimate),
-            json=body,
+        body = self._estimate_body(messages, model=model, **options)
+        return self._enveloped_call(
+            "cost.estimate", NATIVE_PREFIX + "/cost/estimate", CostEstimate, body=body
         )
 
     def cost_compare(
@@ -580,26 +579,13 @@ class InfraiAPI(VendorAPI):
         messages: str | Sequence[Mapping[str, Any]],
         *,
         models: Sequence[str] | None = None,
-        expected_output_tokens: int | None = None,
-        cache_strategy: str | None = None,
-        batch_mode: bool | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[EstimateOptions],
     ) -> Call[Enveloped[CostComparison]]:
-        body = self._estimate_body(
-            messages,
-            expected_output_tokens=expected_output_tokens,
-            cache_strategy=cache_strategy,
-            batch_mode=batch_mode,
-            tools=tools,
-        )
+        body = self._estimate_body(messages, **options)
         if models is not None:
             body["models"] = list(models)
-        return Call(
-            "cost.compare",
-            "POST",
-            self._url(NATIVE_PREFIX + "/cost/compare"),
-            self._enveloped(CostComparison),
-            json=body,
+        return self._enveloped_call(
+            "cost.compare", NATIVE_PREFIX + "/cost/compare", CostComparison, body=body
         )
 
     def tokens_count(
@@ -610,35 +596,28 @@ class InfraiAPI(VendorAPI):
         tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> Call[Enveloped[TokenCount]]:
         body = self._estimate_body(messages, model=model, tools=tools)
-        return Call(
-            "tokens.count",
-            "POST",
-            self._url(NATIVE_PREFIX + "/tokens/count"),
-            self._enveloped(TokenCount),
-            json=body,
-        )
+        return self._enveloped_call("tokens.count", NATIVE_PREFIX + "/tokens/count", TokenCount, body=body)
 
     def _estimate_body(
         self,
         messages: str | Sequence[Mapping[str, Any]],
         *,
         model: str | None = None,
-        expected_output_tokens: int | None = None,
-        cache_strategy: str | None = None,
-        batch_mode: bool | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
+        **options: Unpack[EstimateOptions],
     ) -> dict[str, Any]:
+        cache_strategy = options.get("cache_strategy")
         if cache_strategy is not None and cache_strategy not in ("vendor", "infrai", "none"):
             raise InputValidationError(
                 f"cache_strategy must be vendor, infrai or none, got {cache_strategy!r}", vendor=self.vendor
             )
+        tools = options.get("tools")
         return _drop_none(
             {
                 "messages": messages if isinstance(messages, str) else [dict(m) for m in messages],
                 "model": model,
-                "expected_output_tokens": expected_output_tokens,
+                "expected_output_tokens": options.get("expected_output_tokens"),
                 "cache_strategy": cache_strategy,
-                "batch_mode": batch_mode,
+                "batch_mode": options.get("batch_mode"),
                 "tools": [dict(t) for t in tools] if tools is not None else None,
             }
         )
@@ -652,13 +631,8 @@ class InfraiAPI(VendorAPI):
             raise InputValidationError("rerank needs at least one document", vendor=self.vendor)
         body = _drop_none({"model": model, "query": query, "documents": list(documents), "top_n": top_n})
         # Rerank dispatches to a billed upstream model and takes no key: not repeated blindly.
-        return Call(
-            "rerank",
-            "POST",
-            self._url(NATIVE_PREFIX + "/rerank"),
-            self._enveloped(RerankResponse),
-            safety=Safety.CREATES_WORK,
-            json=body,
+        return self._enveloped_call(
+            "rerank", NATIVE_PREFIX + "/rerank", RerankResponse, body=body, safety=Safety.CREATES_WORK
         )
 
     def image_upscale(
@@ -668,13 +642,8 @@ class InfraiAPI(VendorAPI):
             raise InputValidationError(f"factor must be 2 or 4, got {factor}", vendor=self.vendor)
         key = idempotency_key or _new_key()
         body = _drop_none({"image": image, "factor": factor, "idempotency_key": key})
-        return Call(
-            "image.upscale",
-            "POST",
-            self._url(NATIVE_PREFIX + "/image/upscale"),
-            self._enveloped(UpscaleResult),
-            json=body,
-            headers={IDEMPOTENCY_HEADER: key},
+        return self._enveloped_call(
+            "image.upscale", NATIVE_PREFIX + "/image/upscale", UpscaleResult, body=body, key=key
         )
 
     def tts_voices(self, *, cursor: str | None = None, limit: int | None = None) -> Call[Page[Voice]]:
@@ -687,12 +656,8 @@ class InfraiAPI(VendorAPI):
     ) -> Call[Enveloped[VoiceSession]]:
         body = _drop_none({"model": model, "voice": voice, "ttl_seconds": ttl_seconds})
         # Minting a short-lived token bills nothing until it is used: safe to repeat.
-        return Call(
-            "voice.session",
-            "POST",
-            self._url(NATIVE_PREFIX + "/voice/session"),
-            self._enveloped(VoiceSession),
-            json=body,
+        return self._enveloped_call(
+            "voice.session", NATIVE_PREFIX + "/voice/session", VoiceSession, body=body
         )
 
     def account_topup(self, amount_usd: float | None = None) -> Call[Enveloped[Topup]]:
@@ -700,12 +665,11 @@ class InfraiAPI(VendorAPI):
         if amount_usd is not None and amount_usd <= 0:
             raise InputValidationError("amount_usd must be positive", vendor=self.vendor)
         # Each call opens a new checkout session: not repeated blindly.
-        return Call(
+        return self._enveloped_call(
             "account.topup",
-            "POST",
-            self._url(TOPUP_PATH),
-            self._enveloped(Topup),
-            json=_drop_none({"amount_usd": amount_usd}),
+            TOPUP_PATH,
+            Topup,
+            body=_drop_none({"amount_usd": amount_usd}),
             safety=Safety.CREATES_WORK,
         )
 
@@ -786,8 +750,7 @@ class InfraiAPI(VendorAPI):
     def core_to_job(
         self, service: str, result: HttpResult, value: Any, idempotency_key: str | None = None
     ) -> Job:
-        media_type = result.headers.get("content-type", "").split(";")[0].strip()
-        if isinstance(value, Transcription) and media_type != "application/json":
+        if isinstance(value, Transcription) and _media_type(result) != "application/json":
             # response_format "text": the bare transcript, which states no id and no cost.
             output: Any = {"text": value.text}
             body: dict[str, Any] = {}
@@ -858,6 +821,7 @@ __all__ = [
     "ERROR_CODES",
     "MAX_TRANSCRIPTION_FILE_BYTES",
     "MULTIPART_ROUTES",
+    "EstimateOptions",
     "InfraiAPI",
     "core_cost",
     "idempotency_key_for",

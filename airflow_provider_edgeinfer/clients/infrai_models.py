@@ -15,13 +15,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from airflow_provider_edgeinfer.clients.openai_models import Lenient as _Lenient
+from airflow_provider_edgeinfer.clients.openai_models import Usage
+
 D = TypeVar("D")
-
-
-class _Lenient(BaseModel):
-    """Vendor answers grow fields; keep unknown ones rather than fail."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class _Request(BaseModel):
@@ -96,45 +93,6 @@ class TranscriptionRequest(_Request):
 # -- OpenAI-compatible core: answers ----------------------------------------------------------
 
 
-class Usage(_Lenient):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    #: Assumed: what the call cost, when the gateway says (see ``core_cost``).
-    cost_usd: float | None = None
-
-
-class ChatMessage(_Lenient):
-    role: str
-    content: Any = None
-    refusal: str | None = None
-
-
-class ChatChoice(_Lenient):
-    index: int
-    message: ChatMessage
-    logprobs: Any = None
-    finish_reason: str | None = None
-
-
-class ChatCompletion(_Lenient):
-    id: str
-    object: str = "chat.completion"
-    created: int | None = None
-    model: str
-    choices: list[ChatChoice]
-    usage: Usage | None = None
-    system_fingerprint: str | None = None
-
-    @property
-    def text(self) -> str | None:
-        """The first choice's text, the common case."""
-        if not self.choices:
-            return None
-        content = self.choices[0].message.content
-        return content if isinstance(content, str) else None
-
-
 class EmbeddingItem(_Lenient):
     index: int
     embedding: list[float] | str
@@ -183,18 +141,6 @@ class SpeechAudio:
     @property
     def size(self) -> int:
         return len(self.content)
-
-
-class ModelInfo(_Lenient):
-    id: str
-    object: str = "model"
-    created: int | None = None
-    owned_by: str | None = None
-
-
-class ModelList(_Lenient):
-    object: str = "list"
-    data: list[ModelInfo]
 
 
 # -- native: batches --------------------------------------------------------------------------
@@ -411,10 +357,7 @@ __all__ = [
     "BatchStatus",
     "BatchSubmitRequest",
     "BatchSubmitResult",
-    "ChatChoice",
-    "ChatCompletion",
     "ChatCompletionRequest",
-    "ChatMessage",
     "CostBreakdown",
     "CostComparison",
     "CostEstimate",
@@ -429,8 +372,6 @@ __all__ = [
     "ImageSize",
     "ImagesResponse",
     "ItemError",
-    "ModelInfo",
-    "ModelList",
     "RerankResponse",
     "RerankResult",
     "SpeechAudio",
@@ -439,7 +380,6 @@ __all__ = [
     "Topup",
     "Transcription",
     "TranscriptionRequest",
-    "Usage",
     "Voice",
     "VoicePage",
     "VoiceSession",

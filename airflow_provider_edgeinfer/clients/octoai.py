@@ -33,20 +33,20 @@ from airflow_provider_edgeinfer.clients.core import (
     Call,
     HttpResult,
     InlineFile,
+    Job,
+    JobState,
     VendorAPI,
     check_base_url,
     host_of,
     is_loopback,
+    map_state,
 )
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
 from airflow_provider_edgeinfer.clients.octoai_media import DecodedMedia, decode_media
 from airflow_provider_edgeinfer.clients.octoai_models import (
     VENDOR,
     AsyncAccepted,
-    ChatCompletion,
     ImageGenerationRequest,
     ImageGenerationResponse,
-    ModelList,
     PollStatus,
     VideoGenerationRequest,
     VideoGenerationResponse,
@@ -58,6 +58,7 @@ from airflow_provider_edgeinfer.clients.octoai_schema import (
     openapi_document,
     schema_errors,
 )
+from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, ModelList
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
@@ -565,13 +566,7 @@ class OctoAIAPI(VendorAPI):
         def parse(result: HttpResult) -> Job:
             accepted = call.parse(result)
             # The 201 answer carries no status; the first poll says "pending".
-            return Job(
-                vendor=self.vendor,
-                request_id=accepted.response_id,
-                state=JobState.QUEUED,
-                vendor_state="pending",
-                service=service,
-            )
+            return self.to_job(PollStatus(status="pending"), accepted.response_id, service)
 
         return _reparse(call, "submit", parse)
 

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_provider_edgeinfer.clients.openai_models import Lenient as _Lenient
+
 VENDOR = "octoai"
-
-
-class _Lenient(BaseModel):
-    """Vendor objects grow fields; keep unknown ones rather than fail."""
-
-    model_config = ConfigDict(extra="allow")
 
 
 class ImageGenerationRequest(BaseModel):
@@ -79,12 +75,17 @@ class VideoGenerationRequest(BaseModel):
     seed: int | list[int | None] | None = None
 
 
-class ImageGeneration(_Lenient):
-    #: None when the safety filter removed the image (documented: a result, not an error).
-    image_b64: str | None = Field(repr=False)
+class _Generated(_Lenient):
+    """What OctoAI states of each image or video it generated."""
+
     removed_for_safety: bool = False
     seed: int | None = None
     safety_score: float | None = None
+
+
+class ImageGeneration(_Generated):
+    #: None when the safety filter removed the image (documented: a result, not an error).
+    image_b64: str | None = Field(repr=False)
 
 
 class ImageGenerationResponse(_Lenient):
@@ -92,11 +93,8 @@ class ImageGenerationResponse(_Lenient):
     prediction_time_ms: float | None = None
 
 
-class VideoGeneration(_Lenient):
+class VideoGeneration(_Generated):
     video: str | None = Field(repr=False)
-    removed_for_safety: bool = False
-    seed: int | None = None
-    safety_score: float | None = None
 
 
 class VideoGenerationResponse(_Lenient):
@@ -134,49 +132,3 @@ class PollStatus(_Lenient):
     response_url: str | None = None
     #: Why a failed inference failed (assumed shape: ``{"status": "failed", "message": ...}``).
     message: str | None = None
-
-
-class ChatMessage(_Lenient):
-    role: str
-    content: str | None = None
-
-
-class ChatChoice(_Lenient):
-    index: int = 0
-    message: ChatMessage
-    finish_reason: str | None = None
-
-
-class ChatUsage(_Lenient):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class ChatCompletion(_Lenient):
-    id: str
-    object: str | None = None
-    created: int | None = None
-    model: str | None = None
-    choices: list[ChatChoice]
-    usage: ChatUsage | None = None
-
-    @property
-    def text(self) -> str:
-        if not self.choices:
-            return ""
-        return self.choices[0].message.content or ""
-
-
-class TextModel(_Lenient):
-    """OpenAI's model object."""
-
-    id: str
-    object: str | None = None
-    created: int | None = None
-    owned_by: str | None = None
-
-
-class ModelList(_Lenient):
-    object: str | None = None
-    data: list[TextModel] = Field(default_factory=list)

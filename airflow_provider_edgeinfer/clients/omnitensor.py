@@ -24,16 +24,17 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from airflow_provider_edgeinfer.clients.auth import TokenExchangeAuth
 from airflow_provider_edgeinfer.clients.core import (
     Call,
     Credentials,
     HttpResult,
+    Job,
+    JobState,
     Page,
+    TokenExchangeAuth,
     VendorAPI,
     check_base_url,
 )
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,
@@ -242,7 +243,7 @@ class OmniTensorAPI(VendorAPI):
     """OmniTensor's endpoints as calls.
 
     Inference is synchronous: :meth:`submit` returns a call whose answer is already a terminal
-    :class:`~airflow_provider_edgeinfer.clients.jobs.Job`, and ``status``/``cancel`` stay None.
+    :class:`~airflow_provider_edgeinfer.clients.core.Job`, and ``status``/``cancel`` stay None.
     """
 
     vendor: ClassVar[str] = "omnitensor"

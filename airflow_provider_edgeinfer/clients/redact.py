@@ -5,6 +5,9 @@ reach a log line, an exception or XCom goes through :func:`redact_url` first. ht
 request's full URL at INFO, and Airflow writes INFO into the task log: importing this module (which
 the HTTP layer always does, through :mod:`~airflow_provider_edgeinfer.clients.core`) installs a
 filter that cuts the query of every URL httpx logs.
+
+A failed exchange is told in fixed words (:func:`describe_failure`): an HTTP library's own exception
+text may quote the request's headers (the credential) or bytes the server chose.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 from urllib.parse import quote, urlsplit, urlunsplit
 
 REDACTED = "***"
@@ -139,3 +143,88 @@ def protect_httpx_log() -> None:
 
 
 protect_httpx_log()
+
+
+# -- describing a failed exchange ---------------------------------------------------------------
+
+_REASONS: list[tuple[str, str]] = [
+    # (class name in the exception's MRO, fixed words); the first match wins, so specific first.
+    ("ConnectTimeout", "connecting timed out"),
+    ("ConnectionTimeoutError", "connecting timed out"),
+    ("PoolTimeout", "no free connection in the pool in time"),
+    ("ReadTimeout", "reading the answer timed out"),
+    ("SocketTimeoutError", "reading the answer timed out"),
+    ("ServerTimeoutError", "the server did not answer in time"),
+    ("WriteTimeout", "sending the request timed out"),
+    ("ProxyError", "the proxy refused or failed the request"),
+    ("ClientProxyConnectionError", "the proxy could not be reached"),
+    ("ClientHttpProxyError", "the proxy refused or failed the request"),
+    ("ClientConnectorCertificateError", "the server's TLS certificate was refused"),
+    ("ClientConnectorSSLError", "the TLS handshake failed"),
+    ("ClientSSLError", "the TLS handshake failed"),
+    ("ClientConnectorDNSError", "the host name did not resolve"),
+    ("ClientConnectorError", "could not connect"),
+    ("ConnectError", "could not connect"),
+    ("ServerDisconnectedError", "the server closed the connection"),
+    ("ClientPayloadError", "the answer's body was cut or malformed"),
+    ("ClientResponseError", "the answer was not valid HTTP (bad status line or oversized header)"),
+    ("RemoteProtocolError", "the answer was not valid HTTP"),
+    ("LineTooLong", "the answer was not valid HTTP (a line too long)"),
+    ("HttpProcessingError", "the answer was not valid HTTP"),
+    ("LocalProtocolError", "the request could not be encoded as HTTP"),
+    ("DecodingError", "the answer's content-encoding could not be decoded"),
+    ("UnsupportedProtocol", "the URL's scheme is not supported"),
+    ("InvalidURL", "the URL is not valid"),
+    ("InvalidUrlClientError", "the URL is not valid"),
+    ("NonHttpUrlClientError", "the URL's scheme is not supported"),
+    ("TooManyRedirects", "too many redirects"),
+    ("ReadError", "the connection broke while reading the answer"),
+    ("WriteError", "the connection broke while sending the request"),
+    ("ClientOSError", "a socket error"),
+    ("ServerConnectionError", "the connection to the server failed"),
+    ("ClientConnectionError", "the connection failed"),
+    ("TimeoutException", "timed out"),
+    ("TimeoutError", "timed out"),
+    ("SSLError", "a TLS error"),
+]
+
+
+#: Packages whose exceptions are failures of an exchange (not bugs in the caller).
+_NETWORK_PACKAGES = frozenset({"httpx", "httpcore", "h11", "anyio", "aiohttp", "yarl", "multidict", "ssl"})
+
+
+def is_transport_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the network or an HTTP stack, rather than from a bug of ours."""
+    package = type(exc).__module__.partition(".")[0]
+    return isinstance(exc, OSError | TimeoutError) or package in _NETWORK_PACKAGES
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The aiohttp error under an httpx one (httpx-aiohttp maps them coarsely)."""
+    cause = exc.__cause__
+    if type(exc).__module__.startswith("httpx") and type(cause).__module__.startswith("aiohttp"):
+        return cause  # type: ignore[return-value]
+    return exc
+
+
+def safe_reason(exc: BaseException) -> str:
+    """Fixed words for what went wrong: nothing from the exception's own text."""
+    exc = _innermost(exc)
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    for name, words in _REASONS:
+        if name in names:
+            if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.errno:
+                return f"{words} (errno {exc.errno})"
+            return words
+    if isinstance(exc, OSError) and exc.errno:
+        return f"a socket error (errno {exc.errno})"
+    return "the exchange failed"
+
+
+def describe_failure(
+    exc: BaseException, method: str, url: str, secrets: tuple[str, ...] = (), reason: str | None = None
+) -> str:
+    """``ReadTimeout on GET https://host/path: reading the answer timed out``, from safe parts only."""
+    name = type(_innermost(exc)).__name__
+    text = f"{name} on {method} {redact_url(url)}: {reason or safe_reason(exc)}"
+    return redact_text(text, secrets)

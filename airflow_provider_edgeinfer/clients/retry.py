@@ -1,23 +1,37 @@
-"""The one retry policy ("Retrying safely" in the vendor contracts), as small pure functions.
+"""When to send again: the one retry policy, the one transient rule and the one pause per connection.
 
-A call is classified by what repeating it could cost (:class:`Safety`); an error is classified by
-what it proves about whether the vendor saw the request. Both sync and async senders build their
+**Retrying** ("Retrying safely" in the vendor contracts), as small pure functions. A call is
+classified by what repeating it could cost (:class:`Safety`); an error is classified by what it
+proves about whether the vendor saw the request (:func:`is_retryable`: at once, automatically;
+:func:`is_transient`: later, by another poll or round). Both sync and async senders build their
 tenacity retryer from :func:`retry_kwargs`, so the rule exists once.
+
+**Pacing.** Every sender of one connection (the fan-out's senders, the batch watcher's reads, the
+poller's reads) waits on the same :class:`RateLimiter` before each attempt, so one 429 slows all of them at
+once, for as long as the vendor's ``Retry-After`` asks, instead of each backing off on its own and
+the others carrying on at full rate. A 429 is never counted as a failure: it says nothing about
+the request, only "not now". A caller's deadline (a batch's ``timeout``) always wins over a pause.
+
+:func:`limiter_for` gives the limiter of a client: every user of one shared client (in the
+triggerer, every trigger of a connection) gets the same one. :class:`PacedSender` sends calls one
+attempt at a time through such a limiter, retrying through tenacity with the one retry policy above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import enum
 import math
 import random
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
 from airflow_provider_edgeinfer.exceptions import (
     MALFORMED_BODY,
@@ -161,3 +175,188 @@ def retry_kwargs(
     if before_sleep is not None:
         kwargs["before_sleep"] = before_sleep
     return kwargs
+
+
+# -- one pause per connection ------------------------------------------------------------------
+
+#: Backoff when a 429 carries no Retry-After: first pause, doubled per 429 in a row, up to the cap.
+INITIAL_PAUSE = 1.0
+MAX_PAUSE = 300.0
+
+
+class RateLimiter:
+    """A pause every caller waits out before sending; 429s extend it, a success resets the backoff."""
+
+    def __init__(
+        self,
+        *,
+        initial_pause: float = INITIAL_PAUSE,
+        max_pause: float = MAX_PAUSE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._initial = initial_pause
+        self._max = max_pause
+        self._clock = clock
+        self._sleep = sleep
+        self._resume_at = 0.0
+        #: When the backoff last grew: a 429 answering a request sent before then is the same news.
+        self._struck_at = -math.inf
+        self._strikes = 0
+        #: 429s (and other answers with a Retry-After) seen; benchmarks and tests read it.
+        self.throttled_count = 0
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until sending may resume (0 when not paused)."""
+        return max(0.0, self._resume_at - self._clock())
+
+    def throttled(self, retry_after: float | None, *, sent_at: float | None = None) -> float:
+        """Record a 429; returns the pause it imposes on every caller.
+
+        The vendor's ``Retry-After`` wins (capped at ``max_pause``); without one the pause doubles
+        with each 429 in a row. A pause is only ever extended, never shortened, by a later 429.
+        ``sent_at`` (what :meth:`wait` returned before the refused send): a 429 to a request that
+        was already in flight when the backoff last grew does not grow it again, so many senders
+        refused together back off once, not once each.
+        """
+        self.throttled_count += 1
+        now = self._clock()
+        if sent_at is None or sent_at > self._struck_at:
+            self._strikes += 1
+            self._struck_at = now
+        if retry_after is not None:
+            pause = min(max(0.0, retry_after), self._max)
+        else:
+            pause = min(self._max, self._initial * 2.0 ** min(self._strikes - 1, 30))
+        self._resume_at = max(self._resume_at, now + pause)
+        return pause
+
+    def succeeded(self) -> None:
+        self._strikes = 0
+
+    async def wait(self, deadline: float | None = None) -> float:
+        """Return once no pause is in force, or once the wall-clock ``deadline`` has come.
+
+        Returns the limiter's clock reading as it lets the caller through (``sent_at`` for
+        :meth:`throttled`). A vendor may ask for any pause (``Retry-After: 999999999``): the
+        caller's deadline wins.
+        """
+        # The pause may grow while we sleep (another 429), hence the loop.
+        while (delay := self._resume_at - self._clock()) > 0:
+            if deadline is not None:
+                delay = min(delay, deadline - time.time())
+                if delay <= 0:
+                    break
+            await self._sleep(delay)
+        return self._clock()
+
+
+_limiters: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+
+
+def limiter_for(client: Any) -> RateLimiter:
+    """The limiter every user of ``client`` shares (created with the first call; gone with the client)."""
+    limiter = _limiters.get(client)
+    if limiter is None:
+        limiter = _limiters[client] = RateLimiter()
+    return limiter
+
+
+class DeadlinePassed(Exception):
+    """The caller's deadline came before the call could be sent (paused, or waiting to retry)."""
+
+
+class PacedSender:
+    """Sends calls through ``send_once`` (one attempt each), paced by ``limiter``, until ``deadline``.
+
+    Before every attempt it waits out the connection's pause. A 429 pauses every sender of the
+    limiter and is retried without counting against ``retry.max_attempts``; any other failure is
+    retried as the one retry policy allows (:func:`~.retry.is_retryable`, backoff with jitter),
+    and one carrying a ``Retry-After`` (a 503 that says when to come back) pauses everyone too.
+    Nothing waits past ``deadline`` (epoch seconds): :class:`DeadlinePassed` says it came first.
+    ``api`` is the client's, so a sender stands in for the client wherever calls are built.
+    """
+
+    def __init__(
+        self,
+        send_once: Callable[[Any], Awaitable[Any]],
+        limiter: RateLimiter,
+        retry: RetrySettings,
+        *,
+        api: Any = None,
+        deadline: float = math.inf,
+    ) -> None:
+        self._send_once = send_once
+        self.limiter = limiter
+        self.retry = retry
+        self.api = api
+        self.deadline = deadline
+
+    @classmethod
+    def of(cls, client: Any, *, deadline: float = math.inf) -> PacedSender:
+        """A paced sender over a transport client, sharing that client's limiter."""
+        return cls(
+            client.send_once, limiter_for(client), client.settings.retry, api=client.api, deadline=deadline
+        )
+
+    async def send(self, call: Any) -> Any:
+        # Most sends succeed at once: they cost a look at the pause and the send. Tenacity's
+        # machinery (tens of microseconds a call, a fan-out's whole margin) starts at a failure.
+        sent_at = await self._ready()
+        try:
+            answer = await self._send_once(call)
+        except Exception as exc:
+            return await self._retried(call, exc, sent_at)
+        self.limiter.succeeded()
+        return answer
+
+    async def _ready(self) -> float:
+        """Wait out the pause; the limiter's clock at the send, or :class:`DeadlinePassed`."""
+        sent_at = await self.limiter.wait(self.deadline)
+        if time.time() >= self.deadline:
+            raise DeadlinePassed("the deadline came before the call could be sent")
+        return sent_at
+
+    async def _retried(self, call: Any, failed: Exception, sent_at: float) -> Any:
+        """The retries after ``failed``, the first attempt's error, which tenacity judges first."""
+        failures = 0
+        first: list[Exception] = [failed]
+
+        def counted(state: RetryCallState) -> None:
+            nonlocal failures
+            error = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(error, RateLimitError):
+                self.limiter.throttled(error.retry_after, sent_at=sent_at)
+                return  # "not now" from the vendor: no failure of the call
+            failures += 1
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None:
+                self.limiter.throttled(retry_after, sent_at=sent_at)
+
+        def stop(state: RetryCallState) -> bool:
+            return failures >= self.retry.max_attempts
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(error, RateLimitError) or getattr(error, "retry_after", None) is not None:
+                return 0.0  # the limiter holds the next attempt, and every other sender's
+            return max(0.0, min(backoff_delay(failures, self.retry), self.deadline - time.time()))
+
+        def retryable(state: RetryCallState) -> bool:
+            error = state.outcome.exception() if state.outcome is not None else None
+            # A 429 was refused before any work was done: sending again later is always safe.
+            return isinstance(error, RateLimitError) or (
+                error is not None and is_retryable(error, call.safety)
+            )
+
+        retrying = AsyncRetrying(retry=retryable, stop=stop, wait=wait, after=counted, reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                if first:
+                    raise first.pop()  # the attempt already made, judged like any other
+                sent_at = await self._ready()
+                answer = await self._send_once(call)
+                self.limiter.succeeded()
+                return answer
+        raise AssertionError("unreachable: tenacity re-raises the last error")

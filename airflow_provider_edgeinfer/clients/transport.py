@@ -4,10 +4,20 @@
 (request building, answer handling, error mapping, retry rules, logging) lives in
 :class:`_Shell`; the two subclasses only differ in ``await``.
 
-Every answer is bounded (:mod:`~airflow_provider_edgeinfer.clients.limits`): its decoded size by
+Every answer is bounded, the same way for both HTTP stacks (the lean fan-out sender of
+:mod:`~airflow_provider_edgeinfer.clients.aiosend` included): its decoded size by
 ``max_response_bytes``, counted while it streams in, and the whole exchange by ``call_deadline``.
-Any failure of the HTTP stack becomes one of the provider's errors, described from safe parts only.
-:func:`download_media` streams an output's media file under its own pair of limits.
+An answer is read as raw bytes and decoded here (gzip / deflate) with the decoded size counted as it
+grows, so a body past its limit, or a small gzip bomb, is abandoned after about ``limit`` bytes
+instead of inflating whole in memory (:class:`BoundedBody`). A :class:`Deadline` bounds one exchange
+from its start (or from the end of an upload's body) to the last byte of the answer, which per-read
+timeouts cannot do against an answer that drips one byte at a time. A failed exchange is described
+only by safe, fixed words (:func:`~airflow_provider_edgeinfer.clients.redact.describe_failure`):
+never ``str`` or ``repr`` of an HTTP library's exception, which may hold the request's headers (the
+credential) or bytes the server chose.
+Any failure of the HTTP stack becomes one of the provider's errors.
+:func:`~airflow_provider_edgeinfer.clients.media_urls.download_media` streams an output's media file
+under its own pair of limits, with these same bounds.
 """
 
 from __future__ import annotations
@@ -15,10 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+import math
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import httpcore
 import httpx
@@ -31,32 +44,17 @@ from airflow_provider_edgeinfer.clients.core import (
     HttpResult,
     Page,
     VendorAPI,
-)
-from airflow_provider_edgeinfer.clients.limits import (
-    ACCEPT_ENCODING,
-    DEFAULT_CALL_DEADLINE,
-    DEFAULT_DOWNLOAD_DEADLINE,
-    DEFAULT_MAX_DOWNLOAD_BYTES,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    BoundedBody,
-    Deadline,
-    check_json_input,
-    deadline_reason,
-    declared_too_large,
-    describe_failure,
-    is_transport_failure,
     too_deep,
-    too_large,
 )
-from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, MediaURLGuard, check_media_url
-from airflow_provider_edgeinfer.clients.redact import redact_url
+from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, retry_kwargs
 from airflow_provider_edgeinfer.exceptions import (
     DEADLINE_EXCEEDED,
+    MALFORMED_BODY,
+    RESPONSE_TOO_LARGE,
     EdgeInferError,
+    InputValidationError,
     UnexpectedResponseError,
-    VendorConnectionError,
-    VendorTimeoutError,
 )
 
 log = logging.getLogger("airflow_provider_edgeinfer.clients")
@@ -78,6 +76,241 @@ def _never_sent(exc: httpx.TransportError) -> bool:
 
         return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
     return isinstance(exc, _NEVER_SENT)
+
+
+# -- bounds on every answer: size and time ----------------------------------------------------
+
+#: Largest decoded API answer. The biggest legitimate ones are a few MB (a Theta listing page of
+#: 1,000 requests, an OctoAI image returned inline as base64, an infrai export page); 64 MiB leaves
+#: an order of magnitude of room while a hostile or broken answer costs at most that (plus about as
+#: much again while it is parsed) in a worker or a triggerer shared by thousands of triggers.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Largest media file downloaded from an output URL. Generated media (images, a few minutes of
+#: audio or video) weighs MBs to hundreds of MBs; 2 GiB bounds the disk a hostile URL can fill.
+DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
+#: Longest API exchange, connect to last byte. Vendor calls answer within seconds, and those that
+#: legitimately wait longer (Theta ``wait``, OmniTensor's synchronous inference) carry their own
+#: read timeout, which extends this; 300 s stops only an answer that never ends.
+DEFAULT_CALL_DEADLINE = 300.0
+#: Longest media download: 2 GiB at about 1 MB/s fits, a drip never ends.
+DEFAULT_DOWNLOAD_DEADLINE = 3600.0
+
+#: Nesting a JSON input may have; deeper would blow the encoder's recursion (nothing legitimate nests
+#: so deep) and deeper answers are refused by the decoders' own recursion limit.
+MAX_INPUT_DEPTH = 500
+
+#: Content-encodings decoded here (httpx advertises exactly these without brotli or zstandard).
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+def too_large(what: str, url: str, limit: int, extra: str, *, status: int | None = None) -> EdgeInferError:
+    return UnexpectedResponseError(
+        f"{what} from {redact_url(url)} exceeds {extra} ({limit} bytes decoded); it was abandoned",
+        http_status=status,
+        code=RESPONSE_TOO_LARGE,
+        hint=f"Raise the connection's {extra} extra if such an answer is expected.",
+    )
+
+
+#: Most bytes one decompression step produces, so a bomb never inflates more than this at once.
+_PIECE = 1024 * 1024
+
+
+class _Inflate:
+    """One content-encoding stage (gzip, or zlib / raw deflate)."""
+
+    def __init__(self, encoding: str) -> None:
+        self._deflate = encoding == "deflate"
+        self._started = False
+        self._obj = zlib.decompressobj(zlib.MAX_WBITS if self._deflate else zlib.MAX_WBITS | 16)
+
+    def _step(self, data: bytes) -> bytes:
+        try:
+            out = self._obj.decompress(data, _PIECE)
+        except zlib.error:
+            if not (self._deflate and not self._started):
+                raise
+            # "deflate" is meant to be zlib-wrapped but some servers send it raw (httpx accepts both).
+            self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._obj.decompress(data, _PIECE)
+        self._started = True
+        return out
+
+    def pieces(self, data: bytes) -> Iterator[bytes]:
+        out = self._step(data)
+        yield out
+        while self._obj.unconsumed_tail:
+            yield self._step(self._obj.unconsumed_tail)
+
+    def flush(self) -> bytes:
+        return self._obj.flush()
+
+
+class BoundedBody:
+    """Decodes an answer's body as its raw chunks arrive and refuses more than ``limit`` decoded bytes.
+
+    ``overflow()`` builds the error raised once the limit is passed. Decoding goes at most 1 MiB at a
+    time through every stage of a (possibly chained) encoding, each stage bounded by ``limit`` too,
+    so a compressed bomb costs about 1 MiB of memory per step and stops after about ``limit`` bytes.
+    """
+
+    def __init__(
+        self, content_encoding: str | None, limit: int, overflow: Callable[[], EdgeInferError]
+    ) -> None:
+        names = [e.strip().lower() for e in (content_encoding or "").split(",")]
+        names = [e for e in names if e and e != "identity"]
+        unknown = [e for e in names if e not in ("gzip", "x-gzip", "deflate")]
+        if unknown:
+            raise UnexpectedResponseError(
+                f"the answer uses content-encoding {unknown[0][:40]!r}, which was not asked for",
+                code=MALFORMED_BODY,
+            )
+        # Undone in the reverse order of application.
+        self._stages = [_Inflate("deflate" if e == "deflate" else "gzip") for e in reversed(names)]
+        self._made = [0] * len(self._stages)
+        self._limit = limit
+        self._overflow = overflow
+        self.size = 0
+
+    def _through(self, index: int, data: bytes) -> Iterator[bytes]:
+        if index == len(self._stages):
+            yield self._count(data)
+            return
+        for piece in self._stages[index].pieces(data):
+            self._made[index] += len(piece)
+            if self._made[index] > self._limit:
+                raise self._overflow()
+            if piece:
+                yield from self._through(index + 1, piece)
+
+    def _guarded(self, pieces: Iterator[bytes]) -> Iterator[bytes]:
+        try:
+            yield from pieces
+        except zlib.error:
+            raise UnexpectedResponseError(
+                "the answer's compressed body could not be decoded", code=MALFORMED_BODY
+            ) from None
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        """The decoded pieces of ``raw``; raises once the decoded total passes the limit."""
+        return self._guarded(self._through(0, raw))
+
+    def finish(self) -> Iterator[bytes]:
+        """What the decoders still hold once the raw body has ended."""
+
+        def flushed() -> Iterator[bytes]:
+            for index, stage in enumerate(self._stages):
+                tail = stage.flush()
+                if tail:
+                    self._made[index] += len(tail)
+                    if self._made[index] > self._limit:
+                        raise self._overflow()
+                    yield from self._through(index + 1, tail)
+
+        return self._guarded(flushed())
+
+    def read_all(self, chunks: Iterable[bytes]) -> bytes:
+        """Every decoded byte of ``chunks`` (the raw body), joined."""
+        parts = [piece for raw in chunks for piece in self.feed(raw)]
+        parts.extend(self.finish())
+        return b"".join(parts)
+
+    def counted(self, decoded: bytes) -> bytes:
+        """``decoded`` (a body some other code already read and decoded), checked against the limit."""
+        return self._count(decoded)
+
+    def _count(self, data: bytes) -> bytes:
+        self.size += len(data)
+        if self.size > self._limit:
+            raise self._overflow()
+        return data
+
+
+def declared_too_large(headers: Any, limit: int) -> bool:
+    """Whether an unencoded answer's Content-Length already says it is past ``limit``."""
+    if (headers.get("content-encoding") or "identity").strip().lower() != "identity":
+        return False
+    try:
+        return int(headers.get("content-length") or 0) > limit
+    except ValueError:
+        return False
+
+
+class Deadline:
+    """A total time bound for one exchange (monotonic clock).
+
+    An upload suspends it while its body streams out (each write stays bounded by the write
+    timeout; a large file legitimately takes longer than any answer) and restarts it once the body
+    is sent, so the answer gets the whole deadline.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self.end = clock() + seconds
+        self._moves: list[Callable[[float | None], None]] = []
+
+    def on_move(self, callback: Callable[[float | None], None]) -> None:
+        """Call ``callback(seconds left)`` on a restart, ``callback(None)`` on a suspension."""
+        self._moves.append(callback)
+
+    def suspend(self) -> None:
+        self.end = math.inf
+        for callback in self._moves:
+            callback(None)
+
+    def restart(self) -> None:
+        self.end = self._clock() + self.seconds
+        for callback in self._moves:
+            callback(self.seconds)
+
+    def remaining(self) -> float:
+        return self.end - self._clock()
+
+    @property
+    def passed(self) -> bool:
+        return self.remaining() <= 0
+
+    def clamp(self, timeout: float | None) -> float | None:
+        """``timeout`` shortened to what is left (at least a sliver, so the read fails as a timeout)."""
+        left = self.remaining()
+        if math.isinf(left):
+            return timeout
+        left = max(left, 0.001)
+        return left if timeout is None else min(timeout, left)
+
+
+def deadline_reason(seconds: float, extra: str) -> str:
+    return f"the {extra} of {seconds:g} s passed before the answer ended"
+
+
+def check_json_input(value: Any, *, vendor: str | None = None, root: str = "body") -> None:
+    """Refuse NaN / infinity (invalid JSON) and absurd nesting anywhere in a request body.
+
+    Iterative, so an input nested deeper than the interpreter's recursion limit is told, not crashed on.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, root, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InputValidationError(
+                    f"field {path} is {item!r}, which JSON cannot carry; send a finite number or null",
+                    vendor=vendor,
+                )
+            continue
+        if isinstance(item, dict | list | tuple):
+            if depth >= MAX_INPUT_DEPTH:
+                raise InputValidationError(
+                    f"field {path} nests deeper than {MAX_INPUT_DEPTH} levels", vendor=vendor
+                )
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                child_path = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+                stack.append((child, child_path, depth + 1))
+
+
+# -- the shells ---------------------------------------------------------------------------------
 
 
 def default_async_transport(settings: HttpSettings) -> httpx.AsyncBaseTransport | None:
@@ -176,15 +409,16 @@ class HttpSettings:
         return size, deadline
 
 
-#: The deadline of the exchange running in this context (sync shell): every socket read, write and
-#: connect is shortened to what is left of it, so even an answer's headers cannot drip for ever.
-_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
+#: The deadline of the exchange running in this context (sync shell, media downloads): every socket
+#: read, write and connect is shortened to what is left of it, so even an answer's headers cannot
+#: drip for ever.
+EXCHANGE_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "edgeinfer_deadline", default=None
 )
 
 
 def _clamp(timeout: float | None) -> float | None:
-    deadline = _DEADLINE.get()
+    deadline = EXCHANGE_DEADLINE.get()
     return timeout if deadline is None else deadline.clamp(timeout)
 
 
@@ -234,8 +468,8 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def _bound_sync_client(client: httpx.Client) -> httpx.Client:
-    """Make every socket operation of ``client`` (its own transport and proxy mounts) obey _DEADLINE.
+def bound_sync_client(client: httpx.Client) -> httpx.Client:
+    """Make every socket operation of ``client`` (its own transport and proxy mounts) obey EXCHANGE_DEADLINE.
 
     httpx has no total timeout and no public way to pass a network backend, hence the pools' backend
     is wrapped after construction; a transport without one (a test's MockTransport) is left alone.
@@ -441,13 +675,13 @@ class SyncClient(_Shell[A]):
         auth: httpx.Auth | None = None,
     ) -> None:
         super().__init__(api, credentials, settings, auth=auth)
-        self._http = _bound_sync_client(httpx.Client(transport=transport, **self._client_kwargs()))
+        self._http = bound_sync_client(httpx.Client(transport=transport, **self._client_kwargs()))
 
     def _send_once(self, call: Call[T]) -> T:
         self._check(call)
         limit, seconds = self.settings.limits_of(call)
         deadline = Deadline(seconds)
-        token = _DEADLINE.set(deadline)
+        token = EXCHANGE_DEADLINE.set(deadline)
         try:
             request = self._http.build_request(**self._request_kwargs(call))
             _wrap_upload(request, deadline)
@@ -469,7 +703,7 @@ class SyncClient(_Shell[A]):
             # Whatever the HTTP stack raised, told from safe parts only.
             raise self._transport_error(call, exc, deadline) from None
         finally:
-            _DEADLINE.reset(token)
+            EXCHANGE_DEADLINE.reset(token)
         return self._finish(
             call, HttpResult(response.status_code, response.headers, content, str(response.url))
         )
@@ -520,7 +754,7 @@ class AsyncClient(_Shell[A]):
         self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
 
     async def send_once(self, call: Call[T]) -> T:
-        """One attempt, no retry: for callers that pace and retry themselves (``ratelimit.PacedSender``)."""
+        """One attempt, no retry: for callers that pace and retry themselves (``retry.PacedSender``)."""
         self._check(call)
         limit, seconds = self.settings.limits_of(call)
         deadline = Deadline(seconds, asyncio.get_running_loop().time)
@@ -587,92 +821,3 @@ class AsyncClient(_Shell[A]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-
-def download_media(
-    url: str,
-    out: IO[bytes],
-    settings: HttpSettings | None = None,
-    *,
-    vendor: str | None = None,
-    chunk_size: int = 1024 * 1024,
-) -> int:
-    """Stream the media at ``url`` into ``out``; returns the decoded bytes written.
-
-    No credential goes along (media URLs are presigned or public); redirects are followed. The
-    download is bounded by ``settings.max_download_bytes`` (counted decoded, as it streams, so
-    a compressed bomb stops after about that many bytes) and ``settings.download_deadline``.
-    On an error the bytes already written stay in ``out``: the caller discards the file.
-    """
-    settings = settings or HttpSettings()
-    where = redact_url(url)
-    check_media_url(url, vendor=vendor)
-    limit = settings.max_download_bytes
-    deadline = Deadline(settings.download_deadline)
-    written = 0
-    token = _DEADLINE.set(deadline)
-    client = _bound_sync_client(
-        httpx.Client(
-            timeout=settings.timeout(),
-            follow_redirects=True,
-            # Every redirect hop is held to the rule of the first URL, before it is connected to.
-            max_redirects=MAX_REDIRECTS,
-            event_hooks={"request": [MediaURLGuard(vendor)]},
-            headers={
-                "User-Agent": f"airflow-provider-edgeinfer/{__version__}",
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
-        )
-    )
-    try:
-        with client, client.stream("GET", url) as response:
-            if response.status_code != 200:
-                final = redact_url(str(response.url))  # after redirects
-                raise UnexpectedResponseError(
-                    f"media download from {final} answered HTTP {response.status_code}",
-                    vendor=vendor,
-                    http_status=response.status_code,
-                )
-
-            def overflow() -> EdgeInferError:
-                error = too_large("the media file", url, limit, "max_download_bytes")
-                error.vendor = vendor
-                error.args = (error._render(),)
-                return error
-
-            if declared_too_large(response.headers, limit):
-                raise overflow()
-            body = BoundedBody(response.headers.get("content-encoding"), limit, overflow)
-            for raw in response.iter_raw(chunk_size):
-                for piece in body.feed(raw):
-                    out.write(piece)
-                if deadline.passed:
-                    raise httpx.ReadTimeout("deadline")
-            for piece in body.finish():
-                out.write(piece)
-            written = body.size
-    except EdgeInferError:
-        raise
-    except httpx.TooManyRedirects:
-        raise UnexpectedResponseError(
-            f"media download from {where} redirected more than {MAX_REDIRECTS} times", vendor=vendor
-        ) from None
-    except Exception as exc:
-        if not is_transport_failure(exc):
-            raise
-        if isinstance(exc, httpx.RemoteProtocolError) and "location" in str(exc).lower():
-            # A redirect whose Location httpx cannot even parse: the answer's fault, not the network's.
-            raise UnexpectedResponseError(
-                f"media download from {where} redirected to an invalid URL", vendor=vendor
-            ) from None
-        reason = deadline_reason(deadline.seconds, "download_deadline") if deadline.passed else None
-        what = describe_failure(exc, "GET", url, reason=reason)
-        cls = VendorConnectionError if isinstance(exc, httpx.ConnectError) else VendorTimeoutError
-        raise cls(
-            f"media download from {where} failed ({what})",
-            vendor=vendor,
-            code=DEADLINE_EXCEEDED if deadline.passed else None,
-        ) from None
-    finally:
-        _DEADLINE.reset(token)
-    return written

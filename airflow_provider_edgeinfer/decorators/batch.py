@@ -12,12 +12,12 @@ Imported when DAG files are parsed: nothing heavier than BatchOperator's own mod
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
-from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
+from airflow.sdk.bases.decorator import TaskDecorator, task_decorator_factory
 
+from airflow_provider_edgeinfer.decorators import ReturnedArgument
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 
 if TYPE_CHECKING:
@@ -27,33 +27,11 @@ if TYPE_CHECKING:
 INPUTS_FILE = "inputs.jsonl"
 
 
-class _BatchDecoratedOperator(DecoratedOperator, BatchOperator):
+class _BatchDecoratedOperator(ReturnedArgument, BatchOperator):
     """BatchOperator whose ``inputs`` are what ``python_callable`` returns (a list of input objects)."""
 
-    # The returned inputs are data (transcripts, tickets), never Jinja: a stray "{{" stays text.
-    template_fields: Sequence[str] = tuple(
-        name
-        for name in (*DecoratedOperator.template_fields, *BatchOperator.template_fields)
-        if name != "inputs"
-    )
-    template_fields_renderers: ClassVar[dict[str, str]] = {**DecoratedOperator.template_fields_renderers}
+    returned_argument = "inputs"
     custom_operator_name: str = "@task.edgeinfer_batch"
-
-    def __init__(
-        self,
-        *,
-        python_callable: Callable[..., Any],
-        op_args: Collection[Any] | None = None,
-        op_kwargs: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            python_callable=python_callable,
-            op_args=op_args,
-            op_kwargs=op_kwargs,
-            inputs=SET_DURING_EXECUTION,
-            **kwargs,
-        )
 
     def _inputs_file(self) -> ObjectStoragePath:
         from airflow_provider_edgeinfer.storage import as_storage_path
@@ -61,14 +39,9 @@ class _BatchDecoratedOperator(DecoratedOperator, BatchOperator):
         return as_storage_path(self.output_path, conn_id=self.output_conn_id) / INPUTS_FILE
 
     def execute(self, context: Context) -> Any:
-        from airflow.providers.common.compat.sdk import determine_kwargs  # airflow.utils on 3.1
-        from airflow.sdk.definitions.context import context_merge
-
         from airflow_provider_edgeinfer.exceptions import InputValidationError
 
-        context_merge(context, self.op_kwargs)
-        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
-        returned = self.python_callable(*self.op_args, **kwargs)
+        returned = self.call_function(context)
         if not isinstance(returned, list | tuple):
             raise InputValidationError(
                 f"{self.custom_operator_name} function {self.python_callable.__name__} returned "

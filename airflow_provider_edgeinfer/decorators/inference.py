@@ -8,53 +8,26 @@ previous try made (the operator's fingerprint covers the input), so keep it dete
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
-from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
+from airflow.sdk.bases.decorator import TaskDecorator, task_decorator_factory
 
+from airflow_provider_edgeinfer.decorators import ReturnedArgument
 from airflow_provider_edgeinfer.operators.inference import InferenceOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class _InferenceDecoratedOperator(DecoratedOperator, InferenceOperator):
+class _InferenceDecoratedOperator(ReturnedArgument, InferenceOperator):
     """InferenceOperator whose ``input`` is what ``python_callable`` returns (one input object)."""
 
-    # The returned input is data, never Jinja.
-    template_fields: Sequence[str] = tuple(
-        name
-        for name in (*DecoratedOperator.template_fields, *InferenceOperator.template_fields)
-        if name != "input"
-    )
-    template_fields_renderers: ClassVar[dict[str, str]] = {**DecoratedOperator.template_fields_renderers}
+    returned_argument = "input"
     custom_operator_name: str = "@task.edgeinfer_inference"
 
-    def __init__(
-        self,
-        *,
-        python_callable: Callable[..., Any],
-        op_args: Collection[Any] | None = None,
-        op_kwargs: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            python_callable=python_callable,
-            op_args=op_args,
-            op_kwargs=op_kwargs,
-            input=SET_DURING_EXECUTION,
-            **kwargs,
-        )
-
     def execute(self, context: Context) -> Any:
-        from airflow.providers.common.compat.sdk import determine_kwargs  # airflow.utils on 3.1
-        from airflow.sdk.definitions.context import context_merge
-
-        context_merge(context, self.op_kwargs)
-        kwargs = determine_kwargs(self.python_callable, self.op_args, context)
-        self.input = self.python_callable(*self.op_args, **kwargs)
+        self.input = self.call_function(context)
         # A wrong type is refused by the operator before anything is sent, naming the vendor.
         return InferenceOperator.execute(self, context)
 

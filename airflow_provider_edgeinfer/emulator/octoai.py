@@ -131,6 +131,13 @@ def _authorize(request: Request, state: EmulatorState) -> None:
         raise HTTPError(401, "Invalid or missing token: send Authorization: Bearer <token>")
 
 
+def _admit_read(request: Request, state: EmulatorState, operation: str) -> None:
+    """A call without a body: counted, authorized, and (strict mode) refused with a query parameter."""
+    state.count(VENDOR, operation)
+    _authorize(request, state)
+    _strict(state, query_problems(request))
+
+
 def _is_async(request: Request) -> bool:
     return request.headers.get("x-octoai-async", "").strip() == "1"
 
@@ -295,12 +302,7 @@ class OctoJobs:
         return job
 
     def status(self, job: dict[str, Any]) -> str:
-        phase = self.state.phase(job["starts"], job["ends"])
-        if phase == "queued":
-            return "pending"
-        if phase == "running":
-            return "running"
-        return "failed" if job["fails"] else "completed"
+        return self.state.job_status(job, ("pending", "running", "completed", "failed"))
 
     def expired(self, job: dict[str, Any]) -> bool:
         completed_at = float(job["ends"])
@@ -345,9 +347,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
 
     @validating
     async def poll(request: Request) -> Response:
-        state.count(VENDOR, "poll")
-        _authorize(request, state)
-        _strict(state, query_problems(request))
+        _admit_read(request, state, "poll")
         response_id = request.path_params["response_id"]
         status = jobs.status(jobs.get(response_id))
         answer: dict[str, Any] = {"status": status}
@@ -359,9 +359,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
 
     @validating
     async def response(request: Request) -> Response:
-        state.count(VENDOR, "get_response")
-        _authorize(request, state)
-        _strict(state, query_problems(request))
+        _admit_read(request, state, "get_response")
         response_id = request.path_params["response_id"]
         job = jobs.get(response_id)
         status = jobs.status(job)
@@ -412,9 +410,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
 
     @validating
     async def models(request: Request) -> Response:
-        state.count(VENDOR, "list_models")
-        _authorize(request, state)
-        _strict(state, query_problems(request))
+        _admit_read(request, state, "list_models")
         # OpenAI's model object: id, object, created, owned_by.
         data = [
             {"id": m, "object": "model", "created": 1_717_200_000, "owned_by": "octoai"} for m in TEXT_MODELS

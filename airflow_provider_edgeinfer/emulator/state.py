@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,15 @@ class EmulatorState:
         if now < ends:
             return "running"
         return "done"
+
+    def job_status(self, job: Mapping[str, Any], words: tuple[str, str, str, str]) -> str:
+        """A job's status in a vendor's ``words`` for (queued, running, succeeded, failed): its phase
+        at the current clock, and whether it was drawn to fail (``job["fails"]``)."""
+        queued, running, succeeded, failed = words
+        phase = self.phase(job["starts"], job["ends"])
+        if phase == "done":
+            return failed if job["fails"] else succeeded
+        return queued if phase == "queued" else running
 
     # -- presigned uploads ------------------------------------------------------------------
 

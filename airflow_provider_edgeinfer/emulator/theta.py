@@ -57,81 +57,64 @@ def _prediction(*input_vars: dict[str, Any], cost: float = 0.0001) -> dict[str, 
     return {"input_vars": list(input_vars), "output_vars": [], "cost": {"per_request_usd": cost}}
 
 
+def _service(
+    slug: str, name: str, alias: str, *input_vars: dict[str, Any], prediction: str = "predict"
+) -> dict[str, Any]:
+    """A running catalogue entry with one prediction (its default)."""
+    return {
+        "id": f"srvc_{slug}",
+        "name": name,
+        "alias": alias,
+        "state": "running",
+        "default_prediction": prediction,
+        "predictions": {prediction: _prediction(*input_vars)},
+    }
+
+
 SERVICES: list[dict[str, Any]] = [
-    {
-        "id": "srvc_whisper",
-        "name": "Whisper",
-        "alias": "whisper",
-        "state": "running",
-        "default_prediction": "predict",
-        "predictions": {
-            "predict": _prediction(_var("audio_filename", "file", True), _var("language", "str"))
-        },
-    },
-    {
-        "id": "srvc_flux",
-        "name": "FLUX.1 schnell",
-        "alias": "flux",
-        "state": "running",
-        "default_prediction": "predict",
-        "predictions": {
-            "predict": _prediction(
-                _var("prompt", "str", True),
-                _var("width", "int", default=1024),
-                _var("height", "int", default=1024),
-                _var("num_inference_steps", "int", default=4),
-            )
-        },
-    },
-    {
-        "id": "srvc_sdxl_turbo",
-        "name": "SDXL Turbo",
-        "alias": "stable_diffusion_xl_turbo",
-        "state": "running",
-        "default_prediction": "predict",
-        "predictions": {
-            "predict": _prediction(
-                _var("prompt", "str", True),
-                _var("steps", "int", default=1),
-                _var("guidance", "float", default=0.0),
-            )
-        },
-    },
-    {
-        "id": "srvc_kokoro",
-        "name": "Kokoro 82M",
-        "alias": "kokoro_82m",
-        "state": "running",
-        "default_prediction": "predict",
-        "predictions": {
-            "predict": _prediction(
-                _var("text", "str", True), _var("voice", "str", True), _var("speed", "float", default=1.0)
-            )
-        },
-    },
-    {
-        "id": "srvc_image_to_image",
-        "name": "Image to image",
-        "alias": "image_to_image",
-        "state": "running",
-        "default_prediction": "background_removal",
-        "predictions": {"background_removal": _prediction(_var("image_filename", "file", True))},
-    },
-    {
-        "id": "srvc_llama",
-        "name": "Llama 3.1 70B",
-        "alias": "llama_3_1_70b",
-        "state": "running",
-        "default_prediction": "completions",
-        "predictions": {
-            "completions": _prediction(
-                _var("messages", "list", True),
-                _var("max_tokens", "int"),
-                _var("temperature", "float"),
-                _var("stream", "bool"),
-            )
-        },
-    },
+    _service("whisper", "Whisper", "whisper", _var("audio_filename", "file", True), _var("language", "str")),
+    _service(
+        "flux",
+        "FLUX.1 schnell",
+        "flux",
+        _var("prompt", "str", True),
+        _var("width", "int", default=1024),
+        _var("height", "int", default=1024),
+        _var("num_inference_steps", "int", default=4),
+    ),
+    _service(
+        "sdxl_turbo",
+        "SDXL Turbo",
+        "stable_diffusion_xl_turbo",
+        _var("prompt", "str", True),
+        _var("steps", "int", default=1),
+        _var("guidance", "float", default=0.0),
+    ),
+    _service(
+        "kokoro",
+        "Kokoro 82M",
+        "kokoro_82m",
+        _var("text", "str", True),
+        _var("voice", "str", True),
+        _var("speed", "float", default=1.0),
+    ),
+    _service(
+        "image_to_image",
+        "Image to image",
+        "image_to_image",
+        _var("image_filename", "file", True),
+        prediction="background_removal",
+    ),
+    _service(
+        "llama",
+        "Llama 3.1 70B",
+        "llama_3_1_70b",
+        _var("messages", "list", True),
+        _var("max_tokens", "int"),
+        _var("temperature", "float"),
+        _var("stream", "bool"),
+        prediction="completions",
+    ),
 ]
 BY_ALIAS = {s["alias"]: s for s in SERVICES}
 
@@ -224,12 +207,7 @@ class ThetaJobs:
     def status(self, job: dict[str, Any]) -> str:
         if job["cancelled_at"] is not None:
             return "cancelled"
-        phase = self.state.phase(job["starts"], job["ends"])
-        if phase == "queued":
-            return "pending"
-        if phase == "running":
-            return "processing"
-        return "error" if job["fails"] else "success"
+        return self.state.job_status(job, ("pending", "processing", "success", "error"))
 
     def render(self, job: dict[str, Any]) -> dict[str, Any]:
         status = self.status(job)

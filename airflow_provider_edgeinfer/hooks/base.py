@@ -3,6 +3,10 @@
 Workers use :meth:`EdgeInferHook.run` (blocking). Triggers use :meth:`EdgeInferHook.arun`, whose
 client comes from one registry per event loop and connection, so a thousand triggers of one
 connection share one connection pool (and OmniTensor one token) instead of one each.
+
+A hook is found one way, by the connection's type (:data:`~airflow_provider_edgeinfer.hooks.HOOKS`):
+a worker with :func:`hook_for_connection`, a trigger with :func:`alease_connection`, which reads the
+connection only for the first trigger of it on the event loop (the others join its client and hook).
 """
 
 from __future__ import annotations
@@ -11,22 +15,24 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import sys
 import weakref
 from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
 from functools import cached_property
+from importlib import import_module
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
+from airflow_provider_edgeinfer.hooks import HOOKS
 from airflow_provider_edgeinfer.hooks.connections import MODELS, ConnectionExtras
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, Job, VendorAPI
     from airflow_provider_edgeinfer.clients.presigned import PresignedTarget
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
     from airflow_provider_edgeinfer.hooks.checks import CheckResult
@@ -313,16 +319,22 @@ class EdgeInferHook(BaseHook):
         :param conn: the connection, already read.
         """
         from airflow_provider_edgeinfer.clients.core import Credentials
-        from airflow_provider_edgeinfer.secrets import mask
 
+        if conn.password:
+            # Airflow masks a connection's password itself whenever it hands the connection out.
+            return Credentials.of(conn.password)
         api_key = self.extras(conn).api_key
-        key = conn.password or (api_key.get_secret_value() if api_key else None)
+        key = api_key.get_secret_value() if api_key else None
         if not key:
             raise ConfigurationError(
                 f"connection {self.conn_id!r} has no API key",
                 vendor=self.vendor,
                 hint="Put the key in the connection's password field.",
             )
+        # An extra is masked by its name only when read through the SDK's Connection; Airflow 3.1
+        # may hand out its core Connection, whose masker is another one.
+        from airflow_provider_edgeinfer.secrets import mask
+
         mask(key)
         return Credentials.of(key)
 
@@ -535,7 +547,7 @@ class EdgeInferHook(BaseHook):
     @property
     def shared_key(self) -> str:
         """The key of this connection's shared async client: the connection id alone, so a trigger
-        joins a live client before it knows the connection's type (see ``hooks.alease_connection``)."""
+        joins a live client before it knows the connection's type (see :func:`alease_connection`)."""
         return self.conn_id
 
     def async_client(self, conn: Connection) -> AsyncClient[Any]:
@@ -580,12 +592,12 @@ class EdgeInferHook(BaseHook):
         """Stream the media at ``url`` (an output's ``*_url``) into ``out``; returns the bytes written.
 
         Bounded by the connection's ``max_download_bytes`` and ``download_deadline``; no credential
-        is sent. See :func:`~airflow_provider_edgeinfer.clients.transport.download_media`.
+        is sent. See :func:`~airflow_provider_edgeinfer.clients.media_urls.download_media`.
 
         :param url: the media's http(s) URL.
         :param out: a binary file object the bytes are written to.
         """
-        from airflow_provider_edgeinfer.clients.transport import download_media
+        from airflow_provider_edgeinfer.clients.media_urls import download_media
 
         return download_media(url, out, self.http_settings(self.connection), vendor=self.vendor)
 
@@ -666,3 +678,67 @@ class EdgeInferHook(BaseHook):
         from airflow_provider_edgeinfer.hooks.probe import probe_connection
 
         return probe_connection(self)
+
+
+# -- finding the hook of a connection ----------------------------------------------------------
+
+
+def vendors() -> list[str]:
+    """The vendors of the registered connection types."""
+    return [vendor for vendor, _ in HOOKS.values()]
+
+
+def _hook_path(conn_type: str | None, conn_id: str) -> str:
+    key = (conn_type or "").replace("-", "_")
+    if key not in HOOKS:
+        raise ConfigurationError(
+            f"connection {conn_id!r} is of type {conn_type!r}, which is not an edgeinfer connection",
+            hint=f"Use one of: {', '.join(sorted(HOOKS))}.",
+        )
+    return HOOKS[key][1]
+
+
+def hook_class_for_conn_type(conn_type: str | None, conn_id: str) -> type[EdgeInferHook]:
+    module, _, name = _hook_path(conn_type, conn_id).rpartition(".")
+    cls: type[EdgeInferHook] = getattr(import_module(module), name)
+    return cls
+
+
+def hook_for_connection(conn_id: str, *, http_settings: HttpSettings | None = None) -> EdgeInferHook:
+    """The vendor hook for ``conn_id``, chosen by the connection's type (worker side, blocking)."""
+    conn = BaseHook.get_connection(conn_id)
+    cls = hook_class_for_conn_type(conn.conn_type, conn_id)
+    return cls(conn_id, http_settings=http_settings, connection=conn)
+
+
+async def alease_connection(conn_id: str) -> ClientLease:
+    """A lease on ``conn_id``'s shared async client on the running loop; ``lease.hook`` is its hook.
+
+    Only the first user on the loop reads the connection (asynchronously), chooses the hook by the
+    connection's type, as :func:`hook_for_connection` does, and builds the client; the others join
+    them. A hook module's first import in a process runs in a thread, not on the loop.
+    """
+
+    async def build() -> tuple[AsyncClient[Any], EdgeInferHook]:
+        conn = await BaseHook.aget_connection(conn_id)
+        if _hook_path(conn.conn_type, conn_id).rpartition(".")[0] in sys.modules:
+            cls = hook_class_for_conn_type(conn.conn_type, conn_id)
+        else:
+            cls = await asyncio.to_thread(hook_class_for_conn_type, conn.conn_type, conn_id)
+        hook = cls(conn_id, connection=conn)
+        return hook.async_client(conn), hook
+
+    return await shared_clients.lease(conn_id, build)
+
+
+def vendors_taking_files() -> str:
+    """Every vendor that takes input files and how, each in its client's own words (for errors that
+    send a user to a connection that can)."""
+    from airflow_provider_edgeinfer.clients.core import api_classes
+
+    ways = []
+    for vendor, api in sorted(api_classes(vendors()).items()):
+        how = api.describe_file_inputs()
+        if how:
+            ways.append(f"{vendor} ({how})")
+    return "; ".join(ways) or "none"

@@ -138,8 +138,8 @@ class InfraiHook(EdgeInferHook):
         :param wait: seconds the inference may run before the check gives up on it.
         """
         from airflow_provider_edgeinfer.clients.infrai import core_cost
-        from airflow_provider_edgeinfer.costs import usd
         from airflow_provider_edgeinfer.hooks.checks import TINY_CHAT, CheckResult, raw, unknown_fields
+        from airflow_provider_edgeinfer.progress import usd
 
         api = self.api
         estimates = self.run(api.cost_compare(TINY_CHAT, expected_output_tokens=1)).data.estimates

@@ -13,8 +13,7 @@ from airflow_provider_edgeinfer.hooks.connections import OmniTensorExtras
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.auth import TokenExchangeAuth
-    from airflow_provider_edgeinfer.clients.core import Credentials
+    from airflow_provider_edgeinfer.clients.core import Credentials, TokenExchangeAuth
     from airflow_provider_edgeinfer.clients.omnitensor import OmniTensorAPI
     from airflow_provider_edgeinfer.clients.transport import AsyncClient, SyncClient
     from airflow_provider_edgeinfer.hooks.checks import CheckResult

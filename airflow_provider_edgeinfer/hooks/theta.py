@@ -12,8 +12,7 @@ from airflow_provider_edgeinfer.hooks.connections import ThetaExtras
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from airflow_provider_edgeinfer.clients.core import Call, HttpResult
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Job
     from airflow_provider_edgeinfer.clients.theta import PresignedUpload, Service, ThetaAPI
     from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
@@ -207,8 +206,8 @@ class ThetaHook(EdgeInferHook):
         :param limit: the most it may cost, in the vendor's billing currency.
         :param wait: seconds the inference may run before the check gives up on it.
         """
-        from airflow_provider_edgeinfer.costs import usd
         from airflow_provider_edgeinfer.hooks.checks import CheckResult
+        from airflow_provider_edgeinfer.progress import usd
 
         candidates = []
         for service in self.services().values():

@@ -206,7 +206,7 @@ class BatchOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
@@ -216,7 +216,7 @@ class BatchOperator(BaseOperator):
             hook.close()
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:

@@ -27,14 +27,13 @@ from airflow_provider_edgeinfer.exceptions import (
     ResultExpiredError,
     naming_vendor,
 )
-from airflow_provider_edgeinfer.idempotency import idempotency_key
 from airflow_provider_edgeinfer.lineage import Lineage
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
 
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
     from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
@@ -51,8 +50,8 @@ def fingerprint(vendor: str, service: str, prediction: str | None, input: Any) -
 
 
 def _task_identity(context: Context) -> str:
-    """Whom a synchronous vendor's answer is sealed for (see ``triggers/events.py``)."""
-    from airflow_provider_edgeinfer.triggers.events import task_identity_of
+    """Whom a synchronous vendor's answer is sealed for (see ``triggers/base.py``)."""
+    from airflow_provider_edgeinfer.triggers.base import task_identity_of
 
     return task_identity_of(context["ti"])
 
@@ -201,7 +200,7 @@ class InferenceOperator(BaseOperator):
     # -- main path ---------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
@@ -210,12 +209,17 @@ class InferenceOperator(BaseOperator):
             hook.close()
 
     def _execute(self, context: Context, hook: EdgeInferHook) -> Any:
+        from airflow_provider_edgeinfer.clients.core import idempotency_key
+
         vendor = hook.vendor
         input_ = self._input_dict(vendor)
         if not self.service:
             raise InputValidationError("service is empty", vendor=vendor)
-        with naming_vendor(hook.vendor):
-            files = self._input_file_paths(hook, input_)
+        files: dict[str, ObjectStoragePath] = {}
+        if self.input_files:
+            # The file helpers are vendor-neutral: their errors are told with the vendor's name here.
+            with naming_vendor(hook.vendor):
+                files = self._input_file_paths(hook, input_)
         inline = bool(files) and hook.api.takes_files_inline(self.service)
         # A file field is checked with a stand-in: an upload's name exists only after the upload, and
         # an inline file is read only when the call is about to be made.
@@ -413,7 +417,7 @@ class InferenceOperator(BaseOperator):
         retry's submission; any other is submitted again. Input files are uploaded under new names on
         each try, so a request that carried them cannot be recognised and is submitted again.
         """
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
 
         now = time.time()
         ti = context["ti"]
@@ -430,7 +434,7 @@ class InferenceOperator(BaseOperator):
         return found, now
 
     def _reattach(self, hook: EdgeInferHook, store: Any, fp: str) -> tuple[Job | None, float]:
-        from airflow_provider_edgeinfer.clients.jobs import JobState
+        from airflow_provider_edgeinfer.clients.core import JobState
 
         now = time.time()
         record = store.get(STATE_KEY) if store is not None else None
@@ -521,7 +525,7 @@ class InferenceOperator(BaseOperator):
     # -- completion --------------------------------------------------------------------------
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
@@ -530,8 +534,9 @@ class InferenceOperator(BaseOperator):
             hook.close()
 
     def _execute_complete(self, context: Context, hook: EdgeInferHook, event: dict[str, Any] | None) -> Any:
-        from airflow_provider_edgeinfer.clients.jobs import Job
-        from airflow_provider_edgeinfer.triggers.events import open_output, parse_event, rebuild_error
+        from airflow_provider_edgeinfer.clients.core import Job
+        from airflow_provider_edgeinfer.exceptions import rebuild_error
+        from airflow_provider_edgeinfer.triggers.base import open_output, parse_event
 
         payload = parse_event(event, hook.vendor)
         request_id = payload.request_id
@@ -595,9 +600,9 @@ class InferenceOperator(BaseOperator):
         An output not known is read exactly once: from the vendor's result endpoint if it has one
         (``fetch_output``), else from one status read that carries it.
         """
-        from airflow_provider_edgeinfer.clients.jobs import JobState
-        from airflow_provider_edgeinfer.costs import format_cost
+        from airflow_provider_edgeinfer.clients.core import JobState
         from airflow_provider_edgeinfer.outputs import build_result
+        from airflow_provider_edgeinfer.progress import format_cost
         from airflow_provider_edgeinfer.storage import as_storage_path
 
         self._live_request = None

@@ -169,8 +169,8 @@ class PresignedUploadOperator(BaseOperator):
         self._lineage: Lineage | None = None
 
     def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.costs import format_cost
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
+        from airflow_provider_edgeinfer.progress import format_cost
 
         hook = hook_for_connection(self.conn_id)
         try:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
-from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
@@ -17,15 +16,17 @@ from airflow_provider_edgeinfer.exceptions import (
     JobTimeoutError,
 )
 from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link, registered
+from airflow_provider_edgeinfer.sensors import EdgeInferSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_edgeinfer.batch.watch import Progress
+    from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
     from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
 
 
-class BatchSensor(BaseSensorOperator):
+class BatchSensor(EdgeInferSensor):
     """Succeeds when the batch is over and at least ``min_success_ratio`` of its items succeeded.
 
     Give ``batch_id`` (a native batch, on a vendor that runs them) or ``output_path`` (the directory
@@ -63,21 +64,16 @@ class BatchSensor(BaseSensorOperator):
         cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_edgeinfer.arguments import finite, poll_interval, sensor_arguments
+        from airflow_provider_edgeinfer.arguments import finite
 
-        sensor_arguments(kwargs)
-        super().__init__(**kwargs)
-        self.poke_interval = poll_interval("poke_interval", self.poke_interval, owner=self.task_id)
+        super().__init__(conn_id=conn_id, deferrable=deferrable, cancel_on_kill=cancel_on_kill, **kwargs)
         if (batch_id is None) == (output_path is None):
             raise ValueError("give exactly one of batch_id (native batch) and output_path (fan-out)")
         min_success_ratio = finite("min_success_ratio", min_success_ratio, minimum=0, maximum=1)
-        self.conn_id = conn_id
         self.batch_id = batch_id
         self.output_path = output_path
         self.output_conn_id = output_conn_id
         self.min_success_ratio = min_success_ratio
-        self.deferrable = deferrable
-        self.cancel_on_kill = cancel_on_kill
 
     def _trigger(self, vendor: str) -> BatchTrigger:
         from airflow_provider_edgeinfer.batch.manifest import Manifest
@@ -112,7 +108,7 @@ class BatchSensor(BaseSensorOperator):
                 f"{succeeded} of {total} items succeeded ({ratio:.1%} < min_success_ratio "
                 f"{self.min_success_ratio:.1%})"
             )
-        from airflow_provider_edgeinfer.costs import format_cost
+        from airflow_provider_edgeinfer.progress import format_cost
 
         self.log.info(
             "batch over: %d of %d items succeeded, %s; counts in XCom",
@@ -125,7 +121,7 @@ class BatchSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         trigger = self._trigger(hook.vendor)
@@ -138,24 +134,13 @@ class BatchSensor(BaseSensorOperator):
             raise JobCancelledError("the batch was cancelled", request_id=self.batch_id)
         return PokeReturnValue(is_done=True, xcom_value=self._judge(progress.as_dict()))
 
-    def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
-        from airflow_provider_edgeinfer.triggers.base import deferral_timeout
-
-        hook = hook_for_connection(self.conn_id)
-        try:
-            trigger = self._trigger(hook.vendor)  # a missing manifest fails here, before anything else
-            push_link(context, VendorBatchLink(), hook.api.batch_console_url(self.batch_id))
-        finally:
-            hook.close()
-        if not self.deferrable:
-            return super().execute(context)
-        self.defer(
-            trigger=trigger, method_name="execute_complete", timeout=deferral_timeout(float(self.timeout))
-        )
+    def _start(self, context: Context, hook: EdgeInferHook) -> BatchTrigger:
+        trigger = self._trigger(hook.vendor)  # a missing manifest fails here, before anything else
+        push_link(context, VendorBatchLink(), hook.api.batch_console_url(self.batch_id))
+        return trigger
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.triggers.events import ErrorPayload, rebuild_error
+        from airflow_provider_edgeinfer.exceptions import ErrorPayload, rebuild_error
 
         event = event or {}
         status = event.get("status")

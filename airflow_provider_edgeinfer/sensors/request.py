@@ -7,16 +7,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import conf
-from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, JobCancelledError, JobFailedError
 from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
+from airflow_provider_edgeinfer.sensors import EdgeInferSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
+    from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
-class InferenceRequestSensor(BaseSensorOperator):
+
+class InferenceRequestSensor(EdgeInferSensor):
     """Succeeds when the request ``request_id`` on ``conn_id`` succeeds; fails if it fails or is cancelled.
 
     Returns a small summary: vendor, request id, state, cost. Every other argument of Airflow's
@@ -45,18 +48,11 @@ class InferenceRequestSensor(BaseSensorOperator):
         cancel_on_kill: bool = False,
         **kwargs: Any,
     ) -> None:
-        from airflow_provider_edgeinfer.arguments import poll_interval, sensor_arguments
-
-        sensor_arguments(kwargs)
-        super().__init__(**kwargs)
-        self.poke_interval = poll_interval("poke_interval", self.poke_interval, owner=self.task_id)
-        self.conn_id = conn_id
+        super().__init__(conn_id=conn_id, deferrable=deferrable, cancel_on_kill=cancel_on_kill, **kwargs)
         self.request_id = request_id
-        self.deferrable = deferrable
-        self.cancel_on_kill = cancel_on_kill
 
     def _summary(self, job: Any) -> dict[str, Any]:
-        from airflow_provider_edgeinfer.costs import format_cost
+        from airflow_provider_edgeinfer.progress import format_cost
 
         self.log.info(
             "%s request %s %s, %s; summary in XCom",
@@ -83,8 +79,8 @@ class InferenceRequestSensor(BaseSensorOperator):
     def poke(self, context: Context) -> bool | Any:
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from airflow_provider_edgeinfer.clients.jobs import JobState
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
+        from airflow_provider_edgeinfer.clients.core import JobState
+        from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
         hook = hook_for_connection(self.conn_id)
         try:
@@ -106,35 +102,23 @@ class InferenceRequestSensor(BaseSensorOperator):
         self.log.info("%s request %s is %s", hook.vendor, job.request_id, job.vendor_state)
         return False
 
-    def execute(self, context: Context) -> Any:
-        from airflow_provider_edgeinfer.hooks import hook_for_connection
-        from airflow_provider_edgeinfer.triggers.base import deferral_timeout
+    def _start(self, context: Context, hook: EdgeInferHook) -> InferenceTrigger:
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
-        hook = hook_for_connection(self.conn_id)
-        try:
-            self._status_call(hook)  # a synchronous vendor has nothing to wait for: fail now
-            push_link(context, VendorRequestLink(), hook.api.console_url(self.request_id))
-        finally:
-            hook.close()
-        if not self.deferrable:
-            return super().execute(context)
-        self.defer(
-            trigger=InferenceTrigger(
-                conn_id=self.conn_id,
-                request_id=self.request_id,
-                deadline=time.time() + float(self.timeout),
-                poll_interval=float(self.poke_interval),
-                cancel_on_kill=self.cancel_on_kill,
-            ),
-            method_name="execute_complete",
-            timeout=deferral_timeout(float(self.timeout)),
+        self._status_call(hook)  # a synchronous vendor has nothing to wait for: fail now
+        push_link(context, VendorRequestLink(), hook.api.console_url(self.request_id))
+        return InferenceTrigger(
+            conn_id=self.conn_id,
+            request_id=self.request_id,
+            deadline=time.time() + float(self.timeout),
+            poll_interval=float(self.poke_interval),
+            cancel_on_kill=self.cancel_on_kill,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        from airflow_provider_edgeinfer.clients.jobs import Job
-        from airflow_provider_edgeinfer.exceptions import JobTimeoutError
-        from airflow_provider_edgeinfer.triggers.events import parse_event, rebuild_error
+        from airflow_provider_edgeinfer.clients.core import Job
+        from airflow_provider_edgeinfer.exceptions import JobTimeoutError, rebuild_error
+        from airflow_provider_edgeinfer.triggers.base import parse_event
 
         payload = parse_event(event, "edgeinfer")
         if payload.status == "error" and payload.error is not None:

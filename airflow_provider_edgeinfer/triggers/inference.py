@@ -3,26 +3,69 @@
 It only polls (or, for a synchronous vendor, makes the one call), never submits work of its own
 and never downloads results. Its kwargs hold ids and settings, never secrets. Its events carry no
 model output: a synchronous vendor's answer travels sealed for the task instance
-(:mod:`~airflow_provider_edgeinfer.triggers.events`). It shares the HTTP
+(:mod:`~airflow_provider_edgeinfer.triggers.base`). It shares the HTTP
 client of its connection with every other trigger of that connection on the loop, and it does not
-poll by itself: it registers its request with the connection's poller
-(:mod:`~airflow_provider_edgeinfer.triggers.poller`), which batches the status checks of every
-trigger of that connection and wakes this one when its request ends.
+poll by itself: it registers its request with the connection's poller (:func:`watch`), which
+batches the status checks of every trigger of that connection and wakes this one when its request
+ends.
+
+**The poller**, one per (event loop, connection): many triggers' status checks as few vendor calls.
+
+Each :class:`~airflow_provider_edgeinfer.triggers.inference.InferenceTrigger` registers the request it
+waits for (:func:`watch`) and sleeps on a future. One task per connection and loop polls for all of
+them and settles a trigger's future only when its request ends or polling it has failed for good,
+so a thousand waiting triggers cost one task, not a thousand loops of sleep and poll.
+
+How a round reads the states:
+
+- **A vendor that lists request states** (``api.lists_request_states``): its listing, newest first,
+  through the client's one scan (``api.scan_requests``: its page size, following the pagination the
+  server gives), unfiltered (one pass gives every state), walked back while that is cheaper than
+  reading the rest one by one; anything not found there is read one by one. N watched requests made
+  about together cost about N / page size calls per interval, in one short burst per round.
+- **Everything else**: one GET per watched request per interval,
+  each request on its own schedule whose first poll falls at random within the interval (so a
+  thousand triggers deferring together do not poll together), at most
+  :data:`MAX_CONCURRENT_POLLS` at a time.
+
+Every call waits on the connection's :class:`~airflow_provider_edgeinfer.clients.retry.RateLimiter`
+(the one of its shared client, which batch watching of that connection waits on too): a 429 pauses
+the whole connection for its ``Retry-After``. A 429 never counts against a trigger's
+failure tolerance: it says nothing about the request, and the trigger's deadline still bounds the wait.
+
+The poller lives exactly as long as some trigger watches through it: the last one to leave
+(completion, cancellation, triggerer shutdown or reassignment) stops it and awaits its tasks. It
+holds its own lease on the connection's shared client (taken from the first watcher's, given back
+once when it stops), so the client stays open while the poller may use it, whichever watcher leaves
+first, and nothing outlives the triggers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import math
+import random
 import time
+import weakref
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferError
+from airflow_provider_edgeinfer.clients.core import Job
+from airflow_provider_edgeinfer.clients.retry import RateLimiter, is_transient, limiter_for
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    EdgeInferError,
+    RateLimitError,
+    error_payload,
+)
 from airflow_provider_edgeinfer.hooks.base import ClientLease
-from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger
-from airflow_provider_edgeinfer.triggers.events import error_payload, job_event
-from airflow_provider_edgeinfer.triggers.poller import Outcome, Watch, is_transient, watch
+from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger, job_event
 
 #: Consecutive transient failures (network, 5xx, malformed answers) tolerated before giving up.
 #: A 429 is not one: it pauses the whole connection (see the poller) and only the deadline bounds it.
@@ -176,4 +219,405 @@ class InferenceTrigger(EdgeInferTrigger):
             self.log.warning("could not cancel %s request %s: %s", self.vendor, request_id, exc)
 
 
-__all__ = ["DEFAULT_MAX_TRANSIENT_FAILURES", "InferenceTrigger", "is_transient"]
+# -- the poller: one per (event loop, connection) ------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+#: Listing pages a round may read beyond one per page size of watched requests (others' newer ones).
+EXTRA_LISTING_PAGES = 1
+#: 429s a listing round waits out before it gives up until the next round.
+MAX_THROTTLED_PER_ROUND = 10
+#: Status GETs of one connection in flight at once (also capped by its pool size).
+MAX_CONCURRENT_POLLS = 16
+
+#: What a watcher is woken with: the ended request, or the error that ended polling it.
+Outcome = Job | EdgeInferError
+#: A poll's answer that the request still runs, when no Job was built for it (listings).
+RUNNING = None
+
+
+def contained(error: Exception, vendor: str, what: str) -> EdgeInferError:
+    """``error`` as it may reach a trigger event or a log line.
+
+    The provider's own errors already carry safe messages. Anything else is named by its class
+    alone: a foreign exception's text or repr may quote the request (an aiohttp error's repr holds
+    its headers, the credential among them) or bytes the server chose.
+    """
+    if isinstance(error, EdgeInferError):
+        return error
+    return EdgeInferError(f"{what} failed with {type(error).__name__}", vendor=vendor)
+
+
+class Watch:
+    """One trigger's interest in one request; ``future`` is settled once, with its :data:`Outcome`."""
+
+    __slots__ = ("failures", "future", "interval", "max_failures", "on_state", "request_id", "state")
+
+    def __init__(self, request_id: str, interval: float, max_failures: int) -> None:
+        self.request_id = request_id
+        self.interval = interval
+        self.max_failures = max_failures
+        self.failures = 0
+        self.future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        #: What the last poll said, in words, for the watcher's log (the vendor's state, when read).
+        self.state = "waiting for the first poll"
+        #: Called with :attr:`state` after every poll answer (the watcher decides what to log).
+        self.on_state: Callable[[str], object] | None = None
+
+    @property
+    def open(self) -> bool:
+        return not self.future.done()
+
+    def settle(self, outcome: Outcome) -> None:
+        if not self.future.done():  # a cancelled waiter leaves a cancelled future behind
+            self.future.set_result(outcome)
+
+    def record(self, outcome: Outcome | None) -> None:
+        """One poll's answer about this request: settle on an end or on a failure not tolerated.
+
+        ``None`` (:data:`RUNNING`) means the request still runs.
+        """
+        self._describe(outcome)
+        if outcome is None or isinstance(outcome, Job):
+            self.failures = 0
+            if outcome is not None and outcome.terminal:
+                self.settle(outcome)
+            return
+        self.failures += 1
+        if not is_transient(outcome) or self.failures > self.max_failures:
+            self.settle(outcome)
+
+    def _describe(self, outcome: Outcome | None) -> None:
+        if outcome is None:
+            self.state = "not finished (listed)"
+        elif isinstance(outcome, Job):
+            vendor_state = f" ({outcome.vendor_state})" if outcome.vendor_state else ""
+            self.state = f"{outcome.state.value}{vendor_state}"
+        else:
+            self.state = f"poll failed ({type(outcome).__name__}, {self.failures + 1} in a row)"
+        if self.on_state is not None:
+            self.on_state(self.state)
+
+
+class Poller:
+    """Polls every watched request of one connection on one event loop (see the module docstring)."""
+
+    def __init__(self, key: str, lease: ClientLease, *, rng: Callable[[], float] = random.random) -> None:
+        self.key = key
+        #: The poller's own lease on the shared client (released once, by :meth:`stop`).
+        self._leases = [lease]
+        self.client = client = lease.client
+        self._rng = rng
+        self._watches: dict[str, list[Watch]] = {}
+        self._semaphore = asyncio.Semaphore(min(MAX_CONCURRENT_POLLS, client.settings.max_connections))
+        self._listing = bool(client.api.lists_request_states)
+        # The per-request schedule (not used by listing rounds): (due, tie-breaker, request id).
+        self._due: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        #: Where each watched request was last seen in the listing (newest first).
+        self._depth: dict[str, int] = {}
+        #: Requests per listing page the server serves (known once a page that is not the last came).
+        self._per_page: int | None = None
+        self._stopping = False
+        #: Listing rounds run so far (tests and metrics read it).
+        self.rounds = 0
+        self._task = asyncio.get_running_loop().create_task(
+            self._run_rounds() if self._listing else self._run_schedule(), name=f"edgeinfer-poller:{key}"
+        )
+        self._task.add_done_callback(self._on_exit)
+
+    def __repr__(self) -> str:
+        return f"Poller(key={self.key!r}, watching={len(self._watches)})"
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The pause of the client in use, shared with every other user of that client."""
+        return limiter_for(self.client)
+
+    @property
+    def watching(self) -> int:
+        return len(self._watches)
+
+    # -- membership --------------------------------------------------------------------------
+
+    def add(self, request_id: str, interval: float, max_failures: int) -> Watch:
+        watch = Watch(request_id, interval, max_failures)
+        watches = self._watches.setdefault(request_id, [])
+        watches.append(watch)
+        if not self._listing and len(watches) == 1:
+            # The first poll falls anywhere in the interval, so triggers deferring together spread out.
+            self._schedule(request_id, interval * self._rng())
+        return watch
+
+    def remove(self, watch: Watch) -> bool:
+        """Forget ``watch``; True when it was the last one (the caller then stops the poller)."""
+        watches = self._watches.get(watch.request_id, [])
+        if watch in watches:
+            watches.remove(watch)
+        if not watches:
+            self._watches.pop(watch.request_id, None)
+            self._depth.pop(watch.request_id, None)
+        return not self._watches
+
+    def use(self, lease: ClientLease) -> None:
+        """Poll with ``lease``'s client from now on (the one in use was closed by a shutdown)."""
+        self._leases.append(lease)
+        self.client = lease.client
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = [self._task, *self._inflight]
+        for task in tasks:
+            task.cancel()
+        try:
+            # Awaited, so no task outlives the last trigger nor touches the client after its release.
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            # Even if this wait is cancelled: the leases go back exactly once, the client closes
+            # only when no one else holds it.
+            leases, self._leases = self._leases, []
+            closing = [c for c in (lease.release_nowait() for lease in leases) if c is not None]
+            if closing:
+                await asyncio.shield(asyncio.gather(*closing, return_exceptions=True))
+
+    def _on_exit(self, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        # Not stopped by the last watcher: the loop is shutting down or the poller hit a bug. Wake
+        # everyone with an error rather than leave them waiting for their deadlines.
+        failure = None if task.cancelled() else task.exception()
+        cause = f": {type(failure).__name__}" if failure is not None else ""
+        if isinstance(failure, EdgeInferError):
+            cause = f": {failure}"
+        error = EdgeInferError(f"the poller stopped unexpectedly{cause}", vendor=self.client.api.vendor)
+        if failure is not None:
+            log.error("%s poller %s stopped%s", self.client.api.vendor, self.key, cause)
+        for watches in self._watches.values():
+            for watch in watches:
+                watch.settle(error)
+
+    def _open_ids(self) -> list[str]:
+        return [rid for rid, watches in self._watches.items() if any(w.open for w in watches)]
+
+    def _interval(self, request_id: str) -> float:
+        return min((w.interval for w in self._watches.get(request_id, ())), default=1.0)
+
+    def _round_interval(self) -> float:
+        """Listing rounds follow the most impatient watcher."""
+        return min((w.interval for ws in self._watches.values() for w in ws), default=1.0)
+
+    def _record(self, request_id: str, outcome: Outcome | None) -> None:
+        for watch in self._watches.get(request_id, ()):
+            watch.record(outcome)
+
+    # -- one request at a time ---------------------------------------------------------------
+
+    async def _fetch(self, request_id: str) -> Outcome | None:
+        """One status read; None when the vendor throttled it (the limiter now holds everyone back)."""
+        async with self._semaphore:
+            sent_at = await self.limiter.wait()
+            try:
+                # One attempt: the next poll is the retry, and a 429 must pause the whole connection
+                # (the limiter) rather than be retried call by call inside the client.
+                job: Job = await self.client.send_once(self.client.api.status(request_id))
+            except RateLimitError as exc:
+                self.limiter.throttled(exc.retry_after, sent_at=sent_at)
+                return None
+            except Exception as exc:
+                error = contained(exc, self.client.api.vendor, f"polling request {request_id}")
+                log.warning("%s request %s: poll failed: %s", self.client.api.vendor, request_id, error)
+                return error
+        self.limiter.succeeded()
+        return job
+
+    async def _poll_one(self, request_id: str) -> None:
+        outcome = await self._fetch(request_id)
+        if outcome is not None:
+            self._record(request_id, outcome)
+
+    def _schedule(self, request_id: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        heapq.heappush(self._due, (loop.time() + delay, next(self._order), request_id))
+        self._wake.set()
+
+    async def _polled_then_rescheduled(self, request_id: str) -> None:
+        try:
+            await self._poll_one(request_id)
+        finally:
+            if request_id in self._watches and not self._stopping:
+                self._schedule(request_id, self._interval(request_id))
+
+    def _poll_done(self, task: asyncio.Task[None]) -> None:
+        """Retrieve a poll task's end, so asyncio never logs an exception's repr as "never retrieved"."""
+        self._inflight.discard(task)
+        if task.cancelled():
+            return
+        failure = task.exception()
+        if failure is not None:
+            log.error(
+                "%s poller %s: a poll failed with %s",
+                self.client.api.vendor,
+                self.key,
+                type(failure).__name__,
+            )
+
+    async def _run_schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self._due and self._due[0][0] <= now:
+                _, _, request_id = heapq.heappop(self._due)
+                if request_id not in self._watches:
+                    continue  # its triggers left
+                task = loop.create_task(self._polled_then_rescheduled(request_id))
+                self._inflight.add(task)
+                task.add_done_callback(self._poll_done)
+            self._wake.clear()
+            delay = self._due[0][0] - now if self._due else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+
+    # -- a listing of request states ----------------------------------------------------------
+
+    async def _run_rounds(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await self._round()
+            await asyncio.sleep(max(0.0, started + self._round_interval() - loop.time()))
+
+    async def _round(self) -> None:
+        api = self.client.api
+        self.rounds += 1
+        wanted = set(self._open_ids())
+        # Watchers give no submission times: a round's walk ends by cost (_worth_walking), not by age.
+        scan = api.scan_requests(-math.inf)
+        per_page = self._per_page or scan.page_size
+        budget = math.ceil(len(wanted) / per_page) + EXTRA_LISTING_PAGES
+        call = scan.next_call
+        pages = offset = throttled = 0
+        while call is not None and wanted and self._worth_walking(wanted, pages, offset, budget, per_page):
+            sent_at = await self.limiter.wait()
+            try:
+                page = await self.client.send_once(call)
+            except RateLimitError as exc:
+                self.limiter.throttled(exc.retry_after, sent_at=sent_at)
+                throttled += 1
+                if throttled >= MAX_THROTTLED_PER_ROUND:
+                    return
+                continue
+            except Exception as exc:
+                # The listing failed: one failed poll for every request it would have answered.
+                error = contained(exc, api.vendor, "listing requests")
+                log.warning("%s: listing requests failed (%d watched): %s", api.vendor, len(wanted), error)
+                for request_id in wanted:
+                    self._record(request_id, error)
+                return
+            self.limiter.succeeded()
+            pages += 1
+            if page.next_call is not None and page.items:
+                # Not the last page: what the server serves per page, whatever was asked.
+                self._per_page = per_page = len(page.items)
+            for position, request in enumerate(scan.take(page), start=offset):
+                request_id = request.id
+                if request_id not in wanted:
+                    continue
+                wanted.discard(request_id)
+                self._depth[request_id] = position
+                try:
+                    ended = api.job_if_ended(request)  # validates only the requests that ended
+                except EdgeInferError as exc:
+                    self._record(request_id, exc)
+                    continue
+                self._record(request_id, RUNNING if ended is None else ended)
+            offset += len(page.items)
+            call = scan.next_call
+        # Not worth a page (a few old ones), past the budget or in no listing (another project's).
+        await asyncio.gather(*(self._poll_one(request_id) for request_id in wanted))
+
+    def _worth_walking(self, wanted: set[str], pages: int, offset: int, budget: int, per_page: int) -> bool:
+        """Whether to read one more listing page rather than read the ``wanted`` ones by one.
+
+        Requests seen before are expected near the depth they had (newer ones only push them
+        deeper): walk on while reaching the deepest costs no more pages than there are requests
+        left. Requests never seen in a listing (just joined) are looked for within ``budget`` pages.
+        """
+        if pages == 0:
+            return True
+        depths = [self._depth.get(rid, -1) for rid in wanted]
+        if min(depths) < 0 and pages < budget:
+            return True
+        deepest = max(depths)
+        return deepest >= 0 and max(1, math.ceil((deepest + 1 - offset) / per_page)) <= len(wanted)
+
+
+class _Pollers:
+    """The registry: one :class:`Poller` per (event loop, connection key)."""
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Poller]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _table(self) -> dict[str, Poller]:
+        return self._by_loop.setdefault(asyncio.get_running_loop(), {})
+
+    def join(self, key: str, lease: ClientLease) -> Poller:
+        """The poller of ``key``, started with a lease of its own (from ``lease``) if there is none."""
+        table = self._table()
+        poller = table.get(key)
+        if poller is None:
+            poller = table[key] = Poller(key, lease.another())
+        elif poller.client.closed and poller.client is not lease.client:
+            # Only a shutdown (close_all) closes a leased client, and a fresh one was handed out: use it.
+            poller.use(lease.another())
+        return poller
+
+    async def leave(self, poller: Poller, watch: Watch) -> None:
+        if poller.remove(watch):
+            table = self._table()
+            if table.get(poller.key) is poller:
+                del table[poller.key]  # at once, so a trigger joining meanwhile starts a new poller
+            await poller.stop()
+
+    def get(self, key: str) -> Poller | None:
+        return self._table().get(key)
+
+    def active(self) -> int:
+        """Pollers running on this loop (tests assert none outlive their triggers)."""
+        return len(self._table())
+
+
+pollers = _Pollers()
+
+
+@contextlib.asynccontextmanager
+async def watch(
+    key: str, lease: ClientLease, request_id: str, *, interval: float, max_failures: int
+) -> AsyncIterator[Watch]:
+    """Watch ``request_id`` through the connection's poller while the block runs.
+
+    ``lease`` is the caller's, held for the whole block; a poller started here takes its own.
+    """
+    poller = pollers.join(key, lease)
+    entry = poller.add(request_id, interval, max_failures)
+    try:
+        yield entry
+    finally:
+        await pollers.leave(poller, entry)
+
+
+__all__ = [
+    "DEFAULT_MAX_TRANSIENT_FAILURES",
+    "InferenceTrigger",
+    "Outcome",
+    "Poller",
+    "Watch",
+    "contained",
+    "is_transient",
+    "pollers",
+    "watch",
+]

@@ -278,6 +278,8 @@ class Cluster:
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "15",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                # The reliability DAG folder's helpers serve the production DAGs too.
+                "PYTHONPATH": str(DAGS),
                 "EDGEINFER_RELIABILITY_MARKERS": str(self.markers),
                 "EDGEINFER_RELIABILITY_BATCH_OUTPUT": str(self.batch_output),
                 "PYTHONUNBUFFERED": "1",

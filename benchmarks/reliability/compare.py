@@ -92,22 +92,19 @@ class CompareHarness(ProductionHarness):
         )
         self.say(f"{dag_id}: {db.run_state(dag_id)} in {wall:.0f} s ({self.figures[way]})")
 
-    def run(self) -> int:
-        try:
-            self.cluster.extra_env = {"AIRFLOW_CONN_EDGEINFER_COMPARE_HTTP": self.http_connection()}
-            api = self.api = self.setup()
-            for way in WAYS:
-                self.measure(api, way)
-        except Exception as exc:  # still stop every process and print what was measured
-            self.outcome.failures.append(f"{type(exc).__name__}: {exc}")
-            self.say(f"aborted: {exc}")
-        finally:
-            if self.db is not None:
-                self.db.close()
-            self.cluster.stop_all()
-            self.sampler.stop()
-            if self.api is not None:
-                self.api.close()
+    def setup(self) -> AirflowAPI:
+        self.cluster.extra_env = {"AIRFLOW_CONN_EDGEINFER_COMPARE_HTTP": self.http_connection()}
+        return super().setup()
+
+    def scenario(self, api: AirflowAPI) -> list[Any]:
+        for way in WAYS:
+            self.measure(api, way)
+        return []
+
+    def _collect_what_is_left(self) -> None:
+        """Nothing: an aborted comparison prints the ways it measured."""
+
+    def finish(self, api_values: list[Any]) -> int:
         self.cluster.keys_file.unlink(missing_ok=True)
         self.cluster.remove_services()
         print(self.table())

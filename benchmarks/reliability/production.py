@@ -72,6 +72,8 @@ CANCEL_VENDOR = "theta"
 
 
 class ProductionHarness(Harness):
+    batch_dag = BATCH
+
     def __init__(self, args: argparse.Namespace) -> None:
         # The DAGs and this harness read the sizes from one module, through the environment.
         os.environ.update(
@@ -381,10 +383,10 @@ class ProductionHarness(Harness):
         batch_ok = int(self.batch_result(api).get("succeeded", 0))
         crash = {row["task_id"]: row for row in db.task_rows(CRASH)}
         crash_ok = sum(1 for v in RESOLVES_LOST_SUBMISSION if crash[v]["state"] == "success")
-        unknown = {v: self.task_log_says(CRASH, v, "OutcomeUnknownError") for v in VENDORS}
+        unknown = {v: self.task_log_says(CRASH, "OutcomeUnknownError", task_id=v) for v in VENDORS}
         resolved = {
-            "theta": self.task_log_says(CRASH, "theta", "that a previous try submitted; reattaching"),
-            "infrai": self.task_log_says(CRASH, "infrai", "same idempotency key"),
+            "theta": self.task_log_says(CRASH, "that a previous try submitted; reattaching", task_id="theta"),
+            "infrai": self.task_log_says(CRASH, "same idempotency key", task_id="infrai"),
         }
         cancel = {row["task_id"]: row for row in db.task_rows(CANCEL)}
         batch_ids = {self.identity(i) for i in batch_inputs()}
@@ -482,21 +484,6 @@ class ProductionHarness(Harness):
             values.extend(api.xcom_value(entry) for entry in api.xcom_entries(dag_id))
         return values
 
-    def task_log_says(self, dag_id: str, task_id: str, text: str) -> bool:  # type: ignore[override]
-        logs = self.cluster.home / "logs" / f"dag_id={dag_id}"
-        return any(
-            text in path.read_text(errors="replace")
-            for path in logs.rglob(f"task_id={task_id}/**/attempt=*.log")
-        )
-
-    @staticmethod
-    def batch_result(api: AirflowAPI) -> dict[str, Any]:
-        for entry in api.xcom_entries(BATCH):
-            if entry["key"] == "return_value":
-                value = api.xcom_value(entry)
-                return dict(value) if isinstance(value, dict) else {}
-        return {}
-
     def report_orphan(self) -> None:
         if "orphan_cancelled" not in self.events:
             return  # the run ended before the counts were read
@@ -527,34 +514,18 @@ class ProductionHarness(Harness):
         self.wait_all(DAG_IDS)
         return self.collect(api)
 
-    def run(self) -> int:
-        api_values: list[Any] = []
-        try:
-            api = self.api = self.setup()
-            api_values = self.scenario(api)
-        except Exception as exc:  # any failure still stops every process and reports what was measured
-            self.outcome.failures.append(f"{type(exc).__name__}: {exc}")
-            self.say(f"aborted: {exc}")
-            if self.api is not None:
-                self._collect_what_is_left()
-        finally:
-            if self.db is not None:
-                self.db.close()
-            self.cluster.stop_all()
-            self.sampler.stop()
-            if self.api is not None:
-                self.api.close()
-        self.report_orphan()
-        return self.finish(api_values)
+    def stop(self) -> None:
+        if self.db is not None:
+            self.db.close()
+        self.sampler.stop()
+        super().stop()
 
-    def _collect_what_is_left(self) -> None:
-        try:
-            counters = self.counters()
-            self.outcome.submitted = sum(sum(c.values()) for c in counters["submissions"].values())
-            self.outcome.duplicated = sum(len(d) for d in counters["duplicates"].values())
-            self.outcome.lost = self.args.mapped + self.args.batch  # unknown: nothing counts as proven
-        except httpx.HTTPError:
-            pass
+    def finish(self, api_values: list[Any]) -> int:
+        self.report_orphan()
+        return super().finish(api_values)
+
+    def expected_items(self) -> int:
+        return int(self.args.mapped) + int(self.args.batch)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

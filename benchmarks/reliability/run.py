@@ -56,6 +56,9 @@ CANCEL_TARGET_S = 5.0
 
 
 class Harness:
+    #: The DAG of the one batch task, whose result ``batch_result`` reads.
+    batch_dag = BATCH
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.run_dir = Path(tempfile.mkdtemp(prefix="edgeinfer-reliability-"))
@@ -299,15 +302,15 @@ class Harness:
         self.say(f"read {len(values)} XCom values and rendered-field sets through the REST API")
         return values
 
-    def task_log_says(self, dag_id: str, text: str) -> bool:
-        """Whether a task log of ``dag_id`` (any try) contains ``text``."""
+    def task_log_says(self, dag_id: str, text: str, task_id: str | None = None) -> bool:
+        """Whether a task log of ``dag_id`` (any try; of ``task_id`` only, if given) contains ``text``."""
         logs = self.cluster.home / "logs" / f"dag_id={dag_id}"
-        return any(text in path.read_text(errors="replace") for path in logs.rglob("attempt=*.log"))
+        pattern = "attempt=*.log" if task_id is None else f"task_id={task_id}/**/attempt=*.log"
+        return any(text in path.read_text(errors="replace") for path in logs.rglob(pattern))
 
-    @staticmethod
-    def batch_result(api: AirflowAPI) -> dict[str, Any]:
+    def batch_result(self, api: AirflowAPI) -> dict[str, Any]:
         """The batch task's XCom manifest (total, succeeded, failed, paths), or {} if it has none."""
-        for entry in api.xcom_entries(BATCH):
+        for entry in api.xcom_entries(self.batch_dag):
             if entry["key"] == "return_value":
                 value = api.xcom_value(entry)
                 return dict(value) if isinstance(value, dict) else {}
@@ -344,25 +347,33 @@ class Harness:
 
     # -- the whole run -----------------------------------------------------------------------
 
+    def scenario(self, api: AirflowAPI) -> list[Any]:
+        """The crashes and checks of the run; the values read through the REST API (scanned for secrets)."""
+        self.kill_task_after_submit(api)
+        self.mark_deferred_failed(api)
+        self.kill_triggerer(api)
+        self.wait_for_runs(api)
+        return self.collect(api)
+
     def run(self) -> int:
         api_values: list[Any] = []
         try:
             api = self.api = self.setup()
-            self.kill_task_after_submit(api)
-            self.mark_deferred_failed(api)
-            self.kill_triggerer(api)
-            self.wait_for_runs(api)
-            api_values = self.collect(api)
+            api_values = self.scenario(api)
         except Exception as exc:  # any failure still stops every process and reports what was measured
             self.outcome.failures.append(f"{type(exc).__name__}: {exc}")
             self.say(f"aborted: {exc}")
             if self.api is not None:
                 self._collect_what_is_left()
         finally:
-            if self.api is not None:
-                self.api.close()
-            self.cluster.stop_all()
+            self.stop()
         return self.finish(api_values)
+
+    def stop(self) -> None:
+        """Every process stopped (also after an abort)."""
+        if self.api is not None:
+            self.api.close()
+        self.cluster.stop_all()
 
     def finish(self, api_values: list[Any]) -> int:
         """After every process stopped: scan for secrets, report, tidy up; the exit status."""
@@ -375,13 +386,17 @@ class Harness:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         return code
 
+    def expected_items(self) -> int:
+        """Inferences the run asks for: each must complete, submitted once."""
+        return MAPPED_COUNT + 1 + BATCH_COUNT
+
     def _collect_what_is_left(self) -> None:
         """After an abort: still report the emulator's counts, so the RESULT line means something."""
         try:
             counters = self.counters()
             self.outcome.submitted = sum(sum(c.values()) for c in counters["submissions"].values())
             self.outcome.duplicated = sum(len(d) for d in counters["duplicates"].values())
-            self.outcome.lost = MAPPED_COUNT + 1 + BATCH_COUNT  # unknown: count everything as not proven
+            self.outcome.lost = self.expected_items()  # unknown: count everything as not proven
         except httpx.HTTPError:
             pass
 

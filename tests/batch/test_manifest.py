@@ -196,11 +196,11 @@ class _Broken(Manifest):
         super().__init__(output_dir)
         self.calls = 0
 
-    def write_segment(self, records: Any, *, prefix: str = "") -> None:
+    def write_segment(self, records: Any, *, prefix: str = "", name: str | None = None) -> None:
         self.calls += 1
         if self.calls >= 2:
             raise OSError("the object store refused the write")
-        super().write_segment(records, prefix=prefix)
+        super().write_segment(records, prefix=prefix, name=name)
 
 
 def test_a_sender_waiting_on_a_failed_write_learns_it(tmp_path: Path) -> None:
@@ -264,6 +264,27 @@ def test_records_that_need_not_be_durable_ride_along_with_the_next_write(tmp_pat
 
     assert asyncio.run(run()) == 1
     assert sorted(manifest.items()) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("appends", "segments"), [(True, 1), (False, 5)])
+def test_a_writer_appends_to_one_segment_where_storage_can_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, appends: bool, segments: int
+) -> None:
+    """A try's group commits on local disk go into one file (a retry opens one, not thousands);
+    object storage cannot append, so there each is a segment of its own."""
+    manifest = _manifest(tmp_path)
+    if not appends:  # as on an object store
+        monkeypatch.setattr(Manifest, "_local_journal", lambda self: None)
+
+    async def run() -> int:
+        async with JournalWriter(manifest) as writer:
+            for i in range(5):
+                await writer.append(*record({"k": "intent", "i": i, "r": 0}), durable=True)
+        return writer.writes
+
+    assert asyncio.run(run()) == 5
+    assert len(manifest._segments()) == segments
+    assert sorted(manifest.items()) == [0, 1, 2, 3, 4]
 
 
 # -- the layout on storage: what a retry, maybe of a newer release, reads back ----------------------

@@ -16,12 +16,17 @@ from airflow_provider_edgeinfer.batch.fanout import FanOut
 from airflow_provider_edgeinfer.batch.inputs import BatchItem
 from airflow_provider_edgeinfer.batch.manifest import JournalWriter, Manifest
 from airflow_provider_edgeinfer.batch.watch import Progress, Watch, follow
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
-from airflow_provider_edgeinfer.clients.ratelimit import PacedSender, RateLimiter, limiter_for
-from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety
+from airflow_provider_edgeinfer.clients.core import Job, JobState
+from airflow_provider_edgeinfer.clients.retry import (
+    PacedSender,
+    RateLimiter,
+    RetrySettings,
+    Safety,
+    limiter_for,
+)
 from airflow_provider_edgeinfer.exceptions import RateLimitError
 from airflow_provider_edgeinfer.storage import as_storage_path
-from airflow_provider_edgeinfer.triggers.poller import Poller
+from airflow_provider_edgeinfer.triggers.inference import Poller
 
 
 class FakeTime:

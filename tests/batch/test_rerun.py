@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.batch.inputs import fingerprint, load_items
+from airflow_provider_edgeinfer.batch.inputs import fingerprint
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
+from tests.batch import load_items
 from tests.batch.batch_worker import FakeTI
 
 THETA = "edgeinfer_theta_default"
@@ -46,7 +47,7 @@ def _sent(emulator: Any, vendor: str, results: list[dict[str, Any]]) -> int:
     """Items created at the vendor: requests of a fan-out, items of the native batches the runs made."""
     if vendor != "infrai":
         return _created(emulator, vendor)
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
     hook = hook_for_connection(INFRAI)
     try:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.batch.manifest import ItemRecord, Manifest
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+from airflow_provider_edgeinfer.clients.core import Job, JobState
 from airflow_provider_edgeinfer.storage import as_storage_path
 
 #: Bytes a streamed pass may keep per item (its fixed-width tables are 1 to 20 bytes an item).
@@ -185,7 +185,7 @@ def _poll(emulator: Any, directory: Path, polls: int = 1, between: Callable[[], 
 def test_theta_poll_calls_follow_the_unfinished_requests_not_the_batch(
     edgeinfer_emulator: Any, theta_jobs: Any, tmp_path: Path
 ) -> None:
-    from airflow_provider_edgeinfer.clients.theta_listing import PAGE_SIZE
+    from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE
 
     theta_jobs(3_000)  # another batch of the project, ended before ours: never read
     for job in edgeinfer_emulator.state.tables["theta.jobs"].values():
@@ -348,3 +348,55 @@ def test_the_parts_of_a_native_round_come_from_one_pass_over_the_inputs(
     # A later round of some items only (the failed ones), in parts of two.
     assert indices([1, 2, 5, 7, 8, 11], [(0, 2), (2, 2), (4, 2)]) == [[1, 2], [5, 7], [8, 11]]
     assert len(opened) == 2  # one pass each
+
+
+@pytest.mark.parametrize("rewritten", [False, True])
+def test_a_retry_of_the_same_inputs_file_does_not_check_every_item_again(
+    emulated: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rewritten: bool
+) -> None:
+    """Its bytes unchanged, a retry trusts the check made when the batch started (at a million items
+    that check is most of a resume's time); any change to the bytes checks the items again."""
+    from airflow_provider_edgeinfer.batch import native
+    from airflow_provider_edgeinfer.batch.items import Items
+    from airflow_provider_edgeinfer.operators.batch import BatchOperator
+
+    monkeypatch.setattr(native, "MAX_NATIVE_BATCH_ITEMS", 2)
+    monkeypatch.setattr(native, "NATIVE_PART_ITEMS", 2)
+    inputs = tmp_path / "in.jsonl"
+    lines = [
+        json.dumps(
+            {
+                "custom_id": f"c{n}",
+                "input": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{n}"}]},
+            }
+        )
+        for n in range(6)
+    ]
+    inputs.write_text("\n".join(lines) + "\n")
+    operator = BatchOperator(
+        task_id="batch",
+        conn_id="edgeinfer_infrai_default",
+        service="chat.completions",
+        inputs=str(inputs),
+        output_path=str(tmp_path / "out"),
+        poll_interval=1,
+        deferrable=False,
+    )
+    real_submit, submitted = native.submit, []
+
+    def dies_before_the_second(*args: Any, **kwargs: Any) -> Any:
+        submitted.append(kwargs["key"])
+        if len(submitted) == 2:
+            raise SystemExit("the worker died before its second native batch")
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(native, "submit", dies_before_the_second)
+    with pytest.raises(SystemExit):
+        operator.execute({"ti": _TI()})  # type: ignore[arg-type,typeddict-item]
+    if rewritten:  # the same items, other bytes (a line ending more)
+        inputs.write_text("\n".join(lines) + "\n\n")
+    real_check, checks = Items.check, []
+    monkeypatch.setattr(Items, "check", lambda self, *a, **k: checks.append(1) or real_check(self, *a, **k))
+    result = operator.execute({"ti": _TI()})  # type: ignore[arg-type,typeddict-item]
+    assert result["succeeded"] == 6 and len(set(submitted)) == 3
+    assert len(checks) == (1 if rewritten else 0)

@@ -9,8 +9,15 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from airflow_provider_edgeinfer.clients.auth import BearerAuth, TokenExchangeAuth, host_allowed
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
+from airflow_provider_edgeinfer.clients.core import (
+    BearerAuth,
+    Call,
+    Credentials,
+    HttpResult,
+    TokenExchangeAuth,
+    VendorAPI,
+    host_allowed,
+)
 from airflow_provider_edgeinfer.clients.retry import RetrySettings
 from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
 from airflow_provider_edgeinfer.exceptions import (

@@ -21,11 +21,18 @@ import httpx
 import pytest
 
 from airflow_provider_edgeinfer.clients.aiosend import LeanSender
-from airflow_provider_edgeinfer.clients.auth import BearerAuth, TokenExchangeAuth
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
+from airflow_provider_edgeinfer.clients.core import (
+    BearerAuth,
+    Call,
+    Credentials,
+    HttpResult,
+    TokenExchangeAuth,
+    VendorAPI,
+)
+from airflow_provider_edgeinfer.clients.media_urls import download_media
 from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety
-from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient, download_media
+from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
 from airflow_provider_edgeinfer.exceptions import (
     DEADLINE_EXCEEDED,
     MALFORMED_BODY,

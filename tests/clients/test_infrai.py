@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, Page
+from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, JobState, Page
 from airflow_provider_edgeinfer.clients.infrai import (
     BATCH_STATES,
     ERROR_CODES,
@@ -22,7 +22,6 @@ from airflow_provider_edgeinfer.clients.infrai import (
 )
 from airflow_provider_edgeinfer.clients.infrai_models import (
     BatchStatus,
-    ChatCompletion,
     CostBreakdown,
     Enveloped,
     ImageSize,
@@ -30,7 +29,7 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
     Voice,
     VoiceSession,
 )
-from airflow_provider_edgeinfer.clients.jobs import JobState
+from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion
 from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety
 from airflow_provider_edgeinfer.clients.transport import AsyncClient, HttpSettings, SyncClient
 from airflow_provider_edgeinfer.emulator import infrai as emulated

@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, VendorAPI
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, Job, JobState, VendorAPI
 from airflow_provider_edgeinfer.clients.octoai import (
     MAX_ASYNC_BODY_BYTES,
     ImageGenerationRequest,

@@ -16,9 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_edgeinfer.clients.auth import TokenExchangeAuth
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult
-from airflow_provider_edgeinfer.clients.jobs import JobState
+from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, JobState, TokenExchangeAuth
 from airflow_provider_edgeinfer.clients.omnitensor import (
     UPLOAD_CHUNK_BYTES,
     OmniTensorAPI,

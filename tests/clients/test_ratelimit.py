@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.clients.ratelimit import (
+from airflow_provider_edgeinfer.clients.retry import (
     DeadlinePassed,
     PacedSender,
     RateLimiter,
+    RetrySettings,
+    Safety,
+    is_transient,
     limiter_for,
 )
-from airflow_provider_edgeinfer.clients.retry import RetrySettings, Safety, is_transient
 from airflow_provider_edgeinfer.exceptions import (
     InputValidationError,
     JobFailedError,

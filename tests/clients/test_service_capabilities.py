@@ -8,9 +8,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_edgeinfer.clients.core import Credentials, InlineFile, VendorAPI, api_classes
+from airflow_provider_edgeinfer.clients.core import (
+    Credentials,
+    InlineFile,
+    Job,
+    JobState,
+    VendorAPI,
+    api_classes,
+)
 from airflow_provider_edgeinfer.clients.infrai import MAX_TRANSCRIPTION_FILE_BYTES, InfraiAPI
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
 from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
 from airflow_provider_edgeinfer.clients.retry import RetrySettings
 from airflow_provider_edgeinfer.clients.transport import HttpSettings, SyncClient
@@ -18,7 +24,7 @@ from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.octoai import TEXT_MODELS
 from airflow_provider_edgeinfer.emulator.server import EmulatorServer
 from airflow_provider_edgeinfer.exceptions import InputValidationError
-from airflow_provider_edgeinfer.hooks import vendors
+from airflow_provider_edgeinfer.hooks.base import vendors
 
 SETTINGS = HttpSettings(
     connect_timeout=5, read_timeout=5, retry=RetrySettings(max_attempts=1, initial_delay=0, max_delay=0)

@@ -33,9 +33,8 @@ import pytest
 
 from airflow_provider_edgeinfer.batch.fanout import sender_for, single_attempt
 from airflow_provider_edgeinfer.clients.aiosend import LeanSender, supports
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, InlineFile, VendorAPI
+from airflow_provider_edgeinfer.clients.core import Call, Credentials, InlineFile, Job, VendorAPI
 from airflow_provider_edgeinfer.clients.infrai import InfraiAPI
-from airflow_provider_edgeinfer.clients.jobs import Job
 from airflow_provider_edgeinfer.clients.octoai import OctoAIAPI
 from airflow_provider_edgeinfer.clients.omnitensor import OmniTensorAPI
 from airflow_provider_edgeinfer.clients.retry import RetrySettings

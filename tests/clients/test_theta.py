@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult
-from airflow_provider_edgeinfer.clients.jobs import JobState
+from airflow_provider_edgeinfer.clients.core import Call, Credentials, HttpResult, JobState
 from airflow_provider_edgeinfer.clients.retry import RetrySettings
 from airflow_provider_edgeinfer.clients.theta import (
     STATES,

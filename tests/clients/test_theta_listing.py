@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from airflow_provider_edgeinfer.clients.core import Call, HttpResult
-from airflow_provider_edgeinfer.clients.theta import ThetaAPI
-from airflow_provider_edgeinfer.clients.theta_listing import CLOCK_SKEW_SECONDS, PAGE_SIZE, ListingScan
+from airflow_provider_edgeinfer.clients.theta import CLOCK_SKEW_SECONDS, PAGE_SIZE, ListingScan, ThetaAPI
 
 NOW = 1_800_000_000.0
 

@@ -82,7 +82,7 @@ def argument(value: Any, tmp: Path) -> Any:
         data = base64.b64decode(value["$opener"])
         return lambda: io.BytesIO(data)
     if isinstance(value, dict) and set(value) == {"$job"}:
-        from airflow_provider_edgeinfer.clients.jobs import Job
+        from airflow_provider_edgeinfer.clients.core import Job
 
         return Job.model_validate(value["$job"])
     if isinstance(value, dict) and set(value) == {"$path"}:

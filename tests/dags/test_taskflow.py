@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from airflow_provider_edgeinfer import get_provider_info
 from tests.dags.conftest import task_states
@@ -32,6 +35,35 @@ def test_decorators_are_registered_and_resolve_as_task_attributes() -> None:
     assert set(names) == {"edgeinfer_batch", "edgeinfer_inference"}
     assert task.edgeinfer_batch is edgeinfer_batch_task
     assert task.edgeinfer_inference is edgeinfer_inference_task
+
+
+@pytest.mark.parametrize(
+    ("module", "operator", "argument"),
+    [("inference", "InferenceOperator", "input"), ("batch", "BatchOperator", "inputs")],
+)
+def test_a_decorated_operator_templates_all_but_the_returned_argument(
+    module: str, operator: str, argument: str
+) -> None:
+    from airflow.sdk.bases.decorator import DecoratedOperator
+
+    decorators = importlib.import_module(f"airflow_provider_edgeinfer.decorators.{module}")
+    base = getattr(importlib.import_module(f"airflow_provider_edgeinfer.operators.{module}"), operator)
+    decorated = next(
+        c for c in vars(decorators).values() if isinstance(c, type) and c.__module__ == decorators.__name__
+    )
+    assert argument in base.template_fields
+    expected = [*DecoratedOperator.template_fields, *(f for f in base.template_fields if f != argument)]
+    assert list(decorated.template_fields) == expected
+
+
+def test_the_returned_argument_mixin_comes_before_the_operator() -> None:
+    from airflow_provider_edgeinfer.decorators import ReturnedArgument
+    from airflow_provider_edgeinfer.operators.inference import InferenceOperator
+
+    with pytest.raises(TypeError, match="then the operator"):
+
+        class _Backwards(InferenceOperator, ReturnedArgument):  # type: ignore[misc]
+            returned_argument = "input"
 
 
 def test_inference_decorator_runs_the_returned_input(airflow_db: None, emulated: Any) -> None:

@@ -11,8 +11,15 @@ from urllib.parse import quote
 
 from pydantic import BaseModel
 
-from airflow_provider_edgeinfer.clients.core import Call, HttpResult, VendorAPI, check_base_url
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.core import (
+    Call,
+    HttpResult,
+    Job,
+    JobState,
+    VendorAPI,
+    check_base_url,
+    map_state,
+)
 from airflow_provider_edgeinfer.clients.retry import Safety
 
 STATES = {

@@ -61,7 +61,7 @@ def fifth_vendor_dag() -> DAG:
 
         @task
         def start_elsewhere() -> str:
-            from airflow_provider_edgeinfer.hooks import hook_for_connection
+            from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
             hook = hook_for_connection(CONN_ID)
             with hook:

@@ -31,7 +31,7 @@ def fifth_vendor(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVendorServer]:
 
 
 def test_the_hook_is_found_by_connection_type(fifth_vendor: FakeVendorServer) -> None:
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
     from tests.fifth_vendor.hook import FifthHook
 
     hook = hook_for_connection("edgeinfer_fifth_default")

@@ -91,7 +91,7 @@ def _created(emulator: Any, vendor: str = "theta") -> int:
 
 
 def _state_of(vendor: str, request_id: str) -> str:
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
     hook = hook_for_connection(VENDORS[vendor]["conn_id"])
     try:
@@ -394,8 +394,8 @@ def test_a_record_written_by_an_earlier_release_is_still_recognised(emulated: An
     change, a retry across the upgrade no longer recognises its own request (and infrai no longer
     deduplicates its key) and pays twice.
     """
+    from airflow_provider_edgeinfer.clients.core import idempotency_key
     from airflow_provider_edgeinfer.hooks.theta import ThetaHook
-    from airflow_provider_edgeinfer.idempotency import idempotency_key
     from airflow_provider_edgeinfer.operators.inference import fingerprint
 
     emulated.state.timing["theta"] = TIMINGS["running"]

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+from airflow_provider_edgeinfer.clients.core import Job, JobState
 from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, check_media_url
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
 from airflow_provider_edgeinfer.outputs import (

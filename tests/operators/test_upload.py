@@ -71,7 +71,7 @@ def _requests(emu: EmulatorServer) -> dict[str, int]:
 
 
 def _hook(conn_id: str = THETA) -> Any:
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
 
     return hook_for_connection(conn_id)
 

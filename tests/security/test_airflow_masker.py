@@ -48,6 +48,46 @@ def test_the_key_secret_and_exchanged_token_are_masked_by_airflow(
     hook.close()
 
 
+@pytest.mark.parametrize("where", ["password", "api_key"])
+def test_airflow_masks_the_key_a_worker_hook_reads(
+    emu_env: Any, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Masked wherever the key is: Airflow masks the password itself when it hands the connection
+    out; a key in the ``api_key`` extra the hook masks too (Airflow 3.1 may not, by the extra's name)."""
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
+
+    key = f"theta-key-masked-{where}-0005"
+    conn = json.loads(emu_env.connections()["AIRFLOW_CONN_EDGEINFER_THETA_DEFAULT"])
+    conn.pop("password", None)
+    if where == "password":
+        conn["password"] = key
+    else:
+        conn["extra"]["api_key"] = key
+    monkeypatch.setenv(f"AIRFLOW_CONN_THETA_MASKED_{where.upper()}", json.dumps(conn))
+    assert not masked_by_airflow(key)
+
+    hook = hook_for_connection(f"theta_masked_{where}")
+    assert hook.credentials(hook.connection).api_key.get_secret_value() == key
+    assert masked_by_airflow(key)
+
+
+async def test_airflow_masks_the_key_a_trigger_reads(emu_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_edgeinfer.hooks.base import alease_connection
+
+    key = "theta-key-masked-trigger-0006"
+    conn = json.loads(emu_env.connections()["AIRFLOW_CONN_EDGEINFER_THETA_DEFAULT"])
+    conn["password"] = key
+    monkeypatch.setenv("AIRFLOW_CONN_THETA_MASKED_TRIGGER", json.dumps(conn))
+    assert not masked_by_airflow(key)
+
+    lease = await alease_connection("theta_masked_trigger")
+    try:
+        assert lease.hook.credentials(await lease.hook.aconnection()).api_key.get_secret_value() == key
+    finally:
+        await lease.release()
+    assert masked_by_airflow(key)
+
+
 async def test_the_async_masker_masks_in_this_process() -> None:
     await amask("async-token-masked-0002", None, "")
     assert masked_by_airflow("async-token-masked-0002")

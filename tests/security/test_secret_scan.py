@@ -84,7 +84,7 @@ def test_no_credential_reaches_logs_xcom_templates_or_triggers(
 
 
 def test_errors_and_reprs_carry_no_credential(canaried: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_edgeinfer.hooks import hook_for_connection
+    from airflow_provider_edgeinfer.hooks.base import hook_for_connection
     from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
     texts: list[str] = []

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_edgeinfer.hooks.base import _SharedClients, shared_clients
 from airflow_provider_edgeinfer.hooks.theta import ThetaHook
-from airflow_provider_edgeinfer.triggers.poller import pollers, watch
+from airflow_provider_edgeinfer.triggers.inference import pollers, watch
 from tests.triggers.conftest import submit
 from tests.triggers.test_poller import until
 from tests.triggers.triggerer import Triggerer
@@ -212,7 +212,7 @@ async def test_triggers_find_the_hook_by_connection_type_and_read_the_connection
     """The triggerer finds the hook as the worker does (by the connection's type), once per loop."""
     from airflow.sdk import BaseHook
 
-    from airflow_provider_edgeinfer.hooks import alease_connection
+    from airflow_provider_edgeinfer.hooks.base import alease_connection
 
     lookups: list[str] = []
     read = BaseHook.aget_connection.__func__  # type: ignore[attr-defined]

@@ -20,17 +20,16 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.emulator import media
 from airflow_provider_edgeinfer.emulator.state import Timing
-from airflow_provider_edgeinfer.exceptions import ConfigurationError, EdgeInferError, JobFailedError
-from airflow_provider_edgeinfer.operators.inference import InferenceOperator
-from airflow_provider_edgeinfer.triggers import events
-from airflow_provider_edgeinfer.triggers.events import (
+from airflow_provider_edgeinfer.exceptions import (
     MAX_EVENT_ERROR_CHARS,
+    ConfigurationError,
+    EdgeInferError,
+    JobFailedError,
     error_payload,
-    job_event,
-    open_output,
-    seal_output,
-    task_identity_of,
 )
+from airflow_provider_edgeinfer.operators.inference import InferenceOperator
+from airflow_provider_edgeinfer.triggers import base as trigger_base
+from airflow_provider_edgeinfer.triggers.base import job_event, open_output, seal_output, task_identity_of
 from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 from tests.airflow_versions import fired
 
@@ -176,7 +175,7 @@ def test_octoai_event_carries_no_output_and_the_worker_fetches_it_once(emulated:
 
 
 def event_job(event: dict[str, Any]) -> Any:
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
 
     return Job.model_validate(event["job"]).model_copy(update={"service": "generate/sdxl"})
 
@@ -207,9 +206,9 @@ def test_a_sealed_output_opens_only_with_its_key_and_task_instance() -> None:
 def test_an_output_above_the_bound_is_withheld_and_fails_the_task_clearly(
     emulated: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+    from airflow_provider_edgeinfer.clients.core import Job, JobState
 
-    monkeypatch.setattr(events, "MAX_EVENT_OUTPUT_BYTES", 64)
+    monkeypatch.setattr(trigger_base, "MAX_EVENT_OUTPUT_BYTES", 64)
     job = Job(
         vendor="omnitensor",
         request_id="inf_1",
@@ -235,7 +234,7 @@ async def test_a_deferred_call_without_a_task_identity_is_never_made(emulated: A
 
 
 def test_errors_in_events_are_short_and_redacted(emulated: Any) -> None:
-    from airflow_provider_edgeinfer.clients.jobs import Job, JobState
+    from airflow_provider_edgeinfer.clients.core import Job, JobState
 
     echo = f"model refused: {REPLY} " * 40 + "api_key=sk-live-123456"
     failed = Job(vendor="theta", request_id="r", state=JobState.FAILED, vendor_state="error", error=echo)

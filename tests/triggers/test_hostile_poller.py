@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer.triggers import poller as poller_module
-from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
-from airflow_provider_edgeinfer.triggers.poller import pollers
+from airflow_provider_edgeinfer.triggers import inference as poller_module
+from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger, pollers
 from tests.clients.hostile_server import Hostile, Reply, serving
 
 KEY = "sk-theta-hostile-SUPERSECRET-42"

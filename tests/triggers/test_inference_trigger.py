@@ -11,9 +11,8 @@ import pytest
 
 from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.hooks.base import shared_clients
-from airflow_provider_edgeinfer.triggers.events import parse_event
-from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
-from airflow_provider_edgeinfer.triggers.poller import pollers
+from airflow_provider_edgeinfer.triggers.base import parse_event
+from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger, pollers
 from tests.airflow_versions import fired, since_airflow
 from tests.triggers.conftest import NO_PROJECT, submit
 from tests.triggers.test_poller import LISTING, first_event, make, until, watching
@@ -136,8 +135,8 @@ async def test_answers_that_never_parse_end_the_trigger_after_the_tolerated_fail
 
 async def test_the_state_is_logged_on_each_change(monkeypatch: pytest.MonkeyPatch) -> None:
     """Between "trigger starting" and "trigger fired" the log says what the request is doing."""
-    from airflow_provider_edgeinfer.clients.jobs import Job, JobState
-    from airflow_provider_edgeinfer.triggers.poller import Watch
+    from airflow_provider_edgeinfer.clients.core import Job, JobState
+    from airflow_provider_edgeinfer.triggers.inference import Watch
 
     lines: list[str] = []
 

@@ -13,9 +13,8 @@ import pytest
 from airflow_provider_edgeinfer.clients import theta as theta_client
 from airflow_provider_edgeinfer.hooks.base import shared_clients
 from airflow_provider_edgeinfer.hooks.theta import ThetaHook
-from airflow_provider_edgeinfer.triggers import poller as poller_module
-from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
-from airflow_provider_edgeinfer.triggers.poller import pollers
+from airflow_provider_edgeinfer.triggers import inference as poller_module
+from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger, pollers
 from tests.triggers.conftest import NO_PROJECT, requests_made, submit
 
 LISTING = "edgeinfer_theta_default"

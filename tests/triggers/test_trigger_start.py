@@ -24,8 +24,7 @@ from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.hooks.base import shared_clients
 from airflow_provider_edgeinfer.hooks.theta import ThetaHook
 from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
-from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
-from airflow_provider_edgeinfer.triggers.poller import pollers
+from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger, pollers
 from tests.triggers.conftest import submit
 from tests.triggers.test_triggerer_lifecycle import CONN, write_manifest
 from tests.triggers.triggerer import Triggerer

@@ -27,8 +27,7 @@ from packaging.version import Version
 from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.hooks.base import shared_clients
 from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
-from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
-from airflow_provider_edgeinfer.triggers.poller import pollers
+from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger, pollers
 from tests.airflow_versions import AIRFLOW
 from tests.triggers.conftest import submit
 from tests.triggers.triggerer import Triggerer

@@ -12,25 +12,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG
+from harness_dags import THETA_WHISPER, announce, batch_task, harness_dag
 
 # The bundle directory is on sys.path in every Airflow process; the harness imports the same module.
-from reliability_inputs import (
-    BATCH_OUTPUT_ENV,
-    CANCEL_INPUT,
-    MARKER_DIR_ENV,
-    REATTACH_INPUT,
-    batch_inputs,
-    mapped_inputs,
-)
+from reliability_inputs import CANCEL_INPUT, REATTACH_INPUT, batch_inputs, mapped_inputs
 
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 from airflow_provider_edgeinfer.operators.inference import InferenceOperator
@@ -38,14 +28,13 @@ from airflow_provider_edgeinfer.operators.inference import InferenceOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_edgeinfer.clients.jobs import Job
+    from airflow_provider_edgeinfer.clients.core import Job
 
 #: Upper bound of the deliberate hang: if nobody kills the task, it simply carries on.
 HANG_SECONDS = 300
 
 COMMON: dict[str, Any] = {
-    "conn_id": "edgeinfer_theta_default",
-    "service": "whisper",
+    **THETA_WHISPER,
     "deferrable": True,
     "poll_interval": 2.0,
     "timeout": 600,
@@ -68,27 +57,16 @@ class HangAfterSubmitOperator(InferenceOperator):
     def _submit(self, *args: Any, **kwargs: Any) -> tuple[Job, float]:
         # Pass-through arguments: the base signature may grow (uploads) without breaking this test.
         job, submitted_at = super()._submit(*args, **kwargs)
-        marker_dir = os.environ.get(MARKER_DIR_ENV)
-        if self._try_number == 1 and marker_dir:
-            marker = Path(marker_dir) / "submitted.json"
-            tmp = marker.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"pid": os.getpid(), "request_id": job.request_id}))
-            tmp.rename(marker)  # atomic: the harness never reads half a file
+        if self._try_number == 1 and announce(
+            "submitted.json", {"pid": os.getpid(), "request_id": job.request_id}
+        ):
             self.log.info("submitted %s; hanging until the harness kills this process", job.request_id)
             time.sleep(HANG_SECONDS)
         return job, submitted_at
 
 
-def _dag(dag_id: str, doc: str) -> DAG:
-    return DAG(
-        dag_id=dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_tasks=64,
-        tags=["edgeinfer-reliability"],
-        doc_md=doc,
-    )
+def _dag(dag_id: str, doc: str) -> Any:
+    return harness_dag(dag_id, doc, tag="edgeinfer-reliability", max_active_tasks=64)
 
 
 with _dag("edgeinfer_reliability_mapped", "200 mapped inferences; the triggerer is SIGKILLed mid-run."):
@@ -103,18 +81,10 @@ with _dag("edgeinfer_reliability_cancel", "Marked failed while deferred; on_kill
 
 with _dag("edgeinfer_reliability_batch", "1,000 items in one task; the triggerer is SIGKILLed mid-run."):
     BatchOperator(
-        task_id="transcribe_all",
-        conn_id="edgeinfer_theta_default",
-        service="whisper",
         inputs=batch_inputs(),
-        output_path=os.environ.get(
-            BATCH_OUTPUT_ENV, os.path.join(tempfile.gettempdir(), "edgeinfer-rel-batch")
-        ),
-        max_concurrency=16,
         poll_interval=5.0,
         timeout=900,
-        deferrable=True,
         retries=2,
         retry_delay=timedelta(seconds=2),
-        priority_weight=1000,
+        **batch_task("edgeinfer-rel-batch"),
     )

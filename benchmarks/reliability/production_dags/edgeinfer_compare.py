@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.http.operators.http import HttpOperator
 from airflow.providers.http.sensors.http import HttpSensor
-from airflow.sdk import DAG
-from production_inputs import BATCH_OUTPUT_ENV, compare_inputs
+
+# On every Airflow process's PYTHONPATH (the reliability DAG folder, shared by both harnesses).
+from harness_dags import THETA_WHISPER, batch_output, harness_dag
+from production_inputs import compare_inputs
 
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 from airflow_provider_edgeinfer.operators.inference import InferenceOperator
@@ -28,16 +30,8 @@ POLL_SECONDS = 10.0
 HTTP_CONN = "edgeinfer_compare_http"
 
 
-def _dag(dag_id: str, doc: str) -> DAG:
-    return DAG(
-        dag_id=dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_tasks=256,
-        tags=["edgeinfer-production"],
-        doc_md=doc,
-    )
+def _dag(dag_id: str, doc: str) -> Any:
+    return harness_dag(dag_id, doc, tag="edgeinfer-production", max_active_tasks=256)
 
 
 def request_id(response: Any) -> str:
@@ -54,8 +48,7 @@ def finished(response: Any) -> bool:
 with _dag("edgeinfer_compare_mapped", "One deferrable InferenceOperator per input."):
     InferenceOperator.partial(
         task_id="transcribe",
-        conn_id="edgeinfer_theta_default",
-        service="whisper",
+        **THETA_WHISPER,
         deferrable=True,
         poll_interval=POLL_SECONDS,
         timeout=1800,
@@ -66,10 +59,9 @@ with _dag("edgeinfer_compare_mapped", "One deferrable InferenceOperator per inpu
 with _dag("edgeinfer_compare_batch", "One BatchOperator for every input."):
     BatchOperator(
         task_id="transcribe_all",
-        conn_id="edgeinfer_theta_default",
-        service="whisper",
+        **THETA_WHISPER,
         inputs=compare_inputs(),
-        output_path=os.path.join(os.environ.get(BATCH_OUTPUT_ENV, "/tmp/edgeinfer-compare"), "compare"),
+        output_path=os.path.join(batch_output("edgeinfer-compare"), "compare"),
         max_concurrency=16,
         poll_interval=POLL_SECONDS,
         timeout=1800,

@@ -12,21 +12,17 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import DAG
+# On every Airflow process's PYTHONPATH (the reliability DAG folder, shared by both harnesses).
+from harness_dags import THETA_WHISPER, announce, batch_task, harness_dag
 
 # The bundle directory is on sys.path in every Airflow process; the harness imports the same module.
 from production_inputs import (
-    BATCH_OUTPUT_ENV,
     CANCEL_INPUTS,
     CRASH_QUEUE,
-    MARKER_DIR_ENV,
     VENDOR_CALLS,
     batch_inputs,
     crash_input,
@@ -48,25 +44,13 @@ class MarkedBatchOperator(BatchOperator):
     """Tells the harness the pid of its first try, so the harness can SIGKILL it mid fan-out."""
 
     def execute(self, context: Context) -> Any:
-        marker_dir = os.environ.get(MARKER_DIR_ENV)
-        if int(context["ti"].try_number) == 1 and marker_dir:
-            marker = Path(marker_dir) / "batch.json"
-            tmp = marker.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"pid": os.getpid()}))
-            tmp.rename(marker)  # atomic: the harness never reads half a file
+        if int(context["ti"].try_number) == 1:
+            announce("batch.json", {"pid": os.getpid()})
         return super().execute(context)
 
 
-def _dag(dag_id: str, doc: str) -> DAG:
-    return DAG(
-        dag_id=dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1),
-        catchup=False,
-        max_active_tasks=256,
-        tags=["edgeinfer-production"],
-        doc_md=doc,
-    )
+def _dag(dag_id: str, doc: str) -> Any:
+    return harness_dag(dag_id, doc, tag="edgeinfer-production", max_active_tasks=256)
 
 
 with _dag(
@@ -78,19 +62,11 @@ with _dag(
 
 with _dag("edgeinfer_production_batch", "One batch task, SIGKILLed mid fan-out; the retry resumes."):
     MarkedBatchOperator(
-        task_id="transcribe_all",
-        conn_id="edgeinfer_theta_default",
-        service="whisper",
         inputs=batch_inputs(),
-        output_path=os.environ.get(
-            BATCH_OUTPUT_ENV, os.path.join(tempfile.gettempdir(), "edgeinfer-prod-batch")
-        ),
-        max_concurrency=16,
         poll_interval=10.0,
         timeout=1800,
-        deferrable=True,
-        priority_weight=1000,
         **RETRIES,
+        **batch_task("edgeinfer-prod-batch"),
     )
 
 with _dag("edgeinfer_production_crash", "Each vendor's submit call outlives its Celery worker."):
@@ -117,8 +93,7 @@ with _dag(
     for name, input_ in CANCEL_INPUTS.items():
         InferenceOperator(
             task_id=name,
-            conn_id="edgeinfer_theta_default",
-            service="whisper",
+            **THETA_WHISPER,
             input=input_,
             deferrable=True,
             poll_interval=2.0,

@@ -12,8 +12,6 @@ from typing import Any
 MAPPED_ENV = "EDGEINFER_PROD_MAPPED"
 BATCH_ENV = "EDGEINFER_PROD_BATCH"
 COMPARE_ENV = "EDGEINFER_PROD_COMPARE"
-MARKER_DIR_ENV = "EDGEINFER_RELIABILITY_MARKERS"
-BATCH_OUTPUT_ENV = "EDGEINFER_RELIABILITY_BATCH_OUTPUT"
 #: The Celery queue only the first worker listens to: the harness kills that worker mid-submit.
 CRASH_QUEUE = "crash"
 

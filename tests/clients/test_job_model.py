@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from airflow_provider_edgeinfer.clients.jobs import Job, JobState, map_state
+from airflow_provider_edgeinfer.clients.core import Job, JobState, map_state
 from airflow_provider_edgeinfer.clients.theta import STATES as THETA_STATES
 from airflow_provider_edgeinfer.exceptions import UnexpectedResponseError
 

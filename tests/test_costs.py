@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_edgeinfer.batch.inputs import BatchItem
 from airflow_provider_edgeinfer.batch.results import ResultsWriter
-from airflow_provider_edgeinfer.costs import format_cost, format_total, usd
+from airflow_provider_edgeinfer.progress import format_cost, format_total, usd
 from airflow_provider_edgeinfer.storage import as_storage_path
 
 
