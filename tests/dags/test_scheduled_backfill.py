@@ -145,6 +145,7 @@ class Week:
 def week() -> Iterator[Week]:
     run_dir = Path(tempfile.mkdtemp(prefix="edgeinfer-backfill-"))
     cluster = Cluster(run_dir, parallelism=8, job_seconds=(1.0, 2.0))
+    api: AirflowAPI | None = None
     try:
         cluster.start_emulator()
         cluster.configure_airflow()
@@ -180,8 +181,9 @@ def week() -> Iterator[Week]:
         for dag_id in (TRANSCRIBE, INDEX):
             api.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
         yield week
-        api.close()
     finally:
+        if api is not None:  # also when the cluster never came up: an open client is a leaked socket
+            api.close()
         cluster.stop_all()
         if not os.environ.get("EDGEINFER_KEEP_RUN_DIR"):  # set it to read the processes' logs
             shutil.rmtree(run_dir, ignore_errors=True)
