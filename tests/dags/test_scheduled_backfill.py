@@ -84,14 +84,16 @@ class Week:
             "dag_run_conf": {"audio_root": str(self.audio), "output_root": str(self.transcripts)},
             "max_active_runs": len(DAYS),
         }
+        answers = []  # every attempt's status, for the failure message
         for attempt in range(5):
             # A busy SQLite answers 500 or 409 while the scheduler writes; the creation is one
             # transaction, and with reprocess_behavior "none" a repeat never adds a run.
             response = self.api.client.post("/backfills", json=body)
+            answers.append(response.status_code)
             if response.status_code < 500 or attempt == 4:
                 break
             time.sleep(2.0)
-        return {"status": response.status_code, "body": response.json()}
+        return {"status": response.status_code, "body": response.json(), "answers": answers}
 
     def clear(self, run_id: str) -> None:
         """Clear every task of one run of the transcription DAG, as the UI's "Clear" does."""
