@@ -26,12 +26,12 @@ HOW_TO_GUIDES = [
 LOGO = "/docs/integration-logos/edgeinfer.svg"
 
 
-def _connection_type(vendor: str, hook_class: str, hook_name: str, host_placeholder: str) -> dict[str, Any]:
+def _connection_type(vendor: str, hook_class: str, host_placeholder: str) -> dict[str, Any]:
     model = MODELS[f"edgeinfer_{vendor}"]
     return {
         "connection-type": model.conn_type,
         "hook-class-name": f"{PACKAGE}.hooks.{vendor}.{hook_class}",
-        "hook-name": hook_name,
+        "hook-name": model.hook_name,
         "ui-field-behaviour": {
             "hidden-fields": ["login", "schema", "port"],
             "relabeling": {"host": "API base URL", "password": "API key"},
@@ -42,12 +42,10 @@ def _connection_type(vendor: str, hook_class: str, hook_name: str, host_placehol
 
 
 CONNECTION_TYPES = [
-    _connection_type(
-        "theta", "ThetaHook", "Theta EdgeCloud (edgeinfer)", "https://ondemand.thetaedgecloud.com"
-    ),
-    _connection_type("octoai", "OctoAIHook", "OctoAI (edgeinfer)", "https://image.octoai.run"),
-    _connection_type("infrai", "InfraiHook", "infrai (edgeinfer)", "https://api.infrai.cc"),
-    _connection_type("omnitensor", "OmniTensorHook", "OmniTensor (edgeinfer)", "https://api.omnitensor.io"),
+    _connection_type("theta", "ThetaHook", "https://ondemand.thetaedgecloud.com"),
+    _connection_type("octoai", "OctoAIHook", "https://image.octoai.run"),
+    _connection_type("infrai", "InfraiHook", "https://api.infrai.cc"),
+    _connection_type("omnitensor", "OmniTensorHook", "https://api.omnitensor.io"),
 ]
 
 

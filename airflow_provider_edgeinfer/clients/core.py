@@ -248,6 +248,31 @@ def host_of(url: str) -> str:
     return f"{parts.hostname}:{port}" if port else str(parts.hostname)
 
 
+#: What an HTTP status means, as the exception raised for it; an unlisted status >= 500 is a
+#: :class:`ServerError`, any other a plain :class:`VendorAPIError`.
+STATUS_ERRORS: Mapping[int, type[VendorAPIError]] = {
+    400: VendorValidationError,
+    401: AuthenticationError,
+    402: QuotaExceededError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: VendorValidationError,
+    422: VendorValidationError,
+    429: RateLimitError,
+}
+
+
+def error_for_status(
+    status: int, table: Mapping[int, type[VendorAPIError]] = STATUS_ERRORS
+) -> type[VendorAPIError]:
+    """The exception class for an HTTP ``status`` by ``table``."""
+    cls = table.get(status)
+    if cls is not None:
+        return cls
+    return ServerError if status >= 500 else VendorAPIError
+
+
 class VendorAPI:
     """Base of the pure vendor API classes: error mapping and helpers shared by all four."""
 
@@ -263,6 +288,11 @@ class VendorAPI:
     honours_idempotency: ClassVar[bool] = False
     #: Response headers that carry the vendor's own request id, appended to error messages.
     request_id_headers: ClassVar[tuple[str, ...]] = ()
+    #: The vendor's documented error codes -> the HTTP status each is documented with: an answer's
+    #: code wins over its status (a gateway may answer a coded error with another status).
+    error_codes: ClassVar[Mapping[str, int]] = {}
+    #: What each HTTP status means from this vendor (see :data:`STATUS_ERRORS`).
+    status_errors: ClassVar[Mapping[int, type[VendorAPIError]]] = STATUS_ERRORS
 
     def base_urls(self) -> tuple[str, ...]:
         """Every base URL of this connection: the only hosts that may receive the credential."""
@@ -456,6 +486,14 @@ class VendorAPI:
 
     # -- answers -------------------------------------------------------------------------------
 
+    def unexpected(
+        self, message: str, result: HttpResult, request_id: str | None = None, *, code: str | None = None
+    ) -> UnexpectedResponseError:
+        """The error for an answer that is not what this vendor documents."""
+        return UnexpectedResponseError(
+            message, vendor=self.vendor, http_status=result.status, request_id=request_id, code=code
+        )
+
     def json_body(self, result: HttpResult, call_request_id: str | None = None) -> Any:
         """The decoded JSON body; malformed JSON is an :class:`UnexpectedResponseError`."""
         try:
@@ -469,12 +507,11 @@ class VendorAPI:
         except RecursionError:
             raise too_deep(result.url, result.status, call_request_id, self.vendor) from None
         except (ValueError, UnicodeDecodeError):
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"malformed JSON in the answer from {redact_url(result.url)} (HTTP {result.status}, "
                 f"{len(result.content)} bytes)",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=call_request_id,
+                result,
+                call_request_id,
                 code=MALFORMED_BODY,
             ) from None
 
@@ -486,11 +523,10 @@ class VendorAPI:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
             )
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"answer does not match {model.__name__}: {problems}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             ) from None
 
     def parser(
@@ -516,21 +552,7 @@ class VendorAPI:
         return None, None
 
     def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        if status in (401, 403):
-            return AuthenticationError
-        if status == 402:
-            return QuotaExceededError
-        if status == 404:
-            return NotFoundError
-        if status == 409:
-            return ConflictError
-        if status == 429:
-            return RateLimitError
-        if status in (400, 413, 422):
-            return VendorValidationError
-        if status >= 500:
-            return ServerError
-        return VendorAPIError
+        return error_for_status(self.error_codes.get(code or "", status), self.status_errors)
 
     def session_secrets(self) -> tuple[str, ...]:
         """Secrets learned at run time (OmniTensor's session tokens): scrubbed from every error."""

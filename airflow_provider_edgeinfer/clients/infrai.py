@@ -67,16 +67,7 @@ from airflow_provider_edgeinfer.clients.infrai_models import (
 from airflow_provider_edgeinfer.clients.openai_models import ChatCompletion, ModelList
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
-    AuthenticationError,
-    ConflictError,
     InputValidationError,
-    NotFoundError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
-    UnexpectedResponseError,
-    VendorAPIError,
-    VendorValidationError,
 )
 
 T = TypeVar("T")
@@ -128,15 +119,15 @@ BATCH_STATES: dict[str, JobState] = {
     "expired": JobState.EXPIRED,
 }
 
-#: Error envelope codes (documented) -> exception; they win over the HTTP status.
-ERROR_CODES: dict[str, type[VendorAPIError]] = {
-    "INVALID_REQUEST": VendorValidationError,
-    "UNAUTHORIZED": AuthenticationError,
-    "INSUFFICIENT_CREDIT": QuotaExceededError,
-    "NOT_FOUND": NotFoundError,
-    "CONFLICT": ConflictError,
-    "RATE_LIMITED": RateLimitError,
-    "UPSTREAM_ERROR": ServerError,
+#: Error envelope codes -> the HTTP status the documents pair each with ("5xx": a 502).
+ERROR_CODES: dict[str, int] = {
+    "INVALID_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "INSUFFICIENT_CREDIT": 402,
+    "NOT_FOUND": 404,
+    "CONFLICT": 409,
+    "RATE_LIMITED": 429,
+    "UPSTREAM_ERROR": 502,
 }
 
 #: Where a core answer may carry its cost (assumed: OpenAI bodies have none; gateways add one).
@@ -184,6 +175,7 @@ class InfraiAPI(VendorAPI):
     runs_native_batches: ClassVar[bool] = True
     honours_idempotency: ClassVar[bool] = True
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
+    error_codes: ClassVar[Mapping[str, int]] = ERROR_CODES
 
     def __init__(self, base_url: str = BASE_URL) -> None:
         self.base_url = check_base_url(base_url, vendor=self.vendor)
@@ -224,19 +216,17 @@ class InfraiAPI(VendorAPI):
         """``{ok: true, data, metadata}`` -> (data, metadata); ``ok: false`` on a 2xx is an error."""
         body = self.json_body(result, request_id)
         if not isinstance(body, dict) or "ok" not in body:
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 "answer lacks the {ok, data, error, metadata} envelope",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         if body.get("ok") is not True:
             message, code = self.error_details(body)
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"HTTP {result.status} carried an error envelope: {(message or 'no message')[:200]}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
                 code=code,
             )
         metadata = body.get("metadata")
@@ -286,10 +276,6 @@ class InfraiAPI(VendorAPI):
             message, code = error.get("message"), error.get("code")
             return (str(message) if message is not None else None), (str(code) if code else None)
         return super().error_details(body)
-
-    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        mapped = ERROR_CODES.get(code or "")
-        return mapped if mapped is not None else super().error_class(status, code, message)
 
     # -- OpenAI-compatible core ----------------------------------------------------------------
 
@@ -376,10 +362,9 @@ class InfraiAPI(VendorAPI):
         def parse(result: HttpResult) -> SpeechAudio:
             media_type = _media_type(result, "application/octet-stream")
             if media_type == "application/json" or not result.content:
-                raise UnexpectedResponseError(
+                raise self.unexpected(
                     f"expected audio bytes, got {media_type} ({len(result.content)} bytes)",
-                    vendor=self.vendor,
-                    http_status=result.status,
+                    result,
                 )
             return SpeechAudio(result.content, media_type)
 

@@ -93,12 +93,12 @@ CHAT_COMPLETIONS_PATH = "/v1/chat/completions"
 TEXT_CHAT_SERVICES = ("chat/completions", "chat.completions")
 #: Assumed: an OpenAI-compatible text API lists its models here; the hook's connection test uses it.
 MODELS_PATH = "/v1/models"
-#: Assumed (octoai.md, "A failed inference"): a 4xx on poll fails the request, except these, which
+#: Assumed (OctoAI's documents, "A failed inference"): a 4xx on poll fails the request, except these, which
 #: speak about our credential, a timeout or the rate limit rather than about the inference.
 POLL_STATUSES_NOT_FAILURE = frozenset({401, 403, 408, 429})
 #: OctoAI exposes no per-request page for humans.
 CONSOLE_URL: str | None = None
-#: What a deployment name holds when it serves Whisper (observed: "Transcription" in octoai.md); the
+#: What a deployment name holds when it serves Whisper (observed: "Transcription" in OctoAI's documents); the
 #: file it transcribes travels base64-encoded in the body's ``audio`` field.
 WHISPER_DEPLOYMENT_MARK = "whisper"
 #: Room left in an asynchronous body for the fields beside the base64 file (task, language, keys).
@@ -284,11 +284,10 @@ class OctoAIAPI(VendorAPI):
     def _object(self, result: HttpResult, request_id: str | None = None) -> dict[str, Any]:
         data = self.json_body(result, request_id)
         if not isinstance(data, dict):
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"expected a JSON object, got {type(data).__name__}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         return data
 

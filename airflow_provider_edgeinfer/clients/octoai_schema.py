@@ -15,7 +15,7 @@ from typing import Any
 
 #: OctoAI's OpenAPI description of the image engines (as OctoAI publishes it).
 SCHEMA_RESOURCE = "schemas/octoai_image_gen.openapi.json"
-#: Engines octoai.md lists that the OpenAPI file has no path for (``sd``: SD 1.5, which the file's
+#: Engines OctoAI's documents list that the OpenAPI file has no path for (``sd``: SD 1.5, which the file's
 #: size notes mention); they take the image request and answer the image response.
 EXTRA_IMAGE_ENGINES = ("sd",)
 _SCHEMA_URI = "urn:edgeinfer:octoai-image-gen"

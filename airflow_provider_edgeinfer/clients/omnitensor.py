@@ -15,7 +15,7 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, ClassVar, TypeVar
@@ -37,16 +37,9 @@ from airflow_provider_edgeinfer.clients.core import (
 )
 from airflow_provider_edgeinfer.clients.retry import Safety
 from airflow_provider_edgeinfer.exceptions import (
-    AuthenticationError,
     ConfigurationError,
     InputValidationError,
-    NotFoundError,
-    QuotaExceededError,
-    RateLimitError,
-    ServerError,
     UnexpectedResponseError,
-    VendorAPIError,
-    VendorValidationError,
 )
 
 T = TypeVar("T")
@@ -59,7 +52,7 @@ DEFAULT_TOKEN_TTL = 3600.0
 TOKEN_RENEW_MARGIN = 60.0
 #: The exchange is a small call; it must not inherit an inference's generous timeout, nor none.
 TOKEN_TIMEOUT = 30.0
-#: Refuse bigger model files before sending (omnitensor.md, "Model upload size").
+#: Refuse bigger model files before sending (OmniTensor's documents, "Model upload size").
 DEFAULT_MAX_MODEL_BYTES = 100 * 1024 * 1024
 #: File bytes encoded per chunk of the streamed upload: a multiple of 3, so no chunk but the last pads.
 UPLOAD_CHUNK_BYTES = 3 * 64 * 1024
@@ -69,22 +62,22 @@ UPLOAD_READ_TIMEOUT = 300.0
 INFERENCE_READ_TIMEOUT = 300.0
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
-#: Assumed (omnitensor.md): ``purpose`` of a compute allocation.
+#: Assumed (OmniTensor's documents): ``purpose`` of a compute allocation.
 PURPOSES = ("inference", "training")
 #: Normalized-job ``vendor_state`` for a synchronous success (the README's table says "HTTP 200").
 SYNC_VENDOR_STATE = "HTTP 200"
 
-#: Assumed error codes (omnitensor.md, "Errors"); the code wins over the HTTP status.
-ERROR_CODES: dict[str, type[VendorAPIError]] = {
-    "INVALID_REQUEST": VendorValidationError,
-    "UNAUTHORIZED": AuthenticationError,
-    "INSUFFICIENT_BALANCE": QuotaExceededError,
-    "NOT_FOUND": NotFoundError,
-    "MODEL_NOT_FOUND": NotFoundError,
-    "DATASET_NOT_FOUND": NotFoundError,
-    "PAYLOAD_TOO_LARGE": VendorValidationError,
-    "RATE_LIMITED": RateLimitError,
-    "NO_CAPACITY": ServerError,
+#: Assumed error codes (OmniTensor's documents, "Errors") -> the HTTP status the documents pair each with.
+ERROR_CODES: dict[str, int] = {
+    "INVALID_REQUEST": 400,
+    "UNAUTHORIZED": 401,
+    "INSUFFICIENT_BALANCE": 402,
+    "NOT_FOUND": 404,
+    "MODEL_NOT_FOUND": 404,
+    "DATASET_NOT_FOUND": 404,
+    "PAYLOAD_TOO_LARGE": 413,
+    "RATE_LIMITED": 429,
+    "NO_CAPACITY": 503,
 }
 
 
@@ -249,6 +242,7 @@ class OmniTensorAPI(VendorAPI):
     vendor: ClassVar[str] = "omnitensor"
     synchronous: ClassVar[bool] = True
     upload_kinds: ClassVar[frozenset[str]] = frozenset({"dataset", "model"})
+    error_codes: ClassVar[Mapping[str, int]] = ERROR_CODES
 
     def __init__(
         self,
@@ -336,11 +330,6 @@ class OmniTensorAPI(VendorAPI):
 
     def error_details(self, body: Any) -> tuple[str | None, str | None]:
         return error_fields(body)
-
-    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        if code in ERROR_CODES:
-            return ERROR_CODES[code]
-        return super().error_class(status, code, message)
 
     def _money_json(self, result: HttpResult) -> Any:
         """The body with JSON numbers read as Decimal: an amount never passes through a float."""
@@ -430,9 +419,7 @@ class OmniTensorAPI(VendorAPI):
         def parse(result: HttpResult) -> Page[Model]:
             items = model_items(self.json_body(result))
             if not isinstance(items, list):
-                raise UnexpectedResponseError(
-                    "model list is not a JSON array", vendor=self.vendor, http_status=result.status
-                )
+                raise self.unexpected("model list is not a JSON array", result)
             models = [self.model(Model, m, result) for m in items]
             # No total in the answer (assumed paging): a short page is the last one.
             next_call = self.list_models(page=page + 1, limit=limit) if len(models) >= limit else None

@@ -20,13 +20,19 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow_provider_edgeinfer.clients.core import Call, HttpResult, is_loopback
+from airflow_provider_edgeinfer.clients.core import (
+    STATUS_ERRORS,
+    Call,
+    HttpResult,
+    error_for_status,
+    is_loopback,
+)
 from airflow_provider_edgeinfer.clients.redact import REDACTED, redact_text, redact_url
 from airflow_provider_edgeinfer.clients.retry import Safety, parse_retry_after
 from airflow_provider_edgeinfer.exceptions import (
@@ -34,9 +40,6 @@ from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     EdgeInferError,
     InputValidationError,
-    NotFoundError,
-    RateLimitError,
-    ServerError,
     UnexpectedResponseError,
     VendorAPIError,
     VendorValidationError,
@@ -51,7 +54,7 @@ log = logging.getLogger("airflow_provider_edgeinfer.uploads")
 #: Bytes read from the source and handed to the socket at a time: large enough that per-chunk
 #: overhead vanishes next to the copy, small enough that eight concurrent uploads stay in a few MB.
 CHUNK_BYTES = 1024 * 1024
-#: theta.md, "Presigned uploads": the raw bytes go as ``application/octet-stream``.
+#: Theta's documents, "Presigned uploads": the raw bytes go as ``application/octet-stream``.
 CONTENT_TYPE = "application/octet-stream"
 #: Read/write timeout of one PUT: the store may hash or replicate a large object before it answers.
 PUT_TIMEOUT = 300.0
@@ -264,18 +267,12 @@ def error_summary(content: bytes, secrets: tuple[str, ...] = ()) -> tuple[str | 
     return (redact_text(code, secrets) if code else None), message
 
 
-def _error_class(status: int) -> type[VendorAPIError]:
-    if status in (401, 403):
-        return AuthenticationError
-    if status == 404:
-        return NotFoundError
-    if status in (400, 411, 413, 422):
-        return VendorValidationError
-    if status == 429:
-        return RateLimitError
-    if status >= 500:
-        return ServerError
-    return VendorAPIError
+#: An object store's answer to a PUT means what an API's does, but for 402 and 409 (no quota or
+#: conflict of ours lives there) and 411 (a length refused: a bad request).
+PUT_STATUS_ERRORS: Mapping[int, type[VendorAPIError]] = {
+    **{status: cls for status, cls in STATUS_ERRORS.items() if status not in (402, 409)},
+    411: VendorValidationError,
+}
 
 
 def is_expired(error: BaseException) -> bool:
@@ -302,7 +299,7 @@ def put_error_mapper(
                 code=EXPIRED_CODE,
                 hint="The presigned URL expired before the upload; ask the vendor for a fresh one.",
             )
-        return _error_class(result.status)(
+        return error_for_status(result.status, PUT_STATUS_ERRORS)(
             what,
             vendor=vendor,
             http_status=result.status,

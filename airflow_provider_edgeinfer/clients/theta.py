@@ -16,7 +16,7 @@ because this is the one vendor whose listing can be walked.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, urlsplit
@@ -25,6 +25,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from airflow_provider_edgeinfer.clients.core import (
+    STATUS_ERRORS,
     Call,
     HttpResult,
     Job,
@@ -47,7 +48,7 @@ from airflow_provider_edgeinfer.exceptions import (
 T = TypeVar("T")
 
 BASE_URL = "https://ondemand.thetaedgecloud.com"
-#: Assumed path (theta.md, "Cancel"): the official client's types show a cancel answer, not its path.
+#: Assumed path (Theta's documents, "Cancel"): the official client's types show a cancel answer, not its path.
 CANCEL_PATH = "/infer_request/{request_id}/cancel"
 #: Theta holds a create call open at most this long (``wait``).
 MAX_WAIT_SECONDS = 60
@@ -172,6 +173,8 @@ class CancelResult(_Lenient):
 
 class ThetaAPI(VendorAPI):
     vendor: ClassVar[str] = "theta"
+    #: A 409 is "No instances available": capacity, transient.
+    status_errors: ClassVar[Mapping[int, type[VendorAPIError]]] = {**STATUS_ERRORS, 409: ServerError}
 
     def __init__(self, base_url: str = BASE_URL, project_id: str | None = None) -> None:
         self.base_url = check_base_url(base_url, vendor=self.vendor)
@@ -186,19 +189,17 @@ class ThetaAPI(VendorAPI):
         """``{"status": "success", "body": ...}`` -> body; any other status on a 2xx is an error."""
         data = self.json_body(result, request_id)
         if not isinstance(data, dict) or "body" not in data:
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 "answer lacks the {status, body} envelope",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         if data.get("status") != "success":
             message = data.get("message") or data.get("error") or f"status {data.get('status')!r}"
-            raise UnexpectedResponseError(
+            raise self.unexpected(
                 f"HTTP {result.status} carried an error body: {str(message)[:200]}",
-                vendor=self.vendor,
-                http_status=result.status,
-                request_id=request_id,
+                result,
+                request_id,
             )
         return data["body"]
 
@@ -207,11 +208,6 @@ class ThetaAPI(VendorAPI):
             return self.model(model, self.unwrap(result, request_id), result, request_id)
 
         return parse
-
-    def error_class(self, status: int, code: str | None, message: str) -> type[VendorAPIError]:
-        if status == 409:
-            return ServerError  # "No instances available": capacity, transient
-        return super().error_class(status, code, message)
 
     def _url(self, *parts: str) -> str:
         return self.base_url + "/" + "/".join(quote(p, safe="") for p in parts)
@@ -263,11 +259,10 @@ class ThetaAPI(VendorAPI):
 
         def parse(result: HttpResult) -> CreateResult:
             if result.headers.get("content-type", "").startswith("text/event-stream"):
-                raise UnexpectedResponseError(
+                raise self.unexpected(
                     f"{alias} answered with a server-sent-event stream, which this provider does not read: "
                     f'an LLM prediction streams unless its input holds "stream": false; set it',
-                    vendor=self.vendor,
-                    http_status=result.status,
+                    result,
                 )
             return parse_json(result)  # type: ignore[no-any-return]
 
@@ -300,21 +295,19 @@ class ThetaAPI(VendorAPI):
             if isinstance(body, dict) and GET_REQUEST_LIST_KEY in body:
                 listed = body[GET_REQUEST_LIST_KEY]
                 if not isinstance(listed, list) or len(listed) != 1:
-                    raise UnexpectedResponseError(
+                    raise self.unexpected(
                         f"expected exactly one request in body.{GET_REQUEST_LIST_KEY}, got "
                         f"{len(listed) if isinstance(listed, list) else type(listed).__name__}",
-                        vendor=self.vendor,
-                        http_status=result.status,
-                        request_id=request_id,
+                        result,
+                        request_id,
                     )
                 body = listed[0]
             request: InferRequest = self.model(InferRequest, body, result, request_id)
             if request.id != request_id:
-                raise UnexpectedResponseError(
+                raise self.unexpected(
                     "the answer is about another request",
-                    vendor=self.vendor,
-                    http_status=result.status,
-                    request_id=request_id,
+                    result,
+                    request_id,
                 )
             return request
 
@@ -408,7 +401,7 @@ class ThetaAPI(VendorAPI):
 
         def parse(result: HttpResult) -> dict[str, PresignedUpload]:
             body = self.unwrap(result) or {}
-            # Two shapes exist (theta.md): {field: {presigned_url, filename}}
+            # Two shapes exist (Theta's documents): {field: {presigned_url, filename}}
             # and {urls: {field: {upload_url, ...}}}.
             entries = body.get("urls", body) if isinstance(body, dict) else body
             if not isinstance(entries, dict):

@@ -274,10 +274,27 @@ class EdgeInferHook(BaseHook):
     """Base of the vendor hooks: an Airflow connection turned into a vendor API client."""
 
     conn_name_attr = "conn_id"
-    default_conn_name: ClassVar[str] = ""
-    conn_type: ClassVar[str] = ""
-    hook_name: ClassVar[str] = ""
+    #: The one attribute a vendor's hook must set; the three below follow from it unless it sets them.
     vendor: ClassVar[str] = ""
+    #: ``edgeinfer_<vendor>``.
+    conn_type: ClassVar[str] = ""
+    #: ``<conn_type>_default``.
+    default_conn_name: ClassVar[str] = ""
+    #: The name of the connection type's form (its model's ``hook_name``).
+    hook_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Airflow reads these as class attributes, so they are set on the class when it is made.
+        super().__init_subclass__(**kwargs)
+        if not cls.vendor:
+            return
+        if "conn_type" not in cls.__dict__:
+            cls.conn_type = f"edgeinfer_{cls.vendor}"
+        if "default_conn_name" not in cls.__dict__:
+            cls.default_conn_name = f"{cls.conn_type}_default"
+        model = MODELS.get(cls.conn_type)
+        if "hook_name" not in cls.__dict__ and model is not None:
+            cls.hook_name = model.hook_name
 
     def __init__(
         self,

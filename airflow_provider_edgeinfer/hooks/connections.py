@@ -44,6 +44,8 @@ class ConnectionExtras(BaseModel):
 
     #: Connection type the model belongs to (``edgeinfer_<vendor>``).
     conn_type: ClassVar[str] = ""
+    #: The connection type's name in Airflow's forms (its hook's ``hook_name``).
+    hook_name: ClassVar[str] = ""
 
     api_key: SecretStr | None = _field(
         None, "API key (alternative)", "Used when the connection's password field is empty."
@@ -145,6 +147,7 @@ def _reasons(exc: ValidationError) -> str:
 
 class ThetaExtras(ConnectionExtras):
     conn_type: ClassVar[str] = "edgeinfer_theta"
+    hook_name: ClassVar[str] = "Theta EdgeCloud (edgeinfer)"
 
     project_id: str | None = _field(
         None, "Project id", "Needed to list requests (finding a lost submission, batch listings).", "prj_..."
@@ -153,6 +156,7 @@ class ThetaExtras(ConnectionExtras):
 
 class OctoAIExtras(ConnectionExtras):
     conn_type: ClassVar[str] = "edgeinfer_octoai"
+    hook_name: ClassVar[str] = "OctoAI (edgeinfer)"
 
     async_host: str | None = _field(
         None,
@@ -176,10 +180,12 @@ class OctoAIExtras(ConnectionExtras):
 
 class InfraiExtras(ConnectionExtras):
     conn_type: ClassVar[str] = "edgeinfer_infrai"
+    hook_name: ClassVar[str] = "infrai (edgeinfer)"
 
 
 class OmniTensorExtras(ConnectionExtras):
     conn_type: ClassVar[str] = "edgeinfer_omnitensor"
+    hook_name: ClassVar[str] = "OmniTensor (edgeinfer)"
 
     secret: SecretStr | None = _field(
         None, "API secret", "Required: exchanged with the API key for a short-lived token."

@@ -47,9 +47,6 @@ class InfraiHook(EdgeInferHook):
         batch = hook.run(hook.api.batch_submit(requests, idempotency_key=key)).data
     """
 
-    default_conn_name: ClassVar[str] = "edgeinfer_infrai_default"
-    conn_type: ClassVar[str] = "edgeinfer_infrai"
-    hook_name: ClassVar[str] = "infrai (edgeinfer)"
     vendor: ClassVar[str] = "infrai"
 
     api: InfraiAPI  # type: ignore[assignment]

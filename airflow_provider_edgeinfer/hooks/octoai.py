@@ -54,9 +54,6 @@ class OctoAIHook(EdgeInferHook):
         result = hook.run(hook.api.generate_image("sdxl", {"prompt": "a lighthouse at dawn"}))
     """
 
-    default_conn_name: ClassVar[str] = "edgeinfer_octoai_default"
-    conn_type: ClassVar[str] = "edgeinfer_octoai"
-    hook_name: ClassVar[str] = "OctoAI (edgeinfer)"
     vendor: ClassVar[str] = "octoai"
 
     api: OctoAIAPI  # type: ignore[assignment]

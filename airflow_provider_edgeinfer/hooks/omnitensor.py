@@ -34,9 +34,6 @@ class OmniTensorHook(EdgeInferHook):
         result = hook.run(hook.api.inference("sentiment-v1", {"text": "great results"}))
     """
 
-    default_conn_name: ClassVar[str] = "edgeinfer_omnitensor_default"
-    conn_type: ClassVar[str] = "edgeinfer_omnitensor"
-    hook_name: ClassVar[str] = "OmniTensor (edgeinfer)"
     vendor: ClassVar[str] = "omnitensor"
 
     api: OmniTensorAPI  # type: ignore[assignment]

@@ -33,9 +33,6 @@ class ThetaHook(EdgeInferHook):
         created = hook.run(hook.api.create_request("whisper", {"audio_filename": "upl_..."}))
     """
 
-    default_conn_name: ClassVar[str] = "edgeinfer_theta_default"
-    conn_type: ClassVar[str] = "edgeinfer_theta"
-    hook_name: ClassVar[str] = "Theta EdgeCloud (edgeinfer)"
     vendor: ClassVar[str] = "theta"
 
     api: ThetaAPI  # type: ignore[assignment]

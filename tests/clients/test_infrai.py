@@ -436,7 +436,23 @@ async def test_wrong_key_is_authentication_error(api: InfraiAPI, emu: EmulatorSe
         assert emu.state.keys["infrai"] not in str(error)
 
 
-@pytest.mark.parametrize("code", sorted(ERROR_CODES))
+#: The documented codes and the exceptions their statuses stand for.
+CODE_ERRORS: dict[str, type[VendorAPIError]] = {
+    "INVALID_REQUEST": VendorValidationError,
+    "UNAUTHORIZED": AuthenticationError,
+    "INSUFFICIENT_CREDIT": QuotaExceededError,
+    "NOT_FOUND": NotFoundError,
+    "CONFLICT": ConflictError,
+    "RATE_LIMITED": RateLimitError,
+    "UPSTREAM_ERROR": ServerError,
+}
+
+
+def test_every_documented_code_is_mapped() -> None:
+    assert set(ERROR_CODES) == set(CODE_ERRORS)
+
+
+@pytest.mark.parametrize("code", sorted(CODE_ERRORS))
 def test_envelope_code_wins_over_status(api: InfraiAPI, code: str) -> None:
     # A status that alone would map elsewhere: the documented code decides.
     body = {
@@ -446,7 +462,7 @@ def test_envelope_code_wins_over_status(api: InfraiAPI, code: str) -> None:
     }
     with mocked(api, answer(body, 418)) as client, pytest.raises(VendorAPIError) as info:
         client.send(api.batch_status("batch_1"))
-    assert type(info.value) is ERROR_CODES[code]
+    assert type(info.value) is CODE_ERRORS[code]
     assert info.value.code == code and info.value.http_status == 418
     assert f"{code} happened" in str(info.value) and "batch_1" in str(info.value)
 

@@ -42,9 +42,13 @@ from airflow_provider_edgeinfer.exceptions import (
     AuthenticationError,
     ConfigurationError,
     InputValidationError,
+    NotFoundError,
+    RateLimitError,
     ServerError,
     UnexpectedResponseError,
+    VendorAPIError,
     VendorTimeoutError,
+    VendorValidationError,
 )
 
 SETTINGS = HttpSettings(read_timeout=10.0, retry=RetrySettings(initial_delay=0.001, max_delay=0.001))
@@ -298,6 +302,27 @@ def test_expired_answers_of_real_stores_are_recognised() -> None:
     assert not is_expired(mapper(HttpResult(403, httpx.Headers(), b"<Code>AccessDenied</Code>", url)))
     server = mapper(HttpResult(503, httpx.Headers({"retry-after": "2"}), b"slow down", url))
     assert isinstance(server, ServerError) and server.retry_after == 2.0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, VendorValidationError),
+        (401, AuthenticationError),
+        (402, VendorAPIError),  # an object store bills no credit of ours
+        (404, NotFoundError),
+        (409, VendorAPIError),  # nor holds a conflict of ours
+        (411, VendorValidationError),
+        (413, VendorValidationError),
+        (429, RateLimitError),
+        (418, VendorAPIError),
+        (500, ServerError),
+    ],
+)
+def test_put_refusals_map_by_status(status: int, error: type[Exception]) -> None:
+    url = "https://store.example/k?sig=abcdef123456"
+    mapper = put_error_mapper(url, vendor="theta", field=FIELD, label="a.wav", filename=None)
+    assert type(mapper(HttpResult(status, httpx.Headers(), b"refused", url))) is error
 
 
 def test_error_summary_cuts_queries_out_of_quoted_urls() -> None:

@@ -1,4 +1,4 @@
-"""The retry policy as pure functions ("Retrying safely" in shared/vendors/README.md)."""
+"""The retry policy as pure functions."""
 
 from __future__ import annotations
 

@@ -16,8 +16,7 @@ HOOK_PATH = "tests.fifth_vendor.hook.FifthHook"
 
 
 class FifthHook(EdgeInferHook):
-    default_conn_name: ClassVar[str] = "edgeinfer_fifth_default"
-    conn_type: ClassVar[str] = CONN_TYPE
+    # conn_type (CONN_TYPE) and default_conn_name follow from the vendor.
     hook_name: ClassVar[str] = "Fifth vendor (tests)"
     vendor: ClassVar[str] = VENDOR
 
