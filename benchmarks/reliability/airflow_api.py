@@ -1,7 +1,8 @@
 """The few Airflow 3 REST API v2 calls the harness makes (the simple auth manager, all users admins).
 
 With ``[core] simple_auth_manager_all_admins = True`` the API server's middleware attaches an admin
-token to every request, so no login is needed; the server listens on 127.0.0.1 only.
+token to every request (Airflow 3.2 on), so no login is needed; Airflow 3.1 hands the token out at
+``/auth/token`` instead. The server listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -16,9 +17,29 @@ RUN_ID = "reliability"
 PAGE = 100
 
 
+class _AllAdminsToken(httpx.Auth):
+    """On a 401 (Airflow 3.1, which attaches no token itself), the all-admins token, then again."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.token: str | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        if response.status_code != 401:
+            return
+        issued = httpx.get(f"{self.base_url}/auth/token", timeout=30)
+        if issued.is_success:
+            self.token = str(issued.json()["access_token"])
+            request.headers["Authorization"] = f"Bearer {self.token}"
+            yield request
+
+
 class AirflowAPI:
     def __init__(self, base_url: str) -> None:
-        self.client = httpx.Client(base_url=f"{base_url}/api/v2", timeout=30)
+        self.client = httpx.Client(base_url=f"{base_url}/api/v2", timeout=30, auth=_AllAdminsToken(base_url))
 
     def close(self) -> None:
         self.client.close()

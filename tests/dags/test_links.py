@@ -29,10 +29,14 @@ def _dags() -> Any:
 
 def _links_as_the_ui_sees_them(run: Any, dag: Any) -> dict[str, dict[str, str | None]]:
     """Each task's links, read the way the API server reads them: from the serialized DAG."""
-    from airflow.serialization.serialized_objects import DagSerialization
     from airflow.utils.session import create_session
 
-    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization as serializer
+    except ImportError:  # Airflow 3.1 names it SerializedDAG
+        from airflow.serialization.serialized_objects import SerializedDAG as serializer
+
+    serialized = serializer.from_dict(serializer.to_dict(dag))
     out: dict[str, dict[str, str | None]] = {}
     with create_session() as session:
         for ti in run.get_task_instances(session=session):

@@ -84,14 +84,23 @@ class Week:
             "dag_run_conf": {"audio_root": str(self.audio), "output_root": str(self.transcripts)},
             "max_active_runs": len(DAYS),
         }
+        answers = []  # every attempt's status, for the failure message
         for attempt in range(5):
             # A busy SQLite answers 500 or 409 while the scheduler writes; the creation is one
             # transaction, and with reprocess_behavior "none" a repeat never adds a run.
             response = self.api.client.post("/backfills", json=body)
+            answers.append(response.status_code)
+            if response.status_code == 409 and attempt > 0:
+                # The 5xx before came after the back-fill was committed (the request's audit log
+                # row, written after it, can meet a locked SQLite): it is the one running now.
+                listed = self.api.client.get("/backfills", params={"dag_id": TRANSCRIBE})
+                running = [b for b in listed.json().get("backfills", []) if not b.get("completed_at")]
+                if listed.is_success and len(running) == 1:
+                    return {"status": 200, "body": running[0], "answers": answers}
             if response.status_code < 500 or attempt == 4:
                 break
             time.sleep(2.0)
-        return {"status": response.status_code, "body": response.json()}
+        return {"status": response.status_code, "body": response.json(), "answers": answers}
 
     def clear(self, run_id: str) -> None:
         """Clear every task of one run of the transcription DAG, as the UI's "Clear" does."""
@@ -145,6 +154,7 @@ class Week:
 def week() -> Iterator[Week]:
     run_dir = Path(tempfile.mkdtemp(prefix="edgeinfer-backfill-"))
     cluster = Cluster(run_dir, parallelism=8, job_seconds=(1.0, 2.0))
+    api: AirflowAPI | None = None
     try:
         cluster.start_emulator()
         cluster.configure_airflow()
@@ -180,8 +190,9 @@ def week() -> Iterator[Week]:
         for dag_id in (TRANSCRIBE, INDEX):
             api.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
         yield week
-        api.close()
     finally:
+        if api is not None:  # also when the cluster never came up: an open client is a leaked socket
+            api.close()
         cluster.stop_all()
         if not os.environ.get("EDGEINFER_KEEP_RUN_DIR"):  # set it to read the processes' logs
             shutil.rmtree(run_dir, ignore_errors=True)

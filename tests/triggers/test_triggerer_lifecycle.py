@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 from airflow_provider_edgeinfer.emulator.state import Timing
 from airflow_provider_edgeinfer.hooks.base import shared_clients
 from airflow_provider_edgeinfer.triggers.batch import BatchTrigger
 from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger, pollers
+from tests.airflow_versions import AIRFLOW
 from tests.triggers.conftest import submit
 from tests.triggers.triggerer import Triggerer
 
@@ -154,5 +156,8 @@ async def test_killed_triggers_leave_the_others_their_client(
     assert not triggerer.failed and not any(triggerer.events.get(i) for i in killed)
     statuses = {i: [e["status"] for e in triggerer.events[i]] for i in ids[2:]}
     assert statuses == {i: ["success"] for i in ids[2:]}
-    assert theta.state.snapshot()["cancellations"].get("theta") == len(killed)
+    # The kill cancels the vendor requests through the triggers' on_kill, which Airflow calls from 3.3
+    # on; before, the killed requests run on at the vendor (docs/compat.md).
+    cancelled = len(killed) if Version("3.3") <= AIRFLOW else None
+    assert theta.state.snapshot()["cancellations"].get("theta") == cancelled
     assert shared_clients.active() == 0 and pollers.active() == 0

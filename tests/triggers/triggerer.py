@@ -68,7 +68,10 @@ def workloads(triggers: Iterable[Any], first_id: int = 1) -> list[Any]:
     for trigger_id, trigger in enumerate(triggers, start=first_id):
         classpath, kwargs = trigger.serialize()
         out.append(
-            RunTrigger(id=trigger_id, classpath=classpath, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs))
+            # ti=None: no task instance (Airflow 3.2 requires the field, 3.3 defaults it)
+            RunTrigger(
+                id=trigger_id, classpath=classpath, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs), ti=None
+            )
         )
     return out
 
