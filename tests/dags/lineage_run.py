@@ -1,5 +1,6 @@
 """Run an example DAG with ``dag.test()`` as a worker would for lineage: ``python lineage_run.py
-<dag file> <output_root>``; exits 0 when the run succeeded.
+<dag file> <output_root> [<demo_db_path>]``; exits 0 when the run succeeded. A database of its own
+leaves the shared demo tickets pending for the other tests that run the example.
 
 ``dag.test()`` runs every task in this one process, where Airflow's hook-lineage collector (one per
 process) would carry each task's file reads and writes into the next tasks' OpenLineage events; a
@@ -37,13 +38,16 @@ class _OneTaskPerProcess:
         _forget_collected_lineage()
 
 
-def main(dag_file: str, output_root: str) -> int:
+def main(dag_file: str, output_root: str, demo_db_path: str | None = None) -> int:
     spec = importlib.util.spec_from_file_location("example_dag", dag_file)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     get_listener_manager().add_listener(_OneTaskPerProcess())  # type: ignore[no-untyped-call]
-    run = module.dag.test(run_conf={"output_root": output_root})
+    conf = {"output_root": output_root}
+    if demo_db_path is not None:
+        conf["demo_db_path"] = demo_db_path
+    run = module.dag.test(run_conf=conf)
     return 0 if run.state == "success" else 1
 
 

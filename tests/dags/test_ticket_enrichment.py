@@ -160,7 +160,13 @@ def test_lineage_events_name_the_tables_read_and_written(
     # which this process did long ago with OpenLineage off.
     runner = Path(__file__).with_name("lineage_run.py")
     dag_file = DAGS / "edgeinfer_ticket_enrichment.py"
-    command = [sys.executable, str(runner), str(dag_file), str(tmp_path / "out")]
+    command = [
+        sys.executable,
+        str(runner),
+        str(dag_file),
+        str(tmp_path / "out"),
+        str(tmp_path / "tickets.sqlite"),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
