@@ -68,6 +68,8 @@ class Items:
         #: The fields every file item's input has beside its file.
         self.common = common or {}
         self.total: int | None = None
+        #: A JSONL file's line count plus one, once its bytes were read.
+        self._lines: int | None = None
 
     @classmethod
     def of_list(cls, entries: list[Any] | tuple[Any, ...]) -> Items:
@@ -169,23 +171,31 @@ class Items:
         """At least the number of items (a JSONL file's lines), to size the id table."""
         if self.kind != "jsonl":
             return len(self.source)
-        lines = 1
-        with self._open() as handle:
-            while chunk := handle.read(_COUNT_CHUNK):
-                lines += chunk.count(b"\n")
-        return lines
+        if self._lines is None:
+            self._read_raw(None)
+        assert self._lines is not None
+        return self._lines
 
     def raw_digest(self, identity: tuple[str, str, str | None]) -> str | None:
         """A digest of a JSONL file's bytes with ``identity`` (vendor, service, prediction); None for
         other kinds. The same digest means the same items, so a retry of a running batch whose file
-        is unchanged need not decode and check a million lines again: one read at disk speed."""
+        is unchanged need not decode and check a million lines again: one read at disk speed (which
+        also counts the lines, for :meth:`_upper_bound`)."""
         if self.kind != "jsonl":
             return None
         digest = hashlib.sha256(json.dumps(list(identity)).encode())
+        self._read_raw(digest)
+        return digest.hexdigest()[:32]
+
+    def _read_raw(self, digest: Any | None) -> None:
+        """One read of the file's bytes (into ``digest`` if given), counting its lines."""
+        lines = 1
         with self._open() as handle:
             while chunk := handle.read(_COUNT_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()[:32]
+                if digest is not None:
+                    digest.update(chunk)
+                lines += chunk.count(b"\n")
+        self._lines = lines
 
     def trust(self, total: int) -> None:
         """Take ``total`` items as checked (a retry whose :meth:`raw_digest` matches the batch's)."""
