@@ -27,7 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_edgeinfer.batch.index import DONE_OK, SUB, IdIndex, ItemStates
-from airflow_provider_edgeinfer.clients.retry import DeadlinePassed, PacedSender, is_transient
+from airflow_provider_edgeinfer.clients.retry import (
+    DeadlinePassed,
+    PacedSender,
+    is_transient,
+)
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     JobFailedError,
@@ -35,7 +39,6 @@ from airflow_provider_edgeinfer.exceptions import (
 )
 from airflow_provider_edgeinfer.progress import BatchProgress
 
-DEFAULT_MAX_TRANSIENT_FAILURES = 5
 POLL_JITTER = 0.2
 DEFAULT_POLL_CONCURRENCY = 16
 #: A state-filtered listing may show a few requests in another state: they ended while the vendor

@@ -56,6 +56,11 @@ class Safety(enum.Enum):
     NEVER = "never"
 
 
+#: Consecutive transient failures (network, 5xx, malformed answers) a poll loop tolerates before it
+#: gives up (inference triggers and batch watches alike). A 429 is not one: it pauses the whole
+#: connection and only the deadline bounds it.
+DEFAULT_MAX_TRANSIENT_FAILURES = 5
+
 #: Statuses that are transient for idempotent calls (409 is Theta's "No instances available").
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.batch.watch import (
-    DEFAULT_MAX_TRANSIENT_FAILURES,
     DEFAULT_POLL_CONCURRENCY,
     NativeWatch,
     Progress,
@@ -23,6 +22,7 @@ from airflow_provider_edgeinfer.batch.watch import (
     follow,
     load_watch,
 )
+from airflow_provider_edgeinfer.clients.retry import DEFAULT_MAX_TRANSIENT_FAILURES
 from airflow_provider_edgeinfer.exceptions import EdgeInferError
 from airflow_provider_edgeinfer.hooks.base import ClientLease
 from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger

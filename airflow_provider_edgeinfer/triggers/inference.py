@@ -57,7 +57,12 @@ from typing import Any, ClassVar
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.clients.core import Job
-from airflow_provider_edgeinfer.clients.retry import RateLimiter, is_transient, limiter_for
+from airflow_provider_edgeinfer.clients.retry import (
+    DEFAULT_MAX_TRANSIENT_FAILURES,
+    RateLimiter,
+    is_transient,
+    limiter_for,
+)
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     EdgeInferError,
@@ -66,10 +71,6 @@ from airflow_provider_edgeinfer.exceptions import (
 )
 from airflow_provider_edgeinfer.hooks.base import ClientLease
 from airflow_provider_edgeinfer.triggers.base import EdgeInferTrigger, job_event
-
-#: Consecutive transient failures (network, 5xx, malformed answers) tolerated before giving up.
-#: A 429 is not one: it pauses the whole connection (see the poller) and only the deadline bounds it.
-DEFAULT_MAX_TRANSIENT_FAILURES = 5
 
 
 class InferenceTrigger(EdgeInferTrigger):
