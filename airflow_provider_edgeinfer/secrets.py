@@ -87,6 +87,47 @@ def url_signatures(url: str) -> list[str]:
     return [value for key, value in query if _SIGNED_QUERY_KEYS.search(key)]
 
 
+#: Presigned URLs whose signatures are handed to Airflow's masker value by value, per process. Each
+#: new value makes Airflow recompile one regex of every secret it holds: per value the cost grows
+#: with the count, so a back-fill's uploads (one URL per file) would cost quadratic time (measured:
+#: 2,000 signatures took 283 s) and memory. Past this many, signatures are masked by their place in
+#: a URL (:data:`SIGNED_QUERY_VALUE`), one pattern whatever the count.
+MAX_MASKED_URLS = 64
+
+#: A signed query value inside URL text (``...&X-Amz-Signature=<value>``): what Airflow's masker
+#: replaces once a process has handed it :data:`MAX_MASKED_URLS` URLs. Fixed-width look-behinds keep
+#: the parameter's name readable; over-masking (any ``...token=``) is the safe side.
+SIGNED_QUERY_VALUE = (
+    r"(?i:(?:(?<=signature=)|(?<=token=)|(?<=credential=)|(?<=[?&]sig=)|(?<=[?&]policy=))"
+    r"[^&\s\"'<>]+)"
+)
+
+_masked_urls = 0
+
+
 def mask_url(url: str) -> None:
-    """Have Airflow redact a presigned URL's signature wherever the URL shows up."""
-    mask(*url_signatures(url))
+    """Have Airflow redact a presigned URL's signature wherever the URL shows up.
+
+    The first :data:`MAX_MASKED_URLS` signatures are masked as values (even out of their URL); every
+    later one by :data:`SIGNED_QUERY_VALUE`, registered once, in any URL text Airflow writes.
+    """
+    global _masked_urls
+    if _masked_urls < MAX_MASKED_URLS:
+        _masked_urls += 1
+        mask(*url_signatures(url))
+        return
+    if _masked_urls == MAX_MASKED_URLS:
+        _masked_urls += 1
+        _mask_pattern(SIGNED_QUERY_VALUE)
+
+
+def _mask_pattern(pattern: str) -> None:
+    """Add a regex to this process's Airflow masker (its public API takes literal values only)."""
+    try:
+        from airflow.sdk._shared.secrets_masker import _secrets_masker
+    except ImportError:
+        return
+    masker = _secrets_masker()
+    if pattern not in masker.patterns:
+        masker.patterns.add(pattern)
+        masker.replacer = re.compile("|".join(masker.patterns))

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from airflow.sdk._shared.secrets_masker import _secrets_masker
 
+from airflow_provider_edgeinfer import secrets
 from airflow_provider_edgeinfer.clients.presigned import check_upload_url
 from airflow_provider_edgeinfer.clients.redact import redact_vendor_text
 from airflow_provider_edgeinfer.exceptions import AuthenticationError
 from airflow_provider_edgeinfer.hooks.octoai import OctoAIHook
 from airflow_provider_edgeinfer.hooks.omnitensor import OmniTensorHook
-from airflow_provider_edgeinfer.secrets import amask, url_signatures
+from airflow_provider_edgeinfer.secrets import MAX_MASKED_URLS, amask, url_signatures
 
 
 def masked_by_airflow(value: str) -> bool:
@@ -93,7 +94,8 @@ async def test_the_async_masker_masks_in_this_process() -> None:
     assert masked_by_airflow("async-token-masked-0002")
 
 
-def test_a_presigned_urls_signature_is_masked_but_not_its_dates() -> None:
+def test_a_presigned_urls_signature_is_masked_but_not_its_dates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secrets, "_masked_urls", 0)  # earlier tests' uploads count too
     url = (
         "https://bucket.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20260101T000000Z"
         "&X-Amz-Expires=3600&X-Amz-Credential=AKIAEXAMPLE0003%2Fscope&X-Amz-Signature=f00dfeed0003beef"
@@ -103,6 +105,30 @@ def test_a_presigned_urls_signature_is_masked_but_not_its_dates() -> None:
     assert masked_by_airflow("f00dfeed0003beef")
     assert masked_by_airflow("AKIAEXAMPLE0003/scope")
     assert not masked_by_airflow("20260101T000000Z")
+
+
+def test_a_back_fills_signatures_cost_the_masker_one_pattern_not_one_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Airflow recompiles one regex of all its secrets per new value: past MAX_MASKED_URLS, later
+    signatures are masked by their place in the URL, so a million uploads add no masker patterns."""
+    monkeypatch.setattr(secrets, "_masked_urls", 0)
+    masker = _secrets_masker()
+    monkeypatch.setattr(masker, "patterns", set(masker.patterns))  # restored after the test
+    monkeypatch.setattr(masker, "replacer", masker.replacer)
+    before = len(masker.patterns)
+    for i in range(MAX_MASKED_URLS + 500):
+        check_upload_url(
+            f"http://127.0.0.1:9/_uploads/u{i}?expires=99&signature=backfill-sig-{i:06d}", "theta"
+        )
+    assert len(masker.patterns) <= before + MAX_MASKED_URLS + 1
+    assert masked_by_airflow("backfill-sig-000000")  # the first ones: as values, anywhere
+    late = "PUT http://127.0.0.1:9/_uploads/u=1?expires=99&signature=backfill-sig-000555&x=1"
+    assert masker.redact(late) == "PUT http://127.0.0.1:9/_uploads/u=1?expires=99&signature=***&x=1"
+    s3 = "https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIAEXAMPLE9%2Fs&X-Amz-Date=20260101T000000Z&X-Amz-Signature=be"
+    assert masker.redact(s3) == (
+        "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Date=20260101T000000Z&X-Amz-Signature=***"
+    )
 
 
 def test_a_wrong_octoai_key_reads_as_the_vendor_wrote_it(
