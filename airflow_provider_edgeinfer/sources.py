@@ -106,15 +106,9 @@ def _expand_one(path: ObjectStoragePath) -> list[ObjectStoragePath]:
     if not is_glob(path):
         _check_file(path, _info(path))
         return [path]
-    try:
-        matches: dict[str, dict[str, Any]] = path.fs.glob(path.path, detail=True)
-    except (OSError, ValueError) as exc:
-        raise InputValidationError(f"source pattern {label(path)} cannot be listed: {exc}") from None
-    files = sorted(name for name, info in matches.items() if info.get("type") != "directory")
-    if not files:
-        raise InputValidationError(f"source pattern {label(path)} matches no file")
+    matches = _listing(path)
     out = []
-    for name in files:
+    for name in sorted(matches):
         concrete = path.with_segments(name)  # keeps the protocol and the connection
         _check_file(concrete, matches[name])
         out.append(concrete)
@@ -140,10 +134,12 @@ def expand_sources(
 
 def matched_names(
     spec: str | ObjectStoragePath | Sequence[str | ObjectStoragePath], conn_id: str | None = None
-) -> Iterator[Iterator[str]]:
+) -> Iterator[Iterator[list[Any]]]:
     """:func:`expand_sources` for a batch of many files: per entry of ``spec``, its checked files as
-    URI strings (unsorted; :class:`~.batch.filelist.FileList` sorts them on disk), never as path
-    objects. A local glob is walked lazily (``glob.iglob``): a million matches never sit in memory.
+    ``[uri, size, version]`` (unsorted; :class:`~.batch.filelist.FileList` sorts them on disk), never
+    as path objects. Size and version (etag or mtime) come from the listing, so no file is asked
+    about again (no HEAD per object per pass). A local glob is walked lazily (``glob.iglob``): a
+    million matches never sit in memory.
     """
     entries: list[Any] = list(spec) if isinstance(spec, Sequence) and not isinstance(spec, str) else [spec]
     if not entries:
@@ -151,15 +147,37 @@ def matched_names(
     for entry in entries:
         path = to_path(entry, conn_id)
         if not is_glob(path):
-            _check_file(path, _info(path))
-            yield iter([str(path)])
+            info = _info(path)
+            yield iter([[str(path), _check_file(path, info), version_of(info)]])
         elif (path.protocol or "file") in _LOCAL:
             yield _local_matches(path)
         else:
-            yield (str(concrete) for concrete in _expand_one(path))
+            yield _remote_matches(path)
 
 
-def _local_matches(pattern: ObjectStoragePath) -> Iterator[str]:
+def _listing(pattern: ObjectStoragePath) -> dict[str, dict[str, Any]]:
+    """A glob's files (not directories) with their listing entries: size and etag, one LIST page per
+    1,000 objects. Refused if it matches none."""
+    try:
+        matches: dict[str, dict[str, Any]] = pattern.fs.glob(pattern.path, detail=True)
+    except (OSError, ValueError) as exc:
+        raise InputValidationError(f"source pattern {label(pattern)} cannot be listed: {exc}") from None
+    files = {name: info for name, info in matches.items() if info.get("type") != "directory"}
+    if not files:
+        raise InputValidationError(f"source pattern {label(pattern)} matches no file")
+    return files
+
+
+def _remote_matches(pattern: ObjectStoragePath) -> Iterator[list[Any]]:
+    matches = _listing(pattern)
+    # The filesystem keeps what it listed (its "dircache"): a batch keeps its own list on disk.
+    pattern.fs.invalidate_cache()
+    for name, info in matches.items():
+        concrete = pattern.with_segments(name)  # keeps the protocol and the connection
+        yield [str(concrete), _check_file(concrete, info), version_of(info)]
+
+
+def _local_matches(pattern: ObjectStoragePath) -> Iterator[list[Any]]:
     import glob
     import stat
 
@@ -175,8 +193,8 @@ def _local_matches(pattern: ObjectStoragePath) -> Iterator[str]:
         if stat.S_ISDIR(info.st_mode):
             continue
         found = True
-        _checked_size(name, {"size": info.st_size}, name)
-        yield prefix + name
+        size = _checked_size(name, {"size": info.st_size}, name)
+        yield [prefix + name, size, version_of({"mtime": info.st_mtime})]
     if not found:
         raise InputValidationError(f"source pattern {label(pattern)} matches no file")
 
@@ -184,26 +202,42 @@ def _local_matches(pattern: ObjectStoragePath) -> Iterator[str]:
 def identity(path: ObjectStoragePath) -> dict[str, Any]:
     """What a source *is*, for the never-pay-twice fingerprint: where, how big, which version."""
     info = _info(path)
-    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
-    return {"source": label(path), "size": int(info.get("size") or 0), "version": str(version)}
+    return {"source": label(path), "size": int(info.get("size") or 0), "version": version_of(info)}
 
 
-def upload_source(path: ObjectStoragePath) -> UploadSource:
-    """A checked file as something the upload engine can stream (opened afresh per attempt)."""
+def version_of(info: dict[str, Any]) -> str:
+    """Which version of a file a listing or ``info`` entry describes: its etag, else its mtime."""
+    return str(info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified"))
+
+
+def upload_source(path: ObjectStoragePath, size: int | None = None) -> UploadSource:
+    """A checked file as something the upload engine can stream (opened afresh per attempt).
+
+    ``size``: as a listing gave it (the file was checked then); without it the file is checked now.
+    """
     from airflow_provider_edgeinfer.clients.presigned import UploadSource
 
-    size = _check_file(path, _info(path))
+    if size is None:
+        size = _check_file(path, _info(path))
     if (path.protocol or "file") in _LOCAL:
         local = str(path.path)
         # Plain unbuffered reads: fsspec's local wrapper adds nothing but a copy.
         return UploadSource(label(path), size, lambda: open(local, "rb", buffering=0), name=path.name)
     open_remote = cast("Callable[..., IO[bytes]]", path.open)  # ObjectStoragePath.open is untyped
-    return UploadSource(
-        label(path),
-        size,
-        lambda: open_remote("rb", block_size=REMOTE_BLOCK_BYTES),
-        name=path.name,
-    )
+    known = {"name": path.path, "size": size, "type": "file"}
+
+    def open_known() -> IO[bytes]:
+        from fsspec.spec import AbstractBufferedFile
+
+        handle = open_remote("rb", block_size=REMOTE_BLOCK_BYTES, size=size)
+        # Airflow wraps the file to record lineage on reads; the details are the wrapped file's.
+        inner = getattr(handle, "_obj", handle)
+        if isinstance(inner, AbstractBufferedFile):
+            # What a read would otherwise ask the store for (a HEAD per file): the file is known.
+            inner.details = dict(known)
+        return handle
+
+    return UploadSource(label(path), size, open_known, name=path.name)
 
 
 def read_inline(
@@ -302,8 +336,6 @@ def upload_files(
     renewed once. ``sources`` may hold globs (expanded by :func:`expand_sources`); every source is
     checked before any request. Other vendors: an :class:`InputValidationError` naming the alternative.
     """
-    from airflow_provider_edgeinfer.clients.presigned import upload_many
-
     require_upload_kind(hook, "input", field)
     if max_concurrency < 1:
         raise ConfigurationError(f"max_concurrency must be at least 1, got {max_concurrency}")
@@ -311,6 +343,25 @@ def upload_files(
         paths = expand_sources(sources, conn_id=source_conn_id)
     hook.check_upload_field(service, prediction, field)
     files = [upload_source(p) for p in paths]
+    return send_uploads(
+        hook, service, prediction, field, files, max_concurrency=max_concurrency, logger=logger
+    )
+
+
+def send_uploads(
+    hook: EdgeInferHook,
+    service: str,
+    prediction: str | None,
+    field: str,
+    files: Sequence[UploadSource],
+    *,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    logger: LogLike | None = None,
+) -> list[str]:
+    """:func:`upload_files` of files already checked (a batch's, whose sizes its listing gave)."""
+    from airflow_provider_edgeinfer.clients.presigned import upload_many
+
+    require_upload_kind(hook, "input", field)
     hook.get_conn()  # one client, built before the threads share it
 
     def presign() -> PresignedTarget:

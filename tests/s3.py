@@ -15,7 +15,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections import Counter
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -50,7 +53,10 @@ class MotoS3:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
+        # Requests are recorded (when a test asks, see :meth:`requests`) in a file of the server's own.
+        self._recording = tempfile.mkstemp(prefix="edgeinfer-moto-", suffix=".jsonl")[1]
         env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        env["MOTO_RECORDER_FILEPATH"] = self._recording
         self._process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
@@ -73,6 +79,8 @@ class MotoS3:
             self._process.terminate()
             self._process.wait(timeout=10)
             self._process = None
+            with contextlib.suppress(OSError):
+                os.unlink(self._recording)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -119,3 +127,25 @@ class MotoS3:
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             s3.create_bucket(Bucket=name)
         return s3
+
+    @contextlib.contextmanager
+    def requests(self) -> Iterator[Counter[str]]:
+        """Counts the S3 requests made while the block runs, by method and kind (``GET object``,
+        ``HEAD object``, ``GET list``...); the counter is filled when the block ends."""
+        counts: Counter[str] = Counter()
+        httpx.post(f"{self.url}/moto-api/recorder/reset-recording").raise_for_status()
+        httpx.post(f"{self.url}/moto-api/recorder/start-recording").raise_for_status()
+        try:
+            yield counts
+        finally:
+            httpx.post(f"{self.url}/moto-api/recorder/stop-recording").raise_for_status()
+            recorded = httpx.get(f"{self.url}/moto-api/recorder/download-recording")
+            for line in recorded.text.splitlines():
+                if line.strip():
+                    entry = json.loads(line)
+                    path, _, query = entry["url"].partition("?")
+                    bucket_level = path.split("://", 1)[-1].strip("/").count("/") <= 1
+                    kind = (
+                        "list" if bucket_level and ("list-type" in query or "prefix" in query) else "object"
+                    )
+                    counts[f"{entry['method']} {kind}"] += 1

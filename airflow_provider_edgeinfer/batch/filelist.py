@@ -19,11 +19,12 @@ from typing import IO, Any, Protocol
 
 
 class Names(Protocol):
-    """What a batch needs of its files' names: how many, and each in order (a list or a FileList)."""
+    """What a batch needs of its files: how many, and each in order (a list or a FileList), each a URI
+    or ``[uri, size, version]`` as listed."""
 
     def __len__(self) -> int: ...
 
-    def __iter__(self) -> Iterator[str]: ...
+    def __iter__(self) -> Iterator[Any]: ...
 
 
 #: Names sorted in memory at once before a run is written out (a few MB of strings).
@@ -42,11 +43,11 @@ class FileList:
     def __len__(self) -> int:
         return self._count
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Any]:
         with self._opener() as handle:
             for line in handle:
                 if line.strip():
-                    yield str(json.loads(line))
+                    yield json.loads(line)
 
     def __del__(self) -> None:
         if self._cleanup is not None:
@@ -67,7 +68,7 @@ class FileList:
             handle.write(json.dumps(name).encode() + b"\n")
 
     @classmethod
-    def sorted_runs(cls, groups: Iterable[Iterable[str]]) -> FileList:
+    def sorted_runs(cls, groups: Iterable[Iterable[Any]]) -> FileList:
         """The names of each group sorted, groups kept in order (a list of globs: each glob sorted)."""
         fd, path = tempfile.mkstemp(prefix="edgeinfer-files-", suffix=".jsonl")
         count = 0
@@ -83,10 +84,10 @@ class FileList:
         return cls(lambda: open(path, "rb"), count, cleanup=path)
 
 
-def _sorted_stream(names: Iterable[str]) -> Iterator[str]:
+def _sorted_stream(names: Iterable[Any]) -> Iterator[Any]:
     """``sorted(names)`` as a stream: runs of :data:`RUN_NAMES` sorted in memory, then merged."""
     runs: list[str] = []
-    run: list[str] = []
+    run: list[Any] = []
     try:
         for name in names:
             run.append(name)
@@ -106,7 +107,7 @@ def _sorted_stream(names: Iterable[str]) -> Iterator[str]:
                 os.unlink(p)
 
 
-def _spill(names: list[str]) -> str:
+def _spill(names: list[Any]) -> str:
     fd, path = tempfile.mkstemp(prefix="edgeinfer-run-", suffix=".jsonl")
     with os.fdopen(fd, "wb") as out:
         for name in names:

@@ -35,6 +35,8 @@ class BatchItem:
     #: For file inputs: the file's size and version (etag or mtime). The input holds only its URI,
     #: so without this a file rewritten under the same name would look like the one already done.
     version: str | None = None
+    #: For file inputs: the file's size as listed, so that its upload need not ask the store again.
+    size: int | None = field(default=None, compare=False)
 
 
 def _split(entry: Any, where: str) -> tuple[str | None, dict[str, Any]]:

@@ -42,6 +42,13 @@ def _entry_item(index: int, entry: Any, where: str) -> BatchItem:
     )
 
 
+def _identity_of(source: Any) -> tuple[int, str]:
+    from airflow_provider_edgeinfer.sources import identity
+
+    known = identity(source)
+    return int(known["size"]), str(known["version"])
+
+
 class Items:
     """The items of a batch: from a list, a JSONL file or a glob's files (``kind``).
 
@@ -125,19 +132,22 @@ class Items:
 
     def _item(self, index: int, entry: Any) -> BatchItem:
         if self.kind == "files":
-            from airflow_provider_edgeinfer.sources import identity
             from airflow_provider_edgeinfer.storage import as_storage_path
 
-            source = as_storage_path(entry, "source", conn_id=self.conn_id)
+            # ``[uri, size, version]`` as listed; a bare URI from a manifest of an earlier release.
+            listed = isinstance(entry, list)
+            source = as_storage_path(entry[0] if listed else entry, "source", conn_id=self.conn_id)
             protocol = source.protocol or "file"
             # No connection id in the reference: it names the data, wherever it is read from. The
             # URI stands in for the upload until it is made, keeping the fingerprint stable.
             uri = f"{protocol}://{source.path}" if protocol not in ("file", "local") else str(source.path)
-            # Size and etag or mtime: a file rewritten under its name is a changed item.
-            known = identity(source)
-            version = f"{known['size']}:{known['version']}"
+            # Size and etag or mtime: a file rewritten under its name is a changed item. Listed, they
+            # cost no call to the store (a HEAD per file per pass, before).
+            size, known = (int(entry[1]), str(entry[2])) if listed else _identity_of(source)
             fields = {**self.common, str(self.file_field): uri}
-            return BatchItem(index, str(index), fields, uri, source, version)
+            return BatchItem(
+                index, str(index), fields, uri, source, f"{size}:{known}", size if listed else None
+            )
         return _entry_item(index, entry, f"inputs[{index}]")
 
     def _jsonl(self, wanted: Callable[[int], bool] | None) -> Iterator[BatchItem]:

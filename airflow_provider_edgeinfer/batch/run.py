@@ -589,15 +589,17 @@ class BatchRun:
         files = [item for item in items if item.source is not None]
         if not files or self._inline():
             return items
-        from airflow_provider_edgeinfer.sources import upload_files
+        from airflow_provider_edgeinfer.sources import send_uploads, upload_source
 
-        spec = self.spec
-        names = upload_files(
-            self.hook,
+        spec, hook = self.spec, self.hook
+        hook.check_upload_field(spec.service, spec.prediction, str(spec.file_field))
+        names = send_uploads(
+            hook,
             spec.service,
             spec.prediction,
             str(spec.file_field),
-            [item.source for item in files],
+            # Listed sizes: the store is asked only for each file's bytes (one GET).
+            [upload_source(item.source, item.size) for item in files],
             max_concurrency=spec.max_concurrency,
         )
         uploaded = {

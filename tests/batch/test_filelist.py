@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_edgeinfer.batch import filelist
 from airflow_provider_edgeinfer.batch.filelist import FileList
 from airflow_provider_edgeinfer.exceptions import InputValidationError
-from airflow_provider_edgeinfer.sources import matched_names
+from airflow_provider_edgeinfer.sources import identity, matched_names, to_path
 
 
 def test_names_are_sorted_across_spilled_runs_and_groups_keep_their_order(
@@ -49,7 +49,12 @@ def test_a_local_glob_is_matched_checked_and_named_as_uris(tmp_path: Path) -> No
         (tmp_path / name).write_bytes(b"RIFF")
     (tmp_path / "dir.wav").mkdir()
     (groups,) = [sorted(group) for group in matched_names(str(tmp_path / "*.wav"))]
-    assert groups == [f"file://{tmp_path}/{n}" for n in (".hidden.wav", "a.wav", "b.wav")]
+    assert [uri for uri, _, _ in groups] == [
+        f"file://{tmp_path}/{n}" for n in (".hidden.wav", "a.wav", "b.wav")
+    ]
+    # Size and version as listed: the same as asking the file itself (the fingerprint's identity).
+    known = identity(to_path(groups[1][0]))
+    assert groups[1][1:] == [known["size"], known["version"]] == [4, known["version"]]
     (tmp_path / "empty.wav").write_bytes(b"")
     with pytest.raises(InputValidationError, match="empty"):
         [list(group) for group in matched_names(str(tmp_path / "*.wav"))]
@@ -63,5 +68,5 @@ def test_the_file_list_a_batch_freezes_is_the_sorted_matches(tmp_path: Path) -> 
     for n in (3, 1, 2):
         (tmp_path / f"{n}.wav").write_bytes(b"RIFF")
     items = open_items(str(tmp_path / "*.wav"), file_field="audio")
-    assert list(items.sources()) == [f"file://{tmp_path}/{n}.wav" for n in (1, 2, 3)]
+    assert [uri for uri, _, _ in items.sources()] == [f"file://{tmp_path}/{n}.wav" for n in (1, 2, 3)]
     assert [item.input["audio"] for item in items] == [str(tmp_path / f"{n}.wav") for n in (1, 2, 3)]
