@@ -1,10 +1,13 @@
 """Back-fills at scale: the batch task's memory, polling cost, throughput and resume, at N items.
 
-    python benchmarks/batch_scale.py --items 100000 [--vendor theta|infrai|all] [--inputs jsonl|glob] [--save]
+    python benchmarks/batch_scale.py --items 100000 [--vendor theta|infrai|all]
+        [--inputs jsonl|glob-s3|glob-local|glob] [--save]
 
 The emulator runs in its own process; each BatchOperator try runs non-deferrable in a child process
-of its own (its peak RSS is the task's), reading a JSONL file of N inputs (``--inputs glob``: N small
-files, in moto's S3 up to 100,000 items, on local disk above). Per vendor, one batch of N items:
+of its own (its peak RSS is the task's), reading a JSONL file of N inputs, or a glob of N small files
+(Theta: each uploaded, then submitted): ``--inputs glob-s3`` in moto's S3 (its server started here),
+``glob-local`` on local disk, ``glob`` the one or the other (S3 up to 100,000 items, local above).
+Per vendor, one batch of N items:
 
 1. the task is started and SIGKILLed once about half the items were submitted (Theta fan-out) or
    half the native batches (infrai); a second try resumes from the manifest: the time from its
@@ -17,7 +20,8 @@ files, in moto's S3 up to 100,000 items, on local disk above). Per vendor, one b
 4. the same run at 10,000 items first, for the peak-RSS growth from 10,000 to N.
 
 Ends with one ``RESULT items=... peak_rss_mb=... rss_growth_mb=... poll_calls_per_interval=...
-throughput_ratio=... resume_first_submit_s=... duplicated=...`` line per N and vendor.
+throughput_ratio=... resume_first_submit_s=... duplicated=... submit_per_s=...`` line per N and vendor
+(``submit_per_s``: the second try's items submitted per second, a glob's uploads included).
 """
 
 from __future__ import annotations
@@ -246,7 +250,7 @@ def run_batch(
     output = tempfile.mkdtemp(prefix=f"edgeinfer-scale-{vendor}-{n}-")
     log = Path(output + ".log")
     spec = {**VENDORS[vendor], "inputs": inputs, "output": output, "concurrency": args.concurrency}
-    if args.inputs == "glob" and vendor == "theta":
+    if args.inputs.startswith("glob") and vendor == "theta":
         spec["file_field"] = "audio_filename"
     submits = SUBMITS[vendor]
     before = emulator.count(*submits)
@@ -341,7 +345,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, nargs="+", default=[100_000])
     parser.add_argument("--vendor", choices=("theta", "infrai", "all"), default="all")
-    parser.add_argument("--inputs", choices=("jsonl", "glob"), default="jsonl")
+    parser.add_argument("--inputs", choices=("jsonl", "glob-s3", "glob-local", "glob"), default="jsonl")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--poll-window", type=int, default=5, help="poll intervals counted")
     parser.add_argument("--no-baseline", action="store_true", help="skip the 10,000-item run")
@@ -354,7 +358,7 @@ def main() -> int:
         child(json.loads(args.child))
         return 0
     vendors = ["theta", "infrai"] if args.vendor == "all" else [args.vendor]
-    if args.inputs == "glob":
+    if args.inputs.startswith("glob"):
         vendors = ["theta"]  # files go through uploads: a vendor that takes uploaded files
     sizes = sorted(set(args.items) | (set() if args.no_baseline else {BASELINE}))
     lines: list[str] = []
@@ -436,7 +440,7 @@ def report(
     return (
         f"RESULT items={n} vendor={vendor} inputs={inputs} peak_rss_mb={peak:.1f} rss_growth_mb={growth:.1f} "
         f"poll_calls_per_interval={_fmt(calls)} unfinished={unfinished} throughput_ratio={_fmt(ratio)} "
-        f"resume_first_submit_s={_fmt(resume)} duplicated={figures['duplicated']}"
+        f"resume_first_submit_s={_fmt(resume)} duplicated={figures['duplicated']} submit_per_s={_fmt(rate)}"
     )
 
 
@@ -447,7 +451,7 @@ def _fmt(value: float | None) -> str:
 def make_inputs(work: Path, vendor: str, n: int, args: Any, env: dict[str, str]) -> tuple[str, Any]:
     if args.inputs == "jsonl":
         return write_jsonl(work / f"{vendor}-{n}.jsonl", vendor, n), None
-    if n > 100_000:
+    if args.inputs == "glob-local" or (args.inputs == "glob" and n > 100_000):
         root = work / f"files-{n}"
         return (write_local_files(root, n) if not root.exists() else str(root / "*.wav")), None
     sys.path.insert(0, str(REPO))
