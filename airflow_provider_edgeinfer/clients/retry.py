@@ -3,13 +3,15 @@
 **Retrying** ("Retrying safely" in the vendor contracts), as small pure functions. A call is
 classified by what repeating it could cost (:class:`Safety`); an error is classified by what it
 proves about whether the vendor saw the request (:func:`is_retryable`: at once, automatically;
-:func:`is_transient`: later, by another poll or round). Both sync and async senders build their
-tenacity retryer from :func:`retry_kwargs` once a first attempt failed, so the rule exists once and
-a call that succeeds at once never asks it.
+:func:`is_transient`: later, by another poll or round); :func:`failure_of` turns an exchange that
+got no complete answer into the provider's error, marked never sent only when it provably never
+left this machine. Both sync and async senders build their tenacity retryer from
+:func:`retry_kwargs` once a first attempt failed, so the rule exists once and a call that succeeds
+at once never asks it.
 
 **Paced retries.** Every sender of one connection waits on the connection's pause before each
 attempt (:class:`~airflow_provider_edgeinfer.clients.transport.RateLimiter`, beside the senders it
-holds back, with its settings). :class:`PacedSender` sends calls one attempt at a time through that
+holds back). :class:`PacedSender` sends calls one attempt at a time through that
 pause and, after a failure, retries through tenacity by the policy above: a 429 pauses every sender
 of the connection and is never counted as a failure (it says nothing about the request, only "not
 now"), and a caller's deadline (a batch's ``timeout``) always wins over a pause.
