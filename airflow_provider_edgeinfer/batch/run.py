@@ -83,7 +83,8 @@ class Wait:
 
 
 class BatchRun:
-    """One task's batch. ``on_written(output_dir)`` is told once the results files are written;
+    """One task's batch. ``on_written(output_dir)`` is told once the results files are written (or
+    found written by an earlier try with the same inputs);
     ``on_page(url)`` the vendor's page of each round's batch (None where the vendor has none)."""
 
     def __init__(
@@ -299,7 +300,13 @@ class BatchRun:
                 self._check(items, mode)
         header = self._header(manifest, items, mode, fp, digest)
         if header.outcome == "succeeded":
-            return self._earlier_summary(manifest, header)
+            summary = self._earlier_summary(manifest, header)
+            # Sending and rewriting nothing is not succeeding silently: this try's success is the one
+            # Airflow records (the try that wrote the results may have died before reporting it), so
+            # the output is announced again, as any task with outlets announces them on success.
+            if self.on_written is not None:
+                self.on_written(manifest.output_dir)
+            return summary
         if header.current.indices == []:  # every item kept from the batch before: nothing to send
             return self._finish(manifest, header, items, "success")
         return self._run_round(context, manifest, header, items)

@@ -85,6 +85,47 @@ def test_running_a_succeeded_batch_again_sends_and_rewrites_nothing(
     assert "already succeeded" in logged and "new output_path" in logged
 
 
+class _OutletEvents(dict[Any, Any]):
+    """``context["outlet_events"]``: what each alias was told, by alias name."""
+
+    def __missing__(self, alias: Any) -> Any:
+        announced: list[str] = []
+        accessor = type("Accessor", (), {"add": lambda _self, asset: announced.append(asset.uri)})()
+        accessor.announced = announced
+        self[alias] = accessor
+        return accessor
+
+
+def test_a_retry_finding_its_batch_written_announces_the_output_again(emulated: Any, tmp_path: Path) -> None:
+    """The try that wrote the results can die before Airflow records its success (its asset event is
+    lost with it): the retry, which sends and rewrites nothing, is the success Airflow records, so it
+    announces the output directory through the alias as the writing try would have."""
+    from airflow.sdk import AssetAlias
+
+    from airflow_provider_edgeinfer.operators.batch import OUTPUT_ALIAS
+
+    def announced_by_one_try() -> list[str]:
+        events = _OutletEvents()
+        BatchOperator(
+            task_id="batch",
+            conn_id=THETA,
+            service="whisper",
+            inputs=_talks("a", "b"),
+            output_path=str(tmp_path),
+            poll_interval=1.0,
+            deferrable=False,
+            outlets=[AssetAlias(OUTPUT_ALIAS)],
+        ).execute({"ti": FakeTI(), "outlet_events": events})  # type: ignore[arg-type]
+        return list(events[AssetAlias(OUTPUT_ALIAS)].announced)
+
+    first = announced_by_one_try()
+    created = _created(emulated)
+    again = announced_by_one_try()
+
+    assert _created(emulated) == created == 2  # the second try sent nothing
+    assert first == again == [f"file://{tmp_path}"]
+
+
 def _notes(*names: str) -> list[dict[str, Any]]:
     return [
         {"custom_id": n, "input": {"model": "deepseek-chat", "messages": [{"role": "user", "content": n}]}}

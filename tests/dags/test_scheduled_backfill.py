@@ -9,8 +9,13 @@ in a temporary ``AIRFLOW_HOME``) and the emulator, all on 127.0.0.1, run the shi
 2. Each partition is an asset event (the batch's output, through its asset alias) that schedules
    ``edgeinfer_transcript_index``: every transcript of the week is indexed, none twice.
 3. The same back-fill again creates no run, pays for nothing and rewrites no partition.
-4. One day cleared (its runs run again): nothing is paid, nothing rewritten. One file of that day
+4. One day cleared (its runs run again): nothing is transcribed again, nothing rewritten (the
+   partition is announced again, as a task's outlets are on every success). One file of that day
    rewritten under the same name, and the day cleared again: that file alone is submitted.
+
+Under load, a transcription try can write its partition and then fail to report its success to the
+API server (a 404 for its task instance, seen on a busy SQLite); its retry finds the batch written and
+must still announce the partition, or the index never sees that day.
 
 About two minutes on two cores, most of it Airflow starting; it runs in ``make test``.
 """
@@ -198,11 +203,6 @@ def week() -> Iterator[Week]:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-@pytest.mark.xfail(
-    reason="open regression: inside the whole suite the asset-triggered index has not covered the week "
-    "within 420 s (twice in a row from a fresh clone); the test passes alone in about 150 s",
-    strict=False,
-)
 def test_a_week_backfilled_then_indexed_then_backfilled_again(week: Week) -> None:
     started = time.monotonic()
     created = week.backfill()
@@ -245,14 +245,15 @@ def test_a_week_backfilled_then_indexed_then_backfilled_again(week: Week) -> Non
     assert week.partitions() == partitions
     assert len(week.runs(INDEX)) == len(index_runs)
 
-    # One day cleared: its batch already succeeded with these inputs, so it pays and rewrites nothing.
+    # One day cleared: its batch already succeeded with these inputs, so it transcribes and rewrites
+    # nothing (its success announces the partition again: the index may embed it again, on infrai).
     day = next(r for r in runs if r["logical_date"][:10] == DAYS[2].isoformat())
     name = f"dt={DAYS[2].isoformat()}"
     tries = week.tries(day["dag_run_id"])
     week.clear(day["dag_run_id"])
     week.wait_for_runs(TRANSCRIBE, len(DAYS), 300)
     assert week.tries(day["dag_run_id"]) == tries + 1  # the task did run again
-    assert week.counters()["submissions"] == before["submissions"]
+    assert week.counters()["submissions"]["theta"] == before["submissions"]["theta"]
     assert week.partitions() == partitions
 
     # One of its files rewritten (same name, new bytes), the day cleared again: that file alone is sent.
