@@ -1,9 +1,12 @@
-"""Checks of the numeric arguments of operators, sensors, triggers and connection extras.
+"""Checks of the numeric arguments of operators, sensors and triggers.
 
 One place refuses what ``float()`` lets through: ``nan`` and ``inf`` (also as the strings
 ``"nan"``, ``"inf"``, ``"Infinity"``). Such a number compares false with everything, so range
 checks pass it, and a NaN or infinite timeout would only fail (or never fire) after the request
-was paid for. Every error names the argument. Imported when DAG files are parsed: stdlib only.
+was paid for. Every error names the argument. Connection extras are checked by their models'
+declared bounds (:mod:`~airflow_provider_edgeinfer.hooks.connections`, which refuse ``nan`` and
+``inf`` too); a refused numeric extra is told in these same words. Imported when DAG files are
+parsed: stdlib only.
 """
 
 from __future__ import annotations

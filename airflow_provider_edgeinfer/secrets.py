@@ -14,6 +14,7 @@ Outside Airflow (the emulator, a plain script) there is no masker and nothing ha
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from functools import cache
 from urllib.parse import parse_qsl, urlsplit
@@ -23,6 +24,12 @@ MIN_SECRET_LENGTH = 5
 
 #: Query parameters of a presigned URL that carry or sign the credential (S3, GCS, Azure, CloudFront).
 _SIGNED_QUERY_KEYS = re.compile(r"(?i)(signature|^sig$|token|credential|^policy$)")
+
+
+#: One masking call at a time from this process's threads (uploads mask each presigned URL from a
+#: pool): Airflow 3.1's task-to-supervisor channel has no lock of its own, so two threads sending at
+#: once interleave their frames and the task hangs waiting for an answer (3.2 added the lock).
+_MASK_LOCK = threading.Lock()
 
 
 @cache
@@ -50,7 +57,8 @@ def mask(*values: str | None) -> None:
         return
     for value in values:
         if value and len(value) >= MIN_SECRET_LENGTH:
-            masker(value)
+            with _MASK_LOCK:
+                masker(value)
 
 
 async def amask(*values: str | None) -> None:
@@ -128,6 +136,7 @@ def _mask_pattern(pattern: str) -> None:
     except ImportError:
         return
     masker = _secrets_masker()
-    if pattern not in masker.patterns:
-        masker.patterns.add(pattern)
-        masker.replacer = re.compile("|".join(masker.patterns))
+    with _MASK_LOCK:  # one provider thread in the masker at a time, as for values
+        if pattern not in masker.patterns:
+            masker.patterns.add(pattern)
+            masker.replacer = re.compile("|".join(masker.patterns))

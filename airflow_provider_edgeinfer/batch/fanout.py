@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.batch.manifest import ItemRecord
 from airflow_provider_edgeinfer.batch.results import patient_read
-from airflow_provider_edgeinfer.clients.retry import DeadlinePassed, PacedSender, RateLimiter, is_transient
+from airflow_provider_edgeinfer.clients.retry import DeadlinePassed, PacedSender, is_transient
+from airflow_provider_edgeinfer.clients.transport import RateLimiter
 from airflow_provider_edgeinfer.exceptions import (
     EdgeInferError,
     OutcomeUnknownError,

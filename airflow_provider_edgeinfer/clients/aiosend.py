@@ -36,7 +36,8 @@ from airflow_provider_edgeinfer.clients.core import (
     host_allowed,
     host_of,
 )
-from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url
+from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url, too_large
+from airflow_provider_edgeinfer.clients.retry import failure_of
 from airflow_provider_edgeinfer.clients.transport import (
     ACCEPT_ENCODING,
     BoundedBody,
@@ -45,8 +46,6 @@ from airflow_provider_edgeinfer.clients.transport import (
     answer_of,
     check_json_input,
     declared_too_large,
-    failure_of,
-    too_large,
 )
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,

@@ -17,7 +17,13 @@ import httpx
 
 from airflow_provider_edgeinfer import __version__
 from airflow_provider_edgeinfer.clients.core import is_loopback
-from airflow_provider_edgeinfer.clients.redact import describe_failure, is_transport_failure, redact_url
+from airflow_provider_edgeinfer.clients.redact import (
+    deadline_reason,
+    describe_failure,
+    is_transport_failure,
+    redact_url,
+    too_large,
+)
 from airflow_provider_edgeinfer.clients.transport import (
     ACCEPT_ENCODING,
     EXCHANGE_DEADLINE,
@@ -25,9 +31,7 @@ from airflow_provider_edgeinfer.clients.transport import (
     Deadline,
     HttpSettings,
     bound_sync_client,
-    deadline_reason,
     declared_too_large,
-    too_large,
 )
 from airflow_provider_edgeinfer.exceptions import (
     DEADLINE_EXCEEDED,

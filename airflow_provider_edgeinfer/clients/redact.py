@@ -18,6 +18,8 @@ import re
 import ssl
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from airflow_provider_edgeinfer.exceptions import RESPONSE_TOO_LARGE, EdgeInferError, UnexpectedResponseError
+
 REDACTED = "***"
 
 #: Known secrets shorter than this are not searched for: they would shred ordinary text.
@@ -187,6 +189,19 @@ _REASONS: list[tuple[str, str]] = [
     ("TimeoutError", "timed out"),
     ("SSLError", "a TLS error"),
 ]
+
+
+def deadline_reason(seconds: float, extra: str) -> str:
+    return f"the {extra} of {seconds:g} s passed before the answer ended"
+
+
+def too_large(what: str, url: str, limit: int, extra: str, *, status: int | None = None) -> EdgeInferError:
+    return UnexpectedResponseError(
+        f"{what} from {redact_url(url)} exceeds {extra} ({limit} bytes decoded); it was abandoned",
+        http_status=status,
+        code=RESPONSE_TOO_LARGE,
+        hint=f"Raise the connection's {extra} extra if such an answer is expected.",
+    )
 
 
 #: Packages whose exceptions are failures of an exchange (not bugs in the caller).

@@ -1,40 +1,44 @@
-"""When to send again: the one retry policy, the one transient rule and the one pause per connection.
+"""When to send again: the one retry policy and the one transient rule, asked only after a failure.
 
 **Retrying** ("Retrying safely" in the vendor contracts), as small pure functions. A call is
 classified by what repeating it could cost (:class:`Safety`); an error is classified by what it
 proves about whether the vendor saw the request (:func:`is_retryable`: at once, automatically;
-:func:`is_transient`: later, by another poll or round). Both sync and async senders build their
-tenacity retryer from :func:`retry_kwargs`, so the rule exists once.
+:func:`is_transient`: later, by another poll or round); :func:`failure_of` turns an exchange that
+got no complete answer into the provider's error, marked never sent only when it provably never
+left this machine. Both sync and async senders build their tenacity retryer from
+:func:`retry_kwargs` once a first attempt failed, so the rule exists once and a call that succeeds
+at once never asks it.
 
-**Pacing.** Every sender of one connection (the fan-out's senders, the batch watcher's reads, the
-poller's reads) waits on the same :class:`RateLimiter` before each attempt, so one 429 slows all of them at
-once, for as long as the vendor's ``Retry-After`` asks, instead of each backing off on its own and
-the others carrying on at full rate. A 429 is never counted as a failure: it says nothing about
-the request, only "not now". A caller's deadline (a batch's ``timeout``) always wins over a pause.
-
-:func:`limiter_for` gives the limiter of a client: every user of one shared client (in the
-triggerer, every trigger of a connection) gets the same one. :class:`PacedSender` sends calls one
-attempt at a time through such a limiter, retrying through tenacity with the one retry policy above.
+**Paced retries.** Every sender of one connection waits on the connection's pause before each
+attempt (:class:`~airflow_provider_edgeinfer.clients.transport.RateLimiter`, beside the senders it
+holds back). :class:`PacedSender` sends calls one attempt at a time through that
+pause and, after a failure, retries through tenacity by the policy above: a 429 pauses every sender
+of the connection and is never counted as a failure (it says nothing about the request, only "not
+now"), and a caller's deadline (a batch's ``timeout``) always wins over a pause.
 """
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import enum
+import logging
 import math
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import httpx
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 
+from airflow_provider_edgeinfer.clients.redact import deadline_reason
 from airflow_provider_edgeinfer.exceptions import (
+    DEADLINE_EXCEEDED,
     MALFORMED_BODY,
+    EdgeInferError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -43,6 +47,12 @@ from airflow_provider_edgeinfer.exceptions import (
     VendorConnectionError,
     VendorTimeoutError,
 )
+
+log = logging.getLogger("airflow_provider_edgeinfer.clients")
+
+if TYPE_CHECKING:
+    from airflow_provider_edgeinfer.clients.core import Call, VendorAPI
+    from airflow_provider_edgeinfer.clients.transport import Deadline, RateLimiter
 
 
 class Safety(enum.Enum):
@@ -67,19 +77,17 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """Attempts and delays; every hook exposes these through its connection extras."""
+    """Attempts and delays; every hook exposes these through its connection extras.
 
-    max_attempts: int = 5
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
+    The bounds are declared, so pydantic checks them as it builds the settings, as it checks the
+    connection extras they come from.
+    """
+
+    max_attempts: Annotated[int, Field(ge=1)] = 5
+    initial_delay: Annotated[float, Field(ge=0)] = 0.5
+    max_delay: Annotated[float, Field(ge=0)] = 30.0
     #: Upper bound of the whole retry sequence, waits included.
-    max_total_delay: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if min(self.initial_delay, self.max_delay, self.max_total_delay) < 0:
-            raise ValueError("retry delays must not be negative")
+    max_total_delay: Annotated[float, Field(ge=0)] = 120.0
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -151,6 +159,67 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, TransportError | ServerError | RateLimitError | UnexpectedResponseError)
 
 
+def announce_retries(what: str, settings: RetrySettings) -> Callable[[RetryCallState], None]:
+    """A ``before_sleep`` that logs what failed, the wait and which attempt comes next."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning(
+            "%s: %s; retrying in %.1fs (attempt %d of %d)",
+            what,
+            error,
+            state.upcoming_sleep,
+            state.attempt_number + 1,
+            settings.max_attempts,
+        )
+
+    return before_sleep
+
+
+# -- what a failed exchange proves ---------------------------------------------------------------
+
+#: httpx errors raised before a single byte of the request left this machine.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def _never_sent(exc: httpx.TransportError) -> bool:
+    """Whether ``exc`` proves the request never left this machine (so repeating it costs nothing)."""
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, including a server that
+        # hung up mid-answer; aiohttp's own class tells the two apart.
+        import aiohttp
+
+        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return isinstance(exc, _NEVER_SENT)
+
+
+def failure_of(
+    api: VendorAPI,
+    call: Call[Any],
+    exc: BaseException,
+    secrets: tuple[str, ...],
+    deadline: Deadline | None = None,
+) -> EdgeInferError:
+    """A call with no complete answer, as the provider's error told from safe parts (every sender)."""
+    if deadline is not None and deadline.passed:
+        return api.transport_error(
+            call,
+            exc,
+            secrets,
+            never_sent=False,
+            reason=deadline_reason(deadline.seconds, "call_deadline"),
+            code=DEADLINE_EXCEEDED,
+        )
+    never_sent = isinstance(exc, httpx.TransportError) and _never_sent(exc)
+    if not never_sent and type(exc).__module__.startswith("aiohttp"):
+        import aiohttp
+
+        # aiohttp's own errors: the lean sender's, and those httpx-aiohttp did not map (a malformed answer).
+        never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return api.transport_error(call, exc, secrets, never_sent=never_sent)
+
+
 def wait_seconds(error: BaseException | None, attempt: int, settings: RetrySettings) -> float:
     """The wait before the next attempt: the vendor's ``Retry-After`` wins over backoff."""
     retry_after = getattr(error, "retry_after", None)
@@ -180,92 +249,6 @@ def retry_kwargs(
     if before_sleep is not None:
         kwargs["before_sleep"] = before_sleep
     return kwargs
-
-
-# -- one pause per connection ------------------------------------------------------------------
-
-#: Backoff when a 429 carries no Retry-After: first pause, doubled per 429 in a row, up to the cap.
-INITIAL_PAUSE = 1.0
-MAX_PAUSE = 300.0
-
-
-class RateLimiter:
-    """A pause every caller waits out before sending; 429s extend it, a success resets the backoff."""
-
-    def __init__(
-        self,
-        *,
-        initial_pause: float = INITIAL_PAUSE,
-        max_pause: float = MAX_PAUSE,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
-        self._initial = initial_pause
-        self._max = max_pause
-        self._clock = clock
-        self._sleep = sleep
-        self._resume_at = 0.0
-        #: When the backoff last grew: a 429 answering a request sent before then is the same news.
-        self._struck_at = -math.inf
-        self._strikes = 0
-        #: 429s (and other answers with a Retry-After) seen; benchmarks and tests read it.
-        self.throttled_count = 0
-
-    @property
-    def paused_for(self) -> float:
-        """Seconds until sending may resume (0 when not paused)."""
-        return max(0.0, self._resume_at - self._clock())
-
-    def throttled(self, retry_after: float | None, *, sent_at: float | None = None) -> float:
-        """Record a 429; returns the pause it imposes on every caller.
-
-        The vendor's ``Retry-After`` wins (capped at ``max_pause``); without one the pause doubles
-        with each 429 in a row. A pause is only ever extended, never shortened, by a later 429.
-        ``sent_at`` (what :meth:`wait` returned before the refused send): a 429 to a request that
-        was already in flight when the backoff last grew does not grow it again, so many senders
-        refused together back off once, not once each.
-        """
-        self.throttled_count += 1
-        now = self._clock()
-        if sent_at is None or sent_at > self._struck_at:
-            self._strikes += 1
-            self._struck_at = now
-        if retry_after is not None:
-            pause = min(max(0.0, retry_after), self._max)
-        else:
-            pause = min(self._max, self._initial * 2.0 ** min(self._strikes - 1, 30))
-        self._resume_at = max(self._resume_at, now + pause)
-        return pause
-
-    def succeeded(self) -> None:
-        self._strikes = 0
-
-    async def wait(self, deadline: float | None = None) -> float:
-        """Return once no pause is in force, or once the wall-clock ``deadline`` has come.
-
-        Returns the limiter's clock reading as it lets the caller through (``sent_at`` for
-        :meth:`throttled`). A vendor may ask for any pause (``Retry-After: 999999999``): the
-        caller's deadline wins.
-        """
-        # The pause may grow while we sleep (another 429), hence the loop.
-        while (delay := self._resume_at - self._clock()) > 0:
-            if deadline is not None:
-                delay = min(delay, deadline - time.time())
-                if delay <= 0:
-                    break
-            await self._sleep(delay)
-        return self._clock()
-
-
-_limiters: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
-
-
-def limiter_for(client: Any) -> RateLimiter:
-    """The limiter every user of ``client`` shares (created with the first call; gone with the client)."""
-    limiter = _limiters.get(client)
-    if limiter is None:
-        limiter = _limiters[client] = RateLimiter()
-    return limiter
 
 
 class DeadlinePassed(Exception):
@@ -301,6 +284,8 @@ class PacedSender:
     @classmethod
     def of(cls, client: Any, *, deadline: float = math.inf) -> PacedSender:
         """A paced sender over a transport client, sharing that client's limiter."""
+        from airflow_provider_edgeinfer.clients.transport import limiter_for
+
         return cls(
             client.send_once, limiter_for(client), client.settings.retry, api=client.api, deadline=deadline
         )

@@ -16,6 +16,16 @@ only by safe, fixed words (:func:`~airflow_provider_edgeinfer.clients.redact.des
 never ``str`` or ``repr`` of an HTTP library's exception, which may hold the request's headers (the
 credential) or bytes the server chose.
 Any failure of the HTTP stack becomes one of the provider's errors.
+
+A call is sent once; only when that attempt fails does the one retry policy
+(:mod:`~airflow_provider_edgeinfer.clients.retry`) decide whether and when to send it again, within
+the connection's :class:`~airflow_provider_edgeinfer.clients.retry.RetrySettings`.
+
+**One pause per connection.** Every sender of one connection (the fan-out's senders, the batch
+watcher's reads, the poller's reads) waits on the same :class:`RateLimiter` before each attempt
+(:func:`limiter_for`: every user of one shared client, in the triggerer every trigger of a
+connection, gets the same one), so one 429 slows all of them at once, for as long as the vendor's
+``Retry-After`` asks, instead of each backing off on its own and the others carrying on at full rate.
 :func:`~airflow_provider_edgeinfer.clients.media_urls.download_media` streams an output's media file
 under its own pair of limits, with these same bounds.
 """
@@ -24,18 +34,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 import math
 import time
+import weakref
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import httpcore
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, Retrying
+from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_edgeinfer import __version__
 from airflow_provider_edgeinfer.clients.core import (
@@ -46,37 +56,17 @@ from airflow_provider_edgeinfer.clients.core import (
     VendorAPI,
     too_deep,
 )
-from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url
-from airflow_provider_edgeinfer.clients.retry import RetrySettings, retry_kwargs
+from airflow_provider_edgeinfer.clients.redact import is_transport_failure, too_large
+from airflow_provider_edgeinfer.clients.retry import RetrySettings, announce_retries, failure_of, retry_kwargs
 from airflow_provider_edgeinfer.exceptions import (
-    DEADLINE_EXCEEDED,
     MALFORMED_BODY,
-    RESPONSE_TOO_LARGE,
     EdgeInferError,
     InputValidationError,
     UnexpectedResponseError,
 )
 
-log = logging.getLogger("airflow_provider_edgeinfer.clients")
-
 A = TypeVar("A", bound=VendorAPI)
 T = TypeVar("T")
-
-#: httpx errors raised before a single byte of the request left this machine.
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-
-
-def _never_sent(exc: httpx.TransportError) -> bool:
-    """Whether ``exc`` proves the request never left this machine (so repeating it costs nothing)."""
-    cause = exc.__cause__
-    if cause is not None and type(cause).__module__.startswith("aiohttp"):
-        # httpx-aiohttp maps every aiohttp connection error to ConnectTimeout, including a server that
-        # hung up mid-answer; aiohttp's own class tells the two apart.
-        import aiohttp
-
-        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-    return isinstance(exc, _NEVER_SENT)
-
 
 # -- bounds on every answer: size and time ----------------------------------------------------
 
@@ -101,15 +91,6 @@ MAX_INPUT_DEPTH = 500
 
 #: Content-encodings decoded here (httpx advertises exactly these without brotli or zstandard).
 ACCEPT_ENCODING = "gzip, deflate"
-
-
-def too_large(what: str, url: str, limit: int, extra: str, *, status: int | None = None) -> EdgeInferError:
-    return UnexpectedResponseError(
-        f"{what} from {redact_url(url)} exceeds {extra} ({limit} bytes decoded); it was abandoned",
-        http_status=status,
-        code=RESPONSE_TOO_LARGE,
-        hint=f"Raise the connection's {extra} extra if such an answer is expected.",
-    )
 
 
 #: Most bytes one decompression step produces, so a bomb never inflates more than this at once.
@@ -280,10 +261,6 @@ class Deadline:
         return left if timeout is None else min(timeout, left)
 
 
-def deadline_reason(seconds: float, extra: str) -> str:
-    return f"the {extra} of {seconds:g} s passed before the answer ended"
-
-
 def check_json_input(value: Any, *, vendor: str | None = None, root: str = "body") -> None:
     """Refuse NaN / infinity (invalid JSON) and absurd nesting anywhere in a request body.
 
@@ -319,7 +296,8 @@ def default_async_transport(settings: HttpSettings) -> httpx.AsyncBaseTransport 
     Measured on the development machine against the emulator on loopback (3,000 GETs, 50 at a
     time): httpx's own async transport spent about 2.2 ms of CPU per request, this one about 0.3 ms
     (aiohttp alone 0.08 ms); a triggerer polling thousands of requests spends most of its CPU there.
-    Errors keep their meaning: :func:`_never_sent` judges them by aiohttp's own classes.
+    Errors keep their meaning: :func:`~airflow_provider_edgeinfer.clients.retry.failure_of` judges
+    them by aiohttp's own classes.
     """
     try:
         import aiohttp
@@ -347,32 +325,6 @@ def answer_of(api: VendorAPI, call: Call[T], result: HttpResult, secrets: tuple[
     except RecursionError:
         # Any parser (a vendor's listing decoder, an error body's JSON) may meet absurd nesting.
         raise too_deep(result.url, result.status, call.request_id, api.vendor) from None
-
-
-def failure_of(
-    api: VendorAPI,
-    call: Call[Any],
-    exc: BaseException,
-    secrets: tuple[str, ...],
-    deadline: Deadline | None = None,
-) -> EdgeInferError:
-    """A call with no complete answer, as the provider's error told from safe parts (every sender)."""
-    if deadline is not None and deadline.passed:
-        return api.transport_error(
-            call,
-            exc,
-            secrets,
-            never_sent=False,
-            reason=deadline_reason(deadline.seconds, "call_deadline"),
-            code=DEADLINE_EXCEEDED,
-        )
-    never_sent = isinstance(exc, httpx.TransportError) and _never_sent(exc)
-    if not never_sent and type(exc).__module__.startswith("aiohttp"):
-        import aiohttp
-
-        # aiohttp's own errors: the lean sender's, and those httpx-aiohttp did not map (a malformed answer).
-        never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-    return api.transport_error(call, exc, secrets, never_sent=never_sent)
 
 
 @dataclass(frozen=True)
@@ -415,6 +367,92 @@ class HttpSettings:
 EXCHANGE_DEADLINE: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "edgeinfer_deadline", default=None
 )
+
+
+# -- one pause per connection ------------------------------------------------------------------
+
+#: Backoff when a 429 carries no Retry-After: first pause, doubled per 429 in a row, up to the cap.
+INITIAL_PAUSE = 1.0
+MAX_PAUSE = 300.0
+
+
+class RateLimiter:
+    """A pause every caller waits out before sending; 429s extend it, a success resets the backoff."""
+
+    def __init__(
+        self,
+        *,
+        initial_pause: float = INITIAL_PAUSE,
+        max_pause: float = MAX_PAUSE,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        self._initial = initial_pause
+        self._max = max_pause
+        self._clock = clock
+        self._sleep = sleep
+        self._resume_at = 0.0
+        #: When the backoff last grew: a 429 answering a request sent before then is the same news.
+        self._struck_at = -math.inf
+        self._strikes = 0
+        #: 429s (and other answers with a Retry-After) seen; benchmarks and tests read it.
+        self.throttled_count = 0
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds until sending may resume (0 when not paused)."""
+        return max(0.0, self._resume_at - self._clock())
+
+    def throttled(self, retry_after: float | None, *, sent_at: float | None = None) -> float:
+        """Record a 429; returns the pause it imposes on every caller.
+
+        The vendor's ``Retry-After`` wins (capped at ``max_pause``); without one the pause doubles
+        with each 429 in a row. A pause is only ever extended, never shortened, by a later 429.
+        ``sent_at`` (what :meth:`wait` returned before the refused send): a 429 to a request that
+        was already in flight when the backoff last grew does not grow it again, so many senders
+        refused together back off once, not once each.
+        """
+        self.throttled_count += 1
+        now = self._clock()
+        if sent_at is None or sent_at > self._struck_at:
+            self._strikes += 1
+            self._struck_at = now
+        if retry_after is not None:
+            pause = min(max(0.0, retry_after), self._max)
+        else:
+            pause = min(self._max, self._initial * 2.0 ** min(self._strikes - 1, 30))
+        self._resume_at = max(self._resume_at, now + pause)
+        return pause
+
+    def succeeded(self) -> None:
+        self._strikes = 0
+
+    async def wait(self, deadline: float | None = None) -> float:
+        """Return once no pause is in force, or once the wall-clock ``deadline`` has come.
+
+        Returns the limiter's clock reading as it lets the caller through (``sent_at`` for
+        :meth:`throttled`). A vendor may ask for any pause (``Retry-After: 999999999``): the
+        caller's deadline wins.
+        """
+        # The pause may grow while we sleep (another 429), hence the loop.
+        while (delay := self._resume_at - self._clock()) > 0:
+            if deadline is not None:
+                delay = min(delay, deadline - time.time())
+                if delay <= 0:
+                    break
+            await self._sleep(delay)
+        return self._clock()
+
+
+_limiters: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+
+
+def limiter_for(client: Any) -> RateLimiter:
+    """The limiter every user of ``client`` shares (created with the first call; gone with the client)."""
+    limiter = _limiters.get(client)
+    if limiter is None:
+        limiter = _limiters[client] = RateLimiter()
+    return limiter
 
 
 def _clamp(timeout: float | None) -> float | None:
@@ -645,21 +683,8 @@ class _Shell(Generic[A]):
 
     def _retry_kwargs(self, call: Call[Any]) -> dict[str, Any]:
         settings = self.settings.retry
-
-        def before_sleep(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome is not None else None
-            wait = state.upcoming_sleep
-            log.warning(
-                "%s %s: %s; retrying in %.1fs (attempt %d of %d)",
-                self.api.vendor,
-                call.operation,
-                error,
-                wait,
-                state.attempt_number + 1,
-                settings.max_attempts,
-            )
-
-        return retry_kwargs(call.safety, settings, before_sleep=before_sleep)
+        said = announce_retries(f"{self.api.vendor} {call.operation}", settings)
+        return retry_kwargs(call.safety, settings, before_sleep=said)
 
 
 class SyncClient(_Shell[A]):
@@ -709,8 +734,15 @@ class SyncClient(_Shell[A]):
         )
 
     def send(self, call: Call[T]) -> T:
+        try:
+            return self._send_once(call)
+        except Exception as exc:
+            failed = [exc]
+        # Tenacity (and the retry policy it asks) starts at a failure: most calls succeed at once.
         for attempt in Retrying(**self._retry_kwargs(call)):
             with attempt:
+                if failed:
+                    raise failed.pop()  # the attempt already made, judged like any other
                 return self._send_once(call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
@@ -790,8 +822,14 @@ class AsyncClient(_Shell[A]):
         )
 
     async def send(self, call: Call[T]) -> T:
+        try:
+            return await self.send_once(call)
+        except Exception as exc:
+            failed = [exc]
         async for attempt in AsyncRetrying(**self._retry_kwargs(call)):
             with attempt:
+                if failed:
+                    raise failed.pop()
                 return await self.send_once(call)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

@@ -46,6 +46,22 @@ def input_hash(input: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(input, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def parse_extras(model: type[E], extra: Mapping[str, Any], conn_id: str) -> E:
+    """A connection's extras checked by ``model``, or a ``ValueError`` naming each bad one.
+
+    An untouched optional form field is stored as null or ``""``: that means the default. Keys the
+    older forms stored as ``extra__<conn_type>__<name>`` are read as ``<name>``.
+    """
+    from pydantic import ValidationError
+
+    prefix = f"extra__{model.conn_type}__"
+    given = {k.removeprefix(prefix): v for k, v in extra.items() if v is not None and v != ""}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        raise ValueError(model.refusal(given, exc, conn_id)) from None
+
+
 def base_url_from(conn: Connection, default: str, vendor: str) -> str:
     """The API base URL: the connection's host (with or without scheme, port and path) or the default.
 
@@ -493,7 +509,7 @@ class EdgeInferHook(BaseHook):
         :param model: the extras model to read them as.
         """
         try:
-            return model.parse(conn.extra_dejson, self.conn_id)
+            return parse_extras(model, conn.extra_dejson, self.conn_id)
         except ValueError as exc:
             raise ConfigurationError(str(exc), vendor=self.vendor) from None
 

@@ -2,11 +2,13 @@
 
 Each model both generates the connection form (``conn-fields`` in
 :mod:`~airflow_provider_edgeinfer.provider_info`: types, defaults, minimums, descriptions,
-placeholders) and validates a connection's extras when a hook reads it, so the form and the checks
-cannot drift apart. An unknown extra is refused with
-the closest known name (``max_retry`` -> ``max_retries``): a typo would otherwise do nothing.
-Numbers are checked by :mod:`~airflow_provider_edgeinfer.arguments` (the one place that refuses
-``nan`` and ``inf``), called from the models.
+placeholders) and validates a connection's extras when a hook reads it
+(:meth:`~airflow_provider_edgeinfer.hooks.base.EdgeInferHook.read_extras`), so the form and the
+checks cannot drift apart. The checks are declarative (types, bounds, no unknown extra, no ``nan``
+or ``inf``), so pydantic alone runs while a connection is read. Only a refusal says why in words
+of ours (:meth:`ConnectionExtras.refusal`): an unknown extra with the closest known name
+(``max_retry`` -> ``max_retries``), for a typo would otherwise do nothing, and a bad number as
+:mod:`~airflow_provider_edgeinfer.arguments` words it for every numeric argument of the package.
 
 Imported when Airflow reads the provider's metadata: pydantic and the standard library only.
 """
@@ -14,10 +16,10 @@ Imported when Airflow reads the provider's metadata: pydantic and the standard l
 from __future__ import annotations
 
 import difflib
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic.config import JsonDict
 
 from airflow_provider_edgeinfer import arguments
@@ -40,7 +42,7 @@ def _bound(metadata: list[Any], kind: type, attr: str) -> float | None:
 class ConnectionExtras(BaseModel):
     """Extras every edgeinfer connection takes (all optional)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     #: Connection type the model belongs to (``edgeinfer_<vendor>``).
     conn_type: ClassVar[str] = ""
@@ -91,58 +93,52 @@ class ConnectionExtras(BaseModel):
     )
     download_deadline: float = _field(3600.0, "Media download deadline (s)", "Longest media download.", gt=0)
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        """Numeric extras through :mod:`arguments` (named, finite, within the field's bounds)."""
-        name = info.field_name or ""
-        field = cls.model_fields[name]
-        if value is None or field.annotation not in (int, float):
-            return value
-        minimum = _bound(field.metadata, annotated_types.Ge, "ge")
-        above = _bound(field.metadata, annotated_types.Gt, "gt")
-        label = f"extra {name!r}"
-        if field.annotation is int:
-            floor = minimum if minimum is not None else (above + 1 if above is not None else None)
-            return arguments.whole(label, value, minimum=None if floor is None else int(floor))
-        return arguments.finite(label, value, minimum=minimum, above=above)
-
     @classmethod
     def known(cls) -> list[str]:
         return list(cls.model_fields)
 
     @classmethod
-    def parse(cls, extra: dict[str, Any], conn_id: str) -> Self:
-        """The connection's extras checked, or a ``ValueError`` naming each bad one.
+    def refusal(cls, given: dict[str, Any], exc: ValidationError, conn_id: str) -> str:
+        """Why ``given`` was refused, one sentence per bad extra, in :mod:`arguments`' words for numbers.
 
-        An untouched optional form field is stored as null or ``""``: that means the default. Keys
-        the older forms stored as ``extra__<conn_type>__<name>`` are read as ``<name>``.
+        Only asked once validation failed: an unknown extra is named with the closest known name
+        (a typo would otherwise do nothing), before anything else is said.
         """
-        prefix = f"extra__{cls.conn_type}__"
-        given = {k.removeprefix(prefix): v for k, v in extra.items() if v is not None and v != ""}
-        unknown = [k for k in given if k not in cls.model_fields]
+        errors = exc.errors(include_url=False, include_input=False)
+        unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
         if unknown:
-            raise ValueError("; ".join(unknown_extra(k, cls.known(), conn_id) for k in sorted(unknown)))
+            return "; ".join(unknown_extra(k, cls.known(), conn_id) for k in unknown)
+        reasons = []
+        for error in errors:
+            name = ".".join(str(part) for part in error["loc"])
+            words = cls._number_refusal(name, given.get(name))
+            reasons.append(words or f"extra {name!r}: {error['msg']}")
+        return f"connection {conn_id!r}: {'; '.join(reasons)}"
+
+    @classmethod
+    def _number_refusal(cls, name: str, value: Any) -> str | None:
+        """What :mod:`arguments` says of a refused numeric extra (None for any other extra)."""
+        field = cls.model_fields.get(name)
+        if field is None or field.annotation not in (int, float):
+            return None
+        minimum = _bound(field.metadata, annotated_types.Ge, "ge")
+        above = _bound(field.metadata, annotated_types.Gt, "gt")
+        label = f"extra {name!r}"
         try:
-            return cls.model_validate(given)
-        except ValidationError as exc:
-            raise ValueError(f"connection {conn_id!r}: {_reasons(exc)}") from None
+            if field.annotation is int:
+                floor = minimum if minimum is not None else (above + 1 if above is not None else None)
+                arguments.whole(label, value, minimum=None if floor is None else int(floor))
+            else:
+                arguments.finite(label, value, minimum=minimum, above=above)
+        except ValueError as exc:
+            return str(exc)
+        return None
 
 
 def unknown_extra(key: str, known: list[str], conn_id: str) -> str:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     guess = f": did you mean {close[0]!r}?" if close else f" (known extras: {', '.join(sorted(known))})"
     return f"connection {conn_id!r} has an unknown extra {key!r}{guess}"
-
-
-def _reasons(exc: ValidationError) -> str:
-    """Pydantic's errors, one per extra, as plain sentences (the checks' own words where they spoke)."""
-    reasons = []
-    for error in exc.errors(include_url=False, include_input=False):
-        name = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        reasons.append(message if message.startswith("extra ") else f"extra {name!r}: {message}")
-    return "; ".join(reasons)
 
 
 class ThetaExtras(ConnectionExtras):

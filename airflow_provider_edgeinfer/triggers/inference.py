@@ -57,12 +57,8 @@ from typing import Any, ClassVar
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_edgeinfer.clients.core import Job
-from airflow_provider_edgeinfer.clients.retry import (
-    DEFAULT_MAX_TRANSIENT_FAILURES,
-    RateLimiter,
-    is_transient,
-    limiter_for,
-)
+from airflow_provider_edgeinfer.clients.retry import DEFAULT_MAX_TRANSIENT_FAILURES, is_transient
+from airflow_provider_edgeinfer.clients.transport import RateLimiter, limiter_for
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     EdgeInferError,

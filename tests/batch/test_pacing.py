@@ -17,13 +17,8 @@ from airflow_provider_edgeinfer.batch.inputs import BatchItem
 from airflow_provider_edgeinfer.batch.manifest import JournalWriter, Manifest
 from airflow_provider_edgeinfer.batch.watch import Progress, Watch, follow
 from airflow_provider_edgeinfer.clients.core import Job, JobState
-from airflow_provider_edgeinfer.clients.retry import (
-    PacedSender,
-    RateLimiter,
-    RetrySettings,
-    Safety,
-    limiter_for,
-)
+from airflow_provider_edgeinfer.clients.retry import PacedSender, RetrySettings, Safety
+from airflow_provider_edgeinfer.clients.transport import RateLimiter, limiter_for
 from airflow_provider_edgeinfer.exceptions import RateLimitError
 from airflow_provider_edgeinfer.storage import as_storage_path
 from airflow_provider_edgeinfer.triggers.inference import Poller

@@ -17,12 +17,11 @@ import pytest
 from airflow_provider_edgeinfer.clients.retry import (
     DeadlinePassed,
     PacedSender,
-    RateLimiter,
     RetrySettings,
     Safety,
     is_transient,
-    limiter_for,
 )
+from airflow_provider_edgeinfer.clients.transport import RateLimiter, limiter_for
 from airflow_provider_edgeinfer.exceptions import (
     InputValidationError,
     JobFailedError,

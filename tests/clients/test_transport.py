@@ -314,6 +314,25 @@ async def test_connect_error_then_success(mode: str) -> None:
     assert handler.calls == 3
 
 
+async def test_the_retry_policy_is_asked_only_after_a_failure(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_edgeinfer.clients import transport
+
+    asked: list[Safety] = []
+
+    def policy(safety: Safety, settings: RetrySettings, **kwargs: Any) -> dict[str, Any]:
+        asked.append(safety)
+        return retry.retry_kwargs(safety, settings, **kwargs)
+
+    monkeypatch.setattr(transport, "retry_kwargs", policy)
+    assert (await send(mode, Recorder(ok_thing("at once")), FakeAPI().get_thing())).name == "at once"
+    assert asked == []
+    handler = Recorder(httpx.ConnectError("refused"), ok_thing("second"))
+    assert (await send(mode, handler, FakeAPI().make_thing())).name == "second"
+    assert handler.calls == 2 and asked == [Safety.CREATES_WORK]
+
+
 async def test_read_timeout_idempotent_retried_then_timeout_error(mode: str) -> None:
     handler = Recorder(httpx.ReadTimeout("timed out"))
     with pytest.raises(VendorTimeoutError):

@@ -13,6 +13,7 @@ from airflow_provider_edgeinfer.clients.omnitensor import DEFAULT_MAX_MODEL_BYTE
 from airflow_provider_edgeinfer.clients.retry import RetrySettings
 from airflow_provider_edgeinfer.clients.transport import HttpSettings
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
+from airflow_provider_edgeinfer.hooks.base import parse_extras
 from airflow_provider_edgeinfer.hooks.connections import (
     MODELS,
     ConnectionExtras,
@@ -99,7 +100,7 @@ def test_the_form_and_the_model_accept_the_same_values(name: str, value: Any) ->
     schema = FORMS["edgeinfer_theta"]["conn-fields"][name]["schema"]
     by_form = jsonschema.Draft202012Validator(schema).is_valid(value)
     try:
-        ThetaExtras.parse({name: value}, "c")
+        parse_extras(ThetaExtras, {name: value}, "c")
         by_model = True
     except ValueError:
         by_model = False

@@ -131,6 +131,39 @@ def test_a_back_fills_signatures_cost_the_masker_one_pattern_not_one_each(
     )
 
 
+def test_presigned_urls_checked_from_many_threads_reach_the_masker_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Uploads check (and mask) each presigned URL from a thread pool. Airflow 3.1's channel to the
+    supervisor has no lock: two threads masking at once interleave their frames and the task hangs,
+    so the provider never lets two of its threads into the masker together."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_provider_edgeinfer import secrets
+
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def one_sender_at_a_time(value: str) -> None:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.005)  # a frame sent, its answer awaited
+        with guard:
+            inside -= 1
+
+    monkeypatch.setattr(secrets, "_masker", lambda: one_sender_at_a_time)
+    monkeypatch.setattr(secrets, "_masked_urls", 0)  # below the count masked value by value
+    url = "https://bucket.example/k?X-Amz-Signature=f00dfeed{n:04d}&X-Amz-Credential=AKIAEXAMPLE{n:04d}"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: check_upload_url(url.format(n=n), "theta"), range(64)))
+    assert most == 1
+
+
 def test_a_wrong_octoai_key_reads_as_the_vendor_wrote_it(
     emu_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
