@@ -102,6 +102,15 @@ class FaultMiddleware:
         if scope["type"] != "http" or scope["path"].startswith("/_"):
             await self.app(scope, receive, send)
             return
+        with self.state.lock:
+            self.state.in_flight += 1
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            with self.state.lock:
+                self.state.in_flight -= 1
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         fault = self._pick(scope["path"], scope["method"])
         if fault is None:
             await self.app(scope, receive, send)

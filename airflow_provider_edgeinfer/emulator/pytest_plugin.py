@@ -42,6 +42,9 @@ def _edgeinfer_emulator_session() -> Iterator[EmulatorServer]:
 
 #: Environment variable that turns strict mode on for every test (``1``, ``true`` or ``yes``).
 STRICT_ENV = "EDGEINFER_EMULATOR_STRICT"
+#: Longest a test waits, before its reset, for an earlier test's requests still being handled (a
+#: slowed answer lasts ``slow_seconds``, 2 s by default).
+IDLE_WAIT_SECONDS = 5.0
 
 
 @pytest.fixture
@@ -59,6 +62,9 @@ def edgeinfer_emulator(
     from airflow_provider_edgeinfer.emulator.state import VENDORS, EmulatorState, Timing
 
     state = _edgeinfer_emulator_session.state
+    # An earlier test's request still being handled (a slowed answer its client gave up on) would
+    # count in this one; a held answer (minutes) is not waited for.
+    state.wait_idle(IDLE_WAIT_SECONDS)
     state.reset()
     # Settings a test may have changed (keys, TTLs) go back to their defaults too.
     for f in fields(EmulatorState):

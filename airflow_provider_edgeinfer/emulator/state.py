@@ -139,6 +139,8 @@ class EmulatorState:
         self.clock = Clock()
         self.rng = random.Random(self.seed)
         self.lock = threading.Lock()
+        #: Vendor requests being handled now (a slowed one counts itself only once its delay is over).
+        self.in_flight = 0
         self.requests: Counter[str] = Counter()
         self.submissions: dict[str, Counter[str]] = {v: Counter() for v in VENDORS}
         self.faults_injected: Counter[str] = Counter()
@@ -193,6 +195,17 @@ class EmulatorState:
                 "cancellations": dict(self.cancellations),
                 "clock": self.clock.now(),
             }
+
+    def wait_idle(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for every vendor request in flight to be handled; whether it was.
+
+        A request a client gave up on (a slowed answer, a timeout) is still handled, and counted, after
+        its delay: a reset that comes first would count it in the next test.
+        """
+        ends = time.monotonic() + seconds
+        while self.in_flight and time.monotonic() < ends:
+            time.sleep(0.01)
+        return not self.in_flight
 
     def reset(self) -> None:
         with self.lock:
