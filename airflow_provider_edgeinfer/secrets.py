@@ -111,6 +111,8 @@ SIGNED_QUERY_VALUE = (
 )
 
 _masked_urls = 0
+#: Upload threads count URLs at once: each must see a count of its own.
+_COUNT_LOCK = threading.Lock()
 
 
 def mask_url(url: str) -> None:
@@ -120,12 +122,14 @@ def mask_url(url: str) -> None:
     later one by :data:`SIGNED_QUERY_VALUE`, registered once, in any URL text Airflow writes.
     """
     global _masked_urls
-    if _masked_urls < MAX_MASKED_URLS:
+    with _COUNT_LOCK:
         _masked_urls += 1
+        by_value = _masked_urls <= MAX_MASKED_URLS
+    if by_value:
         mask(*url_signatures(url))
-        return
-    if _masked_urls == MAX_MASKED_URLS:
-        _masked_urls += 1
+    else:
+        # Asked for every later URL (a set lookup once registered): a thread must not use its URL
+        # before the pattern covers it, and no count read at the wrong moment can skip registering.
         _mask_pattern(SIGNED_QUERY_VALUE)
 
 
