@@ -386,8 +386,10 @@ class EdgeInferHook(BaseHook):
     ) -> None:
         """Reject an input the vendor would refuse, before anything is sent.
 
-        Building the submit call is pure and runs each client's local checks (OctoAI's OpenAPI
-        schema and 10 MB limit, infrai's routes, prediction support); vendors add catalogue checks.
+        A vendor that publishes a catalogue of its services has the input checked against it first
+        (:meth:`catalogue`, listed once per hook); then building the submit call, which is pure,
+        runs the client's local checks (OctoAI's OpenAPI schema and 10 MB limit, infrai's routes,
+        prediction support).
 
         :param service: the service, in the vendor's naming.
         :param prediction: the prediction name, for services that have several (None: the default).
