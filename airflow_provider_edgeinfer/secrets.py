@@ -13,9 +13,11 @@ Outside Airflow (the emulator, a plain script) there is no masker and nothing ha
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from functools import cache
 from urllib.parse import parse_qsl, urlsplit
 
@@ -29,7 +31,24 @@ _SIGNED_QUERY_KEYS = re.compile(r"(?i)(signature|^sig$|token|credential|^policy$
 #: One masking call at a time from this process's threads (uploads mask each presigned URL from a
 #: pool): Airflow 3.1's task-to-supervisor channel has no lock of its own, so two threads sending at
 #: once interleave their frames and the task hangs waiting for an answer (3.2 added the lock).
+#: Never taken on a thread running an event loop: see :func:`_serialized`.
 _MASK_LOCK = threading.Lock()
+
+
+def _serialized() -> AbstractContextManager[object]:
+    """:data:`_MASK_LOCK`, except on a thread that runs an event loop.
+
+    In the triggerer a sync ``mask_secret`` from the loop's thread hands its send to the running
+    loop (greenback's portal) and the loop goes on with other triggers meanwhile: holding the lock
+    across it, the next trigger to mask a value on the same thread would wait for a lock its own
+    thread holds, and the loop (every trigger of that triggerer) would stop for good. Calls on one
+    loop's thread cannot overlap anyway; the lock is for threads that are not that loop.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _MASK_LOCK
+    return nullcontext()
 
 
 @cache
@@ -57,7 +76,7 @@ def mask(*values: str | None) -> None:
         return
     for value in values:
         if value and len(value) >= MIN_SECRET_LENGTH:
-            with _MASK_LOCK:
+            with _serialized():
                 masker(value)
 
 

@@ -164,6 +164,36 @@ def test_presigned_urls_checked_from_many_threads_reach_the_masker_one_at_a_time
     assert most == 1
 
 
+def test_triggers_masking_on_one_event_loop_never_stop_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the triggerer a sync ``mask_secret`` from the loop's own thread hands its send to the loop
+    (greenback's portal, as Airflow's trigger runner does) and the loop runs other triggers until the
+    answer comes. Two triggers masking at once must both finish: a lock held across that send (taken
+    again by the next trigger, on the same thread) stopped the whole loop for good."""
+    import asyncio
+    import threading
+
+    import greenback
+
+    def masker_handing_its_send_to_the_loop(value: str) -> None:
+        greenback.await_(asyncio.sleep(0.05))  # the frame to the supervisor and its answer
+
+    monkeypatch.setattr(secrets, "_masker", lambda: masker_handing_its_send_to_the_loop)
+
+    async def trigger(n: int) -> None:
+        await greenback.ensure_portal()
+        secrets.mask(f"a-key-read-by-trigger-{n}")
+
+    async def triggers() -> None:
+        await asyncio.gather(*(trigger(n) for n in range(4)))
+
+    loop_thread = threading.Thread(target=asyncio.run, args=(triggers(),), daemon=True)
+    loop_thread.start()
+    loop_thread.join(timeout=10)
+    assert not loop_thread.is_alive(), (
+        "the event loop stopped: a trigger waits on a lock its own thread holds"
+    )
+
+
 def test_a_wrong_octoai_key_reads_as_the_vendor_wrote_it(
     emu_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
