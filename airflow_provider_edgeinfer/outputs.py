@@ -16,7 +16,6 @@ import hashlib
 import json
 import posixpath
 import re
-import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,7 +25,6 @@ from airflow_provider_edgeinfer.storage import as_storage_path
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_edgeinfer.clients.core import Job
 
 #: The input key naming where an input came from (PresignedUploadOperator sets it on each result).
 #: InferenceOperator and BatchOperator take it out of the input, which never reaches the vendor, and
@@ -210,60 +208,32 @@ def result_stem(request_id: str, input_ref: str | None) -> str:
     return f"{input_ref.rstrip('/').rsplit('/', 1)[-1]}.{request_id}"
 
 
-def build_result(
-    job: Job,
-    output: Any,
-    *,
-    output_path: Any,
-    submitted_at: float | None,
-    xcom_max_bytes: int,
-    input_ref: str | None = None,
+def write_result(
+    output_path: Any, result: dict[str, Any], output: Any, *, input_ref: str | None, xcom_max_bytes: int
 ) -> dict[str, Any]:
-    """The XCom result; with ``output_path``, the output and its media are written there first.
+    """Write a request's ``output`` (its media as files beside it) and ``result`` (its ``timings``
+    left out) under ``output_path``; ``result`` is returned with where they went (``output_path``,
+    ``files``) and the written output, inline only when it is at most ``xcom_max_bytes``.
 
-    ``input_ref``: where the input came from (a source file), carried in the result and its name.
+    ``input_ref``: where the input came from (a source file), the start of the files' names.
     """
-    finished = time.time()
-    result: dict[str, Any] = {
-        "vendor": job.vendor,
-        "request_id": job.request_id,
-        "service": job.service,
-        "input_ref": input_ref,
-        "state": job.state.value,
-        "cost_usd": job.cost_usd,
-        "timings": {
-            "submitted_at": submitted_at,
-            "completed_at": finished,
-            "duration_s": round(finished - submitted_at, 3) if submitted_at else None,
-        },
-    }
-    if output_path is not None:
-        directory = as_storage_path(output_path)
-        directory.mkdir(parents=True, exist_ok=True)
-        writer = MediaWriter(directory, result_stem(job.request_id, input_ref))
-        written = writer.walk(output)
-        result_file = directory / f"{writer.stem}.json"
-        with result_file.open("wb") as handle:
-            handle.write(
-                json.dumps(
-                    {"result": {k: v for k, v in result.items() if k != "timings"}, "output": written},
-                    indent=2,
-                    default=str,
-                ).encode()
-            )
-        result.update({"output_path": str(result_file), "files": writer.files})
-        size = len(json.dumps(written, default=str))
-        result["output"] = written if size <= xcom_max_bytes else None
-        return result
-    size = len(json.dumps(output, default=str))
-    if size > xcom_max_bytes:
-        raise ConfigurationError(
-            f"the output of request {job.request_id} is {size} bytes, above the XCom limit of "
-            f"{xcom_max_bytes} bytes",
-            vendor=job.vendor,
-            request_id=job.request_id,
-            hint="Set output_path (a local path or an object-storage URI) to write it there; the request "
-            "succeeded and the retry will reattach to it without paying again.",
+    directory = as_storage_path(output_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    writer = MediaWriter(directory, result_stem(result["request_id"], input_ref))
+    written = writer.walk(output)
+    result_file = directory / f"{writer.stem}.json"
+    with result_file.open("wb") as handle:
+        handle.write(
+            json.dumps(
+                {"result": {k: v for k, v in result.items() if k != "timings"}, "output": written},
+                indent=2,
+                default=str,
+            ).encode()
         )
-    result["output"] = output
-    return result
+    size = len(json.dumps(written, default=str))
+    return {
+        **result,
+        "output_path": str(result_file),
+        "files": writer.files,
+        "output": written if size <= xcom_max_bytes else None,
+    }

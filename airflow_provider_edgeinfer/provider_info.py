@@ -73,8 +73,8 @@ PROVIDER_INFO: dict[str, Any] = {
     "sensors": _modules("sensors", ["request", "batch"]),
     "triggers": _modules("triggers", ["inference", "batch"]),
     "extra-links": [
-        f"{PACKAGE}.operators.links.VendorRequestLink",
-        f"{PACKAGE}.operators.links.VendorBatchLink",
+        f"{PACKAGE}.progress.VendorRequestLink",
+        f"{PACKAGE}.progress.VendorBatchLink",
     ],
     # ``@task.edgeinfer_batch`` and ``@task.edgeinfer_inference``
     "task-decorators": [

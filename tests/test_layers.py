@@ -57,10 +57,11 @@ def test_batch_layer_names_no_vendor() -> None:
     assert _offenders("batch") == []
 
 
-def test_the_connection_check_names_no_vendor() -> None:
-    # Each vendor's checks are its hook's (EdgeInferHook.read_only_checks, paid_check).
-    path = PACKAGE / "check.py"
-    assert vendor_names_in_code(path.read_text()) == []
+@pytest.mark.parametrize("module", ["check.py", "progress.py", "outputs.py"])
+def test_shared_modules_name_no_vendor(module: str) -> None:
+    # The connection check asks each vendor's hook (EdgeInferHook.read_only_checks, paid_check); the
+    # links, log lines and output files serve every vendor's tasks alike.
+    assert vendor_names_in_code((PACKAGE / module).read_text()) == []
 
 
 def _package_imports(path: Path) -> set[str]:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from airflow_provider_edgeinfer.batch.index import ERR_TRANSIENT, NONE
 from airflow_provider_edgeinfer.exceptions import (
     ConfigurationError,
     JobCancelledError,
@@ -471,8 +472,7 @@ class BatchRun:
         chosen = None if current.indices is None else frozenset(current.indices)
         for attempt in range(3):
             states = manifest.states(total)
-            if self._settle_unknown(manifest, header, states):
-                states = manifest.states(total)
+            self._settle_unknown(manifest, header, states)  # brings ``states`` up to date itself
 
             def wanted(index: int, states: ItemStates = states) -> bool:
                 return (chosen is None or index in chosen) and _needs_sending(states, index, current.number)
@@ -514,8 +514,8 @@ class BatchRun:
         Returns whether the journal changed. Only the (few) lost items' records are read whole.
         """
         from airflow_provider_edgeinfer.batch.fanout import resolve_unknown
-        from airflow_provider_edgeinfer.batch.index import INTENT, IdIndex
-        from airflow_provider_edgeinfer.batch.manifest import ItemRecord
+        from airflow_provider_edgeinfer.batch.index import INTENT
+        from airflow_provider_edgeinfer.batch.manifest import ItemRecord, state_code
 
         spec, hook = self.spec, self.hook
         lost_indices = set(states.indices({INTENT}, round=header.current.number))
@@ -523,13 +523,7 @@ class BatchRun:
             return False
         # One pass over the journal: the lost items' latest records, and every request id it holds
         # (earlier rounds' too, so that none is taken for a lost one).
-        unknown: dict[int, ItemRecord] = {}
-        known = IdIndex(states.total)
-        for index, record, latest in manifest.marked(states):
-            if latest and index in lost_indices:
-                unknown[index] = record
-            if record.request_id:
-                known.add(record.request_id, index)
+        unknown, known = manifest.latest_of(states, lost_indices)
         found, searched = resolve_unknown(hook, spec.service, spec.prediction, unknown, known)
         now = time.time()
         out: list[tuple[int, ItemRecord]] = []
@@ -549,6 +543,9 @@ class BatchRun:
             len(unknown) - len(out),
         )
         manifest.write_segment(out)
+        # What the journal now says, without reading it again (records replay in any order alike).
+        for index, record in out:
+            states.apply(index, state_code(record), record.round)
         return bool(out)
 
     def _stand_in(self, item: BatchItem) -> BatchItem:
@@ -851,9 +848,8 @@ class BatchRun:
 
 
 def _needs_sending(states: ItemStates, index: int, round_number: int) -> bool:
-    from airflow_provider_edgeinfer.batch.index import ERR_TRANSIENT, NONE
-
-    kind = states.kind(index)
-    if kind == NONE or states.round(index) < round_number:
+    # Asked once per item of the batch on every pass: no import inside.
+    kind = states.kinds[index]
+    if kind == NONE or states.rounds[index] < round_number:
         return True
     return kind == ERR_TRANSIENT  # refused without creating work: a new try may send it

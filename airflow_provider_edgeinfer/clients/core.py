@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -293,6 +293,15 @@ class VendorAPI:
     error_codes: ClassVar[Mapping[str, int]] = {}
     #: What each HTTP status means from this vendor (see :data:`STATUS_ERRORS`).
     status_errors: ClassVar[Mapping[int, type[VendorAPIError]]] = STATUS_ERRORS
+    #: The API's base URL when a connection names no host (a vendor with one API host).
+    default_base_url: ClassVar[str] = ""
+
+    @classmethod
+    def for_connection(cls, base_url: str, extras: Mapping[str, Any]) -> Self:
+        """The client of one connection: its base URL (its host, or :attr:`default_base_url`) and its
+        extras, already checked against the vendor's extras model. A vendor whose client takes no
+        extra is built from the URL alone."""
+        return cls(base_url)  # type: ignore[call-arg]
 
     def base_urls(self) -> tuple[str, ...]:
         """Every base URL of this connection: the only hosts that may receive the credential."""
@@ -325,6 +334,18 @@ class VendorAPI:
             services = ", ".join(repr(s) for s in sorted(cls.inline_file_services))
             return f"inline for {services}, at most {cls.max_inline_file_bytes:,} bytes per file"
         return None
+
+    def catalogue(self) -> Call[Page[Any]] | None:
+        """The call listing the services the vendor publishes with what each takes, when it does
+        (None: it publishes none); an input is checked against it (:meth:`check_against`) before
+        anything is sent."""
+        return None
+
+    def check_against(
+        self, catalogue: Sequence[Any], service: str, prediction: str | None, input: dict[str, Any]
+    ) -> None:
+        """Refuse an input the :meth:`catalogue`'s entries say the vendor would refuse (an
+        ``InputValidationError`` naming the service or field)."""
 
     # -- the vendor-neutral surface used by operators, triggers and sensors ---------------------
     #

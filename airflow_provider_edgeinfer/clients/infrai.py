@@ -177,6 +177,8 @@ class InfraiAPI(VendorAPI):
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
     error_codes: ClassVar[Mapping[str, int]] = ERROR_CODES
 
+    default_base_url: ClassVar[str] = BASE_URL
+
     def __init__(self, base_url: str = BASE_URL) -> None:
         self.base_url = check_base_url(base_url, vendor=self.vendor)
 

@@ -243,6 +243,11 @@ class OmniTensorAPI(VendorAPI):
     synchronous: ClassVar[bool] = True
     upload_kinds: ClassVar[frozenset[str]] = frozenset({"dataset", "model"})
     error_codes: ClassVar[Mapping[str, int]] = ERROR_CODES
+    default_base_url: ClassVar[str] = BASE_URL
+
+    @classmethod
+    def for_connection(cls, base_url: str, extras: Mapping[str, Any]) -> OmniTensorAPI:
+        return cls(base_url, max_model_bytes=extras["max_model_bytes"])
 
     def __init__(
         self,

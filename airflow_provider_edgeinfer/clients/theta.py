@@ -16,7 +16,7 @@ because this is the one vendor whose listing can be walked.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote, urlsplit
@@ -176,9 +176,15 @@ class ThetaAPI(VendorAPI):
     #: A 409 is "No instances available": capacity, transient.
     status_errors: ClassVar[Mapping[int, type[VendorAPIError]]] = {**STATUS_ERRORS, 409: ServerError}
 
+    default_base_url: ClassVar[str] = BASE_URL
+
     def __init__(self, base_url: str = BASE_URL, project_id: str | None = None) -> None:
         self.base_url = check_base_url(base_url, vendor=self.vendor)
         self.project_id = project_id
+
+    @classmethod
+    def for_connection(cls, base_url: str, extras: Mapping[str, Any]) -> ThetaAPI:
+        return cls(base_url, project_id=extras.get("project_id"))
 
     def base_urls(self) -> tuple[str, ...]:
         return (self.base_url,)
@@ -236,6 +242,19 @@ class ThetaAPI(VendorAPI):
             params={"expand": expand, "page": page, "number": number},
             authenticated=False,
         )
+
+    def catalogue(self) -> Call[Page[Service]]:
+        return self.list_services()
+
+    def check_against(
+        self, catalogue: Sequence[Any], service: str, prediction: str | None, input: dict[str, Any]
+    ) -> None:
+        by_alias = {s.alias: s for s in catalogue}
+        if service not in by_alias:
+            raise InputValidationError(
+                f"unknown service {service!r} (available: {', '.join(sorted(by_alias))})", vendor=self.vendor
+            )
+        validate_input(by_alias[service], prediction, input)
 
     # -- inference ---------------------------------------------------------------------------
 

@@ -334,6 +334,8 @@ class EdgeInferHook(BaseHook):
         #: Leases taken by :meth:`aget_client`, given back by :meth:`arelease` (newest first).
         self._leases: list[ClientLease] = []
 
+    _catalogue: list[Any] | None = None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.conn_id!r})"
 
@@ -342,9 +344,17 @@ class EdgeInferHook(BaseHook):
     def build_api(self, conn: Connection) -> VendorAPI:
         """The vendor's API client (pure call builders) for this connection's hosts and extras.
 
+        By default the vendor's API class (the one whose ``vendor`` is this hook's) on the
+        connection's host, or its ``default_base_url``, given the connection's extras; a vendor
+        with several hosts overrides this.
+
         :param conn: the connection, already read.
         """
-        raise NotImplementedError
+        from airflow_provider_edgeinfer.clients.core import api_classes
+
+        api_class = api_classes([self.vendor])[self.vendor]
+        base_url = base_url_from(conn, api_class.default_base_url, self.vendor)
+        return api_class.for_connection(base_url, self.extras(conn).model_dump())
 
     def credentials(self, conn: Connection) -> Credentials:
         """The connection's API key (the password field, or the ``api_key`` extra) and any secret.
@@ -388,12 +398,25 @@ class EdgeInferHook(BaseHook):
 
         if not isinstance(input, dict):
             raise InputValidationError("input must be a JSON object", vendor=self.vendor)
+        catalogue = self.catalogue()
+        if catalogue is not None:
+            self.api.check_against(catalogue, service, prediction, input)
         try:
             self.api.submit(service, input, prediction=prediction, **options)
         except TypeError as exc:
             raise InputValidationError(
                 f"unsupported vendor option for {self.vendor}: {exc}", vendor=self.vendor
             ) from None
+
+    def catalogue(self) -> list[Any] | None:
+        """The services the vendor publishes with what each takes (one listing, kept on the hook),
+        or None when it publishes none (``VendorAPI.catalogue``)."""
+        if self._catalogue is None:
+            call = self.api.catalogue()
+            if call is None:
+                return None
+            self._catalogue = list(self.get_conn().iterate(call))
+        return self._catalogue
 
     # -- what this vendor can do that takes more than one call ---------------------------------
     #

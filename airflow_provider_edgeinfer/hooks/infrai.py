@@ -6,11 +6,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
-
     from airflow_provider_edgeinfer.clients.infrai import InfraiAPI
     from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
@@ -50,11 +48,6 @@ class InfraiHook(EdgeInferHook):
     vendor: ClassVar[str] = "infrai"
 
     api: InfraiAPI  # type: ignore[assignment]
-
-    def build_api(self, conn: Connection) -> InfraiAPI:
-        from airflow_provider_edgeinfer.clients.infrai import BASE_URL, InfraiAPI
-
-        return InfraiAPI(base_url_from(conn, BASE_URL, self.vendor))
 
     def inline_files_hint(self) -> str:
         return (

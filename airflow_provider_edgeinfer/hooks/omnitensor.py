@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError
-from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 from airflow_provider_edgeinfer.hooks.connections import OmniTensorExtras
 
 if TYPE_CHECKING:
@@ -37,14 +37,6 @@ class OmniTensorHook(EdgeInferHook):
     vendor: ClassVar[str] = "omnitensor"
 
     api: OmniTensorAPI  # type: ignore[assignment]
-
-    def build_api(self, conn: Connection) -> OmniTensorAPI:
-        from airflow_provider_edgeinfer.clients.omnitensor import BASE_URL, OmniTensorAPI
-
-        extras = self.read_extras(conn, OmniTensorExtras)
-        return OmniTensorAPI(
-            base_url_from(conn, BASE_URL, self.vendor), max_model_bytes=extras.max_model_bytes
-        )
 
     def credentials(self, conn: Connection) -> Credentials:
         from airflow_provider_edgeinfer.clients.core import Credentials

@@ -6,12 +6,9 @@ import time
 from collections.abc import Callable, Container, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
-from airflow_provider_edgeinfer.hooks.connections import ThetaExtras
+from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 if TYPE_CHECKING:
-    from airflow.sdk import Connection
-
     from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Job
     from airflow_provider_edgeinfer.clients.theta import PresignedUpload, Service, ThetaAPI
     from airflow_provider_edgeinfer.hooks.checks import CheckResult
@@ -36,33 +33,10 @@ class ThetaHook(EdgeInferHook):
     vendor: ClassVar[str] = "theta"
 
     api: ThetaAPI  # type: ignore[assignment]
-    _services: dict[str, Service] | None = None
-
-    def build_api(self, conn: Connection) -> ThetaAPI:
-        from airflow_provider_edgeinfer.clients.theta import BASE_URL, ThetaAPI
-
-        extras = self.read_extras(conn, ThetaExtras)
-        return ThetaAPI(base_url_from(conn, BASE_URL, self.vendor), project_id=extras.project_id)
 
     def services(self) -> dict[str, Service]:
-        """The service catalogue by alias (one unauthenticated call, cached on the hook)."""
-        if self._services is None:
-            self._services = {s.alias: s for s in self.get_conn().iterate(self.api.list_services())}
-        return self._services
-
-    def validate_submission(
-        self, service: str, prediction: str | None, input: dict[str, Any], **options: Any
-    ) -> None:
-        from airflow_provider_edgeinfer.clients.theta import validate_input
-        from airflow_provider_edgeinfer.exceptions import InputValidationError
-
-        catalogue = self.services()
-        if service not in catalogue:
-            raise InputValidationError(
-                f"unknown service {service!r} (available: {', '.join(sorted(catalogue))})", vendor=self.vendor
-            )
-        validate_input(catalogue[service], prediction, input)
-        super().validate_submission(service, prediction, input, **options)
+        """The service catalogue by alias (one unauthenticated call, kept on the hook)."""
+        return {s.alias: s for s in self.catalogue() or ()}
 
     @property
     def finds_lost_submissions(self) -> bool:

@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseOperator
 
 from airflow_provider_edgeinfer.lineage import Lineage
-from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link, registered
+from airflow_provider_edgeinfer.progress import VendorBatchLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath

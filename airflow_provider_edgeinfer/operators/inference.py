@@ -28,7 +28,7 @@ from airflow_provider_edgeinfer.exceptions import (
     naming_vendor,
 )
 from airflow_provider_edgeinfer.lineage import Lineage
-from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
+from airflow_provider_edgeinfer.progress import VendorRequestLink, push_link, registered
 
 if TYPE_CHECKING:
     from airflow.sdk import Context, ObjectStoragePath
@@ -54,6 +54,52 @@ def _task_identity(context: Context) -> str:
     from airflow_provider_edgeinfer.triggers.base import task_identity_of
 
     return task_identity_of(context["ti"])
+
+
+def build_result(
+    job: Job,
+    output: Any,
+    *,
+    output_path: Any,
+    submitted_at: float | None,
+    xcom_max_bytes: int,
+    input_ref: str | None = None,
+) -> dict[str, Any]:
+    """The XCom result of one request; with ``output_path``, the output and its media are written
+    there first (``outputs.write_result``), else the output must fit in ``xcom_max_bytes``.
+
+    ``input_ref``: where the input came from (a source file), carried in the result and its name.
+    """
+    finished = time.time()
+    result: dict[str, Any] = {
+        "vendor": job.vendor,
+        "request_id": job.request_id,
+        "service": job.service,
+        "input_ref": input_ref,
+        "state": job.state.value,
+        "cost_usd": job.cost_usd,
+        "timings": {
+            "submitted_at": submitted_at,
+            "completed_at": finished,
+            "duration_s": round(finished - submitted_at, 3) if submitted_at else None,
+        },
+    }
+    if output_path is not None:
+        from airflow_provider_edgeinfer.outputs import write_result
+
+        return write_result(output_path, result, output, input_ref=input_ref, xcom_max_bytes=xcom_max_bytes)
+    size = len(json.dumps(output, default=str))
+    if size > xcom_max_bytes:
+        raise ConfigurationError(
+            f"the output of request {job.request_id} is {size} bytes, above the XCom limit of "
+            f"{xcom_max_bytes} bytes",
+            vendor=job.vendor,
+            request_id=job.request_id,
+            hint="Set output_path (a local path or an object-storage URI) to write it there; the request "
+            "succeeded and the retry will reattach to it without paying again.",
+        )
+    result["output"] = output
+    return result
 
 
 class InferenceOperator(BaseOperator):
@@ -601,7 +647,6 @@ class InferenceOperator(BaseOperator):
         (``fetch_output``), else from one status read that carries it.
         """
         from airflow_provider_edgeinfer.clients.core import JobState
-        from airflow_provider_edgeinfer.outputs import build_result
         from airflow_provider_edgeinfer.progress import format_cost
         from airflow_provider_edgeinfer.storage import as_storage_path
 

@@ -15,7 +15,7 @@ from airflow_provider_edgeinfer.exceptions import (
     JobFailedError,
     JobTimeoutError,
 )
-from airflow_provider_edgeinfer.operators.links import VendorBatchLink, push_link, registered
+from airflow_provider_edgeinfer.progress import VendorBatchLink, push_link, registered
 from airflow_provider_edgeinfer.sensors import EdgeInferSensor
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, JobCancelledError, JobFailedError
-from airflow_provider_edgeinfer.operators.links import VendorRequestLink, push_link, registered
+from airflow_provider_edgeinfer.progress import VendorRequestLink, push_link, registered
 from airflow_provider_edgeinfer.sensors import EdgeInferSensor
 
 if TYPE_CHECKING:

@@ -417,3 +417,72 @@ def test_a_manifest_names_its_directory(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path)
     assert repr(manifest) == f"Manifest({manifest.directory})"
     assert repr(manifest).endswith("/_edgeinfer)")
+
+
+# -- the fast pass over a journal: the same answers as reading every record whole ------------------
+
+ODD_LINES = [
+    {"k": "intent", "i": 0, "r": 1, "h": "abc", "at": 1.5},
+    {"k": "sub", "i": 0, "r": 1, "id": "req-0", "at": 2.0},
+    {"k": "done", "i": 1, "r": 1, "id": "req-1", "job": {"state": "succeeded", "output": {"x": [1, 2]}}},
+    {"k": "done", "i": 2, "r": 1, "id": "req-2", "job": {"state": "failed"}},
+    {"k": "done", "i": 3, "r": 1, "id": "req-3", "job": {}},
+    {"k": "err", "i": 4, "r": 1, "t": True, "e": {"type": "ServerError", "message": "m"}},
+    {"k": "err", "i": 5, "r": 2, "e": {"type": "InputValidationError", "message": "m"}},
+    {"k": "intent", "i": 6},  # no round: round 0
+    {"k": "sub", "i": 7.0, "r": "1", "id": "req-7"},  # numbers as the lenient reader takes them
+    {"k": "err", "i": 8, "r": 1, "t": 1},  # a truthy flag, read as transient
+    {"k": "sub", "i": 9, "r": 1, "id": "req-9", "unknown": {"nested": [1]}},
+]
+
+
+def _oracle_states(manifest: Manifest, total: int) -> tuple[bytes, list[int]]:
+    from airflow_provider_edgeinfer.batch.index import ItemStates
+    from airflow_provider_edgeinfer.batch.manifest import state_code
+
+    states = ItemStates(total)
+    for index, rec in manifest.records():
+        states.apply(index, state_code(rec), rec.round)
+    return bytes(states.kinds), list(states.rounds)
+
+
+def test_the_fast_state_pass_reads_every_line_as_the_whole_record_reader_does(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.journal_dir.mkdir(parents=True)
+    lines = b"".join(json.dumps(raw).encode() + b"\n" for raw in ODD_LINES)
+    (manifest.journal_dir / "00000000000000000001-a.jsonl").write_bytes(lines + b'{"k": "sub", "i": 10, "r"')
+    states = manifest.states(12)
+    assert (bytes(states.kinds), list(states.rounds)) == _oracle_states(manifest, 12)
+    assert states.kinds[10] == 0  # the torn last line carries nothing
+
+
+@pytest.mark.parametrize("line", [b'{"k": "maybe", "i": 0}', b'{"i": 0, "r": 1}', b'["sub", 0]'])
+def test_the_fast_state_pass_refuses_a_whole_line_that_is_not_a_record(tmp_path: Path, line: bytes) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.journal_dir.mkdir(parents=True)
+    (manifest.journal_dir / "00000000000000000001-a.jsonl").write_bytes(line + b"\n")
+    with pytest.raises(ConfigurationError, match="not a record"):
+        manifest.states(2)
+
+
+def test_latest_of_gives_the_latest_records_of_the_asked_items_and_every_request_id(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path)
+    manifest.write_segment(
+        records(
+            {"k": "intent", "i": 0, "r": 1, "h": "old"},
+            {"k": "sub", "i": 0, "r": 1, "id": "req-0"},
+            {"k": "intent", "i": 1, "r": 1, "h": "first"},
+            {"k": "sub", "i": 2, "r": 1, "id": "req-2"},
+        )
+    )
+    manifest.write_segment(
+        records({"k": "intent", "i": 1, "r": 2, "h": "second"}, {"k": "intent", "i": 0, "r": 2, "h": "again"})
+    )
+    states = manifest.states(3)
+    latest, known = manifest.latest_of(states, {1, 0})
+    assert {i: (r.kind, r.round, r.input_hash) for i, r in latest.items()} == {
+        1: ("intent", 2, "second"),
+        0: ("intent", 2, "again"),
+    }
+    assert (known.get("req-0"), known.get("req-2"), known.get("req-9")) == (0, 2, None)
+    assert latest == {i: r for i, r in manifest.winners(states) if i in (0, 1)}

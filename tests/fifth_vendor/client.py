@@ -46,6 +46,7 @@ class Envelope(BaseModel):
 
 class FifthAPI(VendorAPI):
     vendor: ClassVar[str] = "fifth"
+    default_base_url: ClassVar[str] = "https://api.fifth.invalid"
 
     def __init__(self, base_url: str) -> None:
         self.base_url = check_base_url(base_url, vendor=self.vendor)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from airflow_provider_edgeinfer.hooks.base import EdgeInferHook, base_url_from
+from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 from tests.fifth_vendor.client import FifthAPI
-
-if TYPE_CHECKING:
-    from airflow.sdk import Connection
 
 CONN_TYPE = "edgeinfer_fifth"
 VENDOR = "fifth"
@@ -21,6 +18,4 @@ class FifthHook(EdgeInferHook):
     vendor: ClassVar[str] = VENDOR
 
     api: FifthAPI  # type: ignore[assignment]
-
-    def build_api(self, conn: Connection) -> FifthAPI:
-        return FifthAPI(base_url_from(conn, "https://api.fifth.invalid", self.vendor))
+    # No build_api: the base hook builds FifthAPI from the connection's host or its default_base_url.

@@ -226,6 +226,35 @@ def test_test_connection_ok(emu_env: EmulatorServer) -> None:
     assert emu_env.state.snapshot()["requests"] == {"theta.list_services": 1, "theta.list_requests": 1}
 
 
+def test_a_published_catalogue_is_listed_once_per_hook_and_checks_each_input(emu_env: EmulatorServer) -> None:
+    from airflow_provider_edgeinfer.exceptions import InputValidationError
+
+    hook = ThetaHook()
+    try:
+        hook.validate_submission("whisper", None, {"audio_filename": "upl_x"})
+        with pytest.raises(InputValidationError, match=r"unknown service 'nope' \(available: .*whisper"):
+            hook.validate_submission("nope", None, {})
+        with pytest.raises(InputValidationError, match="unknown_field"):
+            hook.validate_submission("whisper", None, {"audio_filename": "upl_x", "unknown_field": 1})
+    finally:
+        hook.close()
+    assert emu_env.state.snapshot()["requests"] == {"theta.list_services": 1}
+
+
+def test_the_default_client_takes_the_connection_host_and_extras(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(
+        monkeypatch,
+        "theta_custom",
+        host="https://theta.example.test/api",
+        password="k" * 24,
+        extra={"project_id": "prj_custom"},
+    )
+    api = ThetaHook("theta_custom").api
+    assert (api.base_urls(), api.project_id) == (("https://theta.example.test/api",), "prj_custom")
+    set_conn(monkeypatch, "theta_plain", password="k" * 24)
+    assert ThetaHook("theta_plain").api.base_urls() == (BASE_URL,)
+
+
 def test_test_connection_sends_each_call_once_and_quickly(
     emu_env: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

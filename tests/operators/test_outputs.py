@@ -15,13 +15,13 @@ import pytest
 from airflow_provider_edgeinfer.clients.core import Job, JobState
 from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, check_media_url
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
+from airflow_provider_edgeinfer.operators.inference import build_result
 from airflow_provider_edgeinfer.outputs import (
     _MEDIA_EXTENSIONS,
     DEFAULT_XCOM_OUTPUT_MAX_BYTES,
     SEGMENT_MAX,
     MediaWriter,
     _download,
-    build_result,
     prepare_output_dir,
     safe_segment,
 )
