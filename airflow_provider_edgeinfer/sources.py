@@ -155,24 +155,32 @@ def matched_names(
             yield _remote_matches(path)
 
 
-def _listing(pattern: ObjectStoragePath) -> dict[str, dict[str, Any]]:
-    """A glob's files (not directories) with their listing entries: size and etag, one LIST page per
-    1,000 objects. Refused if it matches none."""
+def _listed(pattern: ObjectStoragePath) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A glob's files (not directories) with their listing entries (size and etag), as the store
+    lists them: a page of 1,000 objects at a time. Refused if it matches none."""
+    from airflow_provider_edgeinfer.listing import entries
+
+    found = False
     try:
-        matches: dict[str, dict[str, Any]] = pattern.fs.glob(pattern.path, detail=True)
+        for name, info in entries(pattern.fs, pattern.path):
+            found = True
+            yield name, info
+    except FileNotFoundError:
+        pass  # no such bucket or folder: no match, as a glob finds none
     except (OSError, ValueError) as exc:
         raise InputValidationError(f"source pattern {label(pattern)} cannot be listed: {exc}") from None
-    files = {name: info for name, info in matches.items() if info.get("type") != "directory"}
-    if not files:
+    if not found:
         raise InputValidationError(f"source pattern {label(pattern)} matches no file")
-    return files
+
+
+def _listing(pattern: ObjectStoragePath) -> dict[str, dict[str, Any]]:
+    """:func:`_listed` whole, for the few files of an upload task (they are sorted in memory)."""
+    return dict(_listed(pattern))
 
 
 def _remote_matches(pattern: ObjectStoragePath) -> Iterator[list[Any]]:
-    matches = _listing(pattern)
-    # The filesystem keeps what it listed (its "dircache"): a batch keeps its own list on disk.
-    pattern.fs.invalidate_cache()
-    for name, info in matches.items():
+    # Streamed: only a page of the listing is in memory (a batch keeps its own list on disk).
+    for name, info in _listed(pattern):
         concrete = pattern.with_segments(name)  # keeps the protocol and the connection
         yield [str(concrete), _check_file(concrete, info), version_of(info)]
 
@@ -358,21 +366,43 @@ def send_uploads(
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     logger: LogLike | None = None,
 ) -> list[str]:
-    """:func:`upload_files` of files already checked (a batch's, whose sizes its listing gave)."""
+    """:func:`upload_files` of files already checked (whose sizes a listing gave)."""
     from airflow_provider_edgeinfer.clients.presigned import upload_many
 
     require_upload_kind(hook, "input", field)
     hook.get_conn()  # one client, built before the threads share it
-
-    def presign() -> PresignedTarget:
-        return hook.presign_input_upload(service, prediction, field)
-
     return upload_many(
         hook.run,
-        presign,
+        _presigner(hook, service, prediction, field),
         files,
         vendor=hook.vendor,
         field=field,
         max_concurrency=max_concurrency,
         logger=logger,
     )
+
+
+def upload_one(
+    hook: EdgeInferHook,
+    service: str,
+    prediction: str | None,
+    field: str,
+    file: UploadSource,
+    *,
+    logger: LogLike | None = None,
+) -> str:
+    """One checked file to its own fresh presigned URL (a batch's, each just before its item is
+    sent); its uploaded filename. Call :func:`require_upload_kind` and ``hook.get_conn()`` first."""
+    from airflow_provider_edgeinfer.clients.presigned import transfer
+
+    presign = _presigner(hook, service, prediction, field)
+    return transfer(hook.run, presign, file, vendor=hook.vendor, field=field, logger=logger)
+
+
+def _presigner(
+    hook: EdgeInferHook, service: str, prediction: str | None, field: str
+) -> Callable[[], PresignedTarget]:
+    def presign() -> PresignedTarget:
+        return hook.presign_input_upload(service, prediction, field)
+
+    return presign
