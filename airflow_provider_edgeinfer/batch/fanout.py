@@ -52,6 +52,12 @@ class FanOutStats:
     unknown: int = 0
     started: float = field(default_factory=time.monotonic)
 
+    def add(self, other: FanOutStats) -> None:
+        """Count another part of the same round in (sent a chunk at a time)."""
+        self.sent += other.sent
+        self.failed += other.failed
+        self.unknown += other.unknown
+
     def rate(self) -> float:
         return self.sent / max(1e-6, time.monotonic() - self.started)
 
@@ -83,8 +89,7 @@ def single_attempt(settings: HttpSettings, concurrency: int) -> HttpSettings:
 
 @dataclass
 class FanOut:
-    """One round of submissions. ``prepare`` turns each item into what is sent (its file read or
-    uploaded), in the item's own sender."""
+    """One round of submissions. ``prepare`` turns a chunk of items into what is sent (uploads)."""
 
     api: VendorAPI
     #: AsyncClient or LeanSender: anything with ``async send(call)``, one attempt per send.
