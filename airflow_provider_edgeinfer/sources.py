@@ -366,21 +366,43 @@ def send_uploads(
     max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
     logger: LogLike | None = None,
 ) -> list[str]:
-    """:func:`upload_files` of files already checked (a batch's, whose sizes its listing gave)."""
+    """:func:`upload_files` of files already checked (whose sizes a listing gave)."""
     from airflow_provider_edgeinfer.clients.presigned import upload_many
 
     require_upload_kind(hook, "input", field)
     hook.get_conn()  # one client, built before the threads share it
-
-    def presign() -> PresignedTarget:
-        return hook.presign_input_upload(service, prediction, field)
-
     return upload_many(
         hook.run,
-        presign,
+        _presigner(hook, service, prediction, field),
         files,
         vendor=hook.vendor,
         field=field,
         max_concurrency=max_concurrency,
         logger=logger,
     )
+
+
+def upload_one(
+    hook: EdgeInferHook,
+    service: str,
+    prediction: str | None,
+    field: str,
+    file: UploadSource,
+    *,
+    logger: LogLike | None = None,
+) -> str:
+    """One checked file to its own fresh presigned URL (a batch's, each just before its item is
+    sent); its uploaded filename. Call :func:`require_upload_kind` and ``hook.get_conn()`` first."""
+    from airflow_provider_edgeinfer.clients.presigned import transfer
+
+    presign = _presigner(hook, service, prediction, field)
+    return transfer(hook.run, presign, file, vendor=hook.vendor, field=field, logger=logger)
+
+
+def _presigner(
+    hook: EdgeInferHook, service: str, prediction: str | None, field: str
+) -> Callable[[], PresignedTarget]:
+    def presign() -> PresignedTarget:
+        return hook.presign_input_upload(service, prediction, field)
+
+    return presign

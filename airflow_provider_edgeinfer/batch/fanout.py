@@ -103,7 +103,8 @@ class FanOut:
     #: The connection's settings; their retry policy is the paced sender's (the client sends once).
     settings: HttpSettings
     vendor_options: dict[str, Any] = field(default_factory=dict)
-    #: Turns an item into what is sent, just before it is sent (a file read to travel inline).
+    #: Turns an item into what is sent, just before it is sent (a file read to travel inline, or
+    #: uploaded): each sender prepares its own item, so preparing and sending overlap.
     prepare: Callable[[BatchItem], Awaitable[BatchItem]] | None = None
     progress_every: float = 10.0
     stats: FanOutStats = field(default_factory=FanOutStats)
@@ -145,7 +146,9 @@ class FanOut:
             try:
                 sent = await self.prepare(item)
             except EdgeInferError as exc:
-                await self._fail(item, exc, transient=False)
+                # Nothing was submitted: a refused file fails its item, a store or upload outage
+                # (transient) leaves it to the next round.
+                await self._fail(item, exc, transient=is_transient(exc))
                 return
         call = self.api.submit(self.service, sent.input, prediction=self.prediction, **self.vendor_options)
         # The intent's hash is of the item as listed (a file's source, not its bytes).

@@ -18,9 +18,9 @@ import bisect
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_edgeinfer.batch.index import ERR_TRANSIENT, NONE
 from airflow_provider_edgeinfer.exceptions import (
@@ -32,6 +32,8 @@ from airflow_provider_edgeinfer.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_edgeinfer.batch.fanout import FanOutStats
@@ -465,9 +467,6 @@ class BatchRun:
 
     def _fanout_round(self, manifest: Manifest, header: Header, items: Items) -> None:
         """Send every item of the round the manifest does not show as sent, streaming the items."""
-        from airflow_provider_edgeinfer.batch.fanout import FanOutStats
-        from airflow_provider_edgeinfer.batch.results import chunked
-
         current = header.current
         total = len(items)
         chosen = None if current.indices is None else frozenset(current.indices)
@@ -490,15 +489,10 @@ class BatchRun:
                     count,
                 )
             started = time.monotonic()
-            stats = FanOutStats()
-            # Files are uploaded a chunk at a time, just before their items are sent.
-            chunks = (
-                chunked(items.select(wanted), UPLOAD_CHUNK) if items.has_files else [items.select(wanted)]
+            uploads = items.has_files and not self._inline()
+            stats = asyncio.run(
+                self._fan_out(manifest, items.select(wanted), count, current.number, uploads=uploads)
             )
-            for chunk in chunks:
-                sending = self._uploaded(chunk) if items.has_files else chunk
-                part = asyncio.run(self._fan_out(manifest, iter(sending), count, current.number))
-                stats.add(part)
             current.submitted += stats.sent
             current.submit_seconds += time.monotonic() - started
             manifest.write_header(header)
@@ -585,36 +579,45 @@ class BatchRun:
 
         return read
 
-    def _uploaded(self, items: Iterable[BatchItem]) -> list[BatchItem]:
-        """File items with their files uploaded (just before sending, only the ones being sent)."""
+    def _uploader(self, pool: Executor) -> Callable[[BatchItem], Awaitable[BatchItem]]:
+        """Uploads an item's file just before its call, on ``pool`` (as wide as the fan-out).
+
+        Each sender uploads its item's file, then submits it: uploads and submissions overlap, and
+        no more files are in flight than there are senders.
+        """
         from dataclasses import replace
 
-        items = list(items)
-        files = [item for item in items if item.source is not None]
-        if not files or self._inline():
-            return items
-        from airflow_provider_edgeinfer.sources import send_uploads, upload_source
+        from airflow_provider_edgeinfer.sources import require_upload_kind, upload_one, upload_source
 
-        spec, hook = self.spec, self.hook
-        hook.check_upload_field(spec.service, spec.prediction, str(spec.file_field))
-        names = send_uploads(
-            hook,
-            spec.service,
-            spec.prediction,
-            str(spec.file_field),
-            # Listed sizes: the store is asked only for each file's bytes (one GET).
-            [upload_source(item.source, item.size) for item in files],
-            max_concurrency=spec.max_concurrency,
-        )
-        uploaded = {
-            item.index: replace(item, input={**item.input, str(spec.file_field): name})
-            for item, name in zip(files, names, strict=True)
-        }
-        return [uploaded.get(item.index, item) for item in items]
+        spec, hook, field_ = self.spec, self.hook, str(self.spec.file_field)
+        require_upload_kind(hook, "input", field_)
+        hook.check_upload_field(spec.service, spec.prediction, field_)
+        hook.get_conn()  # one client, built before the threads share it
+
+        def send(item: BatchItem) -> str:
+            # The listed size: the store is asked only for the file's bytes (one GET).
+            source = upload_source(cast("ObjectStoragePath", item.source), item.size)
+            return upload_one(hook, spec.service, spec.prediction, field_, source, logger=self.log)
+
+        async def upload(item: BatchItem) -> BatchItem:
+            if item.source is None:
+                return item
+            name = await asyncio.get_running_loop().run_in_executor(pool, send, item)
+            return replace(item, input={**item.input, field_: name})
+
+        return upload
 
     async def _fan_out(
-        self, manifest: Manifest, items: Iterator[BatchItem], total: int, round_number: int
+        self,
+        manifest: Manifest,
+        items: Iterator[BatchItem],
+        total: int,
+        round_number: int,
+        *,
+        uploads: bool = False,
     ) -> FanOutStats:
+        """Send ``items``; with ``uploads``, each item's file is uploaded by its sender first."""
+        from concurrent.futures import ThreadPoolExecutor
         from contextlib import AsyncExitStack
 
         from airflow_provider_edgeinfer.batch.fanout import FanOut, FanOutStats, sender_for, single_attempt
@@ -638,6 +641,13 @@ class BatchRun:
                 )
             )
             writer = await stack.enter_async_context(JournalWriter(manifest))
+            prepare = self._inline_reader()
+            if uploads:
+                # Its threads end with the round (the exit waits for uploads in flight).
+                pool = stack.enter_context(
+                    ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="edgeinfer-upload")
+                )
+                prepare = self._uploader(pool)
             fan_out = FanOut(
                 api=hook.api,
                 client=client,
@@ -649,7 +659,7 @@ class BatchRun:
                 deadline=started + spec.timeout,
                 settings=settings,
                 vendor_options=spec.vendor_options,
-                prepare=self._inline_reader(),
+                prepare=prepare,
             )
             return await fan_out.run(itertools.chain([first], items), total)
 
@@ -835,10 +845,6 @@ class BatchRun:
                 vendor=hook.vendor,
             )
         return result
-
-
-#: Files of a glob uploaded (then sent) at a time: their upload names are all a chunk holds.
-UPLOAD_CHUNK = 1024
 
 
 def _needs_sending(states: ItemStates, index: int, round_number: int) -> bool:
