@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, InputValidationError, naming_vendor
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_edgeinfer.clients.core import InlineFile
-    from airflow_provider_edgeinfer.clients.presigned import LogLike, PresignedTarget, UploadSource
+    from airflow_provider_edgeinfer.clients.presigned import LogLike, UploadSource
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 #: Remote (object storage) files are read through a read-ahead buffer of this size. Measured with
@@ -373,7 +374,7 @@ def send_uploads(
     hook.get_conn()  # one client, built before the threads share it
     return upload_many(
         hook.run,
-        _presigner(hook, service, prediction, field),
+        partial(hook.presign_input_upload, service, prediction, field),
         files,
         vendor=hook.vendor,
         field=field,
@@ -395,14 +396,5 @@ def upload_one(
     sent); its uploaded filename. Call :func:`require_upload_kind` and ``hook.get_conn()`` first."""
     from airflow_provider_edgeinfer.clients.presigned import transfer
 
-    presign = _presigner(hook, service, prediction, field)
+    presign = partial(hook.presign_input_upload, service, prediction, field)
     return transfer(hook.run, presign, file, vendor=hook.vendor, field=field, logger=logger)
-
-
-def _presigner(
-    hook: EdgeInferHook, service: str, prediction: str | None, field: str
-) -> Callable[[], PresignedTarget]:
-    def presign() -> PresignedTarget:
-        return hook.presign_input_upload(service, prediction, field)
-
-    return presign

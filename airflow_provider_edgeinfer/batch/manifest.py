@@ -226,15 +226,8 @@ def _head(line: bytes) -> tuple[int, int, int, str | None] | None:
             return None
         index, record = decoded
         return index, state_code(record), record.round, record.request_id
-    if head.k == "intent":
-        code = INTENT
-    elif head.k == "sub":
-        code = SUB
-    elif head.k == "done":
-        code = DONE_OK if head.job is not None and head.job.state == JobState.SUCCEEDED.value else DONE_FAILED
-    else:
-        code = ERR_TRANSIENT if head.t else ERR
-    return head.i, code, head.r, head.id
+    job_state = None if head.job is None else head.job.state
+    return head.i, _code(head.k, job_state, head.t), head.r, head.id
 
 
 def _wins(new: ItemRecord, old: ItemRecord | None) -> bool:
@@ -487,13 +480,17 @@ def segment_name(prefix: str = "") -> str:
 
 def state_code(record: ItemRecord) -> int:
     """A record as one of :mod:`.index`'s kinds (a finished job's success is part of its kind)."""
-    if record.kind == "intent":
+    return _code(record.kind, (record.job or {}).get("state"), record.transient)
+
+
+def _code(kind: str, job_state: Any, transient: bool) -> int:
+    if kind == "intent":
         return INTENT
-    if record.kind == "sub":
+    if kind == "sub":
         return SUB
-    if record.kind == "done":
-        return DONE_OK if (record.job or {}).get("state") == JobState.SUCCEEDED.value else DONE_FAILED
-    return ERR_TRANSIENT if record.transient else ERR
+    if kind == "done":
+        return DONE_OK if job_state == JobState.SUCCEEDED.value else DONE_FAILED
+    return ERR_TRANSIENT if transient else ERR
 
 
 class JournalWriter:

@@ -472,7 +472,7 @@ class BatchRun:
         chosen = None if current.indices is None else frozenset(current.indices)
         for attempt in range(3):
             states = manifest.states(total)
-            self._settle_unknown(manifest, header, states)  # brings ``states`` up to date itself
+            self._settle_unknown(manifest, header, states)
 
             def wanted(index: int, states: ItemStates = states) -> bool:
                 return (chosen is None or index in chosen) and _needs_sending(states, index, current.number)
@@ -508,10 +508,11 @@ class BatchRun:
                 break
         manifest.compact(total)
 
-    def _settle_unknown(self, manifest: Manifest, header: Header, states: ItemStates) -> bool:
+    def _settle_unknown(self, manifest: Manifest, header: Header, states: ItemStates) -> None:
         """Items sent whose answer was lost: find them at the vendor, or decide what they become.
 
-        Returns whether the journal changed. Only the (few) lost items' records are read whole.
+        What is decided is written to the journal and applied to ``states``. Only the (few) lost
+        items' records are read whole.
         """
         from airflow_provider_edgeinfer.batch.fanout import resolve_unknown
         from airflow_provider_edgeinfer.batch.index import INTENT
@@ -520,7 +521,7 @@ class BatchRun:
         spec, hook = self.spec, self.hook
         lost_indices = set(states.indices({INTENT}, round=header.current.number))
         if not lost_indices:
-            return False
+            return
         # One pass over the journal: the lost items' latest records, and every request id it holds
         # (earlier rounds' too, so that none is taken for a lost one).
         unknown, known = manifest.latest_of(states, lost_indices)
@@ -546,7 +547,6 @@ class BatchRun:
         # What the journal now says, without reading it again (records replay in any order alike).
         for index, record in out:
             states.apply(index, state_code(record), record.round)
-        return bool(out)
 
     def _stand_in(self, item: BatchItem) -> BatchItem:
         """The item as checked before its file is sent: a name for an upload not made yet, or an
