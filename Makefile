@@ -52,7 +52,8 @@ COMPAT_TESTS := tests/operators tests/triggers tests/hooks tests/dags
 # What `make test` runs on each older release: the hooks, operators (never pay twice, lineage) and
 # triggers through their real code paths, without dag.test (see docs/compat.md for why), in CI's time.
 COMPAT_SMOKE := tests/hooks tests/operators/test_never_pay_twice.py tests/operators/test_lineage.py \
-	tests/triggers/test_inference_trigger.py tests/triggers/test_event_privacy.py -k "not key_sent"
+	tests/triggers/test_inference_trigger.py tests/triggers/test_event_privacy.py \
+	tests/triggers/test_end_from_trigger.py -k "not key_sent"
 
 .venv-%/.installed: pyproject.toml .ci/constraints-airflow-%.txt
 	$(PYTHON) -m venv .venv-$*

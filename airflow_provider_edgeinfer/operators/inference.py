@@ -99,7 +99,8 @@ class InferenceOperator(BaseOperator):
         it reads the output and pushes the result as the task's XCom (Airflow's ``TaskSuccessEvent``),
         so the task does not go back to a worker to finish (one task run instead of two). Not with
         ``output_path`` (the triggerer writes no files). What changes: ``on_success_callback`` runs
-        in the DAG processor, no OpenLineage event is sent for the task's end, and the submission
+        in the DAG processor, no OpenLineage event is sent for the task's end, the XCom goes straight
+        into the metadata database (not through a custom XCom backend), and the submission
         record stays in the task state store, so clearing a task that succeeded this way reattaches
         to the same request and returns its result again (nothing is paid). Failures, timeouts and
         outputs above ``xcom_output_max_bytes`` still resume on a worker, as without it.
