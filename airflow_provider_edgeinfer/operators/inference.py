@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 
 #: Task state store key of this operator's submission record (renaming it breaks in-flight retries).
 STATE_KEY = "edgeinfer_inference_request"
+#: How long the record of a request just paid for is retried while Airflow's API server cannot be
+#: reached (a restart, a rollout): without it the next try cannot tell whether the request exists,
+#: and a vendor that can neither be searched nor deduplicate would then fail it as an unknown outcome.
+RECORD_RETRY_SECONDS = 180.0
+#: Longest pause between two of those attempts.
+RECORD_RETRY_MAX_WAIT = 10.0
 #: Largest input a synchronous vendor's deferred call may carry in trigger kwargs.
 MAX_TRIGGER_INPUT_BYTES = 256 * 1024
 
@@ -47,6 +53,13 @@ def fingerprint(vendor: str, service: str, prediction: str | None, input: Any) -
     """Identity of *what* is asked: a retry with the same fingerprint may reattach."""
     raw = json.dumps([vendor, service, prediction, input], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _api_server_unreachable(error: BaseException) -> bool:
+    """Whether a Task SDK call failed because Airflow's API server could not be reached."""
+    from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+
+    return isinstance(error, AirflowRuntimeError) and error.error.error is ErrorType.API_SERVER_ERROR
 
 
 def _task_identity(context: Context) -> str:
@@ -424,14 +437,39 @@ class InferenceOperator(BaseOperator):
         request_id: str | None,
         submitted_at: float,
         uploaded: dict[str, str] | None = None,
+        *,
+        keep: bool = False,
     ) -> None:
+        """Write the submission record; ``keep``: it names a request already paid for, so an API server
+        that cannot be reached is waited for (:data:`RECORD_RETRY_SECONDS`) rather than fail the try."""
         if store is None:
             return
         record: dict[str, Any] = {"fingerprint": fp, "request_id": request_id, "submitted_at": submitted_at}
         if uploaded:
             # The names the submitted input carried: a lost submission is searched for with them.
             record["uploaded"] = uploaded
-        store.set(STATE_KEY, record)
+        if not keep:
+            store.set(STATE_KEY, record)
+            return
+        from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+        def waiting(state: Any) -> None:
+            self.log.warning(
+                "could not record request %s (Airflow's API server is unreachable); trying again for up "
+                "to %.0f s",
+                request_id,
+                RECORD_RETRY_SECONDS,
+            )
+
+        for attempt in Retrying(
+            stop=stop_after_delay(RECORD_RETRY_SECONDS),
+            wait=wait_exponential(multiplier=0.5, max=RECORD_RETRY_MAX_WAIT),
+            retry=retry_if_exception(_api_server_unreachable),
+            before_sleep=waiting,
+            reraise=True,
+        ):
+            with attempt:
+                store.set(STATE_KEY, record)
 
     def _find_previous_try(
         self, hook: EdgeInferHook, context: Context, input_: dict[str, Any], files: Mapping[str, Any]
@@ -540,8 +578,9 @@ class InferenceOperator(BaseOperator):
             self.service, input_, prediction=self.prediction, idempotency_key=key, **self.vendor_options
         )
         job = hook.run(call)
-        self._record(store, fp, job.request_id, submitted_at, uploaded)
+        # Logged before it is recorded: whatever happens next, the id of what was paid for is in the log.
         self.log.info("submitted %s request %s to %s", self.service, job.request_id, hook.vendor)
+        self._record(store, fp, job.request_id, submitted_at, uploaded, keep=True)
         return job, submitted_at
 
     def _announce(self, context: Context, hook: EdgeInferHook, job: Job) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -512,3 +513,65 @@ def test_the_key_sent_is_the_same_on_every_try(
     [key] = _keys_of(run, emulated).values()
     # infrai saw one key and created one completion: try 2 got try 1's answer replayed.
     assert snapshot["submissions"]["infrai"] == {key: 1}
+
+
+# -- Airflow's API server unreachable right after a submission ------------------------------------
+
+
+def _api_server_down() -> Exception:
+    from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse
+
+    return AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={"message": "refused"}))
+
+
+class _FlakyStore(_Store):
+    """Fails the first ``failures`` writes of a record that names a request with ``error``."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        super().__init__()
+        self.failures, self.error, self.refused = failures, error, 0
+
+    def set(self, key: str, value: Any) -> None:
+        if value.get("request_id") and self.refused < self.failures:
+            self.refused += 1
+            raise self.error
+        super().set(key, value)
+
+
+@pytest.mark.parametrize("vendor", ["theta", "octoai"])
+def test_the_record_of_a_paid_request_waits_out_an_api_server_restart(emulated: Any, vendor: str) -> None:
+    """A vendor that can neither be searched nor deduplicate (OctoAI) would fail every retry with an
+    unknown outcome if the request id were lost: the record is written once the API server is back."""
+    emulated.state.timing[vendor] = TIMINGS["queued"]
+    store = _FlakyStore(2, _api_server_down())
+    request_id = _run_try(_op(vendor), store, 1)
+    assert store.refused == 2
+    assert store.data["edgeinfer_inference_request"]["request_id"] == request_id
+    assert _run_try(_op(vendor), store, 2) == request_id, "the retry reattaches"
+    assert _created(emulated, vendor) == 1
+
+
+def test_an_api_server_down_for_good_fails_the_try_with_the_request_in_the_log(
+    emulated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    from airflow_provider_edgeinfer.operators import inference
+
+    emulated.state.timing["theta"] = TIMINGS["queued"]
+    monkeypatch.setattr(inference, "RECORD_RETRY_SECONDS", 1.0)
+    store = _FlakyStore(10**6, _api_server_down())
+    with capture_logs() as logs, pytest.raises(Exception, match="API_SERVER_ERROR"):
+        _run_try(_op(), store, 1)
+    assert store.refused >= 2, "retried before giving up"
+    said = " ".join(str(entry["event"]) % tuple(entry.get("positional_args", ())) for entry in logs)
+    assert re.search(r"submitted whisper request infr_rqst_\w+ to theta", said), said
+    assert _created(emulated) == 1
+
+
+def test_other_record_failures_are_not_retried(emulated: Any) -> None:
+    store = _FlakyStore(1, RuntimeError("store refused the value"))
+    with pytest.raises(RuntimeError, match="store refused"):
+        _run_try(_op(), store, 1)
+    assert store.refused == 1
