@@ -1,9 +1,10 @@
 """Run a model on OmniTensor.
 
-OmniTensor's inference is synchronous: deferred, the call runs in the triggerer, so no worker slot
-is held while the model runs. A triggerer restart during that call sends it again (OmniTensor
-offers no idempotency key for inference). Runs as it is against the emulator; ``model_id`` and
-``text`` are DAG params.
+OmniTensor's inference is synchronous and OmniTensor offers no idempotency key for it, so the call
+is made on the worker even with ``deferrable=True``: in the triggerer, a triggerer's death mid-call
+would have the triggerer that adopts it send the call again, billed twice. A worker's death
+mid-call fails the retry with ``OutcomeUnknownError`` instead. Runs as it is against the emulator;
+``model_id`` and ``text`` are DAG params.
 """
 
 from __future__ import annotations

@@ -77,7 +77,10 @@ class InferenceOperator(BaseOperator):
         own naming (the README's vendor table lists them). A service that answers in the submitting
         call (the client's ``answers_in_call``: e.g. an OpenAI-compatible text API's
         ``chat/completions``, with ``input={"model": ..., "messages": [...]}``) is called in the
-        triggerer when deferred, and its answer travels back sealed. Templated.
+        triggerer when deferred, and its answer travels back sealed, if the vendor recognises a
+        repeated call by its idempotency key (the client's ``honours_idempotency``); otherwise on
+        the worker, since a triggerer that adopts a dead one's triggers makes their calls again.
+        Templated.
     :param input: the inference input (dict, or a ``.json`` template file). Templated.
     :param input_files: input field -> one file (local path, URI such as ``s3://bucket/key``,
         or ``ObjectStoragePath``) uploaded to the vendor before submitting; the field then names the
@@ -277,6 +280,20 @@ class InferenceOperator(BaseOperator):
 
         if job is None and inline and self.deferrable:
             self.log.info("the input file travels inside the call itself, so the call is made on the worker")
+        elif (
+            job is None
+            and api.answers_in_call(self.service)
+            and self.deferrable
+            and not api.honours_idempotency
+        ):
+            # A triggerer that dies mid-call has its triggers adopted, and the adopter would make the
+            # call again: a vendor that cannot tell a repeat from a new request would bill it twice. On
+            # the worker, a death mid-call leaves the retry an unknown outcome instead (never a charge).
+            self.log.info(
+                "%s cannot recognise a repeated call, so the call is made on the worker, not in the "
+                "triggerer (whose successor would make it again)",
+                hook.vendor,
+            )
         elif job is None and api.answers_in_call(self.service) and self.deferrable:
             # No status endpoint: the one (long) call itself runs in the triggerer.
             self._record(store, fp, None, time.time(), uploaded)

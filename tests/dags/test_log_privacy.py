@@ -204,6 +204,11 @@ def leaked(log_text: str, outputs: list[Any], media: list[bytes]) -> list[str]:
 # -- the examples --------------------------------------------------------------------------------
 
 
+#: Examples whose one call answers in the call on a vendor that cannot recognise a repeat: made on
+#: the worker even when deferrable (a triggerer's successor would make it again), so nothing defers.
+CALLED_ON_THE_WORKER = {"edgeinfer_omnitensor_inference"}
+
+
 def test_every_example_dag_is_scanned() -> None:
     assert sorted(RUN_CONF) == sorted(p.stem for p in DAGS.glob("edgeinfer_*.py"))
 
@@ -223,7 +228,8 @@ def test_no_output_of_an_example_dag_is_logged(
     found = needles(outputs, media)
     assert found, f"{dag_id} produced no output to look for"
     text = logs()
-    assert "Trigger fired event" in text, "every example defers: its events must be in the scanned logs"
+    if dag_id not in CALLED_ON_THE_WORKER:
+        assert "Trigger fired event" in text, "every other example defers: its events must be in the logs"
     assert not leaked(text, outputs, media), f"model output in the logs of {dag_id}"
 
 
