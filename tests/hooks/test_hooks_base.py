@@ -71,7 +71,8 @@ def test_each_thread_sends_through_a_client_of_its_own(monkeypatch: pytest.Monke
     thread.join()
     (other,) = theirs
     assert other is not mine
-    assert other._http._transport._pool._ssl_context is mine._http._transport._pool._ssl_context
+    pools: list[Any] = [getattr(client._http._transport, "_pool") for client in (mine, other)]  # noqa: B009
+    assert pools[0]._ssl_context is pools[1]._ssl_context
     assert not other._http.is_closed  # its thread ended: closed when the next client is built
     thread = threading.Thread(target=lambda: theirs.append(hook.get_conn()))
     thread.start()
