@@ -56,52 +56,6 @@ def _task_identity(context: Context) -> str:
     return task_identity_of(context["ti"])
 
 
-def build_result(
-    job: Job,
-    output: Any,
-    *,
-    output_path: Any,
-    submitted_at: float | None,
-    xcom_max_bytes: int,
-    input_ref: str | None = None,
-) -> dict[str, Any]:
-    """The XCom result of one request; with ``output_path``, the output and its media are written
-    there first (``outputs.write_result``), else the output must fit in ``xcom_max_bytes``.
-
-    ``input_ref``: where the input came from (a source file), carried in the result and its name.
-    """
-    finished = time.time()
-    result: dict[str, Any] = {
-        "vendor": job.vendor,
-        "request_id": job.request_id,
-        "service": job.service,
-        "input_ref": input_ref,
-        "state": job.state.value,
-        "cost_usd": job.cost_usd,
-        "timings": {
-            "submitted_at": submitted_at,
-            "completed_at": finished,
-            "duration_s": round(finished - submitted_at, 3) if submitted_at else None,
-        },
-    }
-    if output_path is not None:
-        from airflow_provider_edgeinfer.outputs import write_result
-
-        return write_result(output_path, result, output, input_ref=input_ref, xcom_max_bytes=xcom_max_bytes)
-    size = len(json.dumps(output, default=str))
-    if size > xcom_max_bytes:
-        raise ConfigurationError(
-            f"the output of request {job.request_id} is {size} bytes, above the XCom limit of "
-            f"{xcom_max_bytes} bytes",
-            vendor=job.vendor,
-            request_id=job.request_id,
-            hint="Set output_path (a local path or an object-storage URI) to write it there; the request "
-            "succeeded and the retry will reattach to it without paying again.",
-        )
-    result["output"] = output
-    return result
-
-
 class InferenceOperator(BaseOperator):
     """Run one inference on the vendor behind ``conn_id``, without holding a worker slot while it runs.
 
@@ -141,6 +95,15 @@ class InferenceOperator(BaseOperator):
         the vendor offers no way to find it, resubmit (may pay twice) instead of failing.
     :param vendor_options: extra keyword arguments for the vendor's submit (e.g. ``wait``).
     :param xcom_output_max_bytes: largest output returned inline through XCom.
+    :param end_from_trigger: when deferred and the request succeeds, end the task in the triggerer:
+        it reads the output and pushes the result as the task's XCom (Airflow's ``TaskSuccessEvent``),
+        so the task does not go back to a worker to finish (one task run instead of two). Not with
+        ``output_path`` (the triggerer writes no files). What changes: ``on_success_callback`` runs
+        in the DAG processor, no OpenLineage event is sent for the task's end, the XCom goes straight
+        into the metadata database (not through a custom XCom backend), and the submission
+        record stays in the task state store, so clearing a task that succeeded this way reattaches
+        to the same request and returns its result again (nothing is paid). Failures, timeouts and
+        outputs above ``xcom_output_max_bytes`` still resume on a worker, as without it.
     """
 
     template_fields: Sequence[str] = (
@@ -177,6 +140,7 @@ class InferenceOperator(BaseOperator):
         resubmit_on_unknown_outcome: bool = False,
         vendor_options: dict[str, Any] | None = None,
         xcom_output_max_bytes: int = 48 * 1024,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         from airflow_provider_edgeinfer import arguments
@@ -203,6 +167,12 @@ class InferenceOperator(BaseOperator):
         self.xcom_output_max_bytes = arguments.whole(
             "xcom_output_max_bytes", xcom_output_max_bytes, minimum=0
         )
+        if end_from_trigger and output_path is not None:
+            raise ValueError(
+                f"{self.task_id}: end_from_trigger cannot be used with output_path (the triggerer writes "
+                "no files); drop one of them"
+            )
+        self.end_from_trigger = end_from_trigger
         self._live_request: tuple[EdgeInferHook, str] | None = None
 
     # -- inputs ------------------------------------------------------------------------------
@@ -328,6 +298,7 @@ class InferenceOperator(BaseOperator):
         request_id: str | None,
         submitted_at: float,
         submit: dict[str, Any] | None = None,
+        end_task: dict[str, Any] | None = None,
     ) -> InferenceTrigger:
         from airflow_provider_edgeinfer.triggers.inference import InferenceTrigger
 
@@ -340,6 +311,7 @@ class InferenceOperator(BaseOperator):
             max_transient_failures=self.max_transient_failures,
             submit=submit,
             submitted_at=submitted_at,
+            end_task=end_task,
         )
 
     def _defer(
@@ -357,8 +329,16 @@ class InferenceOperator(BaseOperator):
             )
         from airflow_provider_edgeinfer.triggers.base import deferral_timeout
 
+        end_task = None
+        if self.end_from_trigger and self.output_path is None:
+            end_task = {
+                "service": self.service,
+                "xcom_max_bytes": self.xcom_output_max_bytes,
+                "input_ref": self._input_ref(),
+                "xcom": self.do_xcom_push,
+            }
         self.defer(
-            trigger=self._trigger(hook, request_id, submitted_at, submit),
+            trigger=self._trigger(hook, request_id, submitted_at, submit, end_task),
             method_name="execute_complete",
             timeout=deferral_timeout(submitted_at + self.timeout - time.time()),
         )
@@ -649,6 +629,7 @@ class InferenceOperator(BaseOperator):
         from airflow_provider_edgeinfer.clients.core import JobState
         from airflow_provider_edgeinfer.progress import format_cost
         from airflow_provider_edgeinfer.storage import as_storage_path
+        from airflow_provider_edgeinfer.triggers.base import build_result
 
         self._live_request = None
         if job.state is JobState.FAILED or job.state is JobState.EXPIRED:

@@ -65,6 +65,7 @@ import asyncio
 import base64
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -73,7 +74,13 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from airflow_provider_edgeinfer import exceptions
-from airflow_provider_edgeinfer.exceptions import EdgeInferError, ErrorPayload, error_payload, short_text
+from airflow_provider_edgeinfer.exceptions import (
+    ConfigurationError,
+    EdgeInferError,
+    ErrorPayload,
+    error_payload,
+    short_text,
+)
 from airflow_provider_edgeinfer.hooks.base import ClientLease, alease_connection
 
 if TYPE_CHECKING:
@@ -283,11 +290,61 @@ def parse_event(event: Any, vendor: str) -> EventPayload:
         ) from None
 
 
+# -- the XCom result of one request --------------------------------------------------------------
+
+
+def build_result(
+    job: Job,
+    output: Any,
+    *,
+    output_path: Any,
+    submitted_at: float | None,
+    xcom_max_bytes: int,
+    input_ref: str | None = None,
+) -> dict[str, Any]:
+    """The XCom result of one request; with ``output_path``, the output and its media are written
+    there first (``outputs.write_result``), else the output must fit in ``xcom_max_bytes``.
+
+    ``input_ref``: where the input came from (a source file), carried in the result and its name.
+    """
+    finished = time.time()
+    result: dict[str, Any] = {
+        "vendor": job.vendor,
+        "request_id": job.request_id,
+        "service": job.service,
+        "input_ref": input_ref,
+        "state": job.state.value,
+        "cost_usd": job.cost_usd,
+        "timings": {
+            "submitted_at": submitted_at,
+            "completed_at": finished,
+            "duration_s": round(finished - submitted_at, 3) if submitted_at else None,
+        },
+    }
+    if output_path is not None:
+        from airflow_provider_edgeinfer.outputs import write_result
+
+        return write_result(output_path, result, output, input_ref=input_ref, xcom_max_bytes=xcom_max_bytes)
+    size = len(json.dumps(output, default=str))
+    if size > xcom_max_bytes:
+        raise ConfigurationError(
+            f"the output of request {job.request_id} is {size} bytes, above the XCom limit of "
+            f"{xcom_max_bytes} bytes",
+            vendor=job.vendor,
+            request_id=job.request_id,
+            hint="Set output_path (a local path or an object-storage URI) to write it there; the request "
+            "succeeded and the retry will reattach to it without paying again.",
+        )
+    result["output"] = output
+    return result
+
+
 __all__ = [
     "DEFERRAL_GRACE_SECONDS",
     "MAX_EVENT_OUTPUT_BYTES",
     "EdgeInferTrigger",
     "EventPayload",
+    "build_result",
     "deferral_timeout",
     "job_event",
     "open_output",

@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_edgeinfer.clients.core import Job
+from airflow_provider_edgeinfer.clients.core import Job, JobState
 from airflow_provider_edgeinfer.clients.retry import DEFAULT_MAX_TRANSIENT_FAILURES, is_transient
 from airflow_provider_edgeinfer.clients.transport import RateLimiter, limiter_for
 from airflow_provider_edgeinfer.exceptions import (
@@ -84,6 +84,13 @@ class InferenceTrigger(EdgeInferTrigger):
     :param submit: for a synchronous vendor only: ``{service, prediction, input, idempotency_key,
         task}`` of the one call this trigger makes on the worker's behalf (the worker made none);
         ``task`` is the task instance's identity, for which the answer is sealed.
+    :param end_task: when the task ends here on success (the operator's ``end_from_trigger``):
+        ``{service, xcom_max_bytes, input_ref, xcom}``, what the result names and how large its XCom
+        may be. On success, and only when a triggerer runs it for a task instance, the trigger reads
+        the output once, builds the task's result and fires Airflow's ``TaskSuccessEvent`` with it as
+        the task's XCom (``xcom``: whether to push it), so the task never goes back to a worker.
+        Anything else (a failure, a timeout, an output too large for XCom, a failed read) fires the
+        ordinary event: the worker finishes the task as it would without this option.
     :param vendor: accepted from triggers deferred by earlier versions; the connection names the vendor.
     """
 
@@ -96,6 +103,7 @@ class InferenceTrigger(EdgeInferTrigger):
         "max_transient_failures",
         "submit",
         "submitted_at",
+        "end_task",
     )
 
     def __init__(
@@ -109,6 +117,7 @@ class InferenceTrigger(EdgeInferTrigger):
         max_transient_failures: int = DEFAULT_MAX_TRANSIENT_FAILURES,
         submit: dict[str, Any] | None = None,
         submitted_at: float | None = None,
+        end_task: dict[str, Any] | None = None,
         vendor: str | None = None,
     ) -> None:
         super().__init__(conn_id=conn_id, vendor=vendor)
@@ -119,6 +128,7 @@ class InferenceTrigger(EdgeInferTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.max_transient_failures = max_transient_failures
         self.submit = submit
+        self.end_task = end_task
 
     def __repr__(self) -> str:
         return (
@@ -157,6 +167,10 @@ class InferenceTrigger(EdgeInferTrigger):
             return self.event("timeout")
         except EdgeInferError as exc:
             return self.error_event(exc)
+        if self.end_task is not None and job.state is JobState.SUCCEEDED:
+            ended = await self._end_task(lease, job, output_known=True)
+            if ended is not None:
+                return ended
         return TriggerEvent(job_event(job, secrets=secrets, identity=str(identity)))
 
     async def _poll(self, lease: ClientLease) -> TriggerEvent:
@@ -175,7 +189,73 @@ class InferenceTrigger(EdgeInferTrigger):
             return self.event("timeout")
         if isinstance(outcome, EdgeInferError):
             return self.event("error", error=error_payload(outcome))
+        if self.end_task is not None and outcome.state is JobState.SUCCEEDED:
+            ended = await self._end_task(lease, outcome, output_known=False)
+            if ended is not None:
+                return ended
         return TriggerEvent(job_event(outcome))
+
+    async def _end_task(self, lease: ClientLease, job: Job, *, output_known: bool) -> TriggerEvent | None:
+        """The task's success with its result as XCom, or None when the worker must finish the task.
+
+        The output is read as the worker reads it (``InferenceOperator._complete``): once, from the
+        vendor's result endpoint if it has one, else (``output_known``: not in hand) from one status
+        read. The XComs are those the worker would push: the result, the request id and its link.
+        """
+        from airflow.triggers.base import TaskSuccessEvent
+
+        from airflow_provider_edgeinfer.progress import VendorRequestLink, format_cost
+        from airflow_provider_edgeinfer.triggers.base import build_result
+
+        if self.task_instance is None:
+            # Not run by a triggerer for a task instance (``dag.test`` runs triggers inline and resumes
+            # the task with whatever they fire): only the ordinary event reaches the task.
+            return None
+        spec = self.end_task or {}
+        client = lease.client
+        try:
+            output = job.output
+            fetch = client.api.fetch_output(job)
+            if fetch is not None:
+                output = await client.send(fetch)
+            elif not output_known:
+                status = client.api.status(job.request_id)
+                if status is not None:
+                    job = await client.send(status)
+                    output = job.output
+            if job.state is not JobState.SUCCEEDED:
+                return None
+            job = job.model_copy(update={"service": spec.get("service") or job.service})
+            result = build_result(
+                job,
+                output,
+                output_path=None,
+                submitted_at=self.submitted_at,
+                xcom_max_bytes=int(spec.get("xcom_max_bytes", 0)),
+                input_ref=spec.get("input_ref"),
+            )
+        except Exception as exc:
+            # A worker reads it again and fails (or retries) with the whole story, as without this option.
+            reason = contained(exc, self.vendor or "", "reading the result")
+            self.log.info(
+                "%s request %s: the task resumes on a worker (%s)", self.vendor, job.request_id, reason
+            )
+            return None
+        self.log.info(
+            "%s request %s succeeded, %s; result in XCom, the task ends here",
+            self.vendor,
+            job.request_id,
+            format_cost(job.cost_usd),
+        )
+        xcoms: dict[str, Any] = {}
+        if job.request_id:
+            xcoms["request_id"] = job.request_id
+            url = client.api.console_url(job.request_id)
+            if url:
+                xcoms[VendorRequestLink().xcom_key] = url
+        if spec.get("xcom", True):
+            xcoms["return_value"] = result
+        return TaskSuccessEvent(xcoms=xcoms or None)
 
     async def _wait_logging(self, entry: Watch) -> Outcome | None:
         """The request's outcome, or None at the deadline; its state logged on each change and on the

@@ -21,11 +21,13 @@ from benchmarks.reliability.production import ProductionHarness
 
 WAYS = {
     "mapped": "edgeinfer_compare_mapped",
+    "ended": "edgeinfer_compare_ended",
     "batch": "edgeinfer_compare_batch",
     "http": "edgeinfer_compare_http",
 }
 LABELS = {
     "mapped": "mapped deferrable `InferenceOperator`",
+    "ended": "the same, `end_from_trigger=True`",
     "batch": "one `BatchOperator`",
     "http": "mapped `HttpOperator` + `HttpSensor` (reschedule)",
 }

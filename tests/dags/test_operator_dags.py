@@ -115,6 +115,27 @@ def test_blocking_mode_polls_on_the_worker(airflow_db: None, emulated: Any) -> N
     assert _creates(emulated) == 1
 
 
+def test_end_from_trigger_under_a_runner_that_resumes_the_task(airflow_db: None, emulated: Any) -> None:
+    """dag.test runs the trigger inline, for no task instance: the task resumes on the worker, same result."""
+    emulated.state.timing["theta"] = Timing(0.1, 0.3)
+    run = _dag("edgeinfer_test_end_from_trigger").test()
+    assert task_states(run) == {"ended": "success", "resumed": "success"}
+    ended, resumed = (_xcom(run, task, "return_value") for task in ("ended", "resumed"))
+    assert set(ended) == set(resumed) and ended["state"] == "succeeded"
+    assert ended["output"] is not None and set(ended["output"]) == set(resumed["output"])
+    assert ended["request_id"] == _xcom(run, "ended", "request_id")
+    assert _creates(emulated) == 2
+
+
+def test_end_from_trigger_refuses_an_output_path() -> None:
+    from airflow_provider_edgeinfer.operators.inference import InferenceOperator
+
+    with pytest.raises(ValueError, match="end_from_trigger cannot be used with output_path"):
+        InferenceOperator(
+            task_id="t", conn_id="c", service="whisper", output_path="/tmp/x", end_from_trigger=True
+        )
+
+
 def test_mapped_inference(airflow_db: None, emulated: Any) -> None:
     run = _dag("edgeinfer_test_mapped").test()
     assert task_states(run) == {f"infer[{i}]": "success" for i in range(3)}

@@ -15,7 +15,6 @@ import pytest
 from airflow_provider_edgeinfer.clients.core import Job, JobState
 from airflow_provider_edgeinfer.clients.media_urls import MAX_REDIRECTS, check_media_url
 from airflow_provider_edgeinfer.exceptions import ConfigurationError, UnexpectedResponseError
-from airflow_provider_edgeinfer.operators.inference import build_result
 from airflow_provider_edgeinfer.outputs import (
     _MEDIA_EXTENSIONS,
     DEFAULT_XCOM_OUTPUT_MAX_BYTES,
@@ -26,6 +25,7 @@ from airflow_provider_edgeinfer.outputs import (
     safe_segment,
 )
 from airflow_provider_edgeinfer.storage import as_storage_path
+from airflow_provider_edgeinfer.triggers.base import build_result
 from tests.security.hostile import (  # noqa: F401 (fixtures)
     PNG,
     PNG_B64,

@@ -1,6 +1,7 @@
-"""DAGs of ``make production-check ARGS=--compare``: the same Theta transcriptions three ways.
+"""DAGs of ``make production-check ARGS=--compare``: the same Theta transcriptions four ways.
 
 - ``edgeinfer_compare_mapped``: one deferrable ``InferenceOperator`` per input (mapped);
+- ``edgeinfer_compare_ended``: the same with ``end_from_trigger=True`` (one task run each, not two);
 - ``edgeinfer_compare_batch``: one ``BatchOperator`` for all inputs;
 - ``edgeinfer_compare_http``: what users build with the http provider: mapped ``HttpOperator`` submits,
   then mapped ``HttpSensor`` waits. The provider's ``HttpSensor(deferrable=True)`` defers only without
@@ -50,6 +51,18 @@ with _dag("edgeinfer_compare_mapped", "One deferrable InferenceOperator per inpu
         task_id="transcribe",
         **THETA_WHISPER,
         deferrable=True,
+        poll_interval=POLL_SECONDS,
+        timeout=1800,
+        retries=2,
+        retry_delay=timedelta(seconds=3),
+    ).expand(input=compare_inputs())
+
+with _dag("edgeinfer_compare_ended", "One deferrable InferenceOperator per input, ended in the triggerer."):
+    InferenceOperator.partial(
+        task_id="transcribe",
+        **THETA_WHISPER,
+        deferrable=True,
+        end_from_trigger=True,
         poll_interval=POLL_SECONDS,
         timeout=1800,
         retries=2,

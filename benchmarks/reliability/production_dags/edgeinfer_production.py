@@ -56,8 +56,9 @@ def _dag(dag_id: str, doc: str) -> Any:
 with _dag(
     "edgeinfer_production_mapped", "Mapped deferred inferences over four vendors, crashes around them."
 ):
+    # Each succeeded inference ends in the triggerer: one task run on a worker (the submit), not two.
     InferenceOperator.partial(
-        task_id="infer", deferrable=True, poll_interval=5.0, timeout=1800, **RETRIES
+        task_id="infer", deferrable=True, end_from_trigger=True, poll_interval=5.0, timeout=1800, **RETRIES
     ).expand_kwargs(mapped_kwargs())
 
 with _dag("edgeinfer_production_batch", "One batch task, SIGKILLed mid fan-out; the retry resumes."):
