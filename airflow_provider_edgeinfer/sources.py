@@ -371,7 +371,7 @@ def send_uploads(
     from airflow_provider_edgeinfer.clients.presigned import upload_many
 
     require_upload_kind(hook, "input", field)
-    hook.get_conn()  # one client, built before the threads share it
+    hook.get_conn()  # the connection checked (a missing key fails) before any thread starts
     return upload_many(
         hook.run,
         partial(hook.presign_input_upload, service, prediction, field),

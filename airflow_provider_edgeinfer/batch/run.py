@@ -592,7 +592,7 @@ class BatchRun:
         spec, hook, field_ = self.spec, self.hook, str(self.spec.file_field)
         require_upload_kind(hook, "input", field_)
         hook.check_upload_field(spec.service, spec.prediction, field_)
-        hook.get_conn()  # one client, built before the threads share it
+        hook.get_conn()  # the connection checked (a missing key fails) before any thread starts
 
         def send(item: BatchItem) -> str:
             # The listed size: the store is asked only for the file's bytes (one GET).

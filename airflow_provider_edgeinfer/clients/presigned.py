@@ -6,9 +6,10 @@ connection, a 5xx) starts the file again from its first byte, and its ``Content-
 up front. The URL is a bearer credential: it never reaches a log line, an exception or a repr
 without its query string being cut (see :mod:`~airflow_provider_edgeinfer.clients.redact`).
 
-:func:`upload_many` moves many files with bounded concurrency (threads sharing one
-:class:`~airflow_provider_edgeinfer.clients.transport.SyncClient`: reading a file and writing a
-socket both release the GIL, and a worker's blocking client needs no event loop).
+:func:`upload_many` moves many files with bounded concurrency (threads, each sending through its own
+:class:`~airflow_provider_edgeinfer.clients.transport.SyncClient` as the hook hands them out:
+reading a file and writing a socket both release the GIL, and a worker's blocking client needs no
+event loop).
 """
 
 from __future__ import annotations

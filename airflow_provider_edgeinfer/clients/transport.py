@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import ssl
 import time
 import weakref
 import zlib
@@ -698,9 +699,12 @@ class SyncClient(_Shell[A]):
         *,
         transport: httpx.BaseTransport | None = None,
         auth: httpx.Auth | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
+        """``verify``: a TLS context to share with other clients (default: one of its own)."""
         super().__init__(api, credentials, settings, auth=auth)
-        self._http = bound_sync_client(httpx.Client(transport=transport, **self._client_kwargs()))
+        kwargs = self._client_kwargs() | ({} if verify is None else {"verify": verify})
+        self._http = bound_sync_client(httpx.Client(transport=transport, **kwargs))
 
     def _send_once(self, call: Call[T]) -> T:
         self._check(call)

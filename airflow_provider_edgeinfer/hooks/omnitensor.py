@@ -66,12 +66,17 @@ class OmniTensorHook(EdgeInferHook):
         """The connection's token cache, shared by the blocking client and the async one."""
         return self.api.build_auth(self.credentials(self.connection))
 
-    @cached_property
-    def _sync_client(self) -> SyncClient[Any]:
+    def _new_sync_client(self) -> SyncClient[Any]:
         from airflow_provider_edgeinfer.clients.transport import SyncClient
 
         conn = self.connection
-        return SyncClient(self.api, self.credentials(conn), self.http_settings(conn), auth=self.token_auth)
+        return SyncClient(
+            self.api,
+            self.credentials(conn),
+            self.http_settings(conn),
+            auth=self.token_auth,
+            verify=self._ssl_context,
+        )
 
     def async_client(self, conn: Connection) -> AsyncClient[Any]:
         from airflow_provider_edgeinfer.clients.transport import AsyncClient

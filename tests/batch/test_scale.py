@@ -142,6 +142,48 @@ def test_writing_results_streams_them(tmp_path: Path) -> None:
     assert [json.loads(row)["index"] for row in rows] == list(range(LARGE))
 
 
+def test_a_globs_files_are_checked_and_written_with_a_few_bytes_per_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A glob's items (a path object per file, from the sorted list on disk) through the checking
+    pass and the results, as a task runs them after its uploads: nothing kept per file."""
+    from airflow_provider_edgeinfer.batch import filelist, results
+    from airflow_provider_edgeinfer.batch.inputs import open_items
+
+    monkeypatch.setattr(filelist, "RUN_NAMES", 256)  # one sorting run in memory: small here
+
+    class Api:
+        lists_request_states = False
+
+        def fetch_output(self, job: Any) -> None:
+            return None
+
+    class Hook:
+        api = Api()
+        vendor = "theta"
+
+    def prepare(directory: Path, n: int) -> None:
+        files = directory / "files"
+        files.mkdir()
+        for i in range(n):
+            (files / f"{i:06d}.wav").write_bytes(b"RIFF")
+        _journal(directory, n, kind="done")
+
+    def run(directory: Path, n: int) -> None:
+        items = open_items(str(directory / "files" / "*.wav"), file_field="audio_filename")
+        items.check(("theta", "whisper", None), lambda item: None)
+        assert len(items) == n
+        manifest = Manifest(as_storage_path(str(directory)))
+        with results.ResultsWriter(as_storage_path(str(directory / "out")), n) as writer:
+            results.write_fanout(Hook(), "whisper", items, manifest, n, writer)  # type: ignore[arg-type]
+        assert writer.summary.succeeded == n
+
+    run.prepare = prepare  # type: ignore[attr-defined]
+    assert _growth_per_item(run, tmp_path) < MOST_BYTES_PER_ITEM
+    last = (tmp_path / f"{LARGE}-2" / "out" / "results.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last)["input_ref"].endswith(f"{LARGE - 1:06d}.wav")
+
+
 # -- polling -------------------------------------------------------------------------------------
 
 

@@ -59,6 +59,33 @@ def test_hook_from_json_env(monkeypatch: pytest.MonkeyPatch) -> None:
     hook.close()
 
 
+def test_each_thread_sends_through_a_client_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Threads sharing one httpx client queue on its pool's lock: a batch's upload threads get one
+    each, sharing one TLS context; a client outlives its thread only until the next one is built."""
+    set_conn(monkeypatch, "theta_threads", host="https://theta.example.com", password=KEY)
+    hook = ThetaHook("theta_threads")
+    mine = hook.get_conn()
+    theirs: list[Any] = []
+    thread = threading.Thread(target=lambda: theirs.append(hook.get_conn()))
+    thread.start()
+    thread.join()
+    (other,) = theirs
+    assert other is not mine
+    pools: list[Any] = [getattr(client._http._transport, "_pool") for client in (mine, other)]  # noqa: B009
+    assert pools[0]._ssl_context is pools[1]._ssl_context
+    assert not other._http.is_closed  # its thread ended: closed when the next client is built
+    thread = threading.Thread(target=lambda: theirs.append(hook.get_conn()))
+    thread.start()
+    thread.join()
+    assert other._http.is_closed
+    assert theirs[1] is not other and not theirs[1]._http.is_closed
+    assert hook.get_conn() is mine
+    hook.close()
+    assert mine._http.is_closed and theirs[1]._http.is_closed
+    assert hook.get_conn() is not mine  # usable again after close, with a new client
+    hook.close()
+
+
 def test_hook_from_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "AIRFLOW_CONN_THETA_URI",
