@@ -115,25 +115,29 @@ def test_reading_the_journal_keeps_a_few_bytes_per_item(tmp_path: Path) -> None:
     assert _growth_per_item(run, tmp_path) < MOST_BYTES_PER_ITEM
 
 
+class _ResultsApi:
+    """What writing a fan-out's results asks of a client: no listing, no result endpoint."""
+
+    lists_request_states = False
+
+    def fetch_output(self, job: Any) -> None:
+        return None
+
+
+class _ResultsHook:
+    api = _ResultsApi()
+    vendor = "theta"
+
+
 def test_writing_results_streams_them(tmp_path: Path) -> None:
     from airflow_provider_edgeinfer.batch import results
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
-
-    class Api:
-        lists_request_states = False
-
-        def fetch_output(self, job: Any) -> None:
-            return None
-
-    class Hook:
-        api = Api()
-        vendor = "theta"
 
     def run(directory: Path, n: int) -> None:
         manifest = Manifest(as_storage_path(str(directory)))
         items = (BatchItem(i, f"id-{i}", {"prompt": "p"}, f"inputs[{i}]") for i in range(n))
         with results.ResultsWriter(as_storage_path(str(directory / "out")), n) as writer:
-            results.write_fanout(Hook(), "flux", items, manifest, n, writer)  # type: ignore[arg-type]
+            results.write_fanout(_ResultsHook(), "flux", items, manifest, n, writer)  # type: ignore[arg-type]
         assert writer.summary.succeeded == n
 
     run.prepare = lambda directory, n: _journal(directory, n, kind="done")  # type: ignore[attr-defined]
@@ -152,16 +156,6 @@ def test_a_globs_files_are_checked_and_written_with_a_few_bytes_per_item(
 
     monkeypatch.setattr(filelist, "RUN_NAMES", 256)  # one sorting run in memory: small here
 
-    class Api:
-        lists_request_states = False
-
-        def fetch_output(self, job: Any) -> None:
-            return None
-
-    class Hook:
-        api = Api()
-        vendor = "theta"
-
     def prepare(directory: Path, n: int) -> None:
         files = directory / "files"
         files.mkdir()
@@ -175,7 +169,7 @@ def test_a_globs_files_are_checked_and_written_with_a_few_bytes_per_item(
         assert len(items) == n
         manifest = Manifest(as_storage_path(str(directory)))
         with results.ResultsWriter(as_storage_path(str(directory / "out")), n) as writer:
-            results.write_fanout(Hook(), "whisper", items, manifest, n, writer)  # type: ignore[arg-type]
+            results.write_fanout(_ResultsHook(), "whisper", items, manifest, n, writer)  # type: ignore[arg-type]
         assert writer.summary.succeeded == n
 
     run.prepare = prepare  # type: ignore[attr-defined]

@@ -46,28 +46,21 @@ def finished(response: Any) -> bool:
     return bool(state == "success")
 
 
-with _dag("edgeinfer_compare_mapped", "One deferrable InferenceOperator per input."):
-    InferenceOperator.partial(
-        task_id="transcribe",
-        **THETA_WHISPER,
-        deferrable=True,
-        poll_interval=POLL_SECONDS,
-        timeout=1800,
-        retries=2,
-        retry_delay=timedelta(seconds=3),
-    ).expand(input=compare_inputs())
-
-with _dag("edgeinfer_compare_ended", "One deferrable InferenceOperator per input, ended in the triggerer."):
-    InferenceOperator.partial(
-        task_id="transcribe",
-        **THETA_WHISPER,
-        deferrable=True,
-        end_from_trigger=True,
-        poll_interval=POLL_SECONDS,
-        timeout=1800,
-        retries=2,
-        retry_delay=timedelta(seconds=3),
-    ).expand(input=compare_inputs())
+for dag_id, doc, ended in (
+    ("edgeinfer_compare_mapped", "One deferrable InferenceOperator per input.", False),
+    ("edgeinfer_compare_ended", "One deferrable InferenceOperator per input, ended in the triggerer.", True),
+):
+    with _dag(dag_id, doc):
+        InferenceOperator.partial(
+            task_id="transcribe",
+            **THETA_WHISPER,
+            deferrable=True,
+            end_from_trigger=ended,
+            poll_interval=POLL_SECONDS,
+            timeout=1800,
+            retries=2,
+            retry_delay=timedelta(seconds=3),
+        ).expand(input=compare_inputs())
 
 with _dag("edgeinfer_compare_batch", "One BatchOperator for every input."):
     BatchOperator(
