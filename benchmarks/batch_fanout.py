@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _memory import own_peak_rss_mb
 
 from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE
 from airflow_provider_edgeinfer.emulator.process import connection_env, emulator_process
@@ -81,7 +81,7 @@ def child(output: str, items: int, concurrency: int) -> None:
                 "submit_seconds": first["submit_seconds"],
                 "total_seconds": time.monotonic() - started,
                 "succeeded": result["succeeded"],
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_rss_mb": own_peak_rss_mb(),
             }
         )
     )

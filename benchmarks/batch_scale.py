@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _memory import status_mb
 from _scale_plot import save
 from batch_fanout import bare
 
@@ -133,14 +134,6 @@ PHASES = {
 }
 
 
-def _vm(field: str) -> float:
-    """A ``/proc/self/status`` figure (VmRSS, VmHWM), MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def sample_phases(interval: float = 0.5) -> dict[str, float]:
     """Wraps the methods of :data:`PHASES` and samples VmRSS in a thread, logging each sample with
     the phase it fell in (and each phase's entry and exit); returns the peak seen per phase."""
@@ -158,11 +151,11 @@ def sample_phases(interval: float = 0.5) -> dict[str, float]:
     lock = threading.Lock()
 
     def note(event: str) -> None:
-        rss = _vm("VmRSS")
+        rss = status_mb("VmRSS")
         with lock:
             phase = stack[-1]
             peaks[phase] = max(peaks.get(phase, 0.0), rss)
-        log.info("rss phase=%s %s rss_mb=%.1f hwm_mb=%.1f", phase, event, rss, _vm("VmHWM"))
+        log.info("rss phase=%s %s rss_mb=%.1f hwm_mb=%.1f", phase, event, rss, status_mb("VmHWM"))
 
     @contextlib.contextmanager
     def entered(phase: str) -> Iterator[None]:
@@ -249,7 +242,7 @@ def child(spec: dict[str, Any]) -> None:
                 # The process's own high-water mark. Not ``ru_maxrss``: Linux carries it over exec
                 # from the process that spawned this one, so it showed this script's peak whenever
                 # that was higher (30,000 S3 objects: 241 MB reported, 212 MB sampled in the task).
-                "peak_rss_mb": _vm("VmHWM"),
+                "peak_rss_mb": status_mb("VmHWM"),
                 "phase_peaks_mb": {phase: round(mb, 1) for phase, mb in peaks.items()},
             }
         ),
@@ -272,14 +265,6 @@ def child_result(process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
     if process.returncode != 0:
         raise RuntimeError(f"the task failed (exit {process.returncode}); see {log}")
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
-
-
-def peak_rss_of(pid: int) -> float:
-    """Peak RSS (VmHWM) of a running process, MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 # -- the emulator --------------------------------------------------------------------------------
@@ -359,9 +344,9 @@ def run_batch(
     peak = 0.0
     killed_at: int | None = None
     while first.poll() is None:
-        peak = max(peak, peak_rss_of(first.pid))
+        peak = max(peak, status_mb("VmHWM", first.pid))
         if emulator.count(*submits) - before >= half:
-            peak = max(peak, peak_rss_of(first.pid))
+            peak = max(peak, status_mb("VmHWM", first.pid))
             first.send_signal(signal.SIGKILL)
             first.wait()
             killed_at = emulator.count(*submits)
@@ -378,7 +363,7 @@ def run_batch(
     poll_calls: float | None = None
     unfinished: int | None = None
     while second.poll() is None:
-        peak = max(peak, peak_rss_of(second.pid))
+        peak = max(peak, status_mb("VmHWM", second.pid))
         if killed_at is not None and resume_first is None and emulator.count(*submits) > killed_at:
             resume_first = time.monotonic() - started
         header = Path(output, "_edgeinfer", "batch.json")

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from _memory import own_peak_rss_mb
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SEED = 20260101
@@ -428,7 +430,7 @@ async def _watch(fleet: str, ids: list[str], args: argparse.Namespace) -> dict[s
     await runner.cleanup_finished_triggers()
     watching = time.time() - started
     cpu = _cpu() - cpu0
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = own_peak_rss_mb() * 1024
     after = _counters(args.port)
     await asyncio.sleep(0.1)  # let closed connections finish their goodbyes before counting leftovers
     leaks = len([t for t in asyncio.all_tasks() if t is not asyncio.current_task()])

@@ -5,7 +5,7 @@
 
 The emulator runs in its own process (``python -m airflow_provider_edgeinfer.emulator``); every
 upload goes to a fresh presigned URL of it over loopback. Three uploaders, each in its own process
-so that its peak RSS (``ru_maxrss``) is its own:
+so that its peak RSS (``VmHWM``) is its own:
 
 - ``curl -T`` (no ``Expect: 100-continue``, as the provider sends none);
 - ``operator``: ``upload_files()`` through a ``ThetaHook`` from an Airflow connection, exactly what
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,15 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _memory import own_peak_rss_mb
 
 from airflow_provider_edgeinfer.emulator.process import emulator_process
 
 MIB = 1024 * 1024
 HERE = Path(__file__).resolve()
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _make_file(path: Path, size_mb: int) -> None:
@@ -133,7 +129,7 @@ def run_child(kind: str, base: str, key: str, path: str) -> None:
                     "audio_filename"
                 ]
 
-            baseline = _peak_rss_mb()
+            baseline = own_peak_rss_mb()
             started = time.monotonic()
             upload_many(client.send, presign, [local_source(path)], vendor="theta", field="audio_filename")
             elapsed = time.monotonic() - started
@@ -143,11 +139,11 @@ def run_child(kind: str, base: str, key: str, path: str) -> None:
 
         with hook_for_connection("edgeinfer_theta_default") as hook:
             hook.services()  # type: ignore[attr-defined]  # the catalogue every upload reads first
-            baseline = _peak_rss_mb()
+            baseline = own_peak_rss_mb()
             started = time.monotonic()
             upload_files(hook, "whisper", None, "audio_filename", [path])
             elapsed = time.monotonic() - started
-    print(json.dumps({"seconds": elapsed, "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": baseline}))
+    print(json.dumps({"seconds": elapsed, "peak_rss_mb": own_peak_rss_mb(), "baseline_rss_mb": baseline}))
 
 
 def main() -> int:
