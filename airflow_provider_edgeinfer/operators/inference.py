@@ -45,6 +45,8 @@ STATE_KEY = "edgeinfer_inference_request"
 RECORD_RETRY_SECONDS = 180.0
 #: Longest pause between two of those attempts.
 RECORD_RETRY_MAX_WAIT = 10.0
+#: Largest answer (JSON) of a call that answered in the call that the submission record keeps.
+MAX_KEPT_ANSWER_BYTES = 512 * 1024
 #: Largest input a synchronous vendor's deferred call may carry in trigger kwargs.
 MAX_TRIGGER_INPUT_BYTES = 256 * 1024
 
@@ -456,15 +458,25 @@ class InferenceOperator(BaseOperator):
         uploaded: dict[str, str] | None = None,
         *,
         keep: bool = False,
+        answered: Job | None = None,
     ) -> None:
         """Write the submission record; ``keep``: it names a request already paid for, so an API server
-        that cannot be reached is waited for (:data:`RECORD_RETRY_SECONDS`) rather than fail the try."""
+        that cannot be reached is waited for (:data:`RECORD_RETRY_SECONDS`) rather than fail the try.
+
+        ``answered``: a request that ended in its call. Its answer cannot be read back from the vendor,
+        so the record keeps it (up to :data:`MAX_KEPT_ANSWER_BYTES`): a try that fails after the call
+        (the API server down while it pushes its XComs) leaves its retry the answer, not a second bill.
+        """
         if store is None:
             return
         record: dict[str, Any] = {"fingerprint": fp, "request_id": request_id, "submitted_at": submitted_at}
         if uploaded:
             # The names the submitted input carried: a lost submission is searched for with them.
             record["uploaded"] = uploaded
+        if answered is not None and answered.terminal:
+            kept = answered.model_dump(mode="json")
+            if len(json.dumps(kept, default=str)) <= MAX_KEPT_ANSWER_BYTES:
+                record["answered"] = kept
         if not keep:
             store.set(STATE_KEY, record)
             return
@@ -515,7 +527,7 @@ class InferenceOperator(BaseOperator):
         return found, now
 
     def _reattach(self, hook: EdgeInferHook, store: Any, fp: str) -> tuple[Job | None, float]:
-        from airflow_provider_edgeinfer.clients.core import JobState
+        from airflow_provider_edgeinfer.clients.core import Job, JobState
 
         now = time.time()
         record = store.get(STATE_KEY) if store is not None else None
@@ -559,7 +571,11 @@ class InferenceOperator(BaseOperator):
                 vendor=hook.vendor,
                 hint="Check the vendor's console; to resubmit anyway set resubmit_on_unknown_outcome=True.",
             )
-        # A service that answered in the call has nothing to read back: its answer is asked for anew.
+        kept = record.get("answered")
+        if api.answers_in_call(self.service) and isinstance(kept, dict):
+            self.log.info("a previous try was answered (request %s); using that answer", request_id)
+            return Job.model_validate(kept), submitted_at
+        # Otherwise a service that answered in the call has nothing to read back: it is asked anew.
         status = None if api.answers_in_call(self.service) else api.status(request_id)
         if status is None:
             return None, now
@@ -597,7 +613,7 @@ class InferenceOperator(BaseOperator):
         job = hook.run(call)
         # Logged before it is recorded: whatever happens next, the id of what was paid for is in the log.
         self.log.info("submitted %s request %s to %s", self.service, job.request_id, hook.vendor)
-        self._record(store, fp, job.request_id, submitted_at, uploaded, keep=True)
+        self._record(store, fp, job.request_id, submitted_at, uploaded, keep=True, answered=job)
         return job, submitted_at
 
     def _announce(self, context: Context, hook: EdgeInferHook, job: Job) -> None:

@@ -575,3 +575,26 @@ def test_other_record_failures_are_not_retried(emulated: Any) -> None:
     with pytest.raises(RuntimeError, match="store refused"):
         _run_try(_op(), store, 1)
     assert store.refused == 1
+
+
+def test_a_retry_after_an_answer_in_the_call_uses_the_kept_answer(emulated: Any) -> None:
+    """OmniTensor answers in the call and cannot recognise a repeat: a try that paid and then failed
+    (the API server down while it pushed its XComs) leaves its retry the answer, not a second bill."""
+
+    class _DownTI(_TI):
+        def xcom_push(self, key: str, value: Any) -> None:
+            raise _api_server_down()
+
+    args: dict[str, Any] = {
+        "conn_id": "edgeinfer_omnitensor_default",
+        "service": "sentiment-v1",
+        "input": {"text": "works well"},
+    }
+    store = _Store()
+    with pytest.raises(Exception, match="API_SERVER_ERROR"):
+        _op(**args).execute({"ti": _DownTI(1), "task_state_store": store})  # type: ignore[arg-type]
+    kept = store.data["edgeinfer_inference_request"]["answered"]
+    result = _op(**args).execute({"ti": _TI(2), "task_state_store": store})  # type: ignore[arg-type]
+    assert result["request_id"] == kept["request_id"] and result["output"] == kept["output"]
+    assert _created(emulated, "omnitensor") == 1
+    assert "edgeinfer_inference_request" not in store.data, "done: a deliberate re-run asks anew"
