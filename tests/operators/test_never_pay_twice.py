@@ -591,10 +591,12 @@ def test_a_retry_after_an_answer_in_the_call_uses_the_kept_answer(emulated: Any)
         "input": {"text": "works well"},
     }
     store = _Store()
+    first: Any = {"ti": _DownTI(1), "task_state_store": store}
     with pytest.raises(Exception, match="API_SERVER_ERROR"):
-        _op(**args).execute({"ti": _DownTI(1), "task_state_store": store})  # type: ignore[arg-type]
+        _op(**args).execute(first)
     kept = store.data["edgeinfer_inference_request"]["answered"]
-    result = _op(**args).execute({"ti": _TI(2), "task_state_store": store})  # type: ignore[arg-type]
+    second: Any = {"ti": _TI(2), "task_state_store": store}
+    result = _op(**args).execute(second)
     assert result["request_id"] == kept["request_id"] and result["output"] == kept["output"]
     assert _created(emulated, "omnitensor") == 1
     assert "edgeinfer_inference_request" not in store.data, "done: a deliberate re-run asks anew"
