@@ -280,14 +280,10 @@ class InferenceOperator(BaseOperator):
                 uploaded = self._upload_input_files(hook, files)
                 input_ = {**input_, **uploaded}
 
+        in_call = job is None and self.deferrable and api.answers_in_call(self.service)
         if job is None and inline and self.deferrable:
             self.log.info("the input file travels inside the call itself, so the call is made on the worker")
-        elif (
-            job is None
-            and api.answers_in_call(self.service)
-            and self.deferrable
-            and not api.honours_idempotency
-        ):
+        elif in_call and not api.honours_idempotency:
             # A triggerer that dies mid-call has its triggers adopted, and the adopter would make the
             # call again: a vendor that cannot tell a repeat from a new request would bill it twice. On
             # the worker, a death mid-call leaves the retry an unknown outcome instead (never a charge).
@@ -296,7 +292,7 @@ class InferenceOperator(BaseOperator):
                 "triggerer (whose successor would make it again)",
                 hook.vendor,
             )
-        elif job is None and api.answers_in_call(self.service) and self.deferrable:
+        elif in_call:
             # No status endpoint: the one (long) call itself runs in the triggerer.
             self._record(store, fp, None, time.time(), uploaded)
             self._defer(
