@@ -356,8 +356,7 @@ async def batch_cancel(api: Infrai, request: Request) -> Response:
         current, _ = api.batches.view(batch)
         if current in ("validating", "in_progress", "finalizing"):
             batch.cancel_at = api.state.clock.now()
-            with api.state.lock:
-                api.state.cancellations[VENDOR] += 1
+            api.state.record_cancellation(VENDOR)
         return _ok(api.batches.status(batch))
 
     return api.once(request, "batch.cancel", body, produce, creates=False)

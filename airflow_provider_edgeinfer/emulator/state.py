@@ -145,6 +145,9 @@ class EmulatorState:
         self.submissions: dict[str, Counter[str]] = {v: Counter() for v in VENDORS}
         self.faults_injected: Counter[str] = Counter()
         self.cancellations: Counter[str] = Counter()
+        #: Wall-clock time (``time.time()``, not the movable clock) of each vendor's latest cancellation:
+        #: a harness measures cancel latency from it instead of from how often it can poll.
+        self.last_cancelled_at: dict[str, float] = {}
         #: Submissions of an identity already seen, per vendor (the duplicates, counted as they happen).
         self.resent: Counter[str] = Counter()
         self.blobs: dict[str, Blob] = {}
@@ -158,6 +161,12 @@ class EmulatorState:
     def count(self, vendor: str, operation: str) -> None:
         with self.lock:
             self.requests[f"{vendor}.{operation}"] += 1
+
+    def record_cancellation(self, vendor: str) -> None:
+        """Count one remote request or batch cancelled while it was still running."""
+        with self.lock:
+            self.cancellations[vendor] += 1
+            self.last_cancelled_at[vendor] = time.time()
 
     def record_submission(self, vendor: str, identity: str) -> int:
         """Count one submission of ``identity``; returns how many times it has now been seen."""
@@ -185,6 +194,7 @@ class EmulatorState:
                     "identities": {v: len(c) for v, c in self.submissions.items()},
                     "resent": dict(self.resent),
                     "cancellations": dict(self.cancellations),
+                    "last_cancelled_at": dict(self.last_cancelled_at),
                     "clock": self.clock.now(),
                 }
             return {
@@ -193,6 +203,7 @@ class EmulatorState:
                 "duplicates": {v: {k: n for k, n in c.items() if n > 1} for v, c in self.submissions.items()},
                 "faults_injected": dict(self.faults_injected),
                 "cancellations": dict(self.cancellations),
+                "last_cancelled_at": dict(self.last_cancelled_at),
                 "clock": self.clock.now(),
             }
 
@@ -215,6 +226,7 @@ class EmulatorState:
             self.resent.clear()
             self.faults_injected.clear()
             self.cancellations.clear()
+            self.last_cancelled_at.clear()
             self.scripted.clear()
             self.tables.clear()
             self.faults = {v: Faults() for v in VENDORS}

@@ -411,8 +411,7 @@ def create_app(state: EmulatorState) -> ASGIApp:
         previous = jobs.status(job)
         if previous in ("pending", "processing"):
             job["cancelled_at"] = state.clock.now()
-            with state.lock:
-                state.cancellations[VENDOR] += 1
+            state.record_cancellation(VENDOR)
         return ok({"changes": {"state": {"previous": previous, "current": jobs.status(job)}}})
 
     async def get_request(request: Request) -> Response:

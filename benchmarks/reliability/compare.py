@@ -66,7 +66,7 @@ class CompareHarness(ProductionHarness):
         )
 
     def theta_requests(self) -> int:
-        requests: dict[str, int] = self.counters()["requests"]
+        requests: dict[str, int] = self.counters(brief=True)["requests"]
         return sum(n for op, n in requests.items() if op.startswith("theta."))
 
     def measure(self, api: AirflowAPI, way: str) -> None:

@@ -275,7 +275,7 @@ class ProductionHarness(Harness):
         watched = db.trigger_ids_on(victim_job) - {assigned[orphan][0]}
         deferred = db.states(MAPPED).get("deferred", 0)
         batch_state = db.states(BATCH)
-        cancels_before = self.counters()["cancellations"].get(CANCEL_VENDOR, 0)
+        cancels_before = self.cancellations(CANCEL_VENDOR)
         killed = self.cluster.kill(victim)
         self.say(
             f"SIGKILLed {victim} (triggerer job {victim_job}, {len(watched) + 1} triggers, waits {waits}) "
@@ -295,9 +295,7 @@ class ProductionHarness(Harness):
         )
         adopt_s = time.monotonic() - killed
         self.outcome.first["adopt_s"] = f"{adopt_s:.1f}"
-        self.events["cancels_at_adoption"] = (
-            self.counters()["cancellations"].get(CANCEL_VENDOR, 0) - cancels_before
-        )
+        self.events["cancels_at_adoption"] = self.cancellations(CANCEL_VENDOR) - cancels_before
         self.say(
             f"the other triggerer adopted job {victim_job}'s {len(watched)} triggers after {adopt_s:.1f} s"
         )
@@ -306,15 +304,7 @@ class ProductionHarness(Harness):
             self.cluster.start(victim)
             return
         time.sleep(2)  # one loop of the adopting triggerer: the trigger runs before it is marked
-        before = self.counters()["cancellations"].get(CANCEL_VENDOR, 0)
-        start = time.monotonic()
-        api.mark(CANCEL, adopted, "failed")
-        latency: float | None = None
-        while time.monotonic() < start + 60:
-            if self.counters()["cancellations"].get(CANCEL_VENDOR, 0) > before:
-                latency = time.monotonic() - start
-                break
-            time.sleep(0.05)
+        latency = self.cancel_latency(CANCEL_VENDOR, lambda: api.mark(CANCEL, adopted, "failed"), limit_s=60)
         self.outcome.cancel_latency_s = latency
         shown = "never (60 s)" if latency is None else f"{latency:.2f} s"
         self.say(f"{CANCEL}: {adopted} marked failed after adoption; remote request cancelled after {shown}")

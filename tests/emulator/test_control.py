@@ -177,6 +177,7 @@ def test_counters(ctl: httpx.Client, emu: EmulatorServer) -> None:
         "duplicates",
         "faults_injected",
         "cancellations",
+        "last_cancelled_at",
         "clock",
     }
     assert counters["requests"] == {"theta.create_request": 2}

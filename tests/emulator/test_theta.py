@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -232,7 +233,10 @@ def test_listing_unknown_project_is_404(http: httpx.Client) -> None:
 def test_cancel_counts_only_real_cancellations(http: httpx.Client, emu: EmulatorServer) -> None:
     emu.state.timing["theta"] = Timing(queued=100, running=100)
     pending = create(http)
+    before = time.time()
     response = http.post(f"/infer_request/{pending['id']}/cancel")
+    # Wall-clock stamp of the cancel, whatever the emulator's movable clock says: latency is read from it.
+    assert before <= emu.state.snapshot(brief=True)["last_cancelled_at"]["theta"] <= time.time()
     assert response.json()["body"] == {"changes": {"state": {"previous": "pending", "current": "cancelled"}}}
     assert get(http, pending["id"])["state"] == "cancelled"
     emu.state.timing["theta"] = Timing(queued=0, running=0)
