@@ -258,6 +258,8 @@ class ProductionHarness(Harness):
         assigned: dict[str, tuple[int, int | None]] = {}
 
         def cancel_waits_assigned() -> bool:
+            if db.states(CANCEL).get("failed", 0):
+                raise RuntimeError(f"a task of {CANCEL} failed before any was marked: see its task logs")
             assigned.update(db.trigger_assignment(CANCEL))
             return all(t in assigned and assigned[t][1] is not None for t in CANCEL_INPUTS)
 

@@ -100,4 +100,7 @@ with _dag(
             poll_interval=2.0,
             timeout=1800,
             priority_weight=1000,
+            # The emulator's faults are on: a dropped submit answer is resolved by the retry (listing).
+            retries=2,
+            retry_delay=timedelta(seconds=2),
         )
