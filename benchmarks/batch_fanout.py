@@ -151,6 +151,47 @@ async def bare(base: str, key: str, items: int, concurrency: int) -> float:
         return items / (time.monotonic() - started)
 
 
+async def bare_uploads(base: str, key: str, files: list[Path], concurrency: int) -> float:
+    """The bare client doing a glob batch's work per file: a presigned URL, the file's bytes PUT to
+    it, then the submission naming the uploaded file. Files per second.
+
+    What a glob batch is compared with: submissions alone (:func:`bare`) carry none of a file's work.
+    """
+    import aiohttp
+
+    from airflow_provider_edgeinfer.clients.presigned import CONTENT_TYPE
+
+    submit = f"{base}/theta/infer_request/whisper"
+    headers = {"Authorization": f"Bearer {key}"}
+    paths = iter(files)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def answer(response: aiohttp.ClientResponse) -> Any:
+            if response.status != 200:
+                raise RuntimeError(f"bare client got HTTP {response.status} from {response.url.path}")
+            return await response.json()
+
+        async def sender() -> None:
+            for path in paths:
+                ask = {"input_fields": ["audio_filename"]}
+                async with session.post(f"{submit}/input_presigned_urls", json=ask, headers=headers) as r:
+                    entry = (await answer(r))["body"]["audio_filename"]
+                content = path.read_bytes()
+                put_headers = {"Content-Type": CONTENT_TYPE}
+                async with session.put(entry["presigned_url"], data=content, headers=put_headers) as r:
+                    await r.read()
+                    if r.status not in (200, 201, 204):
+                        raise RuntimeError(f"bare client's upload got HTTP {r.status}")
+                body = {"input": {"audio_filename": entry["filename"], "language": "en"}, "wait": 0}
+                async with session.post(submit, json=body, headers=headers) as r:
+                    await answer(r)
+
+        started = time.monotonic()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return len(files) / (time.monotonic() - started)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=10_000)

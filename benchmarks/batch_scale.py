@@ -16,7 +16,9 @@ Per vendor, one batch of N items:
    unfinished, in random order, and the vendor calls of several poll intervals are counted: the
    goal is at most ``ceil(unfinished / page size)`` per interval (plus one page per state read);
 3. the second try's fan-out rate, against the bare aiohttp client of ``batch_fanout.py`` at 10,000
-   items on the same emulator (``throughput_ratio``);
+   items on the same emulator doing the same work per item (``throughput_ratio``): submissions for
+   JSONL inputs; for a glob, per file a presigned URL, the PUT of its bytes (read from local disk)
+   and the submission (``bare_uploads``);
 4. the same run at 10,000 items first, for the peak-RSS growth from 10,000 to N.
 
 Ends with one ``RESULT items=... peak_rss_mb=... rss_growth_mb=... poll_calls_per_interval=...
@@ -47,7 +49,7 @@ from typing import Any
 import httpx
 from _memory import status_mb
 from _scale_plot import save
-from batch_fanout import bare
+from batch_fanout import bare, bare_uploads
 
 from airflow_provider_edgeinfer.batch.native import split as native_split
 from airflow_provider_edgeinfer.clients.theta import PAGE_SIZE
@@ -98,6 +100,12 @@ def write_local_files(root: Path, n: int) -> str:
     for i in range(n):
         (root / f"{i:07d}.wav").write_bytes(WAV)
     return str(root / "*.wav")
+
+
+def bare_files(work: Path) -> str:
+    """The bare client's own :data:`BASELINE` files (a glob's work per file: presign, PUT, submit)."""
+    root = work / "bare-files"
+    return str(root / "*.wav") if root.exists() else write_local_files(root, BASELINE)
 
 
 def write_s3_files(s3: Any, n: int) -> str:
@@ -466,9 +474,17 @@ def main() -> int:
                 env = dict(os.environ, AIRFLOW_HOME=str(work / "airflow"))
                 env |= {"AIRFLOW__CORE__LOAD_EXAMPLES": "False", **connection_env(base)}
                 bare_rate = None
+
+                def bare_run(items: int) -> float:
+                    """The bare client's rate for the same work as the task's per item."""
+                    if not args.inputs.startswith("glob"):
+                        return asyncio.run(bare(base, "emulator-theta-key", items, args.concurrency))
+                    files = sorted(Path(bare_files(work)).parent.glob("*.wav"))[:items]
+                    return asyncio.run(bare_uploads(base, "emulator-theta-key", files, args.concurrency))
+
                 if vendor == "theta":
-                    asyncio.run(bare(base, "emulator-theta-key", 200, args.concurrency))  # warm-up
-                    bare_rate = asyncio.run(bare(base, "emulator-theta-key", BASELINE, args.concurrency))
+                    bare_run(200)  # warm-up
+                    bare_rate = bare_run(BASELINE)
                     emulator.control("reset", {})
                 inputs, s3 = make_inputs(work, vendor, n, args, env)
                 try:
@@ -483,7 +499,7 @@ def main() -> int:
                 if bare_rate is not None:
                     # Other work shares these cores: the bare client runs before and after the task,
                     # and the task is compared with the mean of the two.
-                    after = asyncio.run(bare(base, "emulator-theta-key", BASELINE, args.concurrency))
+                    after = bare_run(BASELINE)
                     print(f"bare aiohttp: {bare_rate:.0f} /s before the task, {after:.0f} /s after")
                     bare_rate = (bare_rate + after) / 2
             line = report(vendor, n, args.inputs, figures, baseline_rss, bare_rate)
@@ -525,7 +541,7 @@ def report(
     print(f"  growth from {BASELINE} items       {growth:8.1f} MB (goal < 50)")
     if bare_rate:
         print(f"  second try's fan-out             {rate or 0:8.0f} /s")
-        print(f"  bare aiohttp at {BASELINE}        {bare_rate:8.0f} /s")
+        print(f"  bare aiohttp at {BASELINE} (same work) {bare_rate:6.0f} /s")
     # One page per unfinished state read even when it is empty (Theta: pending, processing).
     bound = f" (bound {math.ceil(unfinished / PAGE_SIZE) + 2})" if unfinished is not None else ""
     print(f"  vendor calls per poll interval   {_fmt(calls):>8}   with {unfinished} unfinished{bound}")
