@@ -57,9 +57,9 @@ def _one_request_per_vendor() -> list[tuple[str, str, Any]]:
             while status is not None and not job.terminal and time.monotonic() < deadline:
                 time.sleep(0.5)
                 job = hook.run(status)
-            fetch = hook.api.fetch_output(job)
-            if fetch is not None:
-                job = job.model_copy(update={"output": hook.run(fetch)})
+            read = hook.api.output_read(job, output_known=True)
+            if read is not None:
+                job = hook.run(read)
             results.append((vendor, f"{job.request_id} {job.state.value}", job.output))
         except Exception as exc:  # the demo reports every vendor, whatever one of them does
             results.append((vendor, f"error {type(exc).__name__}", str(exc)))

@@ -433,10 +433,8 @@ def _prepared(
             item, succeeded=False, request_id=job.request_id, error=failure, cost_usd=job.cost_usd
         )
     try:
-        output = job.output
-        fetch = hook.api.fetch_output(job)
-        if fetch is not None:
-            output = patient_read(hook, fetch)
+        read = hook.api.output_read(job, output_known=True)
+        output = job.output if read is None else patient_read(hook, read).output
         output, files = writer.media(item, output)
     except EdgeInferError as exc:
         payload = error_payload(exc)

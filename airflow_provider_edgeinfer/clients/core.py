@@ -375,6 +375,21 @@ class VendorAPI:
         """The call that downloads a finished job's output, or None when ``job.output`` holds it."""
         return None
 
+    def output_read(self, job: Job, *, output_known: bool) -> Call[Job] | None:
+        """The one call that reads a succeeded job's output into the job, or None if it is in hand.
+
+        The output is read once: from the vendor's result endpoint if it has one, else, when
+        ``output_known`` is False (the job came from a listing or an event without it), from one
+        status read that carries it. The operator, its trigger and the batch results share this rule.
+        """
+        fetch = self.fetch_output(job)
+        if fetch is not None:
+            parse = fetch.parse
+            return fetch.reparse(lambda answer: job.model_copy(update={"output": parse(answer)}))
+        if output_known:
+            return None
+        return self.status(job.request_id)
+
     #: The vendor has a page for humans per request (:meth:`console_url`): tasks get a link to it.
     request_pages: ClassVar[bool] = False
     #: The vendor has a page for a batch (:meth:`batch_console_url`): batch tasks get a link to it.

@@ -691,8 +691,7 @@ class InferenceOperator(BaseOperator):
     ) -> dict[str, Any]:
         """Write the result of an ended request; ``output_known`` says whether ``job.output`` holds it.
 
-        An output not known is read exactly once: from the vendor's result endpoint if it has one
-        (``fetch_output``), else from one status read that carries it.
+        The output is read as ``VendorAPI.output_read`` says: once, if it is not in hand.
         """
         from airflow_provider_edgeinfer.clients.core import JobState
         from airflow_provider_edgeinfer.progress import format_cost
@@ -710,27 +709,23 @@ class InferenceOperator(BaseOperator):
             raise JobCancelledError(
                 "the vendor reports the request cancelled", vendor=hook.vendor, request_id=job.request_id
             )
-        # Vendors report their internal service id; the result names what the DAG asked for.
+        # Vendors report their internal service id; the result names what the DAG asked for (and
+        # the output read may depend on it: OctoAI's result schema is the asked endpoint's).
         job = job.model_copy(update={"service": self.service})
-        output = job.output
-        fetch = hook.api.fetch_output(job)
-        if fetch is not None:
+        read = hook.api.output_read(job, output_known=output_known)
+        if read is not None:
             try:
-                output = hook.run(fetch)
+                job = hook.run(read)
             except ResultExpiredError:
                 # Nothing left to reattach to: forget the request so that a retry submits afresh.
                 store = context.get("task_state_store")
                 if store is not None:
                     store.delete(STATE_KEY)
                 raise
-        elif not output_known:
-            status = hook.api.status(job.request_id)
-            if status is not None:
-                job = hook.run(status).model_copy(update={"service": self.service})
-                output = job.output
+        job = job.model_copy(update={"service": self.service})
         result = build_result(
             job,
-            output,
+            job.output,
             output_path=None
             if self.output_path is None
             else as_storage_path(self.output_path, conn_id=self.output_conn_id),

@@ -198,9 +198,8 @@ class InferenceTrigger(EdgeInferTrigger):
     async def _end_task(self, lease: ClientLease, job: Job, *, output_known: bool) -> TriggerEvent | None:
         """The task's success with its result as XCom, or None when the worker must finish the task.
 
-        The output is read as the worker reads it (``InferenceOperator._complete``): once, from the
-        vendor's result endpoint if it has one, else (``output_known``: not in hand) from one status
-        read. The XComs are those the worker would push: the result, the request id and its link.
+        The output is read as the worker reads it (``VendorAPI.output_read``). The XComs are those
+        the worker would push: the result, the request id and its link.
         """
         from airflow.triggers.base import TaskSuccessEvent
 
@@ -213,22 +212,19 @@ class InferenceTrigger(EdgeInferTrigger):
             return None
         spec = self.end_task or {}
         client = lease.client
+        service = spec.get("service") or job.service
         try:
-            output = job.output
-            fetch = client.api.fetch_output(job)
-            if fetch is not None:
-                output = await client.send(fetch)
-            elif not output_known:
-                status = client.api.status(job.request_id)
-                if status is not None:
-                    job = await client.send(status)
-                    output = job.output
+            read = client.api.output_read(
+                job.model_copy(update={"service": service}), output_known=output_known
+            )
+            if read is not None:
+                job = await client.send(read)
             if job.state is not JobState.SUCCEEDED:
                 return None
-            job = job.model_copy(update={"service": spec.get("service") or job.service})
+            job = job.model_copy(update={"service": service})
             result = build_result(
                 job,
-                output,
+                job.output,
                 output_path=None,
                 submitted_at=self.submitted_at,
                 xcom_max_bytes=int(spec.get("xcom_max_bytes", 0)),

@@ -120,7 +120,7 @@ class _ResultsApi:
 
     lists_request_states = False
 
-    def fetch_output(self, job: Any) -> None:
+    def output_read(self, job: Any, *, output_known: bool) -> None:
         return None
 
 
