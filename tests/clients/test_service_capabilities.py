@@ -100,6 +100,30 @@ def test_octoai_text_job_is_finished_with_its_output_and_no_cost(
     assert {k: v for k, v in requests.items() if k.startswith("octoai.")} == {"octoai.chat_completions": 1}
 
 
+def test_the_output_is_read_once_from_the_result_endpoint_else_from_one_status_read(
+    octoai: SyncClient[OctoAIAPI],
+) -> None:
+    from airflow_provider_edgeinfer.clients.theta import ThetaAPI
+
+    done = Job(vendor="theta", request_id="r1", state=JobState.SUCCEEDED, vendor_state="success")
+    theta = ThetaAPI("http://127.0.0.1:9", project_id="prj_x")
+    assert theta.output_read(done, output_known=True) is None  # in hand: nothing to send
+    status = theta.output_read(done, output_known=False)
+    assert status is not None and (status.method, status.operation) == ("GET", theta.status("r1").operation)
+    # A vendor with a result endpoint reads it whatever is in hand, into the same job.
+    image = Job(
+        vendor="octoai",
+        request_id="r2",
+        state=JobState.SUCCEEDED,
+        vendor_state="completed",
+        service="generate/sdxl",
+    )
+    fetch = octoai.api.output_read(image, output_known=True)
+    assert fetch is not None and fetch.url == octoai.api.fetch_output(image).url  # type: ignore[union-attr]
+    text = image.model_copy(update={"service": "chat/completions", "output": {"id": "x"}})
+    assert octoai.api.output_read(text, output_known=True) is None
+
+
 # -- files inline -----------------------------------------------------------------------------
 
 
