@@ -454,13 +454,16 @@ def main() -> int:
         child(json.loads(args.child))
         return 0
     vendors = ["theta", "infrai"] if args.vendor == "all" else [args.vendor]
-    if args.inputs.startswith("glob"):
+    glob = args.inputs.startswith("glob")
+    if glob:
         vendors = ["theta"]  # files go through uploads: a vendor that takes uploaded files
     sizes = sorted(set(args.items) | (set() if args.no_baseline else {BASELINE}))
     lines: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="edgeinfer-scale-"))
     options = ("--queued-seconds", "0")
     baseline_rss: dict[str, float] = {}
+    # The bare client's own files, written and listed once (a glob: the same work per item as the task).
+    files = sorted(Path(bare_files(work)).parent.glob("*.wav")) if glob else []
     for n in sizes:
         for vendor in vendors:
             with emulator_process(*options, start_timeout=60) as base:
@@ -477,10 +480,11 @@ def main() -> int:
 
                 def bare_run(items: int) -> float:
                     """The bare client's rate for the same work as the task's per item."""
-                    if not args.inputs.startswith("glob"):
+                    if not glob:
                         return asyncio.run(bare(base, "emulator-theta-key", items, args.concurrency))
-                    files = sorted(Path(bare_files(work)).parent.glob("*.wav"))[:items]
-                    return asyncio.run(bare_uploads(base, "emulator-theta-key", files, args.concurrency))
+                    return asyncio.run(
+                        bare_uploads(base, "emulator-theta-key", files[:items], args.concurrency)
+                    )
 
                 if vendor == "theta":
                     bare_run(200)  # warm-up
