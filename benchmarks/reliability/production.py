@@ -545,8 +545,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="seconds before the run gives up (default: 1800; with --compare, 600 + 3 per mapped task)",
     )
     parser.add_argument("--compare", action="store_true", help="run the side-by-side comparison instead")
+    parser.add_argument(
+        "--ways",
+        default="mapped,ended,batch,http",
+        help="with --compare: which ways to run, comma-separated (one way alone fits a shorter window)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run directory even on success")
     args = parser.parse_args(argv)
+    args.ways = [way.strip() for way in args.ways.split(",") if way.strip()]
     if args.deadline is None:
         # The comparison runs N inferences four ways one after the other: at N = 500 that took
         # 861 s (1.7 s each), and a run at N = 2,000 gave up after its flat 1,800 s in the first way.
