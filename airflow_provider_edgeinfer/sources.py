@@ -231,7 +231,9 @@ def upload_source(path: ObjectStoragePath, size: int | None = None) -> UploadSou
     if (path.protocol or "file") in _LOCAL:
         local = str(path.path)
         # Plain unbuffered reads: fsspec's local wrapper adds nothing but a copy.
-        return UploadSource(label(path), size, lambda: open(local, "rb", buffering=0), name=path.name)
+        return UploadSource(
+            label(path), size, lambda: open(local, "rb", buffering=0), name=path.name, local=True
+        )
     open_remote = cast("Callable[..., IO[bytes]]", path.open)  # ObjectStoragePath.open is untyped
     known = {"name": path.path, "size": size, "type": "file"}
 
@@ -381,20 +383,3 @@ def send_uploads(
         max_concurrency=max_concurrency,
         logger=logger,
     )
-
-
-def upload_one(
-    hook: EdgeInferHook,
-    service: str,
-    prediction: str | None,
-    field: str,
-    file: UploadSource,
-    *,
-    logger: LogLike | None = None,
-) -> str:
-    """One checked file to its own fresh presigned URL (a batch's, each just before its item is
-    sent); its uploaded filename. Call :func:`require_upload_kind` and ``hook.get_conn()`` first."""
-    from airflow_provider_edgeinfer.clients.presigned import transfer
-
-    presign = partial(hook.presign_input_upload, service, prediction, field)
-    return transfer(hook.run, presign, file, vendor=hook.vendor, field=field, logger=logger)

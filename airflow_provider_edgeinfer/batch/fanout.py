@@ -145,6 +145,9 @@ class FanOut:
         if self.prepare is not None:
             try:
                 sent = await self.prepare(item)
+            except DeadlinePassed:
+                await self._fail(item, "not uploaded before the batch timeout", transient=True)
+                return
             except EdgeInferError as exc:
                 # Nothing was submitted: a refused file fails its item, a store or upload outage
                 # (transient) leaves it to the next round.

@@ -32,8 +32,6 @@ from airflow_provider_edgeinfer.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from concurrent.futures import Executor
-
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider_edgeinfer.batch.fanout import FanOutStats
@@ -41,6 +39,7 @@ if TYPE_CHECKING:
     from airflow_provider_edgeinfer.batch.inputs import BatchItem
     from airflow_provider_edgeinfer.batch.items import Items
     from airflow_provider_edgeinfer.batch.manifest import Header, Manifest, NativePart, Round
+    from airflow_provider_edgeinfer.clients.transport import HttpSettings, RateLimiter
     from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 #: Event statuses a watch ends with (:class:`~.watch.Ended`).
@@ -579,30 +578,42 @@ class BatchRun:
 
         return read
 
-    def _uploader(self, pool: Executor) -> Callable[[BatchItem], Awaitable[BatchItem]]:
-        """Uploads an item's file just before its call, on ``pool`` (as wide as the fan-out).
+    def _uploader(
+        self, client: Any, vendor_limiter: RateLimiter, settings: HttpSettings, deadline: float
+    ) -> Callable[[BatchItem], Awaitable[BatchItem]]:
+        """Uploads an item's file just before its call, on the fan-out's event loop and client.
 
         Each sender uploads its item's file, then submits it: uploads and submissions overlap, and
-        no more files are in flight than there are senders.
+        no more files are in flight than there are senders. The presigned URL is asked for through
+        the vendor's pause (a 429 there holds every sender); the store's answers have a pause of
+        their own, so a slow store does not hold submissions of files already uploaded.
         """
         from dataclasses import replace
+        from functools import partial
 
-        from airflow_provider_edgeinfer.sources import require_upload_kind, upload_one, upload_source
+        from airflow_provider_edgeinfer.clients.presigned import transfer_async
+        from airflow_provider_edgeinfer.clients.retry import PacedSender
+        from airflow_provider_edgeinfer.clients.transport import RateLimiter
+        from airflow_provider_edgeinfer.sources import require_upload_kind, upload_source
 
         spec, hook, field_ = self.spec, self.hook, str(self.spec.file_field)
         require_upload_kind(hook, "input", field_)
         hook.check_upload_field(spec.service, spec.prediction, field_)
-        hook.get_conn()  # the connection checked (a missing key fails) before any thread starts
+        to_vendor = PacedSender(client.send, vendor_limiter, settings.retry, deadline=deadline)
+        to_store = PacedSender(client.send, RateLimiter(), settings.retry, deadline=deadline)
+        presign_call = partial(hook.api.presign_input, spec.service, spec.prediction, field_)
 
-        def send(item: BatchItem) -> str:
-            # The listed size: the store is asked only for the file's bytes (one GET).
-            source = upload_source(cast("ObjectStoragePath", item.source), item.size)
-            return upload_one(hook, spec.service, spec.prediction, field_, source, logger=self.log)
+        async def presign() -> Any:
+            return await to_vendor.send(presign_call())
 
         async def upload(item: BatchItem) -> BatchItem:
             if item.source is None:
                 return item
-            name = await asyncio.get_running_loop().run_in_executor(pool, send, item)
+            # The listed size: the store is asked only for the file's bytes (one GET).
+            source = upload_source(cast("ObjectStoragePath", item.source), item.size)
+            name = await transfer_async(
+                to_store.send, presign, source, vendor=hook.vendor, field=field_, logger=self.log
+            )
             return replace(item, input={**item.input, field_: name})
 
         return upload
@@ -617,11 +628,11 @@ class BatchRun:
         uploads: bool = False,
     ) -> FanOutStats:
         """Send ``items``; with ``uploads``, each item's file is uploaded by its sender first."""
-        from concurrent.futures import ThreadPoolExecutor
         from contextlib import AsyncExitStack
 
         from airflow_provider_edgeinfer.batch.fanout import FanOut, FanOutStats, sender_for, single_attempt
         from airflow_provider_edgeinfer.batch.manifest import JournalWriter
+        from airflow_provider_edgeinfer.clients.transport import RateLimiter
 
         spec, hook = self.spec, self.hook
         first = next(items, None)
@@ -641,13 +652,12 @@ class BatchRun:
                 )
             )
             writer = await stack.enter_async_context(JournalWriter(manifest))
+            limiter, deadline = RateLimiter(), started + spec.timeout
             prepare = self._inline_reader()
             if uploads:
-                # Its threads end with the round (the exit waits for uploads in flight).
-                pool = stack.enter_context(
-                    ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="edgeinfer-upload")
+                prepare = self._uploader(
+                    client, limiter, single_attempt(settings, spec.max_concurrency), deadline
                 )
-                prepare = self._uploader(pool)
             fan_out = FanOut(
                 api=hook.api,
                 client=client,
@@ -656,10 +666,11 @@ class BatchRun:
                 prediction=spec.prediction,
                 round=round_number,
                 concurrency=spec.max_concurrency,
-                deadline=started + spec.timeout,
+                deadline=deadline,
                 settings=settings,
                 vendor_options=spec.vendor_options,
                 prepare=prepare,
+                limiter=limiter,
             )
             return await fan_out.run(itertools.chain([first], items), total)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -36,13 +37,16 @@ from airflow_provider_edgeinfer.clients.core import (
     host_allowed,
     host_of,
 )
+from airflow_provider_edgeinfer.clients.presigned import WHOLE_BODY_BYTES
 from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url, too_large
 from airflow_provider_edgeinfer.clients.retry import failure_of
 from airflow_provider_edgeinfer.clients.transport import (
     ACCEPT_ENCODING,
+    AsyncBody,
     BoundedBody,
     Deadline,
     HttpSettings,
+    UploadStream,
     answer_of,
     check_json_input,
     declared_too_large,
@@ -57,10 +61,15 @@ T = TypeVar("T")
 
 def supports(api: VendorAPI, call: Call[Any]) -> bool:
     """Whether :class:`LeanSender` sends ``call`` exactly as the httpx shells would."""
-    if call.files is not None or call.data is not None or call.stream is not None:
+    if call.files is not None or call.data is not None:
+        return False
+    if not call.authenticated:
+        # A presigned upload: its own session, which carries no key, streams the file.
+        return True
+    if call.stream is not None:
         return False
     # Only the default auth (a bearer key) is reproduced; vendors with their own flow keep httpx.
-    return call.authenticated and type(api).build_auth is VendorAPI.build_auth
+    return type(api).build_auth is VendorAPI.build_auth
 
 
 class LeanSender:
@@ -83,6 +92,9 @@ class LeanSender:
         settings = settings or HttpSettings()
         self.settings = settings if read_timeout is None else _with_read_timeout(settings, read_timeout)
         self._session: Any = None
+        self._connector: Any = None
+        #: For calls that carry no key (presigned uploads to a store), opened at the first one.
+        self._anonymous: Any = None
         self._credentials = credentials
         self._fallback: Any = None
         #: The proxy from the environment for each origin, looked up once (see :meth:`_proxy`).
@@ -94,28 +106,38 @@ class LeanSender:
     async def __aenter__(self) -> Self:
         import aiohttp
 
-        connector = aiohttp.TCPConnector(
+        # One pool for both sessions (the keyed one and the one for presigned uploads): the
+        # fan-out's width bounds every connection it opens.
+        self._connector = aiohttp.TCPConnector(
             limit=self._limit, ssl=httpx.create_ssl_context(), keepalive_timeout=30
         )
+        self._session = self._open_session(authorized=True)
+        return self
+
+    def _open_session(self, *, authorized: bool) -> Any:
+        import aiohttp
+
         # The key is a session header (merging it into every request's headers costs more CPU than
         # the rest of the request); every call is checked against the allowed hosts before it goes.
         # Bodies are decoded here, under the size limit (auto_decompress would inflate them whole).
         # Proxies come from :meth:`_proxy`, not trust_env: aiohttp's trust_env reads the environment
         # (and .netrc) in a worker thread on every request, which cut the fan-out's throughput to a
         # third (benchmarks/batch_fanout.py).
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={
-                "User-Agent": f"airflow-provider-edgeinfer/{__version__}",
-                "Authorization": self._authorization,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
+        headers = {
+            "User-Agent": f"airflow-provider-edgeinfer/{__version__}",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
+        if authorized:
+            headers["Authorization"] = self._authorization
+        return aiohttp.ClientSession(
+            connector=self._connector,
+            connector_owner=False,
+            headers=headers,
             timeout=self._timeout(None),
             auto_decompress=False,
             trust_env=False,
             json_serialize=_strict_json,
         )
-        return self
 
     def _timeout(self, read: float | None) -> Any:
         """The httpx shells' timeouts in aiohttp's terms (as httpx-aiohttp maps them)."""
@@ -132,6 +154,9 @@ class LeanSender:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self._session.close()
+        if self._anonymous is not None:
+            await self._anonymous.close()
+        await self._connector.close()
         if self._fallback is not None:
             await self._fallback.aclose()
 
@@ -164,17 +189,24 @@ class LeanSender:
                 self._proxies[origin] = (None, None)
         return self._proxies[origin]
 
+    def _session_for(self, call: Call[Any]) -> Any:
+        if call.authenticated:
+            return self._session
+        if self._anonymous is None:
+            self._anonymous = self._open_session(authorized=False)
+        return self._anonymous
+
     def _check(self, call: Call[Any]) -> None:
+        if call.json is not None:
+            check_json_input(call.json, vendor=self.api.vendor)
         if not call.authenticated:
-            raise ConfigurationError("LeanSender carries authenticated calls only", vendor=self.api.vendor)
+            return  # no key goes with it (the presigned URL was checked when the call was made)
         # The same guard as the httpx shells' BearerAuth (OctoAI's *.domain deployment hosts).
         if not host_allowed(host_of(call.url), self._allowed):
             raise ConfigurationError(
                 f"refusing to send the {self.api.vendor} credential to {redact_url(call.url)}",
                 vendor=self.api.vendor,
             )
-        if call.json is not None:
-            check_json_input(call.json, vendor=self.api.vendor)
 
     async def send(self, call: Call[T]) -> T:
         if not supports(self.api, call):
@@ -200,10 +232,23 @@ class LeanSender:
             kwargs["proxy"], kwargs["proxy_auth"] = proxy, proxy_auth
         limit, seconds = self.settings.limits_of(call)
         deadline = Deadline(seconds, asyncio.get_running_loop().time)
+        budget = asyncio.timeout(seconds)
+        if call.stream is not None:
+            size = int((call.headers or {}).get("Content-Length", -1))
+            if 0 <= size <= WHOLE_BODY_BYTES:
+                # Read whole, off the loop, in one go: aiohttp drops the connection after a streamed
+                # body now and then (a connection opened per three small uploads, where bytes keep one).
+                kwargs["data"] = await asyncio.to_thread(_read_whole, call.stream)
+            else:
+                # As the httpx shells: the deadline waits while the file goes out (read off the loop).
+                loop = asyncio.get_running_loop()
+                deadline.on_move(lambda left: budget.reschedule(None if left is None else loop.time() + left))
+                kwargs["data"] = UploadStream(AsyncBody(call.stream), deadline)
+        session = self._session_for(call)
         try:
             async with (
-                asyncio.timeout(seconds),
-                self._session.request(call.method, call.url, allow_redirects=False, **kwargs) as response,
+                budget,
+                session.request(call.method, call.url, allow_redirects=False, **kwargs) as response,
             ):
                 headers = httpx.Headers(dict(response.headers))
 
@@ -229,6 +274,10 @@ class LeanSender:
                 raise
             raise failure_of(self.api, call, exc, self._secrets, deadline) from None
         return answer_of(self.api, call, result, self._secrets)
+
+
+def _read_whole(factory: Callable[[], Iterator[bytes]]) -> bytes:
+    return b"".join(factory())
 
 
 def _strict_json(value: Any) -> str:

@@ -490,6 +490,11 @@ class VendorAPI:
     #: (:meth:`upload_model_from`). Empty: files travel inline in the input.
     upload_kinds: ClassVar[frozenset[str]] = frozenset()
 
+    def presign_input(self, service: str, prediction: str | None, field: str) -> Call[Any]:
+        """Where one file for input ``field`` goes (a ``PresignedTarget``); only when ``"input"`` is
+        in :attr:`upload_kinds`. A call, so the worker's shells and the fan-out's event loop send it alike."""
+        raise ConfigurationError(f"{self.vendor} takes no uploaded input files", vendor=self.vendor)
+
     def upload_dataset(
         self,
         file: IO[bytes],

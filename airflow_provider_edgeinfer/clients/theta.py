@@ -413,6 +413,20 @@ class ThetaAPI(VendorAPI):
 
     # -- uploads -----------------------------------------------------------------------------
 
+    def presign_input(self, service: str, prediction: str | None, field: str) -> Call[PresignedUpload]:
+        urls = self.presigned_urls(service, prediction=prediction, input_fields=[field])
+
+        def entry(result: HttpResult) -> PresignedUpload:
+            found = urls.parse(result)
+            if field not in found:
+                raise UnexpectedResponseError(
+                    f"the presigned URL answer for {service!r} has no entry for field {field!r}",
+                    vendor=self.vendor,
+                )
+            return found[field]
+
+        return urls.reparse(entry)
+
     def presigned_urls(
         self, alias: str, *, prediction: str | None = None, input_fields: list[str] | None = None
     ) -> Call[dict[str, PresignedUpload]]:

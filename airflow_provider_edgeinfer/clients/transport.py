@@ -522,7 +522,7 @@ def bound_sync_client(client: httpx.Client) -> httpx.Client:
     return client
 
 
-class _UploadStream(httpx.SyncByteStream, httpx.AsyncByteStream):
+class UploadStream(httpx.SyncByteStream, httpx.AsyncByteStream):
     """A request body that suspends the exchange's deadline while it streams out, then restarts it."""
 
     def __init__(self, inner: Any, deadline: Deadline) -> None:
@@ -556,7 +556,7 @@ def _wrap_upload(request: httpx.Request, deadline: Deadline) -> None:
     timeout. An in-memory body goes at once and counts against the deadline like the rest.
     """
     if not isinstance(request.stream, httpx.ByteStream):
-        request.stream = _UploadStream(request.stream, deadline)
+        request.stream = UploadStream(request.stream, deadline)
 
 
 class _SyncBody:
@@ -569,7 +569,7 @@ class _SyncBody:
         return self._factory()
 
 
-class _AsyncBody:
+class AsyncBody:
     """The same for AsyncClient; each chunk is produced off the event loop (it may read a file)."""
 
     def __init__(self, factory: Callable[[], Iterator[bytes]]) -> None:
@@ -636,7 +636,7 @@ class _Shell(Generic[A]):
         if call.data is not None:
             kwargs["data"] = call.data
         if call.stream is not None:
-            body = _AsyncBody if isinstance(self, AsyncClient) else _SyncBody
+            body = AsyncBody if isinstance(self, AsyncClient) else _SyncBody
             kwargs["content"] = body(call.stream)
         if call.read_timeout is not None:
             kwargs["timeout"] = self.settings.timeout(call.read_timeout)

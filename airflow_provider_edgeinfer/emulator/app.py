@@ -200,6 +200,14 @@ def storage_routes(state: EmulatorState) -> list[Route]:
         )
         if kind == "expire" and not problem:
             problem = "Request has expired"
+        # As S3 answers a presigned PUT that also carries a key ("Only one auth mechanism allowed")
+        # or a body without its length (411 MissingContentLength; chunked bodies are refused).
+        if "authorization" in request.headers:
+            await _drain(request)
+            return PlainTextResponse("InvalidArgument: Only one auth mechanism allowed", status_code=400)
+        if "content-length" not in request.headers:
+            await _drain(request)
+            return PlainTextResponse("MissingContentLength", status_code=411)
         if problem:
             await _drain(request)
             return PlainTextResponse(f"AccessDenied: {problem}", status_code=403)

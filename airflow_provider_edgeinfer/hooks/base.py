@@ -491,7 +491,8 @@ class EdgeInferHook(BaseHook):
         :param prediction: its prediction name (None: the default).
         :param field: the input field the uploaded file's name fills.
         """
-        raise ConfigurationError(f"{self.vendor} takes no uploaded input files", vendor=self.vendor)
+        target: PresignedTarget = self.run(self.api.presign_input(service, prediction, field))
+        return target
 
     def inline_files_hint(self) -> str:
         """How to give this vendor a file instead of uploading it (an error's hint)."""

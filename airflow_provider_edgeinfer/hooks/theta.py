@@ -10,7 +10,7 @@ from airflow_provider_edgeinfer.hooks.base import EdgeInferHook
 
 if TYPE_CHECKING:
     from airflow_provider_edgeinfer.clients.core import Call, HttpResult, Job
-    from airflow_provider_edgeinfer.clients.theta import PresignedUpload, Service, ThetaAPI
+    from airflow_provider_edgeinfer.clients.theta import Service, ThetaAPI
     from airflow_provider_edgeinfer.hooks.checks import CheckResult
 
 #: A request id Theta cannot know: a valid key gets 404, a wrong one 401 (the connection check).
@@ -111,23 +111,6 @@ class ThetaHook(EdgeInferHook):
                 f"all inputs: {', '.join(v.name for v in spec.input_vars)})",
                 vendor=self.vendor,
             )
-
-    def presign_input_upload(self, service: str, prediction: str | None, field: str) -> PresignedUpload:
-        """A fresh presigned URL for one file of input ``field``.
-
-        :param service: the service alias the file is for.
-        :param prediction: its prediction name (None: the default).
-        :param field: the input field the uploaded file's name fills.
-        """
-        from airflow_provider_edgeinfer.exceptions import UnexpectedResponseError
-
-        urls = self.run(self.api.presigned_urls(service, prediction=prediction, input_fields=[field]))
-        if field not in urls:
-            raise UnexpectedResponseError(
-                f"the presigned URL answer for {service!r} has no entry for field {field!r}",
-                vendor=self.vendor,
-            )
-        return urls[field]
 
     # -- connection checks ---------------------------------------------------------------------
 

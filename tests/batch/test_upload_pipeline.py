@@ -1,6 +1,7 @@
-"""A batch over a glob uploads each file just before its item is sent, by the item's sender: uploads
-and submissions overlap (no chunk of files is all uploaded before any is sent), at most one upload per
-sender is in flight, and a file whose upload fails fails its item alone, never submitted."""
+"""A batch over a glob uploads each file just before its item is sent, by the item's sender on the
+fan-out's event loop: uploads and submissions overlap (no chunk of files is all uploaded before any
+is sent), at most one upload per sender is in flight, and a file whose upload fails fails its item
+alone, never submitted."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_edgeinfer import sources
 from airflow_provider_edgeinfer.batch.fanout import FanOut
+from airflow_provider_edgeinfer.clients import presigned
 from airflow_provider_edgeinfer.exceptions import JobFailedError, ServerError
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
 from tests.batch.batch_worker import FakeTI
@@ -69,12 +70,12 @@ class Recorder:
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     recorder = Recorder()
-    upload_one, record = sources.upload_one, FanOut._record
+    transfer, record = presigned.transfer_async, FanOut._record
 
-    def counted_upload(*args: Any, **kwargs: Any) -> str:
+    async def counted_upload(*args: Any, **kwargs: Any) -> str:
         recorder.started()
         try:
-            return upload_one(*args, **kwargs)
+            return await transfer(*args, **kwargs)
         finally:
             recorder.happened("upload", upload=True)
 
@@ -82,7 +83,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
         recorder.happened("submitted")
         await record(self, item, job)
 
-    monkeypatch.setattr(sources, "upload_one", counted_upload)
+    monkeypatch.setattr(presigned, "transfer_async", counted_upload)
     monkeypatch.setattr(FanOut, "_record", counted_record)
     return recorder
 
@@ -103,14 +104,14 @@ def test_uploads_and_submissions_overlap_within_the_senders(
 def test_a_failed_upload_fails_its_item_alone(
     emulated: Any, audio: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    upload_one = sources.upload_one
+    transfer = presigned.transfer_async
 
-    def failing(*args: Any, **kwargs: Any) -> str:
-        if args[4].label.endswith("007.wav"):
+    async def failing(*args: Any, **kwargs: Any) -> str:
+        if args[2].label.endswith("007.wav"):
             raise ServerError("the upload answered 503 on every attempt", vendor="theta")
-        return upload_one(*args, **kwargs)
+        return await transfer(*args, **kwargs)
 
-    monkeypatch.setattr(sources, "upload_one", failing)
+    monkeypatch.setattr(presigned, "transfer_async", failing)
     with pytest.raises(JobFailedError, match=f"1 of {FILES} items failed"):
         _run(audio, tmp_path / "out")
     failures = (tmp_path / "out" / "failures.jsonl").read_text()

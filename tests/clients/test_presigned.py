@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from airflow_provider_edgeinfer.clients.aiosend import LeanSender, supports
 from airflow_provider_edgeinfer.clients.core import Credentials, HttpResult
 from airflow_provider_edgeinfer.clients.presigned import (
     EXPIRED_CODE,
@@ -30,6 +31,7 @@ from airflow_provider_edgeinfer.clients.presigned import (
     put_call,
     put_error_mapper,
     transfer,
+    transfer_async,
     upload_many,
     url_secrets,
 )
@@ -135,6 +137,78 @@ async def test_async_put_arrives_intact(
     target = (await aclient.send(aclient.api.presigned_urls("whisper")))[FIELD]
     await aclient.send(put_call(target.url, local_source(str(path)), vendor="theta", field=FIELD))
     assert state.blobs[target.filename].sha256 == digest
+
+
+@pytest.fixture
+async def lean(edgeinfer_emulator: EmulatorServer, state: EmulatorState) -> AsyncIterator[LeanSender]:
+    """The batch fan-out's sender (one attempt per send)."""
+    api = ThetaAPI(edgeinfer_emulator.vendor_url("theta"))
+    async with LeanSender(api, Credentials.of(state.keys["theta"]), 4, settings=SETTINGS) as sender:
+        yield sender
+
+
+async def test_the_fan_outs_sender_puts_the_file_with_its_length_and_without_the_key(
+    lean: LeanSender, state: EmulatorState, tmp_path: Path
+) -> None:
+    """The emulator refuses, as S3 does, a presigned PUT that carries a key or has no length."""
+    path, digest = _file(tmp_path, 2 * 1024 * 1024 + 5)
+    target = await lean.send(lean.api.presign_input("whisper", None, FIELD))
+    call = put_call(target.url, local_source(str(path)), vendor="theta", field=FIELD)
+    assert supports(lean.api, call)  # sent by the lean sender itself, not handed to httpx
+    result = await lean.send(call)
+    assert result.size == path.stat().st_size
+    assert state.blobs[target.filename].sha256 == digest
+    assert lean._fallback is None
+
+
+@pytest.mark.parametrize("size", [100_000, 600_000], ids=["read-whole", "streamed"])
+async def test_the_fan_outs_sender_sends_a_store_file_whole_or_streamed(
+    lean: LeanSender, state: EmulatorState, tmp_path: Path, size: int
+) -> None:
+    """A file not on local disk (an object store's) is read off the loop, whole when it is small."""
+    path, digest = _file(tmp_path, size)
+    remote = UploadSource("s3://bucket/talk.wav", size, lambda: path.open("rb"), local=False)
+    target = await lean.send(lean.api.presign_input("whisper", None, FIELD))
+    filename = await transfer_async(lean.send, lambda: _answered(target), remote, vendor="theta", field=FIELD)
+    assert filename == target.filename and state.blobs[filename].sha256 == digest
+
+
+async def _answered(target: PresignedUpload) -> PresignedUpload:
+    return target
+
+
+async def test_transfer_async_renews_an_expired_url_once(
+    lean: LeanSender, state: EmulatorState, tmp_path: Path
+) -> None:
+    path, digest = _file(tmp_path, 200_000)
+    state.scripted["uploads"].append({"kind": "expire"})
+    asked: list[PresignedUpload] = []
+
+    async def presign() -> PresignedUpload:
+        target: PresignedUpload = await lean.send(lean.api.presign_input("whisper", None, FIELD))
+        asked.append(target)
+        return target
+
+    filename = await transfer_async(lean.send, presign, local_source(str(path)), vendor="theta", field=FIELD)
+    assert len(asked) == 2 and filename == asked[1].filename != asked[0].filename
+    assert state.blobs[filename].sha256 == digest
+    state.presign_ttl = -10
+    with pytest.raises(AuthenticationError) as raised:
+        await transfer_async(lean.send, presign, local_source(str(path)), vendor="theta", field=FIELD)
+    assert is_expired(raised.value) and len(asked) == 4
+    _assert_no_secret(str(raised.value), asked[-1].url)
+
+
+def test_presigned_puts_with_a_key_or_without_a_length_are_refused(
+    client: SyncClient[ThetaAPI], state: EmulatorState
+) -> None:
+    target = _presign(client)()
+    with httpx.Client() as bare:
+        keyed = bare.put(target.url, content=b"abc", headers={"Authorization": "Bearer k"})
+        chunked = bare.put(target.url, content=iter([b"abc"]))
+    assert keyed.status_code == 400 and "Only one auth mechanism" in keyed.text
+    assert chunked.status_code == 411
+    assert _puts(state) == 0
 
 
 def test_put_memory_does_not_grow_with_the_file(
