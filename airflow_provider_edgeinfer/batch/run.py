@@ -655,9 +655,9 @@ class BatchRun:
             limiter, deadline = RateLimiter(), started + spec.timeout
             prepare = self._inline_reader()
             if uploads:
-                prepare = self._uploader(
-                    client, limiter, single_attempt(settings, spec.max_concurrency), deadline
-                )
+                # The connection's retry policy: the client sends each call once, the uploader's
+                # paced senders retry (a dropped PUT or a 5xx is sent again, not failed).
+                prepare = self._uploader(client, limiter, settings, deadline)
             fan_out = FanOut(
                 api=hook.api,
                 client=client,

@@ -117,3 +117,15 @@ def test_a_failed_upload_fails_its_item_alone(
     failures = (tmp_path / "out" / "failures.jsonl").read_text()
     assert "007.wav" in failures and failures.count("\n") == 1
     assert emulated.counters()["requests"].get("theta.create_request") == FILES - 1
+
+
+def test_an_upload_answered_503_is_sent_again_not_failed(emulated: Any, audio: str, tmp_path: Path) -> None:
+    """The fan-out's uploads follow the connection's retry policy: the PUT goes again to the same URL."""
+    emulated.state.scripted["uploads"].append({"kind": "5xx", "status": 503})
+    result = _run(audio, tmp_path / "out")
+    assert result["succeeded"] == FILES
+    assert (tmp_path / "out" / "failures.jsonl").read_text() == ""
+    requests = emulated.counters()["requests"]
+    # A failed item retried in a next round would ask for a fresh URL: one presign per file.
+    assert requests["theta.presigned_urls"] == FILES
+    assert requests["storage.put"] == FILES
