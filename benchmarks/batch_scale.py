@@ -42,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,16 +108,26 @@ def bare_files(work: Path) -> str:
 
 
 def write_s3_files(s3: Any, n: int) -> str:
+    """N small objects in moto's S3, PUT unsigned by one aiohttp client (moto checks no signature):
+    boto3's ``put_object`` from 16 threads wrote 100,000 objects in about 30 minutes."""
+    import aiohttp
+
     from tests.s3 import CONN_ID
 
-    client = s3.bucket("scale")
+    s3.bucket("scale")
+    keys = iter(range(n))
 
-    def put(i: int) -> None:  # the answers are not kept: this script's memory would grow with n
-        client.put_object(Bucket="scale", Key=f"audio/{i:07d}.wav", Body=WAV)
+    async def sender(session: aiohttp.ClientSession) -> None:
+        for i in keys:  # the answers are not kept: this script's memory would grow with n
+            async with session.put(f"{s3.url}/scale/audio/{i:07d}.wav", data=WAV) as answer:
+                if answer.status != 200:
+                    raise RuntimeError(f"moto refused an object: HTTP {answer.status}")
 
-    with ThreadPoolExecutor(16) as pool:
-        for _ in pool.map(put, range(n)):
-            pass
+    async def write() -> None:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
+            await asyncio.gather(*(sender(session) for _ in range(16)))
+
+    asyncio.run(write())
     return f"s3://{CONN_ID}@scale/audio/*.wav"
 
 
