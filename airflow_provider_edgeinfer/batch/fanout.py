@@ -154,8 +154,9 @@ class FanOut:
                 await self._fail(item, exc, transient=is_transient(exc))
                 return
         call = self.api.submit(self.service, sent.input, prediction=self.prediction, **self.vendor_options)
-        # The intent's hash is of the item as listed (a file's source, not its bytes).
-        intent = ItemRecord("intent", self.round, at=time.time(), input_hash=input_hash(item.input))
+        intent = ItemRecord(
+            "intent", self.round, at=time.time(), input_hash=input_hash(_as_listed(item, sent))
+        )
         await self.writer.append(item.index, intent, durable=True)
         sender = PacedSender(self.client.send, self.limiter, self.settings.retry, deadline=self.deadline)
         try:
@@ -191,6 +192,18 @@ class FanOut:
         )
         record = ItemRecord("err", self.round, at=time.time(), error=payload, transient=transient)
         await self.writer.append(item.index, record)
+
+
+def _as_listed(item: BatchItem, sent: BatchItem) -> dict[str, Any]:
+    """The input as the vendor's listing will show it, to find the request if its answer is lost:
+    as sent (an uploaded file by the name the vendor gave it; hashing the source's name instead
+    let a resumed batch submit again every upload whose answer its killed try lost), but a file
+    sent inline as listed (its bytes are not worth hashing; no vendor's listing echoes them)."""
+    from airflow_provider_edgeinfer.clients.core import InlineFile
+
+    if any(isinstance(value, InlineFile) for value in sent.input.values()):
+        return item.input
+    return sent.input
 
 
 # -- lost submissions ----------------------------------------------------------------------------
