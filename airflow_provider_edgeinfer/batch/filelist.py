@@ -49,6 +49,12 @@ class FileList:
                 if line.strip():
                     yield json.loads(line)
 
+    def digest_into(self, digest: Any) -> None:
+        """Feed the list's bytes, as stored, to ``digest`` (a hashlib object)."""
+        with self._opener() as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+
     def __del__(self) -> None:
         if self._cleanup is not None:
             with suppress(OSError):

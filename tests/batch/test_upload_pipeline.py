@@ -129,3 +129,29 @@ def test_an_upload_answered_503_is_sent_again_not_failed(emulated: Any, audio: s
     # A failed item retried in a next round would ask for a fresh URL: one presign per file.
     assert requests["theta.presigned_urls"] == FILES
     assert requests["storage.put"] == FILES
+
+
+def test_a_resumed_glob_batch_skips_checking_its_frozen_files_again(
+    emulated: Any, audio: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The retry of a killed glob batch reads the same frozen file list: its items were checked when
+    the batch started, so it goes straight to what is left (a million files: 30 s more before)."""
+    from airflow_provider_edgeinfer.batch.items import Items
+
+    transfer, calls = presigned.transfer_async, []
+
+    async def dies_at_the_tenth(*args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        if len(calls) == 10:
+            raise SystemExit("the worker died mid fan-out")
+        return await transfer(*args, **kwargs)
+
+    monkeypatch.setattr(presigned, "transfer_async", dies_at_the_tenth)
+    with pytest.raises(SystemExit):
+        _run(audio, tmp_path / "out")
+    monkeypatch.setattr(presigned, "transfer_async", transfer)
+    real_check, checks = Items.check, []
+    monkeypatch.setattr(Items, "check", lambda self, *a, **k: checks.append(1) or real_check(self, *a, **k))
+    result = _run(audio, tmp_path / "out")
+    assert result["succeeded"] == FILES and checks == []
+    assert emulated.counters()["requests"]["theta.create_request"] == FILES
