@@ -489,9 +489,13 @@ class BatchRun:
                 )
             started = time.monotonic()
             uploads = items.has_files and not self._inline()
-            stats = asyncio.run(
-                self._fan_out(manifest, items.select(wanted), count, current.number, uploads=uploads)
-            )
+            # The first item is built here, off the fan-out's loop: an object store's first path
+            # creates its filesystem, and s3fs's runs an event loop of its own, which it cannot
+            # from inside another (a resumed glob batch, which builds no path before, failed so).
+            selected = items.select(wanted)
+            first = next(selected, None)
+            ahead = selected if first is None else itertools.chain([first], selected)
+            stats = asyncio.run(self._fan_out(manifest, ahead, count, current.number, uploads=uploads))
             current.submitted += stats.sent
             current.submit_seconds += time.monotonic() - started
             manifest.write_header(header)

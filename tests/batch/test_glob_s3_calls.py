@@ -81,3 +81,33 @@ def test_a_resumed_batch_asks_the_store_nothing_but_its_unsent_files(
     assert result["succeeded"] == FILES
     assert calls["HEAD object"] == 0, calls
     assert calls["GET object"] == 0, calls
+
+
+def test_a_batch_killed_mid_fan_out_resumes_in_a_fresh_process(
+    emulated: Any, s3: MotoS3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A new task process has no store filesystem yet: the resumed try must not build its first
+    S3 path inside the fan-out's event loop (s3fs runs a loop of its own to create it)."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.io import store
+
+    from airflow_provider_edgeinfer.clients import presigned
+
+    transfer, calls = presigned.transfer_async, []
+
+    async def dies_at_the_fifth(*args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        if len(calls) == 5:
+            raise SystemExit("the worker died mid fan-out")
+        return await transfer(*args, **kwargs)
+
+    monkeypatch.setattr(presigned, "transfer_async", dies_at_the_fifth)
+    with pytest.raises(SystemExit):
+        _run(tmp_path)
+    monkeypatch.setattr(presigned, "transfer_async", transfer)
+    # What a new process starts with: no store attached, no filesystem instance cached.
+    type(ObjectStoragePath(f"s3://{CONN_ID}@edgeinfer-glob-calls/").fs).clear_instance_cache()
+    monkeypatch.setattr(store, "_STORE_CACHE", {})
+    result = _run(tmp_path)
+    assert result["succeeded"] == FILES
+    assert emulated.counters()["requests"]["theta.create_request"] == FILES
