@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -14,6 +16,27 @@ class FakeTI:
 
     def xcom_push(self, **kwargs: Any) -> None:
         pass
+
+
+@contextlib.contextmanager
+def killed_at_upload(monkeypatch: Any, n: int) -> Iterator[None]:
+    """The block's batch dies (SystemExit) as its n-th upload starts, as a worker killed mid fan-out;
+    uploads are real again after the block."""
+    from airflow_provider_edgeinfer.clients import presigned
+
+    transfer, calls = presigned.transfer_async, []
+
+    async def dies_at_the_nth(*args: Any, **kwargs: Any) -> str:
+        calls.append(1)
+        if len(calls) == n:
+            raise SystemExit("the worker died mid fan-out")
+        return await transfer(*args, **kwargs)
+
+    monkeypatch.setattr(presigned, "transfer_async", dies_at_the_nth)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(presigned, "transfer_async", transfer)
 
 
 def operator(output_path: str, items: int) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
-from tests.batch.batch_worker import FakeTI
+from tests.batch.batch_worker import FakeTI, killed_at_upload
 from tests.s3 import CONN_ID, MotoS3
 
 FILES = 12
@@ -91,20 +91,8 @@ def test_a_batch_killed_mid_fan_out_resumes_in_a_fresh_process(
     from airflow.sdk import ObjectStoragePath
     from airflow.sdk.io import store
 
-    from airflow_provider_edgeinfer.clients import presigned
-
-    transfer, calls = presigned.transfer_async, []
-
-    async def dies_at_the_fifth(*args: Any, **kwargs: Any) -> str:
-        calls.append(1)
-        if len(calls) == 5:
-            raise SystemExit("the worker died mid fan-out")
-        return await transfer(*args, **kwargs)
-
-    monkeypatch.setattr(presigned, "transfer_async", dies_at_the_fifth)
-    with pytest.raises(SystemExit):
+    with killed_at_upload(monkeypatch, 5), pytest.raises(SystemExit):
         _run(tmp_path)
-    monkeypatch.setattr(presigned, "transfer_async", transfer)
     # What a new process starts with: no store attached, no filesystem instance cached.
     type(ObjectStoragePath(f"s3://{CONN_ID}@edgeinfer-glob-calls/").fs).clear_instance_cache()
     monkeypatch.setattr(store, "_STORE_CACHE", {})

@@ -15,7 +15,7 @@ from airflow_provider_edgeinfer.batch.fanout import FanOut
 from airflow_provider_edgeinfer.clients import presigned
 from airflow_provider_edgeinfer.exceptions import JobFailedError, ServerError
 from airflow_provider_edgeinfer.operators.batch import BatchOperator
-from tests.batch.batch_worker import FakeTI
+from tests.batch.batch_worker import FakeTI, killed_at_upload
 
 FILES = 40
 SENDERS = 2
@@ -138,18 +138,8 @@ def test_a_resumed_glob_batch_skips_checking_its_frozen_files_again(
     the batch started, so it goes straight to what is left (a million files: 30 s more before)."""
     from airflow_provider_edgeinfer.batch.items import Items
 
-    transfer, calls = presigned.transfer_async, []
-
-    async def dies_at_the_tenth(*args: Any, **kwargs: Any) -> str:
-        calls.append(1)
-        if len(calls) == 10:
-            raise SystemExit("the worker died mid fan-out")
-        return await transfer(*args, **kwargs)
-
-    monkeypatch.setattr(presigned, "transfer_async", dies_at_the_tenth)
-    with pytest.raises(SystemExit):
+    with killed_at_upload(monkeypatch, 10), pytest.raises(SystemExit):
         _run(audio, tmp_path / "out")
-    monkeypatch.setattr(presigned, "transfer_async", transfer)
     real_check, checks = Items.check, []
     monkeypatch.setattr(Items, "check", lambda self, *a, **k: checks.append(1) or real_check(self, *a, **k))
     result = _run(audio, tmp_path / "out")
