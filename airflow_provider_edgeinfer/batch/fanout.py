@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.batch.manifest import ItemRecord
 from airflow_provider_edgeinfer.batch.results import patient_read
+from airflow_provider_edgeinfer.clients.core import InlineFile
 from airflow_provider_edgeinfer.clients.retry import DeadlinePassed, PacedSender, is_transient
 from airflow_provider_edgeinfer.clients.transport import RateLimiter
 from airflow_provider_edgeinfer.exceptions import (
@@ -199,8 +200,6 @@ def _as_listed(item: BatchItem, sent: BatchItem) -> dict[str, Any]:
     as sent (an uploaded file by the name the vendor gave it; hashing the source's name instead
     let a resumed batch submit again every upload whose answer its killed try lost), but a file
     sent inline as listed (its bytes are not worth hashing; no vendor's listing echoes them)."""
-    from airflow_provider_edgeinfer.clients.core import InlineFile
-
     if any(isinstance(value, InlineFile) for value in sent.input.values()):
         return item.input
     return sent.input

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
@@ -37,7 +36,7 @@ from airflow_provider_edgeinfer.clients.core import (
     host_allowed,
     host_of,
 )
-from airflow_provider_edgeinfer.clients.presigned import WHOLE_BODY_BYTES
+from airflow_provider_edgeinfer.clients.presigned import WHOLE_BODY_BYTES, read_whole
 from airflow_provider_edgeinfer.clients.redact import is_transport_failure, redact_url, too_large
 from airflow_provider_edgeinfer.clients.retry import failure_of
 from airflow_provider_edgeinfer.clients.transport import (
@@ -238,7 +237,7 @@ class LeanSender:
             if 0 <= size <= WHOLE_BODY_BYTES:
                 # Read whole, off the loop, in one go: aiohttp drops the connection after a streamed
                 # body now and then (a connection opened per three small uploads, where bytes keep one).
-                kwargs["data"] = await asyncio.to_thread(_read_whole, call.stream)
+                kwargs["data"] = await asyncio.to_thread(read_whole, call.stream)
             else:
                 # As the httpx shells: the deadline waits while the file goes out (read off the loop).
                 loop = asyncio.get_running_loop()
@@ -274,10 +273,6 @@ class LeanSender:
                 raise
             raise failure_of(self.api, call, exc, self._secrets, deadline) from None
         return answer_of(self.api, call, result, self._secrets)
-
-
-def _read_whole(factory: Callable[[], Iterator[bytes]]) -> bytes:
-    return b"".join(factory())
 
 
 def _strict_json(value: Any) -> str:

@@ -375,6 +375,11 @@ def put_call(
     )
 
 
+def read_whole(stream: Callable[[], Iterator[bytes]]) -> bytes:
+    """A small streamed body in one piece (its size checks still run: see :func:`body_chunks`)."""
+    return b"".join(stream())
+
+
 #: What :func:`_transfer_steps` yields to ask its driver for a fresh presigned target.
 PRESIGN = object()
 
@@ -465,7 +470,7 @@ async def transfer_async(
     while True:
         try:
             if read_here and step is not PRESIGN:
-                step = replace(step, stream=None, content=b"".join(step.stream()))
+                step = replace(step, stream=None, content=read_whole(step.stream))
             answer = await (presign() if step is PRESIGN else send(step))
         except Exception as exc:
             step = _resume(steps, exc)
