@@ -139,8 +139,8 @@ def matched_names(
     """:func:`expand_sources` for a batch of many files: per entry of ``spec``, its checked files as
     ``[uri, size, version]`` (unsorted; :class:`~.batch.filelist.FileList` sorts them on disk), never
     as path objects. Size and version (etag or mtime) come from the listing, so no file is asked
-    about again (no HEAD per object per pass). A local glob is walked lazily (``glob.iglob``): a
-    million matches never sit in memory.
+    about again (no HEAD per object per pass). A local glob is walked one directory entry at a
+    time (:func:`~.listing.local_matches`): a million matches never sit in memory.
     """
     entries: list[Any] = list(spec) if isinstance(spec, Sequence) and not isinstance(spec, str) else [spec]
     if not entries:
@@ -187,14 +187,15 @@ def _remote_matches(pattern: ObjectStoragePath) -> Iterator[list[Any]]:
 
 
 def _local_matches(pattern: ObjectStoragePath) -> Iterator[list[Any]]:
-    import glob
     import stat
+
+    from airflow_provider_edgeinfer.listing import local_matches
 
     text = str(pattern)
     # The URI of a match is the pattern's with the match's path (same protocol and connection).
     prefix = text[: len(text) - len(pattern.path)] if text.endswith(pattern.path) else "file://"
     found = False
-    for name in glob.iglob(pattern.path, recursive=True, include_hidden=True):
+    for name in local_matches(pattern.path):
         try:
             info = os.stat(name)
         except OSError:
