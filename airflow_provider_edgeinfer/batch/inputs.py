@@ -30,8 +30,9 @@ class BatchItem:
     input: dict[str, Any]
     #: Where the item came from, for results.jsonl: ``inputs[3]``, ``s3://b/in.jsonl:12`` or a file URI.
     ref: str
-    #: For file inputs: the source file, uploaded just before the item is submitted.
-    source: Any = field(default=None, compare=False)
+    #: For file inputs: the source file's URI as listed, read (uploaded or inline) just before the
+    #: item is submitted, with the batch's storage connection if it names none.
+    source: str | None = field(default=None, compare=False)
     #: For file inputs: the file's size and version (etag or mtime). The input holds only its URI,
     #: so without this a file rewritten under the same name would look like the one already done.
     version: str | None = None

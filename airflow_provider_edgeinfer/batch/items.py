@@ -42,10 +42,11 @@ def _entry_item(index: int, entry: Any, where: str) -> BatchItem:
     )
 
 
-def _identity_of(source: Any) -> tuple[int, str]:
+def _identity_of(uri: str, conn_id: str | None) -> tuple[int, str]:
     from airflow_provider_edgeinfer.sources import identity
+    from airflow_provider_edgeinfer.storage import as_storage_path
 
-    known = identity(source)
+    known = identity(as_storage_path(uri, "source", conn_id=conn_id))
     return int(known["size"]), str(known["version"])
 
 
@@ -132,22 +133,21 @@ class Items:
 
     def _item(self, index: int, entry: Any) -> BatchItem:
         if self.kind == "files":
-            from airflow_provider_edgeinfer.storage import as_storage_path
+            from airflow_provider_edgeinfer.sources import listed_label
 
             # ``[uri, size, version]`` as listed; a bare URI from a manifest of an earlier release.
             listed = isinstance(entry, list)
-            source = as_storage_path(entry[0] if listed else entry, "source", conn_id=self.conn_id)
-            protocol = source.protocol or "file"
+            text = str(entry[0] if listed else entry)
             # No connection id in the reference: it names the data, wherever it is read from. The
             # URI stands in for the upload until it is made, keeping the fingerprint stable.
-            uri = f"{protocol}://{source.path}" if protocol not in ("file", "local") else str(source.path)
+            uri = listed_label(text, self.conn_id)
             # Size and etag or mtime: a file rewritten under its name is a changed item. Listed, they
             # cost no call to the store (a HEAD per file per pass, before).
-            size, known = (int(entry[1]), str(entry[2])) if listed else _identity_of(source)
+            size, known = (int(entry[1]), str(entry[2])) if listed else _identity_of(text, self.conn_id)
             fields = {**self.common, str(self.file_field): uri}
-            return BatchItem(
-                index, str(index), fields, uri, source, f"{size}:{known}", size if listed else None
-            )
+            # The source stays the listed URI: a path object is made only where a file is read.
+            version = f"{size}:{known}"
+            return BatchItem(index, str(index), fields, uri, text, version, size if listed else None)
         return _entry_item(index, entry, f"inputs[{index}]")
 
     def _jsonl(self, wanted: Callable[[int], bool] | None) -> Iterator[BatchItem]:

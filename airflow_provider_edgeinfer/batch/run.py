@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_edgeinfer.batch.index import ERR_TRANSIENT, NONE
 from airflow_provider_edgeinfer.exceptions import (
@@ -561,7 +561,8 @@ class BatchRun:
 
         from airflow_provider_edgeinfer.clients.core import InlineFile
 
-        stand_in = InlineFile(item.source.name, b"") if self._inline() else f"upload-of-{field_}"
+        name = item.source.rsplit("/", 1)[-1]
+        stand_in = InlineFile(name, b"") if self._inline() else f"upload-of-{field_}"
         return replace(item, input={**item.input, field_: stand_in})
 
     def _inline_reader(self) -> Callable[[BatchItem], Awaitable[BatchItem]] | None:
@@ -571,13 +572,16 @@ class BatchRun:
         from dataclasses import replace
 
         from airflow_provider_edgeinfer.sources import read_inline
+        from airflow_provider_edgeinfer.storage import as_storage_path
 
         hook, service, field_ = self.hook, self.spec.service, str(self.spec.file_field)
+        conn_id = self.spec.source_conn_id
 
         async def read(item: BatchItem) -> BatchItem:
             if item.source is None:
                 return item
-            content = await asyncio.to_thread(read_inline, hook, service, field_, item.source)
+            path = as_storage_path(item.source, "source", conn_id=conn_id)
+            content = await asyncio.to_thread(read_inline, hook, service, field_, path)
             return replace(item, input={**item.input, field_: content})
 
         return read
@@ -614,7 +618,7 @@ class BatchRun:
             if item.source is None:
                 return item
             # The listed size: the store is asked only for the file's bytes (one GET).
-            source = upload_source(cast("ObjectStoragePath", item.source), item.size)
+            source = upload_source(item.source, item.size, conn_id=spec.source_conn_id)
             name = await transfer_async(
                 to_store.send, presign, source, vendor=hook.vendor, field=field_, logger=self.log
             )

@@ -93,15 +93,17 @@ class UploadSource:
         return self.name or self.label.rstrip("/").rsplit("/", 1)[-1] or "upload"
 
 
-def local_source(path: str) -> UploadSource:
-    """A local file as an :class:`UploadSource` (the Airflow side builds sources from any storage)."""
+def local_source(path: str, size: int | None = None) -> UploadSource:
+    """A local file as an :class:`UploadSource`; ``size`` as a listing gave it, else read now."""
     import os
 
-    try:
-        size = os.stat(path).st_size
-    except OSError as exc:
-        raise InputValidationError(f"source {path!r} cannot be read: {exc.strerror}") from None
-    return UploadSource(path, size, lambda: open(path, "rb"), local=True)
+    if size is None:
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            raise InputValidationError(f"source {path!r} cannot be read: {exc.strerror}") from None
+    # Plain unbuffered reads: the upload reads in large chunks of its own.
+    return UploadSource(path, size, lambda: open(path, "rb", buffering=0), local=True)
 
 
 class LogLike(Protocol):

@@ -7,6 +7,7 @@ import glob
 import os
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +98,41 @@ def test_walking_and_freezing_a_folder_takes_no_memory_per_file(
     # glob.iglob holds the folder's names as a list, then the matches as another: about 100 bytes a
     # file, 400 KB for 4,000 more files.
     assert growth < 120_000, (few, growth)
+
+
+@pytest.mark.parametrize("uri", ["file:///data/in/a.wav", "local:///data/in/b c.wav", "/data/in/[x].wav"])
+def test_a_local_uri_is_read_as_its_path_object_reads_it(uri: str) -> None:
+    from airflow_provider_edgeinfer.sources import label, listed_label, local_path_of
+    from airflow_provider_edgeinfer.storage import as_storage_path
+
+    path = as_storage_path(uri, "source")
+    assert local_path_of(uri) == str(path.path)
+    assert listed_label(uri) == label(path)
+
+
+def test_the_items_of_a_local_glob_build_no_path_object_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_edgeinfer import storage
+    from airflow_provider_edgeinfer.batch.items import Items
+    from airflow_provider_edgeinfer.sources import upload_source
+
+    for i in range(50):
+        (tmp_path / f"{i:03d}.wav").write_bytes(b"RIFF" * (i + 1))
+    files = FileList.sorted_runs(matched_names(f"{tmp_path}/*.wav"))
+    items = Items.of_files(files, "audio", "the glob")
+    built: list[object] = []
+    real = storage.as_storage_path
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        built.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "as_storage_path", counted)
+    listed = list(iter(items))
+    sources = [upload_source(item.source, item.size) for item in listed if item.source]
+    assert built == []  # a path object per file cost about a twentieth of a glob batch's fan-out
+    assert [item.ref for item in listed] == [f"{tmp_path}/{i:03d}.wav" for i in range(50)]
+    assert [s.size for s in sources] == [4 * (i + 1) for i in range(50)]
+    with sources[7].open() as handle:
+        assert handle.read() == b"RIFF" * 8
