@@ -267,25 +267,36 @@ def check_json_input(value: Any, *, vendor: str | None = None, root: str = "body
 
     Iterative, so an input nested deeper than the interpreter's recursion limit is told, not crashed on.
     """
+    _check_leaf(value, root, vendor)
     stack: list[tuple[Any, str, int]] = [(value, root, 0)]
     while stack:
         item, path, depth = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise InputValidationError(
-                    f"field {path} is {item!r}, which JSON cannot carry; send a finite number or null",
-                    vendor=vendor,
-                )
+        if not isinstance(item, dict | list | tuple):
             continue
-        if isinstance(item, dict | list | tuple):
-            if depth >= MAX_INPUT_DEPTH:
-                raise InputValidationError(
-                    f"field {path} nests deeper than {MAX_INPUT_DEPTH} levels", vendor=vendor
-                )
-            pairs = item.items() if isinstance(item, dict) else enumerate(item)
-            for key, child in pairs:
-                child_path = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
-                stack.append((child, child_path, depth + 1))
+        if depth >= MAX_INPUT_DEPTH:
+            raise InputValidationError(
+                f"field {path} nests deeper than {MAX_INPUT_DEPTH} levels", vendor=vendor
+            )
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            # A field's path is written out only for a container or a refused number (the common
+            # leaf, a string, costs no formatting: this runs for every call a fan-out sends).
+            if isinstance(child, float):
+                _check_leaf(child, _child_path(path, key), vendor)
+            elif isinstance(child, dict | list | tuple):
+                stack.append((child, _child_path(path, key), depth + 1))
+
+
+def _child_path(path: str, key: Any) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+
+
+def _check_leaf(item: Any, path: str, vendor: str | None) -> None:
+    if isinstance(item, float) and not math.isfinite(item):
+        raise InputValidationError(
+            f"field {path} is {item!r}, which JSON cannot carry; send a finite number or null",
+            vendor=vendor,
+        )
 
 
 # -- the shells ---------------------------------------------------------------------------------

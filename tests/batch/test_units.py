@@ -202,11 +202,38 @@ def test_lean_sender_never_sends_the_key_elsewhere() -> None:
     assert supports(api, api.submit("whisper", {"audio_filename": "a"}))
     assert not supports(OmniTensorAPI(), OmniTensorAPI().submit("m", {"text": "t"}))  # token exchange
     elsewhere = Call("probe", "GET", "https://attacker.example/x", lambda result: None)
+    # Judged per origin: the same host behind a userinfo that looks like the vendor's is refused too.
+    disguised = Call("probe", "GET", "http://127.0.0.1:9@attacker.example/x", lambda result: None)
 
     async def run() -> None:
         async with LeanSender(api, Credentials.of("secret-key"), 2) as sender:
-            with pytest.raises(ConfigurationError, match="refusing to send the theta credential") as raised:
-                await sender.send(elsewhere)
-            assert "secret-key" not in str(raised.value)
+            for call in (elsewhere, disguised, elsewhere):
+                with pytest.raises(
+                    ConfigurationError, match="refusing to send the theta credential"
+                ) as raised:
+                    await sender.send(call)
+                assert "secret-key" not in str(raised.value)
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/v1/x?y=1",
+        "https://api.example.com",
+        "https://api.example.com?x=/y",
+        "https://api.example.com#frag/x",
+        "http://user:pw@127.0.0.1:8080/a/b",
+        "https://good.example@evil.example/x",
+        "https://evil.example\\@good.example/x",
+        "https://[::1]:443/x",
+    ],
+)
+def test_the_origin_a_sender_judges_is_the_one_urlsplit_reads(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    from airflow_provider_edgeinfer.clients.aiosend import origin_of
+
+    parts = urlsplit(url)
+    assert origin_of(url) == f"{parts.scheme}://{parts.netloc}"
