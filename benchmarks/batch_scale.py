@@ -94,10 +94,16 @@ def write_jsonl(path: Path, vendor: str, n: int) -> str:
     return str(path)
 
 
+def wav(i: int) -> bytes:
+    """:data:`WAV` with ``i`` in its first samples: every file's bytes differ, so the emulator's
+    ``resent_content`` counts a file uploaded and submitted twice (each upload has a new name)."""
+    return WAV[:44] + struct.pack("<Q", i) + WAV[52:]
+
+
 def write_local_files(root: Path, n: int) -> str:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        (root / f"{i:07d}.wav").write_bytes(WAV)
+        (root / f"{i:07d}.wav").write_bytes(wav(i))
     return str(root / "*.wav")
 
 
@@ -119,7 +125,7 @@ def write_s3_files(s3: Any, n: int) -> str:
 
     async def sender(session: aiohttp.ClientSession) -> None:
         for i in keys:  # the answers are not kept: this script's memory would grow with n
-            async with session.put(f"{s3.url}/scale/audio/{i:07d}.wav", data=WAV) as answer:
+            async with session.put(f"{s3.url}/scale/audio/{i:07d}.wav", data=wav(i)) as answer:
                 if answer.status != 200:
                     raise RuntimeError(f"moto refused an object: HTTP {answer.status}")
 
@@ -306,10 +312,14 @@ class Emulator:
         return sum(counts.get(op, 0) for op in operations)
 
     def duplicated(self, vendor: str, n: int) -> int:
-        """Items paid for twice: Theta requests with an input already seen; infrai, items in the
-        native batches beyond the N of the batch (each native batch is one submission)."""
+        """Items paid for twice: Theta requests with an input already seen, by the bytes of the file
+        they name where they name an upload (each file's bytes differ: :func:`wav`); infrai, items in
+        the native batches beyond the N of the batch (each native batch is one submission)."""
         if vendor == "theta":
-            return int(self.control("counters?brief=1")["resent"].get("theta", 0))
+            # A resent upload name is resent content too: a glob's batch counts by content, a JSONL
+            # one (no uploads) by input.
+            counters = self.control("counters?brief=1")
+            return max(int(counters[key].get("theta", 0)) for key in ("resent", "resent_content"))
         items, cursor = 0, None
         while True:
             params: dict[str, Any] = {"limit": 1000, **({"cursor": cursor} if cursor else {})}

@@ -150,6 +150,12 @@ class EmulatorState:
         self.last_cancelled_at: dict[str, float] = {}
         #: Submissions of an identity already seen, per vendor (the duplicates, counted as they happen).
         self.resent: Counter[str] = Counter()
+        #: The same for submissions that name uploaded files, by the files' bytes instead of their
+        #: names: a file uploaded again under a new name and submitted again is the same work paid
+        #: twice, which ``resent`` cannot see (each upload has a fresh name). Harnesses whose files
+        #: are all different read it; two different files with the same bytes count here too.
+        self.content_seen: dict[str, Counter[str]] = {v: Counter() for v in VENDORS}
+        self.resent_content: Counter[str] = Counter()
         self.blobs: dict[str, Blob] = {}
         self._blob_dir = Path(tempfile.mkdtemp(prefix="edgeinfer-emulator-"))
         self._signing_key = secrets.token_bytes(32)
@@ -168,14 +174,27 @@ class EmulatorState:
             self.cancellations[vendor] += 1
             self.last_cancelled_at[vendor] = time.time()
 
-    def record_submission(self, vendor: str, identity: str) -> int:
-        """Count one submission of ``identity``; returns how many times it has now been seen."""
+    def record_submission(self, vendor: str, identity: str, content: str | None = None) -> int:
+        """Count one submission of ``identity``; returns how many times it has now been seen.
+
+        ``content``: its identity by the bytes of the uploaded files it names (:meth:`by_content`).
+        """
         with self.lock:
             self.submissions[vendor][identity] += 1
             seen = self.submissions[vendor][identity]
             if seen > 1:
                 self.resent[vendor] += 1
+            if content is not None:
+                self.content_seen[vendor][content] += 1
+                if self.content_seen[vendor][content] > 1:
+                    self.resent_content[vendor] += 1
             return seen
+
+    def by_content(self, *parts: Any, input_: dict[str, Any]) -> str | None:
+        """:meth:`identity` of a submission with each uploaded file it names replaced by its bytes'
+        digest; None if it names none."""
+        named = {k: self.blobs[v].sha256 for k, v in input_.items() if isinstance(v, str) and v in self.blobs}
+        return self.identity(*parts, {**input_, **named}) if named else None
 
     @staticmethod
     def identity(*parts: Any) -> str:
@@ -193,6 +212,7 @@ class EmulatorState:
                     "requests": dict(self.requests),
                     "identities": {v: len(c) for v, c in self.submissions.items()},
                     "resent": dict(self.resent),
+                    "resent_content": dict(self.resent_content),
                     "cancellations": dict(self.cancellations),
                     "last_cancelled_at": dict(self.last_cancelled_at),
                     "clock": self.clock.now(),
@@ -201,6 +221,7 @@ class EmulatorState:
                 "requests": dict(self.requests),
                 "submissions": {v: dict(c) for v, c in self.submissions.items()},
                 "duplicates": {v: {k: n for k, n in c.items() if n > 1} for v, c in self.submissions.items()},
+                "resent_content": dict(self.resent_content),
                 "faults_injected": dict(self.faults_injected),
                 "cancellations": dict(self.cancellations),
                 "last_cancelled_at": dict(self.last_cancelled_at),
@@ -224,6 +245,9 @@ class EmulatorState:
             for c in self.submissions.values():
                 c.clear()
             self.resent.clear()
+            self.resent_content.clear()
+            for c in self.content_seen.values():
+                c.clear()
             self.faults_injected.clear()
             self.cancellations.clear()
             self.last_cancelled_at.clear()

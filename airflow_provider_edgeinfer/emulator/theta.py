@@ -378,7 +378,8 @@ def create_app(state: EmulatorState) -> ASGIApp:
             if var["required"] and var["name"] not in input_:
                 raise HTTPError(400, f"missing required input {var['name']}")
         wait = int(body.get("wait") or request.query_params.get("wait") or 0)
-        state.record_submission(VENDOR, state.identity(alias, name, input_))
+        content = state.by_content(alias, name, input_=input_)
+        state.record_submission(VENDOR, state.identity(alias, name, input_), content)
         if _streams(service, name, input_):
             return _event_stream(alias, input_)
         base = f"{request.url.scheme}://{request.url.netloc}"

@@ -175,6 +175,7 @@ def test_counters(ctl: httpx.Client, emu: EmulatorServer) -> None:
         "requests",
         "submissions",
         "duplicates",
+        "resent_content",
         "faults_injected",
         "cancellations",
         "last_cancelled_at",

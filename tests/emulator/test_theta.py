@@ -278,6 +278,25 @@ def test_presigned_upload_round_trip(http: httpx.Client, emu: EmulatorServer) ->
     assert get(http, job["id"])["output"]["text"] == media.transcript(audio, "fr")
 
 
+def test_the_same_bytes_uploaded_again_and_submitted_again_count_as_resent_content(
+    http: httpx.Client, emu: EmulatorServer
+) -> None:
+    names = []
+    for audio in (media.wav(0.1), media.wav(0.1), media.wav(0.2)):
+        entry = presign(http)
+        assert httpx.put(entry["presigned_url"], content=audio).status_code == 200
+        names.append(entry["filename"])
+    for name in names:
+        create(http, "whisper", {"audio_filename": name})
+    create(http, "flux", {"prompt": "no file"})
+    counters = httpx.get(f"{emu.url}/_emulator/counters?brief=1").json()
+    # Each upload has a fresh name: by names nothing was submitted twice, by bytes the first was.
+    assert counters["resent"].get("theta", 0) == 0
+    assert counters["resent_content"] == {"theta": 1}
+    emu.state.reset()
+    assert emu.state.snapshot()["resent_content"] == {}
+
+
 def test_presign_without_body_covers_every_file_input(http: httpx.Client) -> None:
     body = http.post("/infer_request/image_to_image/background_removal/input_presigned_urls").json()["body"]
     assert set(body) == {"image_filename"}
