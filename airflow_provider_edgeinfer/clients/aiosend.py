@@ -258,7 +258,7 @@ class LeanSender:
                 budget,
                 session.request(call.method, call.url, allow_redirects=False, **kwargs) as response,
             ):
-                headers = httpx.Headers(dict(response.headers))
+                headers = response.headers
 
                 def overflow() -> EdgeInferError:
                     error = too_large(
