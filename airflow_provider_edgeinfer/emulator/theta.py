@@ -240,10 +240,11 @@ def _output(state: EmulatorState, job: dict[str, Any]) -> dict[str, Any]:
     alias, data, base = job["alias"], job["input"], job["base"]
     if alias == "whisper":
         name = str(data.get("audio_filename", ""))
-        audio = state.read_blob(name)
-        return {
-            "text": media.transcript(audio if audio is not None else name.encode(), data.get("language", ""))
-        }
+        language = data.get("language", "")
+        audio = state.blobs.get(name)
+        if audio is None:
+            return {"text": media.transcript(name.encode(), language)}
+        return {"text": media.transcript_of(bytes.fromhex(audio.sha256), audio.size, language)}
     if alias in ("flux", "stable_diffusion_xl_turbo", "image_to_image"):
         width = int(data.get("width", 64)) if alias == "flux" else 64
         height = int(data.get("height", 64)) if alias == "flux" else 64
