@@ -95,8 +95,8 @@ class LeanSender:
         self._anonymous: Any = None
         self._credentials = credentials
         self._fallback: Any = None
-        #: The proxy from the environment for each origin, looked up once (see :meth:`_proxy`).
-        #: Per origin (``scheme://host:port``), what is read once: its proxy, whether a key may go.
+        #: Per origin (``scheme://host:port``), what is judged once: its proxy from the environment
+        #: (:meth:`_proxy`) and whether the key may go there (:meth:`_check`).
         self._proxies: dict[str, tuple[Any, Any]] = {}
         self._keyed_origins: dict[str, bool] = {}
 
