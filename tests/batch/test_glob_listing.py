@@ -3,7 +3,6 @@ not grow with the number of files listed and frozen into a batch's file list."""
 
 from __future__ import annotations
 
-import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,9 +10,9 @@ import pytest
 
 from airflow_provider_edgeinfer import listing
 from airflow_provider_edgeinfer.batch import filelist
-from airflow_provider_edgeinfer.batch.filelist import FileList
 from airflow_provider_edgeinfer.listing import entries
 from airflow_provider_edgeinfer.sources import matched_names
+from tests.batch.freezing import freezing_peak
 from tests.s3 import CONN_ID, MotoS3
 
 BUCKET = "edgeinfer-glob-listing"
@@ -97,12 +96,7 @@ def test_listing_and_freezing_a_glob_takes_no_memory_per_file(
 
     def peak(folder: str, count: int) -> int:
         _fs()
-        tracemalloc.start()
-        names = FileList.sorted_runs(matched_names(f"s3://{CONN_ID}@{BUCKET}/{folder}/*.wav"))
-        size = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert len(names) == count
-        return size
+        return freezing_peak(f"s3://{CONN_ID}@{BUCKET}/{folder}/*.wav", count)
 
     peak("few", 200)  # the store's client loads its service model on first use
     few = peak("few", 200)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import os
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from airflow_provider_edgeinfer.batch import filelist
 from airflow_provider_edgeinfer.batch.filelist import FileList
 from airflow_provider_edgeinfer.listing import local_matches
 from airflow_provider_edgeinfer.sources import matched_names
+from tests.batch.freezing import freezing_peak
 
 FILES = [
     "in/a.wav",
@@ -85,12 +85,7 @@ def test_walking_and_freezing_a_folder_takes_no_memory_per_file(
             (tmp_path / folder / f"recording-{i:06d}.wav").write_bytes(b"RIFF")
 
     def peak(folder: str, count: int) -> int:
-        tracemalloc.start()
-        names = FileList.sorted_runs(matched_names(f"{tmp_path}/{folder}/*.wav"))
-        size = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert len(names) == count
-        return size
+        return freezing_peak(f"{tmp_path}/{folder}/*.wav", count)
 
     peak("few", 2_000)
     few = peak("few", 2_000)
