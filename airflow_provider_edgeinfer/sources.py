@@ -70,7 +70,7 @@ def local_path_of(uri: str) -> str | None:
     scheme, sep, rest = uri.partition("://")
     if not sep:
         return os.path.abspath(uri)
-    return rest if scheme.lower() in ("file", "local") and rest.startswith("/") else None
+    return rest if scheme.lower() in _LOCAL and rest.startswith("/") else None
 
 
 def listed_label(uri: str, conn_id: str | None = None) -> str:

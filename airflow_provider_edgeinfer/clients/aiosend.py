@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -55,6 +56,7 @@ from airflow_provider_edgeinfer.exceptions import (
 )
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 def supports(api: VendorAPI, call: Call[Any]) -> bool:
@@ -177,18 +179,7 @@ class LeanSender:
         """``(proxy, proxy_auth)`` for ``url`` from HTTP(S)_PROXY / NO_PROXY, as the httpx shells honour
         them; ``(None, None)`` for a direct connection. Read once per origin: the environment does not
         change during a fan-out."""
-        origin = origin_of(url)
-        if origin not in self._proxies:
-            if len(self._proxies) >= MAX_ORIGINS:
-                self._proxies.clear()  # a vendor naming a new host per file keeps no table
-            from aiohttp.helpers import get_env_proxy_for_url
-            from yarl import URL
-
-            try:
-                self._proxies[origin] = get_env_proxy_for_url(URL(origin))
-            except LookupError:
-                self._proxies[origin] = (None, None)
-        return self._proxies[origin]
+        return per_origin(self._proxies, url, _env_proxy)
 
     def _session_for(self, call: Call[Any]) -> Any:
         if call.authenticated:
@@ -204,12 +195,7 @@ class LeanSender:
             return  # no key goes with it (the presigned URL was checked when the call was made)
         # The same guard as the httpx shells' BearerAuth (OctoAI's *.domain deployment hosts),
         # judged once per origin: a fan-out's keyed calls all go to one or two.
-        origin = origin_of(call.url)
-        allowed = self._keyed_origins.get(origin)
-        if allowed is None:
-            if len(self._keyed_origins) >= MAX_ORIGINS:
-                self._keyed_origins.clear()
-            allowed = self._keyed_origins[origin] = host_allowed(host_of(origin), self._allowed)
+        allowed = per_origin(self._keyed_origins, call.url, lambda o: host_allowed(host_of(o), self._allowed))
         if not allowed:
             raise ConfigurationError(
                 f"refusing to send the {self.api.vendor} credential to {redact_url(call.url)}",
@@ -301,6 +287,27 @@ def origin_of(url: str) -> str:
         if 0 <= found < end:
             end = found
     return url[:end]
+
+
+def per_origin(table: dict[str, V], url: str, judge: Callable[[str], V]) -> V:
+    """``judge(origin)`` for ``url``'s origin, remembered in ``table``; a full table starts afresh
+    (a vendor naming a new host per file keeps no table)."""
+    origin = origin_of(url)
+    if origin not in table:
+        if len(table) >= MAX_ORIGINS:
+            table.clear()
+        table[origin] = judge(origin)
+    return table[origin]
+
+
+def _env_proxy(origin: str) -> tuple[Any, Any]:
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        return get_env_proxy_for_url(URL(origin))
+    except LookupError:
+        return (None, None)
 
 
 def _strict_json(value: Any) -> str:
